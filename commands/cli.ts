@@ -1,0 +1,92 @@
+import { Command, CommanderError, Option } from 'commander';
+import { readFileSync } from 'node:fs';
+import { VdiskError, type ErrorCode } from '../src/errors.js';
+import { err as errColour } from './colour.js';
+
+/** The one place where failures become exit statuses; `check` returns its own codes as results. */
+const EXIT_CODES: Record<ErrorCode, number> = {
+  USAGE: 1,
+  NOT_FOUND: 1,
+  NOT_A_FILE: 1,
+  IO: 1,
+  CORRUPT: 1,
+  TRUNCATED: 1,
+  UNSUPPORTED: 1,
+  RANGE: 1,
+};
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+function fail(message: string, code: number): never {
+  process.stderr.write(`${errColour.red('vdisk:')} ${message}\n`);
+  process.exit(code);
+}
+
+function build(setExit: (code: number) => void): Command {
+  const program = new Command('vdisk')
+    .description('inspect, read and repair virtual disk images (VHDX, raw)')
+    .version(version(), '-V, --version')
+    .showSuggestionAfterError(true)
+    .exitOverride()
+    .configureOutput({
+      // Commander's own usage errors arrive here; reduce them to our one-line form.
+      writeErr: (s) => {
+        const line = s.trim().split('\n')[0].replace(/^error: /, '');
+        if (line) process.stderr.write(`${errColour.red('vdisk:')} ${line}\n`);
+      },
+    });
+  const formatOpt = () => new Option('-f, --format <fmt>', 'image format (vhdx, raw); probed when absent');
+  const outputOpt = () => new Option('--output <kind>', 'human or json').default('human');
+
+  program
+    .command('info')
+    .description('format, sizes and the format’s details')
+    .argument('<image>')
+    .addOption(formatOpt())
+    .addOption(outputOpt())
+    .action(async (image: string, opts) => {
+      const { runInfo } = await import('./info.js');
+      setExit(await runInfo(image, opts));
+    });
+
+  program
+    .command('read')
+    .description('copy the virtual disk’s bytes to OUTPUT (created sparse) or stdout')
+    .argument('<image>')
+    .argument('[output]', 'output file; stdout when absent or -')
+    .addOption(formatOpt())
+    .option('--offset <n>', 'start at this virtual offset')
+    .option('--length <n>', 'copy this many bytes')
+    .option('-q, --quiet', 'print nothing but errors')
+    .option('-p, --progress', 'show progress on stderr (terminal only)')
+    .action(async (image: string, output: string | undefined, opts) => {
+      const { runRead } = await import('./read.js');
+      setExit(await runRead(image, output, opts));
+    });
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  let exitCode = 0;
+  const program = build((c) => (exitCode = c));
+  try {
+    await program.parseAsync(argv);
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // Help and version end with exitCode 0 and have already printed; usage errors were printed above.
+      process.exit(e.exitCode === 0 ? 0 : 1);
+    }
+    if (e instanceof VdiskError) {
+      if (e.code === 'IO' && /closed the pipe/.test(e.message)) process.exit(0);
+      fail(e.message, EXIT_CODES[e.code] ?? 1);
+    }
+    const detail = e instanceof Error ? e.message : String(e);
+    if (process.env.VDISK_DEBUG && e instanceof Error) process.stderr.write(`${e.stack}\n`);
+    fail(`internal error: ${detail}`, 1);
+  }
+  process.exitCode = exitCode;
+}

@@ -1,0 +1,35 @@
+import { formatSize } from '../src/util/size.js';
+
+export interface Progress {
+  update: (done: number, total: number) => void;
+  finish: () => void;
+}
+
+/** `-p`: one self-rewriting line on stderr with rate and time left, only when stderr is a terminal. */
+export function progressReporter(opts: { progress?: boolean; quiet?: boolean }, verb: string): Progress | null {
+  if (!opts.progress || opts.quiet || !process.stderr.isTTY) return null;
+  const started = Date.now();
+  let last = 0;
+  let shown = false;
+  const draw = (done: number, total: number) => {
+    const secs = (Date.now() - started) / 1000;
+    const rate = secs > 0 ? done / secs : 0;
+    const left = rate > 0 ? Math.max(0, (total - done) / rate) : 0;
+    const pct = total > 0 ? ((100 * done) / total).toFixed(1) : '100.0';
+    process.stderr.write(
+      `\r${verb}: ${pct.padStart(5)}%  ${formatSize(done)} of ${formatSize(total)}  ${formatSize(rate)}/s  ${Math.ceil(left)}s left\x1b[K`,
+    );
+    shown = true;
+  };
+  return {
+    update(done, total) {
+      const now = Date.now();
+      if (now - last < 200 && done < total) return;
+      last = now;
+      draw(done, total);
+    },
+    finish() {
+      if (shown) process.stderr.write('\n');
+    },
+  };
+}

@@ -1,0 +1,45 @@
+import { PositionalFile, type OpenMode } from '../io/file.js';
+import { VdiskError } from '../errors.js';
+import type { DiskImage, ImageFormat } from './image.js';
+import { RawImage } from './raw.js';
+import { VhdxImage } from './vhdx/vhdx-image.js';
+import { hasVhdxSignature } from './vhdx/file-identifier.js';
+
+export interface OpenImageOptions {
+  /** Skip probing and treat the file as this format. */
+  format?: ImageFormat;
+  mode?: OpenMode;
+}
+
+export async function probeFormat(file: PositionalFile): Promise<ImageFormat> {
+  const sig = Buffer.alloc(8);
+  await file.readAt(sig, 0);
+  return hasVhdxSignature(sig) ? 'vhdx' : 'raw';
+}
+
+/** Opens an image by path, probing the format unless one is given. The single entry point of the library. */
+export async function openImage(path: string, options: OpenImageOptions = {}): Promise<DiskImage> {
+  const mode = options.mode ?? 'r';
+  if (options.format && options.format !== 'raw' && options.format !== 'vhdx') {
+    throw new VdiskError('USAGE', `unknown image format '${options.format}' (vhdx, raw)`);
+  }
+  const file = await PositionalFile.open(path, options.format === 'vhdx' ? 'r' : mode);
+  try {
+    const format = options.format ?? (await probeFormat(file));
+    if (format === 'raw') return RawImage.fromFile(file);
+    if (mode !== 'r') throw new VdiskError('UNSUPPORTED', `${path}: opening a VHDX image for writing is not available yet`);
+    if (!hasVhdxSignature(await readSig(file))) {
+      throw new VdiskError('CORRUPT', `${path}: not a VHDX image (no vhdxfile signature)`);
+    }
+    return await VhdxImage.fromFile(file);
+  } catch (err) {
+    await file.close();
+    throw err;
+  }
+}
+
+async function readSig(file: PositionalFile): Promise<Buffer> {
+  const b = Buffer.alloc(8);
+  await file.readAt(b, 0);
+  return b;
+}
