@@ -103,15 +103,15 @@ function isZero(buf: Buffer): boolean {
 
 async function writeNonZeroRuns(out: PositionalFile, data: Buffer, base: number): Promise<void> {
   let runStart = -1;
-  for (let at = 0; at <= data.length; at += ZERO_RUN) {
-    const piece = at < data.length ? data.subarray(at, Math.min(data.length, at + ZERO_RUN)) : null;
-    const zero = piece === null || isZero(piece);
+  for (let at = 0; at < data.length; at += ZERO_RUN) {
+    const zero = isZero(data.subarray(at, Math.min(data.length, at + ZERO_RUN)));
     if (!zero && runStart < 0) runStart = at;
     if (zero && runStart >= 0) {
-      await out.writeAt(data.subarray(runStart, Math.min(at, data.length)), base + runStart);
+      await out.writeAt(data.subarray(runStart, at), base + runStart);
       runStart = -1;
     }
   }
+  if (runStart >= 0) await out.writeAt(data.subarray(runStart), base + runStart);
 }
 
 function writeAllFd(fd: number, buf: Buffer, name: string): Promise<void> {
