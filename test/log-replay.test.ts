@@ -1,0 +1,65 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { copyFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { needPeers, tempDir, vdisk, sha256, sh } from './helpers/peers.js';
+import { makeQemuVhdx, qemuConvertToRaw } from './helpers/qemu.js';
+import { buildKillShim, qemuIoCutOff } from './helpers/crash.js';
+
+/**
+ * QEMU cut off at every write of a session that allocates blocks: wherever a pending log is left,
+ * a read-only `vdisk read` must show exactly what QEMU's own replay produces, without touching the file.
+ */
+test('pending logs left by QEMU are replayed in memory exactly as QEMU replays them', async (t) => {
+  if (!needPeers(t, 'qemu-img', 'qemu-io', 'cc')) return;
+  const dir = tempDir(t);
+  const shim = buildKillShim(dir);
+  const session = ['write -P 0xa1 1M 64k', 'write -P 0xb2 20M 4k', 'write -P 0xc3 33550336 8k'];
+  let dirty = 0;
+  let cut = 0;
+  for (let n = 1; n <= 40; n++) {
+    const img = makeQemuVhdx(dir, { name: `cut-${n}`, size: '40M', options: ['block_size=1M'], io: ['write -P 0x5a 0 1M'] });
+    const wasCut = qemuIoCutOff(shim, img, session, n);
+    if (!wasCut) break; // the whole session fit in n writes: every cut point has been tried
+    cut++;
+    const before = await sha256(img);
+    const info = vdisk(['info', '--output', 'json', img]);
+    assert.equal(info.code, 0, `n=${n}: ${info.stderr}`);
+    const isDirty = JSON.parse(info.stdout)['dirty-flag'] as boolean;
+    if (isDirty) dirty++;
+
+    const ours = join(dir, `ours-${n}.raw`);
+    const r = vdisk(['read', img, ours]);
+    assert.equal(r.code, 0, `n=${n}: ${r.stderr}`);
+    assert.equal(await sha256(img), before, `n=${n}: read-only commands must not replay on disk`);
+
+    // QEMU's own replay, on a copy.
+    const copy = join(dir, `copy-${n}.vhdx`);
+    copyFileSync(img, copy);
+    sh('qemu-img', ['check', '-r', 'all', '-f', 'vhdx', copy]);
+    const theirs = join(dir, `theirs-${n}.raw`);
+    qemuConvertToRaw(copy, theirs);
+    assert.equal(await sha256(ours), await sha256(theirs), `n=${n} (dirty=${isDirty}): content differs from QEMU's replay`);
+  }
+  assert.ok(cut >= 10, `the session was cut at ${cut} points`);
+  assert.ok(dirty >= 2, `at least two cut points leave a pending log (saw ${dirty})`);
+});
+
+test('qemu-img refuses a dirty image read-only; vdisk reports it dirty and reads it', async (t) => {
+  if (!needPeers(t, 'qemu-img', 'qemu-io', 'cc')) return;
+  const dir = tempDir(t);
+  const shim = buildKillShim(dir);
+  let img = '';
+  for (let n = 1; n <= 20 && !img; n++) {
+    const candidate = makeQemuVhdx(dir, { name: `d-${n}`, size: '16M', options: ['block_size=1M'] });
+    qemuIoCutOff(shim, candidate, ['write -P 0xee 2M 4k'], n);
+    if (JSON.parse(vdisk(['info', '--output', 'json', candidate]).stdout)['dirty-flag']) img = candidate;
+  }
+  assert.ok(img, 'a cut point leaving a pending log exists');
+  assert.throws(() => sh('qemu-img', ['info', '-f', 'vhdx', img]), /replay|read-only|Permission/i);
+  const human = vdisk(['info', img]);
+  assert.match(human.stdout, /state: pending/);
+  const bytes = vdisk(['read', img, '-', '--offset', String(2 * 1024 * 1024), '--length', '4096']);
+  assert.equal(bytes.code, 0);
+  assert.ok(bytes.stdoutBytes.every((b) => b === 0xee), 'the logged allocation is visible');
+});
