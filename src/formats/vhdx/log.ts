@@ -2,6 +2,7 @@ import { crc32c } from '@node-rs/crc32';
 import type { ByteSource } from '../../io/file.js';
 import { LOG_SECTOR_SIZE, MiB } from './constants.js';
 import { readGuid, writeGuid } from './guid.js';
+import { VdiskError } from '../../errors.js';
 
 export const ENTRY_SIGNATURE = 0x65676f6c; // 'loge'
 export const ZERO_SIGNATURE = 0x6f72657a; // 'zero'
@@ -64,6 +65,8 @@ interface LogArea {
   offset: number;
   length: number;
   guid: string;
+  /** Bytes entry validation may still read; overlapping bogus entry headers must not cost n^2 reads. */
+  budget: number;
 }
 
 /** Reads `length` bytes of the circular log starting at log position `pos`, wrapping at the end. */
@@ -93,6 +96,10 @@ async function readEntry(area: LogArea, pos: number, first: Buffer, limit: numbe
   if (h.tail % LOG_SECTOR_SIZE !== 0 || h.tail >= area.length) return null;
   const descSectors = descriptorSectors(h.descriptorCount);
   if (descSectors * LOG_SECTOR_SIZE > h.entryLength) return null;
+  area.budget -= h.entryLength;
+  if (area.budget < 0) {
+    throw new VdiskError('CORRUPT', `${area.source.path}: log holds too many overlapping entry headers to search`);
+  }
   const entry = await readCircular(area, pos, h.entryLength);
   const sum = crc32c(entry.subarray(8), crc32c(Buffer.alloc(4), crc32c(entry.subarray(0, 4)))) >>> 0;
   if (sum !== h.checksum) return null;
@@ -142,7 +149,7 @@ export async function findActiveSequence(
   guid: string,
   fileOffsetLimit: number,
 ): Promise<ReplayPlan | null> {
-  const area: LogArea = { source, offset, length, guid };
+  const area: LogArea = { source, offset, length, guid, budget: Math.max(256 * MiB, 8 * length) };
   const valid = new Map<number, LogEntry>();
   const WINDOW = MiB;
   for (let w = 0; w < length; w += WINDOW) {

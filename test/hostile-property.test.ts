@@ -1,0 +1,140 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { needPeers, tempDir, vdisk } from './helpers/peers.js';
+import { makeQemuVhdx, scatteredWrites } from './helpers/qemu.js';
+import { buildKillShim, qemuIoCutOff } from './helpers/crash.js';
+import { mapVhdx, reseal, resealLog, type VhdxMap } from './helpers/mutate.js';
+import { openImage, describeImage, VdiskError } from '../src/index.js';
+
+const MiB = 1024 * 1024;
+const KiB = 1024;
+
+interface Target {
+  name: string;
+  at: (m: VhdxMap) => number;
+  size: number;
+  /** [offset, width] of the fields parsers decide on; mutations aim at them half of the time. */
+  fields: [number, number][];
+  reseal?: (b: Buffer, m: VhdxMap) => void;
+}
+
+const HEADER_FIELDS: [number, number][] = [[0, 4], [8, 8], [48, 8], [64, 2], [66, 2], [68, 4], [72, 8]];
+const REGION_FIELDS: [number, number][] = [[0, 4], [8, 4], ...[0, 1, 2].flatMap((i) => [[16 + 32 * i, 4], [32 + 32 * i, 8], [40 + 32 * i, 4], [44 + 32 * i, 4]] as [number, number][])];
+const METADATA_FIELDS: [number, number][] = [[0, 8], [10, 2], ...[0, 1, 2, 3, 4, 5].flatMap((i) => [[32 + 32 * i, 4], [48 + 32 * i, 4], [52 + 32 * i, 4], [56 + 32 * i, 4]] as [number, number][])];
+const ITEM_FIELDS: [number, number][] = [0, 4, 8, 16, 24, 32, 40, 48].map((o) => [o, 4] as [number, number]).concat([[8, 8], [0, 8]]);
+const BAT_FIELDS: [number, number][] = Array.from({ length: 40 }, (_, i) => [i * 8, 8] as [number, number]);
+const LOG_FIELDS: [number, number][] = [[0, 4], [8, 4], [12, 4], [16, 8], [24, 4], [32, 8], [48, 8], [56, 8], [64, 4], [72, 8], [80, 8], [88, 8], [96, 4], [104, 8], [112, 8], [4096, 4], [4100, 4], [8188, 4]];
+
+const TARGETS: Target[] = [
+  { name: 'header 1', at: (m) => m.header[0], size: 4 * KiB, fields: HEADER_FIELDS, reseal: (b, m) => reseal(b, m.header[0], 4 * KiB) },
+  { name: 'header 2', at: (m) => m.header[1], size: 4 * KiB, fields: HEADER_FIELDS, reseal: (b, m) => reseal(b, m.header[1], 4 * KiB) },
+  { name: 'region table 1', at: (m) => m.regionTable[0], size: 64 * KiB, fields: REGION_FIELDS, reseal: (b, m) => reseal(b, m.regionTable[0], 64 * KiB) },
+  { name: 'region table 2', at: (m) => m.regionTable[1], size: 64 * KiB, fields: REGION_FIELDS, reseal: (b, m) => reseal(b, m.regionTable[1], 64 * KiB) },
+  { name: 'metadata table', at: (m) => m.metadata, size: 64 * KiB, fields: METADATA_FIELDS },
+  { name: 'metadata items', at: (m) => m.metadata + 64 * KiB, size: 4 * KiB, fields: ITEM_FIELDS },
+  { name: 'BAT', at: (m) => m.bat, size: 4 * KiB, fields: BAT_FIELDS },
+  { name: 'log', at: (m) => m.log, size: 64 * KiB, fields: LOG_FIELDS, reseal: (b, m) => resealLog(b, m) },
+];
+
+const U32 = [0, 1, 7, 0x1000, 0x100000, 0x7fffffff, 0x80000000, 0xffffffff];
+const U64 = [0n, 1n, 6n, 1n << 20n, 1n << 40n, 1n << 53n, 1n << 63n, (1n << 64n) - 1n];
+
+const edit = fc.record({
+  // Aim at a known field half of the time, anywhere in the structure otherwise.
+  onField: fc.boolean(),
+  field: fc.nat(),
+  pos: fc.nat(),
+  kind: fc.constantFrom('byte', 'u32', 'u64'),
+  byte: fc.integer({ min: 0, max: 255 }),
+  u32: fc.oneof(fc.constantFrom(...U32), fc.integer({ min: 0, max: 0xffffffff })),
+  u64: fc.oneof(fc.constantFrom(...U64), fc.bigInt({ min: 0n, max: (1n << 64n) - 1n })),
+});
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  return Promise.race([
+    p,
+    new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`${what} took over ${ms} ms`)), ms).unref()),
+  ]);
+}
+
+test('mutated headers, region tables, metadata, BATs and logs never hang, throw untyped errors or balloon', async (t) => {
+  if (!needPeers(t, 'qemu-img', 'qemu-io', 'cc')) return;
+  const dir = tempDir(t);
+  const clean = makeQemuVhdx(dir, { name: 'clean', size: '16M', options: ['block_size=1M'], io: scatteredWrites(16 * MiB, MiB) });
+  // A base with a pending log, so that log mutations reach the replay code.
+  const shim = buildKillShim(dir);
+  let dirty: string | null = null;
+  for (let n = 1; n <= 20 && !dirty; n++) {
+    const p = makeQemuVhdx(dir, { name: `dirty-${n}`, size: '16M', options: ['block_size=1M'] });
+    qemuIoCutOff(shim, p, ['write -P 0x42 3M 8k'], n);
+    if (JSON.parse(vdisk(['info', '--output', 'json', p]).stdout)['dirty-flag']) dirty = p;
+  }
+  assert.ok(dirty, 'a dirty base image was made');
+  const bases = [readFileSync(clean), readFileSync(dirty)];
+  const file = join(dir, 'mutant.vhdx');
+  const rssBefore = process.memoryUsage().rss;
+
+  await fc.assert(
+    fc.asyncProperty(
+      fc.integer({ min: 0, max: 1 }),
+      fc.integer({ min: 0, max: TARGETS.length - 1 }),
+      fc.array(edit, { minLength: 1, maxLength: 6 }),
+      fc.boolean(),
+      async (baseIndex, targetIndex, edits, doReseal) => {
+        const buf = Buffer.from(bases[baseIndex]);
+        const m = mapVhdx(bases[baseIndex]);
+        const target = TARGETS[targetIndex];
+        const start = target.at(m);
+        for (const e of edits) {
+          if (e.onField) {
+            const [off, width] = target.fields[e.field % target.fields.length];
+            const at = start + off;
+            if (width === 2) buf.writeUInt16LE(e.u32 & 0xffff, at);
+            else if (width === 4) buf.writeUInt32LE(e.u32, at);
+            else buf.writeBigUInt64LE(e.u64, at);
+            continue;
+          }
+          const width = e.kind === 'byte' ? 1 : e.kind === 'u32' ? 4 : 8;
+          const at = start + (e.pos % (target.size - width + 1));
+          if (e.kind === 'byte') buf[at] = e.byte;
+          else if (e.kind === 'u32') buf.writeUInt32LE(e.u32, at);
+          else buf.writeBigUInt64LE(e.u64, at);
+        }
+        if (doReseal) target.reseal?.(buf, m);
+        writeFileSync(file, buf);
+        try {
+          await withTimeout(
+            (async () => {
+              const img = await openImage(file);
+              try {
+                await describeImage(img);
+                const size = img.virtualSize;
+                const span = Math.min(size, 64 * MiB);
+                if (span > 0) {
+                  await img.blockStatus(0, span);
+                  await img.blockStatus(size - span, span);
+                }
+                for (const [o, l] of [[0, MiB], [Math.max(0, size - MiB), MiB], [Math.floor(size / 3), 70_000]]) {
+                  const len = Math.min(l, size - o);
+                  if (len > 0) await img.read(Buffer.alloc(len), o);
+                }
+              } finally {
+                await img.close();
+              }
+            })(),
+            3000,
+            `${target.name} mutation`,
+          );
+        } catch (err) {
+          assert.ok(err instanceof VdiskError, `${target.name}: untyped error ${(err as Error)?.stack ?? String(err)}`);
+          assert.doesNotMatch(err.message, /\n/, 'one-line message');
+        }
+        assert.ok(process.memoryUsage().rss - rssBefore < 768 * MiB, 'memory stays bounded');
+      },
+    ),
+    { numRuns: 300, seed: Number(process.env.FC_SEED ?? 20261122) },
+  );
+});
