@@ -1,0 +1,73 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { writeFileSync, readFileSync, statSync } from 'node:fs';
+import { tempDir, vdisk } from './helpers/peers.js';
+import { parseSize, formatSize } from '../src/util/size.js';
+
+test('sizes parse as the contract says', () => {
+  assert.equal(parseSize('4096', 'x'), 4096);
+  assert.equal(parseSize('64k', 'x'), 65536);
+  assert.equal(parseSize('1.5G', 'x'), 1.5 * 1024 ** 3);
+  assert.equal(parseSize('2T', 'x'), 2 * 1024 ** 4);
+  assert.throws(() => parseSize('1.3k', 'x'), /whole number/);
+  assert.throws(() => parseSize('12Q', 'x'), /not a size/);
+  assert.equal(formatSize(100 * 1024 * 1024), '100 MiB');
+  assert.equal(formatSize(1265664), '1.21 MiB');
+});
+
+test('usage errors are one line with exit 1; help exits 0', (t) => {
+  const dir = tempDir(t);
+  const bad = vdisk(['frobnicate']);
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /^vdisk: unknown command 'frobnicate'/);
+  assert.equal(bad.stderr.trim().split('\n').length, 1);
+  const missingArg = vdisk(['info']);
+  assert.equal(missingArg.code, 1);
+  assert.match(missingArg.stderr, /^vdisk: missing required argument 'image'/);
+  const help = vdisk(['--help']);
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /Usage: vdisk/);
+  const raw = join(dir, 'r.img');
+  writeFileSync(raw, Buffer.alloc(4096, 1));
+  const badOutput = vdisk(['info', '--output', 'yaml', raw]);
+  assert.equal(badOutput.code, 1);
+  assert.match(badOutput.stderr, /^vdisk: --output must be human or json/);
+  const badSize = vdisk(['read', raw, '-', '--offset', '12Q']);
+  assert.equal(badSize.code, 1);
+  assert.match(badSize.stderr, /^vdisk: --offset: '12Q' is not a size/);
+});
+
+test('raw images: info like qemu-img, reads of ranges, refusals that change nothing', (t) => {
+  const dir = tempDir(t);
+  const raw = join(dir, 'disk.img');
+  const content = Buffer.alloc(3 * 1024 * 1024);
+  for (let i = 0; i < content.length; i += 4096) content[i] = (i / 4096) & 0xff;
+  writeFileSync(raw, content);
+  const info = JSON.parse(vdisk(['info', '--output', 'json', raw]).stdout);
+  assert.equal(info.format, 'raw');
+  assert.equal(info['virtual-size'], content.length);
+  const part = vdisk(['read', raw, '--offset', '5000', '--length', '10k']);
+  assert.equal(part.code, 0, part.stderr);
+  assert.ok(part.stdoutBytes.equals(content.subarray(5000, 5000 + 10240)));
+  const past = vdisk(['read', raw, '-', '--offset', '3M', '--length', '1']);
+  assert.equal(past.code, 1);
+  assert.match(past.stderr, /^vdisk: .*runs past the end of the virtual disk/);
+  const self = vdisk(['read', raw, raw]);
+  assert.equal(self.code, 1);
+  assert.match(self.stderr, /OUTPUT is the image itself/);
+  assert.ok(readFileSync(raw).equals(content), 'image unchanged');
+  const out = join(dir, 'copy.img');
+  assert.equal(vdisk(['read', raw, out]).code, 0);
+  assert.ok(readFileSync(out).equals(content));
+  assert.equal(statSync(out).size, content.length);
+});
+
+test('an empty raw image and a zero-length read', (t) => {
+  const dir = tempDir(t);
+  const raw = join(dir, 'empty.img');
+  writeFileSync(raw, '');
+  const r = vdisk(['read', raw, '-']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdoutBytes.length, 0);
+});
