@@ -25,6 +25,10 @@ function fail(message: string, code: number): never {
   process.exit(code);
 }
 
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
 function build(setExit: (code: number) => void): Command {
   const program = new Command('vdisk')
     .description('inspect, read and repair virtual disk images (VHDX, raw)')
@@ -50,6 +54,19 @@ function build(setExit: (code: number) => void): Command {
     .action(async (image: string, opts) => {
       const { runInfo } = await import('./info.js');
       setExit(await runInfo(image, opts));
+    });
+
+  program
+    .command('create')
+    .description('create a VHDX (dynamic or fixed) or a sparse raw image')
+    .argument('[image]')
+    .argument('[size]', 'virtual size: bytes, or with k, M, G, T')
+    .addOption(new Option('-f, --format <fmt>', 'vhdx (default) or raw'))
+    .option('-o, --options <list>', 'format options key=value,... (repeatable; -o help lists them)', collect, [])
+    .option('-q, --quiet', 'print nothing but errors')
+    .action(async (image: string | undefined, size: string | undefined, opts) => {
+      const { runCreate } = await import('./create.js');
+      setExit(await runCreate(image, size, opts));
     });
 
   program
