@@ -1,7 +1,9 @@
 import { Command, CommanderError, Option } from 'commander';
 import { readFileSync } from 'node:fs';
 import { VdiskError, type ErrorCode } from '../src/errors.js';
-import { err as errColour } from './colour.js';
+
+// Nothing here may import chalk (commands/colour.ts): loading it touches process.stdout, which makes
+// fd 1 non-blocking and halves the speed of `vdisk read` into a pipe. Human renderers import it.
 
 /** The one place where failures become exit statuses; `check` returns its own codes as results. */
 const EXIT_CODES: Record<ErrorCode, number> = {
@@ -21,7 +23,7 @@ function version(): string {
 }
 
 function fail(message: string, code: number): never {
-  process.stderr.write(`${errColour.red('vdisk:')} ${message}\n`);
+  process.stderr.write(`vdisk: ${message}\n`);
   process.exit(code);
 }
 
@@ -39,7 +41,7 @@ function build(setExit: (code: number) => void): Command {
       // Commander's own usage errors arrive here; reduce them to our one-line form.
       writeErr: (s) => {
         const line = s.trim().split('\n')[0].replace(/^error: /, '');
-        if (line) process.stderr.write(`${errColour.red('vdisk:')} ${line}\n`);
+        if (line) process.stderr.write(`vdisk: ${line}\n`);
       },
     });
   const formatOpt = () => new Option('-f, --format <fmt>', 'image format (vhdx, raw); probed when absent');

@@ -1,4 +1,5 @@
 import { stat } from 'node:fs/promises';
+import { isatty } from 'node:tty';
 import { openImage } from '../src/formats/open.js';
 import { exportImage } from '../src/export.js';
 import { VdiskError } from '../src/errors.js';
@@ -18,7 +19,9 @@ export async function runRead(path: string, output: string | undefined, opts: Re
   const offset = opts.offset !== undefined ? parseSize(opts.offset, '--offset') : 0;
   const length = opts.length !== undefined ? parseSize(opts.length, '--length') : undefined;
   const toStdout = output === undefined || output === '-';
-  if (toStdout && process.stdout.isTTY) {
+  // tty.isatty, not process.stdout.isTTY: touching process.stdout makes fd 1 non-blocking, and the
+  // export writes to fd 1 directly.
+  if (toStdout && isatty(1)) {
     throw new VdiskError('USAGE', 'refusing to write disk bytes to a terminal; name an OUTPUT file or redirect stdout');
   }
   if (!toStdout) await refuseSameFile(path, output);

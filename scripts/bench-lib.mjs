@@ -1,0 +1,94 @@
+// Shared helpers for the benchmarks: timing commands in one run so ratios compare like with like.
+import { spawnSync, execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, openSync, writeSync, closeSync, ftruncateSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+export const VDISK = join(ROOT, 'bin', 'vdisk');
+export const WORK = process.env.VDISK_BENCH_DIR ?? join(tmpdir(), 'vdisk-bench');
+export const GiB = 1024 ** 3;
+export const MiB = 1024 ** 2;
+
+export function need(cmd) {
+  if (spawnSync('sh', ['-c', `command -v ${cmd}`]).status !== 0) {
+    console.error(`bench: ${cmd} is needed (apt-get install qemu-utils)`);
+    process.exit(1);
+  }
+}
+
+export function sh(cmd, args) {
+  return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+}
+
+/** Wall time of `sh -c script`, in seconds. */
+export function time(script) {
+  const t0 = process.hrtime.bigint();
+  const r = spawnSync('sh', ['-c', script], { stdio: ['ignore', 'ignore', 'inherit'] });
+  if (r.status !== 0) throw new Error(`bench command failed: ${script}`);
+  return Number(process.hrtime.bigint() - t0) / 1e9;
+}
+
+/**
+ * Median of `runs` timings of each script (after one warm-up each). The order alternates every round
+ * so that neither command always inherits the other's after-effects (writeback, discards).
+ */
+export function compare(scripts, runs = 5, before = () => {}) {
+  const times = scripts.map(() => []);
+  for (let r = -1; r < runs; r++) {
+    const order = scripts.map((_, i) => i);
+    if (r % 2 === 1) order.reverse();
+    for (const i of order) {
+      before();
+      const t = time(scripts[i]);
+      if (r >= 0) times[i].push(t);
+    }
+  }
+  return times.map((ts) => ts.sort((a, b) => a - b)[Math.floor(ts.length / 2)]);
+}
+
+/**
+ * Where exports are written: tmpfs when there is one, so the timings measure the tools rather than
+ * the disk file system's allocation, writeback and discards of gigabytes of output.
+ */
+export const OUT_DIR = existsSync('/dev/shm') ? '/dev/shm' : WORK;
+
+/**
+ * A raw disk of `size` bytes with `dataBytes` of non-zero data spread over it in 32 MiB extents
+ * (every other extent), then the same as a dynamic VHDX written by qemu-img.
+ */
+export function dataDisk(name, size, dataBytes) {
+  mkdirSync(WORK, { recursive: true });
+  const raw = join(WORK, `${name}.raw`);
+  const vhdx = join(WORK, `${name}.vhdx`);
+  if (!existsSync(vhdx) || !existsSync(raw)) {
+    const extent = 32 * MiB;
+    const fd = openSync(raw, 'w');
+    ftruncateSync(fd, size);
+    const buf = Buffer.alloc(4 * MiB);
+    for (let i = 0; i < buf.length; i += 8) buf.writeDoubleLE(i * 1.000001 + 1, i);
+    let written = 0;
+    for (let at = 0; written < dataBytes && at < size; at += 2 * extent) {
+      for (let o = 0; o < extent && written < dataBytes; o += buf.length) {
+        buf.writeUInt32LE(at + o, 0);
+        writeSync(fd, buf, 0, buf.length, at + o);
+        written += buf.length;
+      }
+    }
+    closeSync(fd);
+    rmSync(vhdx, { force: true });
+    sh('qemu-img', ['convert', '-f', 'raw', '-O', 'vhdx', raw, vhdx]);
+  }
+  return { raw, vhdx };
+}
+
+export function report(rows) {
+  for (const r of rows) {
+    const ok = r.ratio <= r.target;
+    console.log(
+      `${r.name.padEnd(44)} vdisk ${r.ours.toFixed(3)}s  ${r.peer.padEnd(22)} ${r.theirs.toFixed(3)}s  ratio ${r.ratio.toFixed(2)} (target <= ${r.target}) ${ok ? 'ok' : 'MISSED'}`,
+    );
+  }
+  return rows.every((r) => r.ratio <= r.target);
+}
