@@ -86,6 +86,20 @@ function build(setExit: (code: number) => void): Command {
       setExit(await runRead(image, output, opts));
     });
 
+  program
+    .command('write')
+    .description('write bytes from INPUT (a file, or stdin) into the virtual disk')
+    .argument('<image>')
+    .argument('[input]', 'input file; stdin when absent or -')
+    .addOption(formatOpt())
+    .option('--offset <n>', 'virtual offset to write at')
+    .option('-q, --quiet', 'print nothing but errors')
+    .option('-p, --progress', 'show progress on stderr (terminal only)')
+    .action(async (image: string, input: string | undefined, opts) => {
+      const { runWrite } = await import('./write.js');
+      setExit(await runWrite(image, input, opts));
+    });
+
   return program;
 }
 

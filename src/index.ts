@@ -6,3 +6,5 @@ export { VdiskError, type ErrorCode } from './errors.js';
 export { PositionalFile, type ByteSource } from './io/file.js';
 export { describeImage, type ImageInfo } from './info.js';
 export { exportImage, type ExportOptions, type ExportTarget } from './export.js';
+export { importIntoImage, type ImportOptions, type ImportSource } from './import.js';
+export { createVhdx, createRaw, defaultBlockSize, type VhdxCreateOptions } from './formats/vhdx/create.js';

@@ -20,6 +20,10 @@ export interface DiskImage {
   read(buf: Uint8Array, offset: number): Promise<void>;
   /** Allocation map of [offset, offset+length), adjacent extents of one state merged. */
   blockStatus(offset: number, length: number): Promise<Extent[]>;
+  /** Writes at virtual offset `offset`; the image must have been opened read-write. */
+  write(buf: Uint8Array, offset: number): Promise<void>;
+  /** Makes every write so far durable (and, for VHDX, reachable through committed metadata). */
+  flush(): Promise<void>;
   /** A natural unit for streaming: the block size, or a default for formats without one. */
   readonly preferredChunk: number;
   close(): Promise<void>;

@@ -23,11 +23,10 @@ export async function openImage(path: string, options: OpenImageOptions = {}): P
   if (options.format && options.format !== 'raw' && options.format !== 'vhdx') {
     throw new VdiskError('USAGE', `unknown image format '${options.format}' (vhdx, raw)`);
   }
-  const file = await PositionalFile.open(path, options.format === 'vhdx' ? 'r' : mode);
+  const file = await PositionalFile.open(path, mode);
   try {
     const format = options.format ?? (await probeFormat(file));
     if (format === 'raw') return RawImage.fromFile(file);
-    if (mode !== 'r') throw new VdiskError('UNSUPPORTED', `${path}: opening a VHDX image for writing is not available yet`);
     if (!hasVhdxSignature(await readSig(file))) {
       throw new VdiskError('CORRUPT', `${path}: not a VHDX image (no vhdxfile signature)`);
     }

@@ -37,12 +37,17 @@ export class RawImage implements DiskImage {
     await this.file.writeAt(buf, offset);
   }
 
+  async flush(): Promise<void> {
+    if (this.file.mode === 'rw') await this.file.flush();
+  }
+
   async blockStatus(offset: number, length: number): Promise<Extent[]> {
     checkRange(this, offset, length);
     return length > 0 ? [{ offset, length, state: 'data' }] : [];
   }
 
   async close(): Promise<void> {
+    await this.flush();
     await this.file.close();
   }
 }

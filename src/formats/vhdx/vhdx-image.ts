@@ -1,18 +1,20 @@
 import { stat } from 'node:fs/promises';
-import { PositionalFile, type ByteSource, type OpenMode } from '../../io/file.js';
+import { PositionalFile, readExact, type ByteSource, type OpenMode } from '../../io/file.js';
 import { VdiskError, corrupt, unsupported } from '../../errors.js';
 import type { DiskImage, Extent, ExtentState } from '../image.js';
 import { mergeExtents } from '../image.js';
 import { checkRange } from '../raw.js';
-import { HEADER_SECTION_SIZE } from './constants.js';
-import { ZERO_GUID } from './guid.js';
-import { findActiveSequence, type ReplayPlan } from './log.js';
+import { HEADER_SECTION_SIZE, LOG_SECTOR_SIZE, MiB, roundUp } from './constants.js';
+import { ZERO_GUID, newGuid } from './guid.js';
+import { findActiveSequence, type LogOperation, type ReplayPlan } from './log.js';
+import { HeaderPair } from './header-pair.js';
+import { entryCapacity, logTransaction, replayOnDisk } from './log-writer.js';
 import { LogOverlay } from './log-overlay.js';
 import { readHeaders, readLayout, validateLogFields, type VhdxLayout } from './layout.js';
 import { BatTable } from './bat-table.js';
 import {
   PAYLOAD_FULLY_PRESENT, PAYLOAD_NOT_PRESENT, PAYLOAD_PARTIALLY_PRESENT, PAYLOAD_UNDEFINED, PAYLOAD_UNMAPPED,
-  PAYLOAD_UNMAPPED_V095, PAYLOAD_ZERO, STATE_NAMES, payloadEntryIndex, type BatEntry,
+  PAYLOAD_UNMAPPED_V095, PAYLOAD_ZERO, STATE_NAMES, encodeBatEntry, payloadEntryIndex, type BatEntry,
 } from './bat.js';
 
 export type VhdxSubformat = 'dynamic' | 'fixed' | 'differencing';
@@ -35,19 +37,35 @@ export class VhdxImage implements DiskImage {
   readonly pendingLog: ReplayPlan | null;
   readonly bat: BatTable;
 
-  private constructor(file: PositionalFile, source: ByteSource, layout: VhdxLayout, pendingLog: ReplayPlan | null) {
+  /** True when a read-write open found a pending log and replayed it on disk. */
+  readonly replayedOnOpen: boolean;
+  private readonly headerPair: HeaderPair | null;
+  private sessionStarted = false;
+  /** BAT changes made by writes and not yet committed through the log: entry index -> entry. */
+  private readonly pendingBat = new Map<number, BatEntry>();
+  private allocEnd = 0;
+
+  private constructor(
+    file: PositionalFile,
+    source: ByteSource,
+    layout: VhdxLayout,
+    pendingLog: ReplayPlan | null,
+    headerPair: HeaderPair | null,
+    replayedOnOpen: boolean,
+  ) {
     this.file = file;
     this.filename = file.path;
     this.source = source;
     this.layout = layout;
     this.pendingLog = pendingLog;
+    this.headerPair = headerPair;
+    this.replayedOnOpen = replayedOnOpen;
     this.bat = new BatTable(source, layout.bat.fileOffset, layout.geometry.totalEntries);
   }
 
   static async open(path: string, options: VhdxOpenOptions = {}): Promise<VhdxImage> {
     const mode = options.mode ?? 'r';
-    if (mode !== 'r') throw new VdiskError('UNSUPPORTED', `${path}: opening a VHDX image for writing is not available yet`);
-    const file = await PositionalFile.open(path, 'r');
+    const file = await PositionalFile.open(path, mode);
     try {
       return await VhdxImage.fromFile(file);
     } catch (err) {
@@ -56,17 +74,28 @@ export class VhdxImage implements DiskImage {
     }
   }
 
+  /**
+   * Opened read-only, a pending log is laid over the file in memory; opened read-write, it is
+   * replayed on disk first, as the format requires before anything else is written.
+   */
   static async fromFile(file: PositionalFile): Promise<VhdxImage> {
-    const choice = await readHeaders(file);
+    let choice = await readHeaders(file);
     validateLogFields(file.path, choice.header, file.size());
     let plan: ReplayPlan | null = null;
     let source: ByteSource = file;
+    let replayed = false;
+    const pair = file.mode === 'rw' ? new HeaderPair(file, choice.headers, choice.current) : null;
     if (choice.header.logGuid !== ZERO_GUID) {
       // Descriptors may touch the file up to a little past its end (the entry says how far); bound it by
       // the largest file a 64 TiB disk can need so a hostile entry cannot grow the overlay without limit.
       const limit = Math.max(file.size(), 2 ** 47);
       plan = await findActiveSequence(file, choice.header.logOffset, choice.header.logLength, choice.header.logGuid, limit);
-      if (plan) {
+      if (plan && pair) {
+        await replayOnDisk(file, pair, plan);
+        choice = { ...choice, headers: pair.headers, current: pair.current, header: pair.header };
+        plan = null;
+        replayed = true;
+      } else if (plan) {
         if (plan.head.header.flushedFileOffset > file.size()) {
           throw corrupt(
             file.path,
@@ -78,7 +107,7 @@ export class VhdxImage implements DiskImage {
     }
     const layout = await readLayout(source, choice);
     if (plan?.warning) layout.warnings.push(plan.warning);
-    return new VhdxImage(file, source, layout, plan);
+    return new VhdxImage(file, source, layout, plan, pair, replayed);
   }
 
   get virtualSize(): number {
@@ -105,7 +134,7 @@ export class VhdxImage implements DiskImage {
   /** The BAT entry of payload block `block`, checked before anything is read through it. */
   async blockEntry(block: number): Promise<BatEntry> {
     const index = payloadEntryIndex(this.layout.geometry, block);
-    const e = await this.bat.entry(index);
+    const e = this.pendingBat.get(index) ?? (await this.bat.entry(index));
     if (e.state === PAYLOAD_FULLY_PRESENT || e.state === PAYLOAD_PARTIALLY_PRESENT) {
       if (e.fileOffset < HEADER_SECTION_SIZE) {
         throw corrupt(this.filename, `BAT entry ${index} (block ${block}) points into the header section (offset ${e.fileOffset})`);
@@ -125,7 +154,7 @@ export class VhdxImage implements DiskImage {
       case PAYLOAD_FULLY_PRESENT:
         return 'data';
       case PAYLOAD_NOT_PRESENT:
-        return this.layout.params.hasParent ? 'unallocated' : 'unallocated';
+        return 'unallocated';
       case PAYLOAD_UNDEFINED:
       case PAYLOAD_ZERO:
       case PAYLOAD_UNMAPPED:
@@ -199,7 +228,109 @@ export class VhdxImage implements DiskImage {
     return st.blocks * 512;
   }
 
+  /**
+   * Writes at a virtual offset. Present blocks are written in place; others get a new block at the
+   * 1 MiB-aligned end of the file (zeros around the data). The BAT entries that make new blocks
+   * reachable are committed through the log by flush() or close(), after the data is durable, and
+   * earlier when one log entry's worth has accumulated.
+   */
+  async write(buf: Uint8Array, offset: number): Promise<void> {
+    if (!this.headerPair) throw new VdiskError('IO', `${this.filename}: opened read-only`);
+    checkRange(this, offset, buf.length);
+    if (this.layout.params.hasParent) {
+      throw unsupported(this.filename, 'writing to a differencing image is not supported yet');
+    }
+    await this.beginSession();
+    const bs = this.blockSize;
+    const g = this.layout.geometry;
+    const writes: Promise<void>[] = [];
+    let done = 0;
+    while (done < buf.length) {
+      const pos = offset + done;
+      const block = Math.floor(pos / bs);
+      const inBlock = pos - block * bs;
+      const n = Math.min(bs - inBlock, buf.length - done);
+      const index = payloadEntryIndex(g, block);
+      const e = await this.blockEntry(block);
+      const part = buf.subarray(done, done + n);
+      if (this.stateOf(e, index) === 'data') {
+        writes.push(this.file.writeAt(part, e.fileOffset + inBlock));
+      } else {
+        const at = await this.allocateBlock();
+        writes.push(this.file.writeAt(part, at + inBlock));
+        this.pendingBat.set(index, { state: PAYLOAD_FULLY_PRESENT, reserved: 0, fileOffset: at });
+      }
+      done += n;
+    }
+    await Promise.all(writes);
+    if (this.pendingSectors() >= entryCapacity(this.layout.header.logLength)) await this.commit();
+  }
+
+  /** Commits pending metadata through the log and makes everything written so far durable. */
+  async flush(): Promise<void> {
+    if (!this.headerPair) return;
+    await this.commit();
+    await this.file.flush();
+  }
+
+  private async beginSession(): Promise<void> {
+    if (this.sessionStarted || !this.headerPair) return;
+    // New FileWriteGuid before the first write of the session, new DataWriteGuid before the first
+    // change a reader could see: both are about to happen.
+    await this.headerPair.update({ fileWriteGuid: newGuid(), dataWriteGuid: newGuid() });
+    this.layout.header = this.headerPair.header;
+    this.allocEnd = roundUp(this.file.size(), MiB);
+    this.sessionStarted = true;
+  }
+
+  private async allocateBlock(): Promise<number> {
+    const at = Math.max(this.allocEnd, roundUp(this.file.size(), MiB));
+    this.allocEnd = at + this.blockSize;
+    // The whole block exists at once, as holes: unwritten parts read as zeros.
+    await this.file.truncate(this.allocEnd);
+    return at;
+  }
+
+  private pendingSectors(): number {
+    const sectors = new Set<number>();
+    for (const index of this.pendingBat.keys()) sectors.add(Math.floor(index / ENTRIES_PER_SECTOR));
+    return sectors.size;
+  }
+
+  private async commit(): Promise<void> {
+    const pair = this.headerPair;
+    if (!pair || this.pendingBat.size === 0) return;
+    await this.file.flush(); // payload first: the log must never make unwritten data reachable
+    const bySector = new Map<number, [number, BatEntry][]>();
+    for (const [index, e] of this.pendingBat) {
+      const sector = Math.floor(index / ENTRIES_PER_SECTOR);
+      const list = bySector.get(sector) ?? [];
+      list.push([index, e]);
+      bySector.set(sector, list);
+    }
+    const ops: LogOperation[] = [];
+    for (const sector of [...bySector.keys()].sort((a, b) => a - b)) {
+      const fileOffset = this.layout.bat.fileOffset + sector * LOG_SECTOR_SIZE;
+      const data = await readExact(this.file, fileOffset, LOG_SECTOR_SIZE, 'BAT');
+      for (const [index, e] of bySector.get(sector) as [number, BatEntry][]) {
+        encodeBatEntry(data, (index % ENTRIES_PER_SECTOR) * 8, e.state, e.fileOffset);
+      }
+      ops.push({ kind: 'data', fileOffset, data });
+    }
+    const capacity = entryCapacity(pair.header.logLength);
+    for (let i = 0; i < ops.length; i += capacity) await logTransaction(this.file, pair, ops.slice(i, i + capacity));
+    this.layout.header = pair.header;
+    this.pendingBat.clear();
+    this.bat.invalidate();
+  }
+
   async close(): Promise<void> {
-    await this.file.close();
+    try {
+      await this.flush();
+    } finally {
+      await this.file.close();
+    }
   }
 }
+
+const ENTRIES_PER_SECTOR = LOG_SECTOR_SIZE / 8;
