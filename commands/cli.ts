@@ -87,6 +87,19 @@ function build(setExit: (code: number) => void): Command {
     });
 
   program
+    .command('check')
+    .description('find inconsistencies; -r leaks|all repairs them (exit codes as qemu-img check)')
+    .argument('<image>')
+    .addOption(formatOpt())
+    .addOption(outputOpt())
+    .option('-r, --repair <what>', 'leaks or all')
+    .option('-q, --quiet', 'print nothing but errors')
+    .action(async (image: string, opts) => {
+      const { runCheck } = await import('./check.js');
+      setExit(await runCheck(image, opts));
+    });
+
+  program
     .command('write')
     .description('write bytes from INPUT (a file, or stdin) into the virtual disk')
     .argument('<image>')

@@ -1,0 +1,156 @@
+import { PositionalFile } from '../io/file.js';
+import { VdiskError } from '../errors.js';
+import type { ImageFormat } from '../formats/image.js';
+import { probeFormat } from '../formats/open.js';
+import { LOG_SECTOR_SIZE, MiB, REGION_TABLE1_OFFSET, REGION_TABLE2_OFFSET, REGION_TABLE_SIZE, roundUp } from '../formats/vhdx/constants.js';
+import { readHeaders } from '../formats/vhdx/layout.js';
+import { findActiveSequence, type LogOperation } from '../formats/vhdx/log.js';
+import { HeaderPair } from '../formats/vhdx/header-pair.js';
+import { entryCapacity, logTransaction, replayOnDisk } from '../formats/vhdx/log-writer.js';
+import { PAYLOAD_FULLY_PRESENT, encodeBatEntry, isBitmapEntry } from '../formats/vhdx/bat.js';
+import { BatTable } from '../formats/vhdx/bat-table.js';
+import { ZERO_GUID, newGuid } from '../formats/vhdx/guid.js';
+import { examineVhdx, type VhdxExamination } from './vhdx-check.js';
+import type { CheckReport, Finding } from './report.js';
+
+export type RepairMode = 'none' | 'leaks' | 'all';
+
+export interface CheckOptions {
+  format?: ImageFormat;
+  repair?: RepairMode;
+}
+
+const count = (fs: Finding[], sev: Finding['severity']) => fs.filter((f) => f.severity === sev).length;
+
+function report(file: string, format: string, ex: VhdxExamination | null): CheckReport {
+  const all = ex?.findings ?? [];
+  const extra = ex?.unlisted ?? 0;
+  return {
+    filename: file,
+    format,
+    'check-errors': 0,
+    corruptions: count(all, 'corruption') + extra,
+    leaks: count(all, 'leak'),
+    'corruptions-fixed': 0,
+    'leaks-fixed': 0,
+    ...(ex?.layout ? { 'image-end-offset': ex.imageEnd, 'total-blocks': ex.totalBlocks, 'allocated-blocks': ex.allocatedBlocks } : {}),
+    findings: all,
+  };
+}
+
+/**
+ * `check`: examine, and with a repair mode, fix what can be fixed (replaying a pending log first,
+ * every metadata change through the log) and examine again; the report describes the image after
+ * repair, with the original findings marked fixed where they are gone.
+ */
+export async function checkImage(path: string, options: CheckOptions = {}): Promise<CheckReport> {
+  const repair = options.repair ?? 'none';
+  let file = await PositionalFile.open(path, 'r');
+  let format: ImageFormat;
+  let before: VhdxExamination;
+  try {
+    format = options.format ?? (await probeFormat(file));
+    if (format === 'raw') return report(path, 'raw', null); // a raw image has no structure to be inconsistent
+    before = await examineVhdx(file);
+  } finally {
+    await file.close();
+  }
+  const first = report(path, format, before);
+  if (repair === 'none' || (first.corruptions === 0 && first.leaks === 0)) return first;
+  const fixable = before.findings.some((f) => f.repair && (repair === 'all' || f.repair === 'truncate'));
+  if (!fixable) return first;
+
+  file = await PositionalFile.open(path, 'rw');
+  let after: VhdxExamination;
+  try {
+    let ex = before;
+    if (repair === 'all' && ex.findings.some((f) => f.repair === 'replay-log')) {
+      const choice = await readHeaders(file);
+      const plan = await findActiveSequence(file, choice.header.logOffset, choice.header.logLength, choice.header.logGuid, Math.max(file.size(), 2 ** 47));
+      if (plan) await replayOnDisk(file, new HeaderPair(file, choice.headers, choice.current), plan);
+      ex = await examineVhdx(file);
+    }
+    if (repair === 'all') await repairStructures(file, ex);
+    if (ex.truncateTo !== null && ex.truncateTo < file.size()) {
+      await file.truncate(ex.truncateTo);
+      await file.flush();
+    }
+    after = await examineVhdx(file);
+  } finally {
+    await file.close();
+  }
+  const final = report(path, format, after);
+  const remaining = new Set(after.findings.map((f) => `${f.structure}@${f.offset}`));
+  const findings: Finding[] = before.findings.map((f) =>
+    f.repair ? { ...f, fixed: !remaining.has(`${f.structure}@${f.offset}`) } : f,
+  );
+  for (const f of after.findings) {
+    if (!before.findings.some((b) => b.structure === f.structure && b.offset === f.offset)) findings.push(f);
+  }
+  return {
+    ...final,
+    'corruptions-fixed': Math.max(0, first.corruptions - final.corruptions),
+    'leaks-fixed': Math.max(0, first.leaks - final.leaks),
+    findings,
+  };
+}
+
+async function repairStructures(file: PositionalFile, ex: VhdxExamination): Promise<void> {
+  if (!ex.choice) return;
+  const needs = (r: Finding['repair']) => ex.findings.some((f) => f.repair === r);
+  const work = needs('rewrite-header') || needs('rewrite-region-table') || ex.batFixes.size > 0 || needs('map-block');
+  if (!work) return;
+  const choice = await readHeaders(file);
+  const pair = new HeaderPair(file, choice.headers, choice.current);
+  // Writing both slots also rewrites a damaged copy from the good one.
+  await pair.update({ fileWriteGuid: newGuid(), dataWriteGuid: newGuid(), logGuid: ZERO_GUID });
+
+  const ops: LogOperation[] = [];
+  if (ex.goodRegionTable !== null) {
+    const good = ex.goodRegionTable === 0 ? REGION_TABLE1_OFFSET : REGION_TABLE2_OFFSET;
+    const bad = ex.goodRegionTable === 0 ? REGION_TABLE2_OFFSET : REGION_TABLE1_OFFSET;
+    const table = Buffer.alloc(REGION_TABLE_SIZE);
+    await file.readAt(table, good);
+    for (let o = 0; o < REGION_TABLE_SIZE; o += LOG_SECTOR_SIZE) {
+      ops.push({ kind: 'data', fileOffset: bad + o, data: Buffer.from(table.subarray(o, o + LOG_SECTOR_SIZE)) });
+    }
+  }
+  const layout = ex.layout;
+  if (layout) {
+    const fixes = new Map(ex.batFixes);
+    if (needs('map-block')) {
+      // A fixed image must map every block: give unmapped ones fresh zero blocks at the end.
+      const g = layout.geometry;
+      const bat = new BatTable(file, layout.bat.fileOffset, g.totalEntries);
+      let end = roundUp(file.size(), MiB);
+      const missing: number[] = [];
+      await bat.scan((i, e) => {
+        if (!isBitmapEntry(g, i) && e.state !== PAYLOAD_FULLY_PRESENT && !fixes.has(i)) missing.push(i);
+      });
+      for (const i of missing) {
+        fixes.set(i, { state: PAYLOAD_FULLY_PRESENT, fileOffset: end });
+        end += layout.params.blockSize;
+      }
+      if (end > file.size()) {
+        await file.truncate(end);
+        await file.flush();
+      }
+    }
+    const perSector = LOG_SECTOR_SIZE / 8;
+    const sectors = new Map<number, [number, { state: number; fileOffset: number }][]>();
+    for (const [i, fix] of fixes) {
+      const s = Math.floor(i / perSector);
+      sectors.set(s, [...(sectors.get(s) ?? []), [i, fix]]);
+    }
+    for (const s of [...sectors.keys()].sort((a, b) => a - b)) {
+      const fileOffset = layout.bat.fileOffset + s * LOG_SECTOR_SIZE;
+      const data = Buffer.alloc(LOG_SECTOR_SIZE);
+      await file.readAt(data, fileOffset);
+      for (const [i, fix] of sectors.get(s) ?? []) encodeBatEntry(data, (i % perSector) * 8, fix.state, fix.fileOffset);
+      ops.push({ kind: 'data', fileOffset, data });
+    }
+  }
+  const capacity = entryCapacity(pair.header.logLength);
+  if (capacity <= 0 && ops.length > 0) throw new VdiskError('CORRUPT', `${file.path}: the log is too small to carry repairs`);
+  for (let i = 0; i < ops.length; i += capacity) await logTransaction(file, pair, ops.slice(i, i + capacity));
+}
