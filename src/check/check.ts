@@ -7,7 +7,7 @@ import { readHeaders } from '../formats/vhdx/layout.js';
 import { findActiveSequence, type LogOperation } from '../formats/vhdx/log.js';
 import { HeaderPair } from '../formats/vhdx/header-pair.js';
 import { entryCapacity, logTransaction, replayOnDisk } from '../formats/vhdx/log-writer.js';
-import { PAYLOAD_FULLY_PRESENT, encodeBatEntry, isBitmapEntry } from '../formats/vhdx/bat.js';
+import { PAYLOAD_FULLY_PRESENT, PAYLOAD_ZERO, encodeBatEntry, isBitmapEntry } from '../formats/vhdx/bat.js';
 import { BatTable } from '../formats/vhdx/bat-table.js';
 import { ZERO_GUID, newGuid } from '../formats/vhdx/guid.js';
 import { examineVhdx, type VhdxExamination } from './vhdx-check.js';
@@ -57,7 +57,7 @@ export async function checkImage(path: string, options: CheckOptions = {}): Prom
   }
   const first = report(path, format, before);
   if (repair === 'none' || (first.corruptions === 0 && first.leaks === 0)) return first;
-  const fixable = before.findings.some((f) => f.repair && (repair === 'all' || f.repair === 'truncate'));
+  const fixable = before.findings.some((f) => f.repair && (repair === 'all' || f.repair === 'truncate' || f.repair === 'move-block'));
   if (!fixable) return first;
 
   file = await PositionalFile.open(path, 'rw');
@@ -70,7 +70,16 @@ export async function checkImage(path: string, options: CheckOptions = {}): Prom
       if (plan) await replayOnDisk(file, new HeaderPair(file, choice.headers, choice.current), plan);
       ex = await examineVhdx(file);
     }
-    if (repair === 'all') await repairStructures(file, ex);
+    if (repair === 'all') {
+      await repairStructures(file, ex);
+      ex = await examineVhdx(file);
+    }
+    // Leaked space inside the file: fill each hole with the last block, so that the leak moves to the
+    // end of the file where truncation gives it back.
+    for (let round = 0; round < 1024 && ex.interiorLeaks.length > 0; round++) {
+      if (!(await moveLastBlockInto(file, ex))) break;
+      ex = await examineVhdx(file);
+    }
     if (ex.truncateTo !== null && ex.truncateTo < file.size()) {
       await file.truncate(ex.truncateTo);
       await file.flush();
@@ -93,6 +102,37 @@ export async function checkImage(path: string, options: CheckOptions = {}): Prom
     'leaks-fixed': Math.max(0, first.leaks - final.leaks),
     findings,
   };
+}
+
+/**
+ * Copies the block that ends the file into the first interior hole big enough for it, then points
+ * its BAT entry there through the log. The copy is flushed before the entry changes, so a crash
+ * leaves either mapping intact. Returns false when no block can move.
+ */
+async function moveLastBlockInto(file: PositionalFile, ex: VhdxExamination): Promise<boolean> {
+  const layout = ex.layout;
+  if (!layout || ex.blocks.length === 0) return false;
+  const last = ex.blocks[ex.blocks.length - 1];
+  const hole = ex.interiorLeaks.find((g) => roundUp(g.start, MiB) + last.size <= g.end && g.start < last.offset);
+  if (!hole) return false;
+  const to = roundUp(hole.start, MiB);
+  const buf = Buffer.alloc(Math.min(last.size, 8 * MiB));
+  for (let at = 0; at < last.size; at += buf.length) {
+    await file.readAt(buf, last.offset + at);
+    await file.writeAt(buf, to + at);
+  }
+  await file.flush();
+  const choice = await readHeaders(file);
+  const pair = new HeaderPair(file, choice.headers, choice.current);
+  await pair.update({ fileWriteGuid: newGuid() });
+  const sector = Math.floor((last.index * 8) / LOG_SECTOR_SIZE);
+  const fileOffset = layout.bat.fileOffset + sector * LOG_SECTOR_SIZE;
+  const data = Buffer.alloc(LOG_SECTOR_SIZE);
+  await file.readAt(data, fileOffset);
+  const state = data.readUInt32LE((last.index % (LOG_SECTOR_SIZE / 8)) * 8) & 7;
+  encodeBatEntry(data, (last.index % (LOG_SECTOR_SIZE / 8)) * 8, state, to);
+  await logTransaction(file, pair, [{ kind: 'data', fileOffset, data }]);
+  return true;
 }
 
 async function repairStructures(file: PositionalFile, ex: VhdxExamination): Promise<void> {
@@ -125,7 +165,7 @@ async function repairStructures(file: PositionalFile, ex: VhdxExamination): Prom
       let end = roundUp(file.size(), MiB);
       const missing: number[] = [];
       await bat.scan((i, e) => {
-        if (!isBitmapEntry(g, i) && e.state !== PAYLOAD_FULLY_PRESENT && !fixes.has(i)) missing.push(i);
+        if (!isBitmapEntry(g, i) && e.state !== PAYLOAD_FULLY_PRESENT && e.state !== PAYLOAD_ZERO && !fixes.has(i)) missing.push(i);
       });
       for (const i of missing) {
         fixes.set(i, { state: PAYLOAD_FULLY_PRESENT, fileOffset: end });

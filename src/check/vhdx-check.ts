@@ -11,7 +11,7 @@ import { readLayout, type HeaderChoice, type VhdxLayout } from '../formats/vhdx/
 import { findActiveSequence } from '../formats/vhdx/log.js';
 import { BatTable } from '../formats/vhdx/bat-table.js';
 import {
-  PAYLOAD_FULLY_PRESENT, PAYLOAD_NOT_PRESENT, PAYLOAD_PARTIALLY_PRESENT, SB_NOT_PRESENT, SB_PRESENT, STATE_NAMES,
+  PAYLOAD_FULLY_PRESENT, PAYLOAD_NOT_PRESENT, PAYLOAD_PARTIALLY_PRESENT, PAYLOAD_ZERO, SB_NOT_PRESENT, SB_PRESENT, STATE_NAMES,
   isBitmapEntry,
 } from '../formats/vhdx/bat.js';
 import { ZERO_GUID } from '../formats/vhdx/guid.js';
@@ -36,6 +36,10 @@ export interface VhdxExamination {
   totalBlocks: number;
   allocatedBlocks: number;
   imageEnd: number;
+  /** Payload and bitmap blocks in file order: where each BAT entry's space is. */
+  blocks: { index: number; offset: number; size: number }[];
+  /** Unreferenced ranges holding data before the last referenced byte (truncation cannot reach them). */
+  interiorLeaks: { start: number; end: number }[];
 }
 
 class Collector {
@@ -67,6 +71,8 @@ export async function examineVhdx(file: PositionalFile): Promise<VhdxExamination
     totalBlocks: 0,
     allocatedBlocks: 0,
     imageEnd: file.size(),
+    blocks: [],
+    interiorLeaks: [],
   };
   const done = () => {
     ex.unlisted = c.unlisted;
@@ -208,7 +214,8 @@ export async function examineVhdx(file: PositionalFile): Promise<VhdxExamination
         c.add({ ...where, severity: 'corruption', message: `BAT entry ${i} is ${STATE_NAMES[e.state]} but carries file offset ${e.fileOffset} (Hyper-V refuses that)`, repair: 'clear-bat-entry' });
         ex.batFixes.set(i, { state: e.state, fileOffset: 0 });
       }
-      if (fixed && !bitmap && i < g.totalEntries) {
+      // ZERO is allowed: QEMU makes fixed images with every block ZERO (its block_state_zero default).
+      if (fixed && !bitmap && e.state !== PAYLOAD_ZERO) {
         c.add({ ...where, severity: 'corruption', message: `fixed image, but block ${blockOf(i)} is ${STATE_NAMES[e.state]}`, repair: 'map-block' });
       }
       return;
@@ -252,6 +259,7 @@ export async function examineVhdx(file: PositionalFile): Promise<VhdxExamination
     prevEnd = start + sizeOf(i);
     prevIndex = i;
     used.push({ start, end: prevEnd });
+    ex.blocks.push({ index: i, offset: start, size: sizeOf(i) });
   }
   ex.allocatedBlocks = allocated;
 
@@ -274,10 +282,11 @@ export async function examineVhdx(file: PositionalFile): Promise<VhdxExamination
       severity: 'leak',
       structure: 'file',
       offset: gap.start,
-      message: `${gap.end - gap.start} bytes at ${gap.start}..${gap.end} hold data that nothing references${tail ? '' : ' (inside the file; it cannot be given back)'}`,
-      ...(tail ? { repair: 'truncate' as const } : {}),
+      message: `${gap.end - gap.start} bytes at ${gap.start}..${gap.end} hold data that nothing references${tail ? '' : ' (inside the file: -r moves the last block into it)'}`,
+      repair: tail ? 'truncate' : 'move-block',
     });
     if (tail) firstTailLeak = gap.start;
+    else ex.interiorLeaks.push(gap);
   }
   if (firstTailLeak !== null) ex.truncateTo = roundUp(firstTailLeak, MiB);
   return done();
