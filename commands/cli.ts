@@ -18,8 +18,12 @@ const EXIT_CODES: Record<ErrorCode, number> = {
 };
 
 function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+    return pkg.version;
+  } catch {
+    return 'unknown'; // a bundled copy without its package.json still runs
+  }
 }
 
 function fail(message: string, code: number): never {
@@ -106,6 +110,7 @@ function build(setExit: (code: number) => void): Command {
     .argument('[input]', 'input file; stdin when absent or -')
     .addOption(formatOpt())
     .option('--offset <n>', 'virtual offset to write at')
+    .option('-t, --cache <mode>', 'writeback (default: flushes keep the image crash-safe) or unsafe (no flushes, as qemu-img convert defaults to)')
     .option('-q, --quiet', 'print nothing but errors')
     .option('-p, --progress', 'show progress on stderr (terminal only)')
     .action(async (image: string, input: string | undefined, opts) => {
@@ -118,8 +123,8 @@ function build(setExit: (code: number) => void): Command {
 
 export async function main(argv: string[]): Promise<void> {
   let exitCode = 0;
-  const program = build((c) => (exitCode = c));
   try {
+    const program = build((c) => (exitCode = c));
     await program.parseAsync(argv);
   } catch (e) {
     if (e instanceof CommanderError) {

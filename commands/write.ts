@@ -1,4 +1,5 @@
 import { openImage } from '../src/formats/open.js';
+import { VdiskError } from '../src/errors.js';
 import { importIntoImage } from '../src/import.js';
 import { parseSize } from '../src/util/size.js';
 import { formatOption } from './common.js';
@@ -9,11 +10,16 @@ export interface WriteOptions {
   offset?: string;
   quiet?: boolean;
   progress?: boolean;
+  cache?: string;
 }
 
 export async function runWrite(path: string, input: string | undefined, opts: WriteOptions): Promise<number> {
   const offset = opts.offset !== undefined ? parseSize(opts.offset, '--offset') : 0;
-  const image = await openImage(path, { format: formatOption(opts.format), mode: 'rw' });
+  if (opts.cache !== undefined && opts.cache !== 'writeback' && opts.cache !== 'unsafe') {
+    throw new VdiskError('USAGE', `-t must be writeback or unsafe, not '${opts.cache}'`);
+  }
+  const cache = opts.cache as 'writeback' | 'unsafe' | undefined;
+  const image = await openImage(path, { format: formatOption(opts.format), mode: 'rw', cache });
   try {
     const progress = progressReporter(opts, 'write');
     const source = input === undefined || input === '-' ? { kind: 'fd' as const, fd: 0, name: 'stdin' } : { kind: 'file' as const, path: input };

@@ -65,29 +65,53 @@ export async function importIntoImage(image: DiskImage, source: ImportSource, op
         `${image.filename}: writing ${length} bytes at offset ${offset} would run past the end of the virtual disk (${image.virtualSize} bytes); nothing was written`,
       );
     }
-    const chunkSize = options.chunkSize ?? 2 * 1024 * 1024;
-    const buf = allocIoBuffer(chunkSize);
-    let done = 0;
-    let next: Promise<number> | null = null;
-    const readChunk = (pos: number, into: Buffer) => input.readAt(into, pos);
-    const spare = allocIoBuffer(chunkSize);
-    let bufs = [buf, spare];
-    // Chunks end on chunkSize boundaries of the virtual disk, so each lies inside one block.
+    const chunkSize = options.chunkSize ?? 4 * 1024 * 1024;
+    // Chunks end on chunkSize boundaries of the virtual disk, so each lies inside one block (block
+    // sizes are powers of two of at least 1 MiB). Reads run ahead and several writes are in flight:
+    // done one after another, each step waited on the last and the disk sat idle.
     const chunkLen = (pos: number) => Math.min(length - pos, chunkSize - ((offset + pos) % chunkSize));
-    if (length > 0) next = readChunk(0, bufs[0].subarray(0, chunkLen(0)));
-    while (done < length) {
-      const n = chunkLen(done);
-      await next;
-      const data = bufs[0].subarray(0, n);
-      const after = done + n;
-      next = after < length ? readChunk(after, bufs[1].subarray(0, chunkLen(after))) : null;
-      const at = offset + done;
-      const skip = isZero(data) && (await image.blockStatus(at, n)).every((e) => e.state !== 'data');
-      if (!skip) await image.write(data, at);
-      done = after;
-      bufs = [bufs[1], bufs[0]];
+    const DEPTH = 3;
+    const free = Array.from({ length: DEPTH * 2 }, () => allocIoBuffer(chunkSize));
+    const reads: { pos: number; data: Buffer; ready: Promise<number> }[] = [];
+    const writing = new Set<Promise<void>>();
+    let readPos = 0;
+    let done = 0;
+    const refill = () => {
+      while (reads.length < DEPTH && readPos < length && free.length > 0) {
+        const n = chunkLen(readPos);
+        const data = (free.pop() as Buffer).subarray(0, n);
+        const ready = input.readAt(data, readPos);
+        ready.catch(() => undefined);
+        reads.push({ pos: readPos, data, ready });
+        readPos += n;
+      }
+    };
+    const recycle = (data: Buffer) => free.push(Buffer.from(data.buffer, data.byteOffset, chunkSize));
+    refill();
+    while (reads.length > 0) {
+      const { pos, data, ready } = reads.shift() as (typeof reads)[number];
+      await ready;
+      const at = offset + pos;
+      const skip = isZero(data) && (await image.blockStatus(at, data.length)).every((e) => e.state !== 'data');
+      if (skip) {
+        recycle(data);
+      } else {
+        const w: Promise<void> = image.write(data, at).finally(() => {
+          writing.delete(w);
+          recycle(data);
+        });
+        writing.add(w);
+        if (writing.size >= DEPTH) await Promise.race(writing);
+      }
+      done += data.length;
       options.onProgress?.(done, length);
+      refill();
+      if (reads.length === 0 && readPos < length && writing.size > 0) {
+        await Promise.race(writing);
+        refill();
+      }
     }
+    await Promise.all(writing);
     await image.flush();
     return length;
   } finally {

@@ -9,6 +9,8 @@ export interface OpenImageOptions {
   /** Skip probing and treat the file as this format. */
   format?: ImageFormat;
   mode?: OpenMode;
+  /** 'unsafe': skip flushes (qemu-img's cache=unsafe). */
+  cache?: 'writeback' | 'unsafe';
 }
 
 export async function probeFormat(file: PositionalFile): Promise<ImageFormat> {
@@ -24,6 +26,7 @@ export async function openImage(path: string, options: OpenImageOptions = {}): P
     throw new VdiskError('USAGE', `unknown image format '${options.format}' (vhdx, raw)`);
   }
   const file = await PositionalFile.open(path, mode);
+  if (options.cache) file.cache = options.cache;
   try {
     const format = options.format ?? (await probeFormat(file));
     if (format === 'raw') return RawImage.fromFile(file);

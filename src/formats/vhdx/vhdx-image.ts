@@ -40,10 +40,13 @@ export class VhdxImage implements DiskImage {
   /** True when a read-write open found a pending log and replayed it on disk. */
   readonly replayedOnOpen: boolean;
   private readonly headerPair: HeaderPair | null;
-  private sessionStarted = false;
+  private session: Promise<void> | null = null;
   /** BAT changes made by writes and not yet committed through the log: entry index -> entry. */
   private readonly pendingBat = new Map<number, BatEntry>();
   private allocEnd = 0;
+  /** Allocations under way: concurrent writes into one new block must share it, not allocate twice. */
+  private readonly allocating = new Map<number, Promise<number>>();
+  private growth: Promise<void> = Promise.resolve();
 
   private constructor(
     file: PositionalFile,
@@ -251,14 +254,23 @@ export class VhdxImage implements DiskImage {
       const inBlock = pos - block * bs;
       const n = Math.min(bs - inBlock, buf.length - done);
       const index = payloadEntryIndex(g, block);
-      const e = await this.blockEntry(block);
       const part = buf.subarray(done, done + n);
-      if (this.stateOf(e, index) === 'data') {
+      // Decide only after the last await: another write may have allocated this block meanwhile.
+      const committed = this.pendingBat.has(index) || this.allocating.has(index) ? null : await this.blockEntry(block);
+      const e = this.pendingBat.get(index) ?? (this.allocating.has(index) ? null : committed);
+      if (e && this.stateOf(e, index) === 'data') {
         writes.push(this.file.writeAt(part, e.fileOffset + inBlock));
       } else {
-        const at = await this.allocateBlock();
-        writes.push(this.file.writeAt(part, at + inBlock));
-        this.pendingBat.set(index, { state: PAYLOAD_FULLY_PRESENT, reserved: 0, fileOffset: at });
+        let alloc = this.allocating.get(index);
+        if (!alloc) {
+          alloc = this.allocateBlock().then((at) => {
+            this.pendingBat.set(index, { state: PAYLOAD_FULLY_PRESENT, reserved: 0, fileOffset: at });
+            this.allocating.delete(index);
+            return at;
+          });
+          this.allocating.set(index, alloc);
+        }
+        writes.push(alloc.then((at) => this.file.writeAt(part, at + inBlock)));
       }
       done += n;
     }
@@ -273,21 +285,28 @@ export class VhdxImage implements DiskImage {
     await this.file.flush();
   }
 
-  private async beginSession(): Promise<void> {
-    if (this.sessionStarted || !this.headerPair) return;
-    // New FileWriteGuid before the first write of the session, new DataWriteGuid before the first
-    // change a reader could see: both are about to happen.
-    await this.headerPair.update({ fileWriteGuid: newGuid(), dataWriteGuid: newGuid() });
-    this.layout.header = this.headerPair.header;
-    this.allocEnd = roundUp(this.file.size(), MiB);
-    this.sessionStarted = true;
+  /** Once per session, however many writes arrive together: concurrent starts would reuse offsets. */
+  private beginSession(): Promise<void> {
+    this.session ??= (async () => {
+      const pair = this.headerPair as HeaderPair;
+      // New FileWriteGuid before the first write of the session, new DataWriteGuid before the first
+      // change a reader could see: both are about to happen.
+      await pair.update({ fileWriteGuid: newGuid(), dataWriteGuid: newGuid() });
+      this.layout.header = pair.header;
+      this.allocEnd = roundUp(this.file.size(), MiB);
+    })();
+    return this.session;
   }
 
   private async allocateBlock(): Promise<number> {
     const at = Math.max(this.allocEnd, roundUp(this.file.size(), MiB));
     this.allocEnd = at + this.blockSize;
-    // The whole block exists at once, as holes: unwritten parts read as zeros.
-    await this.file.truncate(this.allocEnd);
+    // The whole block exists at once, as holes: unwritten parts read as zeros. Growth is serialized:
+    // two ftruncate calls in flight could land in either order and shrink the file under a block.
+    this.growth = this.growth.then(async () => {
+      if (this.allocEnd > this.file.size()) await this.file.truncate(this.allocEnd);
+    });
+    await this.growth;
     return at;
   }
 
