@@ -17,7 +17,10 @@ const EXIT_CODES: Record<ErrorCode, number> = {
   RANGE: 1,
 };
 
+declare const VDISK_VERSION: string | undefined;
+
 function version(): string {
+  if (typeof VDISK_VERSION === 'string') return VDISK_VERSION; // set by the bundler
   try {
     const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
     return pkg.version;

@@ -188,6 +188,14 @@ export async function examineVhdx(file: PositionalFile): Promise<VhdxExamination
   const indices: number[] = [];
   let allocated = 0;
   ex.totalBlocks = g.dataBlocks;
+  const zeroRun = (first: number, count: number) => {
+    // NOT_PRESENT with offset 0 is right everywhere except in a fixed image.
+    if (!fixed) return;
+    for (let i = first; i < first + count; i++) {
+      if (isBitmapEntry(g, i)) continue;
+      c.add({ severity: 'corruption', structure: 'BAT', offset: layout.bat.fileOffset + i * 8, entry: i, message: `fixed image, but block ${blockOf(i)} is NOT_PRESENT`, repair: 'map-block' });
+    }
+  };
   await bat.scan((i, e) => {
     const at = layout.bat.fileOffset + i * 8;
     const bitmap = isBitmapEntry(g, i);
@@ -236,7 +244,7 @@ export async function examineVhdx(file: PositionalFile): Promise<VhdxExamination
     if (!bitmap) allocated++;
     starts.push(e.fileOffset);
     indices.push(i);
-  });
+  }, zeroRun);
   function blockOf(i: number): number {
     return i - Math.floor(i / (g.chunkRatio + 1));
   }

@@ -218,11 +218,18 @@ export class VhdxImage implements DiskImage {
   async blockCounts(): Promise<Record<string, number>> {
     const g = this.layout.geometry;
     const counts: Record<string, number> = {};
-    await this.bat.scan((i, e) => {
-      if (i % (g.chunkRatio + 1) === g.chunkRatio) return; // sector-bitmap entry
-      const name = STATE_NAMES[e.state];
-      counts[name] = (counts[name] ?? 0) + 1;
-    });
+    await this.bat.scan(
+      (i, e) => {
+        if (i % (g.chunkRatio + 1) === g.chunkRatio) return; // sector-bitmap entry
+        const name = STATE_NAMES[e.state];
+        counts[name] = (counts[name] ?? 0) + 1;
+      },
+      (first, count) => {
+        // Sector-bitmap entries inside the run are not blocks.
+        const bitmaps = Math.floor((first + count) / (g.chunkRatio + 1)) - Math.floor(first / (g.chunkRatio + 1));
+        counts.NOT_PRESENT = (counts.NOT_PRESENT ?? 0) + count - bitmaps;
+      },
+    );
     return counts;
   }
 
