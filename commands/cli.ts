@@ -94,6 +94,18 @@ function build(setExit: (code: number) => void): Command {
     });
 
   program
+    .command('partitions')
+    .description('the partition table: MBR with extended chains, GPT (backup used when the primary is bad), BSD labels')
+    .argument('<image>')
+    .addOption(formatOpt())
+    .addOption(outputOpt())
+    .option('-q, --quiet', 'print nothing but errors')
+    .action(async (image: string, opts) => {
+      const { runPartitions } = await import('./partitions.js');
+      setExit(await runPartitions(image, opts));
+    });
+
+  program
     .command('check')
     .description('find inconsistencies; -r leaks|all repairs them (exit codes as qemu-img check)')
     .argument('<image>')

@@ -10,3 +10,5 @@ export { importIntoImage, type ImportOptions, type ImportSource } from './import
 export { createVhdx, createRaw, defaultBlockSize, type VhdxCreateOptions } from './formats/vhdx/create.js';
 export { checkImage, type CheckOptions, type RepairMode } from './check/check.js';
 export { exitCodeOf, type CheckReport, type Finding } from './check/report.js';
+export { readPartitionTable } from './partitions/detect.js';
+export type { Partition, PartitionTable, Scheme } from './partitions/types.js';

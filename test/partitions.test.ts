@@ -1,0 +1,240 @@
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { openSync, writeSync, readSync, closeSync } from 'node:fs';
+import { needPeers, tempDir, vdisk, sh } from './helpers/peers.js';
+
+const MiB = 1024 * 1024;
+
+interface Ours {
+  scheme: string | null;
+  sectorSize: number;
+  partitions: { index: number; start: number; size: number; type: string; name?: string; uuid?: string; bootable?: boolean; parent?: number; scheme?: string }[];
+  warnings: string[];
+}
+
+function ours(img: string): Ours {
+  const r = vdisk(['partitions', '--output', 'json', img]);
+  assert.equal(r.code, 0, r.stderr);
+  return JSON.parse(r.stdout) as Ours;
+}
+
+function raw(size: number, dir: string, name = 'disk.img'): string {
+  const p = join(dir, name);
+  sh('truncate', ['-s', String(size), p]);
+  return p;
+}
+
+/** What sfdisk says, in our units: byte offsets, our type spelling. */
+function sfdiskView(img: string) {
+  const sector = 512;
+  const j = JSON.parse(sh('sfdisk', ['--json', img])).partitiontable;
+  return {
+    label: j.label as string,
+    partitions: (j.partitions as { node: string; start: number; size: number; type: string; bootable?: boolean; name?: string; uuid?: string }[]).map((p) => ({
+      index: Number(/(\d+)$/.exec(p.node)?.[1]),
+      start: p.start * sector,
+      size: p.size * sector,
+      type: j.label === 'gpt' ? p.type.toLowerCase() : `0x${p.type.padStart(2, '0')}`,
+      ...(j.label === 'gpt' ? { name: p.name ?? '', uuid: (p.uuid as string).toLowerCase() } : { bootable: p.bootable === true }),
+    })),
+  };
+}
+
+function pick(p: Ours['partitions'][number], gpt: boolean) {
+  return gpt
+    ? { index: p.index, start: p.start, size: p.size, type: p.type, name: p.name, uuid: p.uuid }
+    : { index: p.index, start: p.start, size: p.size, type: p.type, bootable: p.bootable };
+}
+
+/** The same answer from the raw image and from it converted to VHDX by qemu-img. */
+function sameAsVhdx(img: string, dir: string, expected: Ours): void {
+  const vhdx = join(dir, 'converted.vhdx');
+  sh('qemu-img', ['convert', '-f', 'raw', '-O', 'vhdx', img, vhdx]);
+  const v = ours(vhdx);
+  assert.deepEqual({ ...v, sectorSize: expected.sectorSize }, expected);
+}
+
+describe('partition tables compared with util-linux', () => {
+  test('MBR primaries, boot flag, an extended partition with several logicals', (t) => {
+    if (!needPeers(t, 'sfdisk', 'qemu-img')) return;
+    const dir = tempDir(t);
+    const img = raw(100 * MiB, dir);
+    sh('sfdisk', ['-q', img], Buffer.from('label: dos\n,10M,c,*\n,20M,83\n,,5\n,5M,83\n,5M,82\n,,8e\n'));
+    const o = ours(img);
+    const s = sfdiskView(img);
+    assert.equal(o.scheme, 'mbr');
+    assert.deepEqual(o.partitions.map((p) => pick(p, false)), s.partitions);
+    assert.deepEqual(o.partitions.map((p) => p.index), [1, 2, 3, 5, 6, 7]);
+    assert.deepEqual(o.warnings, []);
+    sameAsVhdx(img, dir, o);
+  });
+
+  test('an 0x85 Linux extended chain', (t) => {
+    if (!needPeers(t, 'sfdisk', 'qemu-img')) return;
+    const dir = tempDir(t);
+    const img = raw(64 * MiB, dir);
+    sh('sfdisk', ['-q', img], Buffer.from('label: dos\n,8M,83\n,,85\n,8M,83\n,8M,83\n'));
+    const o = ours(img);
+    assert.deepEqual(o.partitions.map((p) => pick(p, false)), sfdiskView(img).partitions);
+    assert.deepEqual(o.partitions.map((p) => p.index), [1, 2, 5, 6]);
+  });
+
+  test('GPT with names and types (sgdisk)', (t) => {
+    if (!needPeers(t, 'sgdisk', 'sfdisk', 'qemu-img')) return;
+    const dir = tempDir(t);
+    const img = raw(128 * MiB, dir);
+    sh('sgdisk', ['-n', '1:2048:+10M', '-t', '1:ef00', '-c', '1:EFI system', '-n', '2:0:+30M', '-t', '2:8300', '-c', '2:root fs',
+      '-n', '3:0:+8M', '-t', '3:8200', '-c', '3:swap', '-n', '4:0:0', '-t', '4:0700', '-c', '4:Données ünïcode', '-A', '4:set:0', img]);
+    const o = ours(img);
+    const s = sfdiskView(img);
+    assert.equal(o.scheme, 'gpt');
+    assert.deepEqual(o.partitions.map((p) => pick(p, true)), s.partitions);
+    assert.equal(o.partitions[0].description, 'EFI System');
+    assert.equal(o.partitions[3].description, 'Microsoft basic data');
+    assert.equal((o.partitions[3] as { attributes?: string }).attributes, '0x0000000000000001');
+    assert.deepEqual(o.warnings, []);
+    sameAsVhdx(img, dir, o);
+  });
+
+  test('hybrid MBR (sgdisk -h) is recognised and reported', (t) => {
+    if (!needPeers(t, 'sgdisk', 'sfdisk')) return;
+    const dir = tempDir(t);
+    const img = raw(64 * MiB, dir);
+    sh('sgdisk', ['-n', '1:2048:+10M', '-t', '1:0700', '-n', '2:0:+10M', '-t', '2:8300', '-h', '1:EE', img]);
+    const r = vdisk(['partitions', '--output', 'json', img]);
+    const o = JSON.parse(r.stdout) as Ours;
+    assert.equal(o.scheme, 'gpt');
+    assert.match(o.warnings.join(' '), /hybrid MBR/);
+    assert.match(r.stderr, /^vdisk: warning: .*hybrid MBR/m);
+    assert.deepEqual(o.partitions.map((p) => pick(p, true)), sfdiskView(img).partitions);
+  });
+
+  test('GPT on 4096-byte sectors (fdisk -b 4096)', (t) => {
+    if (!needPeers(t, 'fdisk', 'sfdisk', 'qemu-img')) return;
+    const dir = tempDir(t);
+    const img = raw(64 * MiB, dir);
+    sh('fdisk', ['-b', '4096', img], Buffer.from('g\nn\n\n\n+10M\nn\n\n\n+20M\nt\n2\n19\nw\n'));
+    const o = ours(img);
+    assert.equal(o.scheme, 'gpt');
+    assert.equal(o.sectorSize, 4096);
+    // This sfdisk has no --sector-size; fdisk -b 4096 -l lists the same facts.
+    const lines = sh('fdisk', ['-b', '4096', '-l', '-o', 'Device,Start,Sectors,Type-UUID,UUID', img]).trim().split('\n');
+    const rows = lines.slice(lines.findIndex((l) => l.startsWith('Device')) + 1).map((l) => l.trim().split(/\s+/));
+    assert.deepEqual(
+      o.partitions.map((p) => [p.index, p.start, p.size, p.type, p.uuid]),
+      rows.map(([dev, start, sectors, type, uuid]) => [Number(/(\d+)$/.exec(dev)?.[1]), Number(start) * 4096, Number(sectors) * 4096, type.toLowerCase(), uuid.toLowerCase()]),
+    );
+  });
+
+  for (const what of ['header', 'entry array'] as const) {
+    test(`a damaged primary GPT ${what}: the backup is used, as sfdisk does`, (t) => {
+      if (!needPeers(t, 'sgdisk', 'sfdisk', 'qemu-img')) return;
+      const dir = tempDir(t);
+      const img = raw(64 * MiB, dir);
+      sh('sgdisk', ['-n', '1:2048:+10M', '-c', '1:one', '-n', '2:0:+10M', '-c', '2:two', img]);
+      const before = sfdiskView(img).partitions;
+      const fd = openSync(img, 'r+');
+      const at = what === 'header' ? 512 + 40 : 1024 + 60; // first usable LBA / a name byte of entry 1
+      const b = Buffer.alloc(1);
+      readSync(fd, b, 0, 1, at);
+      b[0] ^= 0x5a;
+      writeSync(fd, b, 0, 1, at);
+      closeSync(fd);
+      const o = ours(img);
+      assert.equal(o.scheme, 'gpt');
+      assert.match(o.warnings.join(' '), /using the backup GPT/);
+      assert.match(o.warnings.join(' '), what === 'header' ? /primary GPT header: header CRC mismatch/ : /primary GPT: partition entry array CRC mismatch/);
+      assert.deepEqual(o.partitions.map((p) => pick(p, true)), before);
+      assert.deepEqual(o.partitions.map((p) => pick(p, true)), sfdiskView(img).partitions, 'sfdisk falls back the same way');
+      sameAsVhdx(img, dir, o);
+    });
+  }
+
+  test('a BSD disklabel inside a FreeBSD slice, as partx lists it', (t) => {
+    if (!needPeers(t, 'sfdisk', 'fdisk', 'partx', 'qemu-img')) return;
+    const dir = tempDir(t);
+    const img = raw(64 * MiB, dir);
+    sh('sfdisk', ['-q', img], Buffer.from('label: dos\n,1M,83\n,40M,a5\n'));
+    sh('fdisk', [img], Buffer.from('b\n2\ny\nn\na\n\n+10M\nt\na\n7\nn\nd\n30000\n+8M\nt\nd\n1\nw\nq\n'));
+    const o = ours(img);
+    const px = sh('partx', ['-g', '-o', 'NR,START,SECTORS', img]).trim().split('\n').map((l) => l.trim().split(/\s+/).map(Number));
+    assert.deepEqual(o.partitions.map((p) => [p.index, p.start / 512, p.size / 512]), px);
+    const nested = o.partitions.filter((p) => p.scheme === 'bsd');
+    assert.deepEqual(nested.map((p) => [p.parent, p.name, p.type]), [[2, 'a', '0x07'], [2, 'd', '0x01']]);
+    sameAsVhdx(img, dir, o);
+  });
+
+  test('a looping EBR chain ends, lists each valid logical once, and warns', (t) => {
+    if (!needPeers(t, 'sfdisk')) return;
+    const dir = tempDir(t);
+    const img = raw(64 * MiB, dir);
+    sh('sfdisk', ['-q', img], Buffer.from('label: dos\n,8M,83\n,,5\n,4M,83\n,4M,83\n,4M,83\n'));
+    const good = ours(img).partitions;
+    // Point the second EBR's link back at the first EBR: a loop.
+    const ext = good.find((p) => p.type === '0x05') as Ours['partitions'][number];
+    const second = good.find((p) => p.index === 6) as Ours['partitions'][number];
+    const ebr2 = second.start - 2048 * 512 < ext.start ? ext.start : second.start - 2048 * 512;
+    const fd = openSync(img, 'r+');
+    const link = Buffer.alloc(16);
+    readSync(fd, link, 0, 16, ebr2 + 446 + 16);
+    link.writeUInt32LE(0, 8); // relative to the extended partition: its first EBR
+    writeSync(fd, link, 0, 16, ebr2 + 446 + 16);
+    closeSync(fd);
+    const started = Date.now();
+    const r = vdisk(['partitions', '--output', 'json', img]);
+    assert.ok(Date.now() - started < 5000);
+    assert.equal(r.code, 0);
+    const o = JSON.parse(r.stdout) as Ours;
+    assert.deepEqual(o.partitions.map((p) => p.index), [1, 2, 5, 6]);
+    assert.match(o.warnings.join(' '), /links backwards|loops/);
+  });
+
+  test('a disk without a table, and a whole-disk FAT volume, have none', (t) => {
+    if (!needPeers(t, 'mkfs.vfat')) return;
+    const dir = tempDir(t);
+    const img = raw(32 * MiB, dir);
+    assert.deepEqual(ours(img), { scheme: null, sectorSize: 512, partitions: [], warnings: [] });
+    sh('mkfs.vfat', ['-F', '32', img]);
+    assert.equal(ours(img).scheme, null);
+  });
+
+  test('hostile tables: counts and sizes at their maxima, entries past the end', (t) => {
+    if (!needPeers(t, 'sgdisk', 'sfdisk')) return;
+    const dir = tempDir(t);
+    const img = raw(16 * MiB, dir);
+    sh('sfdisk', ['-q', img], Buffer.from('label: dos\n,8M,83\n'));
+    const fd = openSync(img, 'r+');
+    const e = Buffer.alloc(16);
+    e[4] = 0x83;
+    e.writeUInt32LE(0xfffffff0, 8);
+    e.writeUInt32LE(0xffffffff, 12);
+    writeSync(fd, e, 0, 16, 446 + 16);
+    closeSync(fd);
+    const r = vdisk(['partitions', '--output', 'json', img]);
+    assert.equal(r.code, 0);
+    assert.match(JSON.parse(r.stdout).warnings.join(' '), /past the end of the disk/);
+
+    const g = raw(16 * MiB, dir, 'g.img');
+    sh('sgdisk', ['-n', '1:2048:+4M', g]);
+    // Entry count 2^32-1 with a correct header CRC: refused, and the backup is used.
+    const { crc32 } = require('@node-rs/crc32') as typeof import('@node-rs/crc32');
+    const fd2 = openSync(g, 'r+');
+    const h = Buffer.alloc(92);
+    readSync(fd2, h, 0, 92, 512);
+    h.writeUInt32LE(0xffffffff, 80);
+    h.writeUInt32LE(0, 16);
+    h.writeUInt32LE(crc32(h) >>> 0, 16);
+    writeSync(fd2, h, 0, 92, 512);
+    closeSync(fd2);
+    const started = Date.now();
+    const rg = vdisk(['partitions', '--output', 'json', g]);
+    assert.ok(Date.now() - started < 5000);
+    const og = JSON.parse(rg.stdout) as Ours;
+    assert.equal(og.partitions.length, 1);
+    assert.match(og.warnings.join(' '), /absurd.*using the backup GPT|using the backup GPT/);
+  });
+});
+
+import { createRequire } from 'node:module';
+const require = createRequire(import.meta.url);
