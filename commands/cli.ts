@@ -106,6 +106,18 @@ function build(setExit: (code: number) => void): Command {
     });
 
   program
+    .command('mount-detect')
+    .description('the file system of the disk or of each partition, named as blkid names it')
+    .argument('<image>')
+    .addOption(formatOpt())
+    .addOption(outputOpt())
+    .option('-q, --quiet', 'print nothing but errors')
+    .action(async (image: string, opts) => {
+      const { runMountDetect } = await import('./mount-detect.js');
+      setExit(await runMountDetect(image, opts));
+    });
+
+  program
     .command('check')
     .description('find inconsistencies; -r leaks|all repairs them (exit codes as qemu-img check)')
     .argument('<image>')

@@ -12,3 +12,5 @@ export { checkImage, type CheckOptions, type RepairMode } from './check/check.js
 export { exitCodeOf, type CheckReport, type Finding } from './check/report.js';
 export { readPartitionTable } from './partitions/detect.js';
 export type { Partition, PartitionTable, Scheme } from './partitions/types.js';
+export { detectVolumes, detectFilesystem, DETECTORS, type Volume } from './filesystems/detect.js';
+export type { FsInfo, VolumeReader, Detector } from './filesystems/types.js';

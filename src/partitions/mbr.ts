@@ -47,6 +47,8 @@ export function plausibleEntries(m: MbrSector): boolean {
 /** Looks like a DOS boot sector of a file system (a BPB), not a partition table. */
 export function looksLikeVolumeBootRecord(buf: Buffer): boolean {
   const jump = buf[0] === 0xeb || buf[0] === 0xe9;
+  // exFAT zeroes the old BPB fields; NTFS and exFAT both name themselves in the OEM field.
+  if (jump && /^(EXFAT   |NTFS    )$/.test(buf.toString('latin1', 3, 11))) return true;
   const bps = buf.readUInt16LE(11);
   const fsName = buf.toString('latin1', 54, 62) + buf.toString('latin1', 82, 90) + buf.toString('latin1', 3, 11);
   return jump && [512, 1024, 2048, 4096].includes(bps) && /FAT|NTFS|EXFAT|MSDOS|MSWIN|mkfs/i.test(fsName);

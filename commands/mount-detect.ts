@@ -1,0 +1,38 @@
+import { openImage } from '../src/formats/open.js';
+import { detectVolumes } from '../src/filesystems/detect.js';
+import { formatSize } from '../src/util/size.js';
+import { formatOption, outputKind, printJson } from './common.js';
+
+export interface MountDetectOptions {
+  format?: string;
+  output?: string;
+  quiet?: boolean;
+}
+
+export async function runMountDetect(path: string, opts: MountDetectOptions): Promise<number> {
+  const kind = outputKind(opts.output);
+  const image = await openImage(path, { format: formatOption(opts.format) });
+  let result;
+  try {
+    result = await detectVolumes(image);
+  } finally {
+    await image.close();
+  }
+  for (const w of result.warnings) process.stderr.write(`vdisk: warning: ${path}: ${w}\n`);
+  if (kind === 'json') {
+    printJson({ volumes: result.volumes, warnings: result.warnings });
+    return 0;
+  }
+  if (opts.quiet) return 0;
+  const { default: Table } = await import('cli-table3');
+  const t = new Table({
+    head: ['Partition', 'Offset', 'Size', 'Filesystem', 'Version', 'Label', 'UUID'],
+    style: { head: process.stdout.isTTY ? ['cyan'] : [], border: [], compact: true },
+    chars: { mid: '', 'left-mid': '', 'mid-mid': '', 'right-mid': '' },
+  });
+  for (const v of result.volumes) {
+    t.push([v.partition === null ? '(disk)' : String(v.partition), String(v.offset), formatSize(v.size), v.filesystem ?? '-', v.version ?? '', v.label ?? '', v.uuid ?? '']);
+  }
+  process.stdout.write(t.toString() + '\n');
+  return 0;
+}
