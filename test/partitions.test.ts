@@ -238,3 +238,20 @@ describe('partition tables compared with util-linux', () => {
 
 import { createRequire } from 'node:module';
 const require = createRequire(import.meta.url);
+
+test('a GPT written by our serializer is verified by sgdisk and read back by sfdisk', async (t) => {
+  if (!needPeers(t, 'sgdisk', 'sfdisk')) return;
+  const { serializeGpt } = await import('../src/partitions/gpt.js');
+  const dir = tempDir(t);
+  const img = raw(32 * MiB, dir);
+  const parts = [
+    { firstLba: 2048, lastLba: 10239, type: 'c12a7328-f81f-11d2-ba4b-00a0c93ec93b', uuid: '11111111-2222-4333-8444-555555555555', name: 'EFI' },
+    { firstLba: 10240, lastLba: 40959, type: '0fc63daf-8483-4772-8e79-3d69d8477de4', uuid: '66666666-7777-4888-9999-aaaaaaaaaaaa', name: 'données' },
+  ];
+  const fd = openSync(img, 'r+');
+  for (const { offset, data } of serializeGpt(32 * 2048, 512, '01234567-89ab-4cde-8f01-23456789abcd', parts)) writeSync(fd, data, 0, data.length, offset);
+  closeSync(fd);
+  assert.match(sh('sgdisk', ['-v', img]), /No problems found/);
+  const s = sfdiskView(img);
+  assert.deepEqual(s.partitions.map((p) => [p.start / 512, p.size / 512, p.type, p.uuid, p.name]), parts.map((p) => [p.firstLba, p.lastLba - p.firstLba + 1, p.type, p.uuid, p.name]));
+});

@@ -1,5 +1,5 @@
 import { crc32 } from '@node-rs/crc32';
-import { readGuid } from '../formats/vhdx/guid.js';
+import { readGuid, writeGuid } from '../formats/vhdx/guid.js';
 import { gptDescription } from './type-names.js';
 import type { Partition, SectorReader } from './types.js';
 
@@ -132,4 +132,69 @@ export async function readGpt(disk: SectorReader, sector: number): Promise<GptRe
     return { diskGuid: backup.header.diskGuid, partitions: entries.partitions, warnings: [...warnings, ...entries.warnings] };
   }
   return null;
+}
+
+export interface NewGptPartition {
+  firstLba: number;
+  lastLba: number;
+  type: string;
+  uuid: string;
+  name?: string;
+  attributes?: bigint;
+}
+
+/**
+ * A whole GPT for a disk of `totalSectors`: the protective MBR, primary header and 128-entry array
+ * at the start; the backup array and header at the end. Returns the bytes and where they go.
+ */
+export function serializeGpt(
+  totalSectors: number,
+  sector: number,
+  diskGuid: string,
+  parts: NewGptPartition[],
+): { offset: number; data: Buffer }[] {
+  const ENTRIES = 128;
+  const ENTRY_SIZE = 128;
+  const arraySectors = Math.ceil((ENTRIES * ENTRY_SIZE) / sector);
+  const entries = Buffer.alloc(arraySectors * sector);
+  parts.forEach((p, i) => {
+    const o = i * ENTRY_SIZE;
+    writeGuid(entries, o, p.type);
+    writeGuid(entries, o + 16, p.uuid);
+    entries.writeBigUInt64LE(BigInt(p.firstLba), o + 32);
+    entries.writeBigUInt64LE(BigInt(p.lastLba), o + 40);
+    entries.writeBigUInt64LE(p.attributes ?? 0n, o + 48);
+    Buffer.from((p.name ?? '').slice(0, 36), 'utf16le').copy(entries, o + 56);
+  });
+  const entriesCrc = crc32(entries.subarray(0, ENTRIES * ENTRY_SIZE)) >>> 0;
+  const firstUsable = 2 + arraySectors;
+  const lastUsable = totalSectors - 2 - arraySectors;
+  const header = (my: number, alternate: number, entriesLba: number) => {
+    const h = Buffer.alloc(sector);
+    h.write(SIGNATURE, 0, 'latin1');
+    h.writeUInt32LE(0x00010000, 8);
+    h.writeUInt32LE(92, 12);
+    h.writeBigUInt64LE(BigInt(my), 24);
+    h.writeBigUInt64LE(BigInt(alternate), 32);
+    h.writeBigUInt64LE(BigInt(firstUsable), 40);
+    h.writeBigUInt64LE(BigInt(lastUsable), 48);
+    writeGuid(h, 56, diskGuid);
+    h.writeBigUInt64LE(BigInt(entriesLba), 72);
+    h.writeUInt32LE(ENTRIES, 80);
+    h.writeUInt32LE(ENTRY_SIZE, 84);
+    h.writeUInt32LE(entriesCrc, 88);
+    h.writeUInt32LE(crc32(h.subarray(0, 92)) >>> 0, 16);
+    return h;
+  };
+  const mbr = Buffer.alloc(sector);
+  mbr[446 + 4] = 0xee;
+  mbr.writeUInt32LE(1, 446 + 8);
+  mbr.writeUInt32LE(Math.min(totalSectors - 1, 0xffffffff), 446 + 12);
+  mbr[510] = 0x55;
+  mbr[511] = 0xaa;
+  const last = totalSectors - 1;
+  return [
+    { offset: 0, data: Buffer.concat([mbr, header(1, last, 2), entries]) },
+    { offset: (last - arraySectors) * sector, data: Buffer.concat([entries, header(last, 1, last - arraySectors)]) },
+  ];
 }

@@ -200,6 +200,10 @@ export class VhdxImage implements DiskImage {
 
   async blockStatus(offset: number, length: number): Promise<Extent[]> {
     checkRange(this, offset, length);
+    if (this.layout.params.hasParent) {
+      // Unallocated here means "the parent's data", which cannot be mapped without the parent.
+      throw unsupported(this.filename, 'reading a differencing image needs its parent, which is not supported yet');
+    }
     const bs = this.blockSize;
     const out: Extent[] = [];
     let pos = offset;
@@ -218,16 +222,18 @@ export class VhdxImage implements DiskImage {
   async blockCounts(): Promise<Record<string, number>> {
     const g = this.layout.geometry;
     const counts: Record<string, number> = {};
+    // Payload entries below BAT index n; with a parent the last chunk is padded past the last block.
+    const payloadBefore = (n: number) => Math.min(g.dataBlocks, n - Math.floor(n / (g.chunkRatio + 1)));
     await this.bat.scan(
       (i, e) => {
         if (i % (g.chunkRatio + 1) === g.chunkRatio) return; // sector-bitmap entry
+        if (i - Math.floor(i / (g.chunkRatio + 1)) >= g.dataBlocks) return; // padding
         const name = STATE_NAMES[e.state];
         counts[name] = (counts[name] ?? 0) + 1;
       },
       (first, count) => {
-        // Sector-bitmap entries inside the run are not blocks.
-        const bitmaps = Math.floor((first + count) / (g.chunkRatio + 1)) - Math.floor(first / (g.chunkRatio + 1));
-        counts.NOT_PRESENT = (counts.NOT_PRESENT ?? 0) + count - bitmaps;
+        const blocks = payloadBefore(first + count) - payloadBefore(first);
+        if (blocks > 0) counts.NOT_PRESENT = (counts.NOT_PRESENT ?? 0) + blocks;
       },
     );
     return counts;
