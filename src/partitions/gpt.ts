@@ -1,4 +1,4 @@
-import { crc32 } from '@node-rs/crc32';
+import { crc32 } from '../util/crc.js';
 import { readGuid, writeGuid } from '../formats/vhdx/guid.js';
 import { gptDescription } from './type-names.js';
 import type { Partition, SectorReader } from './types.js';

@@ -1,4 +1,4 @@
-import { crc32c } from '@node-rs/crc32';
+import { crc32c } from '../../util/crc.js';
 
 /** CRC-32C of `buf` with the 4-byte checksum field at `fieldOffset` taken as zero. */
 export function checksumWithField(buf: Buffer, fieldOffset: number): number {

@@ -1,4 +1,4 @@
-import { crc32c } from '@node-rs/crc32';
+import { crc32c } from '../../util/crc.js';
 import type { ByteSource } from '../../io/file.js';
 import { LOG_SECTOR_SIZE, MiB } from './constants.js';
 import { readGuid, writeGuid } from './guid.js';
