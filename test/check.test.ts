@@ -4,7 +4,7 @@ import { readFileSync, writeFileSync, openSync, readSync, closeSync } from 'node
 import { join } from 'node:path';
 import { needPeers, tempDir, vdisk, sha256, sh } from './helpers/peers.js';
 import { makeQemuVhdx, qemuConvertToRaw } from './helpers/qemu.js';
-import { mapVhdx, reseal, type VhdxMap } from './helpers/mutate.js';
+import { addUnknownRequiredItem, mapVhdx, reseal, type VhdxMap } from './helpers/mutate.js';
 
 const MiB = 1024 * 1024;
 
@@ -128,16 +128,7 @@ const DAMAGES: Damage[] = [
   },
   {
     name: 'unknown required metadata item (not repairable)',
-    apply: (b, m) => {
-      const n = b.readUInt16LE(m.metadata + 10);
-      const o = m.metadata + 32 + n * 32;
-      b.fill(0x66, o, o + 16);
-      b.writeUInt32LE(64 * 1024, o + 16);
-      b.writeUInt32LE(8, o + 20);
-      b.writeUInt32LE(4, o + 24);
-      b.writeUInt16LE(n + 1, m.metadata + 10);
-      return b;
-    },
+    apply: addUnknownRequiredItem,
     exit: 2,
     finding: { structure: /^metadata$/, message: /unknown required item/ },
     affected: [],

@@ -4,7 +4,7 @@ import { mkdirSync, readFileSync, writeFileSync, truncateSync, copyFileSync } fr
 import { join } from 'node:path';
 import { needPeers, tempDir, vdisk, sha256 } from './helpers/peers.js';
 import { makeQemuVhdx, scatteredWrites } from './helpers/qemu.js';
-import { mapVhdx, resealHeaders, resealRegionTables, type VhdxMap } from './helpers/mutate.js';
+import { addUnknownRequiredItem, mapVhdx, resealHeaders, resealRegionTables, type VhdxMap } from './helpers/mutate.js';
 
 const MiB = 1024 * 1024;
 
@@ -83,16 +83,7 @@ const DAMAGES: Damage[] = [
   {
     name: 'unknown required metadata item',
     pattern: /unknown required item .*refusing/,
-    apply: (b, m) => {
-      const n = b.readUInt16LE(m.metadata + 10);
-      const o = m.metadata + 32 + n * 32;
-      b.fill(0x66, o, o + 16);
-      b.writeUInt32LE(64 * 1024, o + 16);
-      b.writeUInt32LE(8, o + 20);
-      b.writeUInt32LE(4, o + 24);
-      b.writeUInt16LE(n + 1, m.metadata + 10);
-      return b;
-    },
+    apply: addUnknownRequiredItem,
   },
   {
     name: 'metadata item offset outside the region',

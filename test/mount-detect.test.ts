@@ -5,18 +5,11 @@ import { mkdirSync, writeFileSync, openSync, writeSync, readFileSync, closeSync 
 import { spawnSync } from 'node:child_process';
 import { needPeers, tempDir, vdisk, sh } from './helpers/peers.js';
 import { makeDos1Floppy, makeHpfs, makeLuks1, makeLvm2 } from './helpers/handmade.js';
+import type { Volume } from '../src/index.js';
 
 const MiB = 1024 * 1024;
 
-interface Vol {
-  partition: number | null;
-  offset: number;
-  size: number;
-  filesystem: string | null;
-  version: string | null;
-  label: string | null;
-  uuid: string | null;
-}
+type Vol = Omit<Volume, 'fsSize'>;
 
 function ours(img: string): { volumes: Vol[]; warnings: string[] } {
   const r = vdisk(['mount-detect', '--output', 'json', img]);

@@ -65,3 +65,15 @@ export function resealLog(buf: Buffer, m: VhdxMap): void {
     if (len > 0 && len % 4096 === 0 && s + len <= m.logLength) reseal(buf, at, len);
   }
 }
+
+/** Appends a metadata entry with an unknown GUID and IsRequired set: readers must refuse the file. */
+export function addUnknownRequiredItem(b: Buffer, m: VhdxMap): Buffer {
+  const n = b.readUInt16LE(m.metadata + 10);
+  const o = m.metadata + 32 + n * 32;
+  b.fill(0x66, o, o + 16);
+  b.writeUInt32LE(64 * 1024, o + 16);
+  b.writeUInt32LE(8, o + 20);
+  b.writeUInt32LE(4, o + 24);
+  b.writeUInt16LE(n + 1, m.metadata + 10);
+  return b;
+}

@@ -164,28 +164,38 @@ export class VhdxImage implements DiskImage {
       case PAYLOAD_UNMAPPED_V095:
         return 'zero';
       case PAYLOAD_PARTIALLY_PRESENT:
-        if (this.layout.params.hasParent) {
-          throw unsupported(this.filename, 'reading a differencing image needs its parent, which is not supported yet');
-        }
+        this.refuseDifferencing('reading');
         throw corrupt(this.filename, `BAT entry ${index} is PARTIALLY_PRESENT in an image without a parent`);
       default:
         throw corrupt(this.filename, `BAT entry ${index} has invalid state ${e.state} (${STATE_NAMES[e.state]})`);
     }
   }
 
-  async read(buf: Uint8Array, offset: number): Promise<void> {
-    checkRange(this, offset, buf.length);
-    if (this.layout.params.hasParent) {
-      throw unsupported(this.filename, 'reading a differencing image needs its parent, which is not supported yet');
-    }
+  /** The pieces of [offset, offset+length) that fall in one block each. */
+  private *segments(offset: number, length: number): Generator<{ block: number; inBlock: number; done: number; n: number }> {
     const bs = this.blockSize;
-    const pending: Promise<number>[] = [];
-    let done = 0;
-    while (done < buf.length) {
+    for (let done = 0; done < length; ) {
       const pos = offset + done;
       const block = Math.floor(pos / bs);
       const inBlock = pos - block * bs;
-      const n = Math.min(bs - inBlock, buf.length - done);
+      const n = Math.min(bs - inBlock, length - done);
+      yield { block, inBlock, done, n };
+      done += n;
+    }
+  }
+
+  /** Unallocated blocks of a differencing image mean "the parent's data", which needs the parent. */
+  private refuseDifferencing(what: string): void {
+    if (this.layout.params.hasParent) {
+      throw unsupported(this.filename, `${what} a differencing image needs its parent, which is not supported yet`);
+    }
+  }
+
+  async read(buf: Uint8Array, offset: number): Promise<void> {
+    checkRange(this, offset, buf.length);
+    this.refuseDifferencing('reading');
+    const pending: Promise<number>[] = [];
+    for (const { block, inBlock, done, n } of this.segments(offset, buf.length)) {
       const e = await this.blockEntry(block);
       const part = buf.subarray(done, done + n);
       if (this.stateOf(e, payloadEntryIndex(this.layout.geometry, block)) === 'data') {
@@ -193,27 +203,17 @@ export class VhdxImage implements DiskImage {
       } else {
         part.fill(0);
       }
-      done += n;
     }
     await Promise.all(pending);
   }
 
   async blockStatus(offset: number, length: number): Promise<Extent[]> {
     checkRange(this, offset, length);
-    if (this.layout.params.hasParent) {
-      // Unallocated here means "the parent's data", which cannot be mapped without the parent.
-      throw unsupported(this.filename, 'reading a differencing image needs its parent, which is not supported yet');
-    }
-    const bs = this.blockSize;
+    this.refuseDifferencing('reading');
     const out: Extent[] = [];
-    let pos = offset;
-    const end = offset + length;
-    while (pos < end) {
-      const block = Math.floor(pos / bs);
-      const n = Math.min((block + 1) * bs, end) - pos;
+    for (const { block, done, n } of this.segments(offset, length)) {
       const e = await this.blockEntry(block);
-      out.push({ offset: pos, length: n, state: this.stateOf(e, payloadEntryIndex(this.layout.geometry, block)) });
-      pos += n;
+      out.push({ offset: offset + done, length: n, state: this.stateOf(e, payloadEntryIndex(this.layout.geometry, block)) });
     }
     return mergeExtents(out);
   }
@@ -253,19 +253,11 @@ export class VhdxImage implements DiskImage {
   async write(buf: Uint8Array, offset: number): Promise<void> {
     if (!this.headerPair) throw new VdiskError('IO', `${this.filename}: opened read-only`);
     checkRange(this, offset, buf.length);
-    if (this.layout.params.hasParent) {
-      throw unsupported(this.filename, 'writing to a differencing image is not supported yet');
-    }
+    this.refuseDifferencing('writing to');
     await this.beginSession();
-    const bs = this.blockSize;
     const g = this.layout.geometry;
     const writes: Promise<void>[] = [];
-    let done = 0;
-    while (done < buf.length) {
-      const pos = offset + done;
-      const block = Math.floor(pos / bs);
-      const inBlock = pos - block * bs;
-      const n = Math.min(bs - inBlock, buf.length - done);
+    for (const { block, inBlock, done, n } of this.segments(offset, buf.length)) {
       const index = payloadEntryIndex(g, block);
       const part = buf.subarray(done, done + n);
       // Decide only after the last await: another write may have allocated this block meanwhile.
@@ -285,7 +277,6 @@ export class VhdxImage implements DiskImage {
         }
         writes.push(alloc.then((at) => this.file.writeAt(part, at + inBlock)));
       }
-      done += n;
     }
     await Promise.all(writes);
     if (this.pendingSectors() >= entryCapacity(this.layout.header.logLength)) await this.commit();
