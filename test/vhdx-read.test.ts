@@ -146,3 +146,32 @@ export function patchLogicalSectorSize(img: string, size: number): void {
   }
   writeFileSync(img, buf);
 }
+
+test('blocks past the first chunk, behind the interleaved sector-bitmap entry, read back as QEMU wrote them', async (t) => {
+  if (!needPeers(t, 'qemu-img', 'qemu-io')) return;
+  const dir = tempDir(t);
+  // 1 MiB blocks and 512-byte sectors: a chunk is 4096 blocks (4 GiB), so BAT entry 4096 is a bitmap.
+  const G = 1024 * MiB;
+  const img = makeQemuVhdx(dir, {
+    name: 'chunks',
+    size: '9G',
+    options: ['block_size=1M'],
+    io: [`write -P 0x61 ${4 * G - 4096} 8192`, `write -P 0x62 ${5 * G + 12345 - 345} 70000`, `write -P 0x63 ${8 * G + 7 * MiB} 1M`],
+  });
+  const checks: [number, number, number][] = [
+    [4 * G - 4096, 8192, 0x61],
+    [5 * G + 12000, 70000, 0x62],
+    [8 * G + 7 * MiB, MiB, 0x63],
+  ];
+  for (const [offset, length, byte] of checks) {
+    const r = vdisk(['read', img, '-', '--offset', String(offset - 512), '--length', String(length + 1024)]);
+    assert.equal(r.code, 0, r.stderr);
+    const got = r.stdoutBytes;
+    assert.ok(got.subarray(0, 512).every((b) => b === 0), 'zeros before');
+    assert.ok(got.subarray(512, 512 + length).every((b) => b === byte), `pattern 0x${byte.toString(16)} at ${offset}`);
+    assert.ok(got.subarray(512 + length).every((b) => b === 0), 'zeros after');
+  }
+  const info = JSON.parse(vdisk(['info', '--output', 'json', img]).stdout);
+  assert.equal(info['format-specific'].data['block-states'].FULLY_PRESENT, 4);
+  assert.equal(vdisk(['check', img]).code, 0);
+});
