@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { needPeers, tempDir, vdisk, sha256 } from './helpers/peers.js';
 import { vhdiInfo } from './helpers/qemu.js';
@@ -23,7 +24,7 @@ function makeDifferencing(src: string, dst: string, entries: Record<string, stri
   writeFileSync(dst, b);
 }
 
-test('a differencing image: info shows its type and parent locator as vhdiinfo does; read refuses cleanly', async (t) => {
+test('a differencing image: info shows its type and parent locator as vhdiinfo does; a missing parent is a clean error', async (t) => {
   if (!needPeers(t, 'vhdiinfo')) return;
   const dir = tempDir(t);
   const base = join(dir, 'base.vhdx');
@@ -46,6 +47,67 @@ test('a differencing image: info shows its type and parent locator as vhdiinfo d
   const before = await sha256(child);
   const r = vdisk(['read', child, join(dir, 'out.raw')]);
   assert.equal(r.code, 1);
-  assert.match(r.stderr, /^vdisk: .*differencing image needs its parent/);
+  assert.match(r.stderr, /^vdisk: .*parent image \.\\base\.vhdx not found|^vdisk: .*has changed since this image was made/);
   assert.equal(await sha256(child), before);
+});
+
+test('reading through a parent: NOT_PRESENT from the parent, PARTIALLY_PRESENT per sector bitmap, ZERO as zeros', async (t) => {
+  const dir = tempDir(t);
+  const MiB = 1024 * 1024;
+  const base = join(dir, 'base.vhdx');
+  assert.equal(vdisk(['create', '-q', '-o', 'block_size=1M', base, '16M']).code, 0);
+  const baseData = randomBytes(16 * MiB);
+  assert.equal(vdisk(['write', base], { input: baseData }).code, 0);
+  const baseGuid = JSON.parse(vdisk(['info', '--output', 'json', base]).stdout)['format-specific'].data['data-write-guid'];
+
+  const childPlain = join(dir, 'child-plain.vhdx');
+  assert.equal(vdisk(['create', '-q', '-o', 'block_size=1M', childPlain, '16M']).code, 0);
+  const full = randomBytes(MiB);
+  const partial = randomBytes(MiB);
+  assert.equal(vdisk(['write', childPlain, '--offset', String(2 * MiB)], { input: full }).code, 0);
+  assert.equal(vdisk(['write', childPlain, '--offset', String(5 * MiB)], { input: partial }).code, 0);
+  const child = join(dir, 'child.vhdx');
+  makeDifferencing(childPlain, child, { parent_linkage: `{${baseGuid}}`, relative_path: '.\\base.vhdx' });
+
+  // BAT (at 2 MiB in our layout): block 5 partially present, block 7 ZERO, the chunk's bitmap present.
+  const b = readFileSync(child);
+  const bat = 2 * MiB;
+  const e5 = b.readBigUInt64LE(bat + 5 * 8);
+  b.writeBigUInt64LE((e5 & ~7n) | 7n, bat + 5 * 8);
+  b.writeBigUInt64LE(2n, bat + 7 * 8);
+  const bitmapAt = Math.ceil(b.length / MiB) * MiB;
+  b.writeBigUInt64LE((BigInt(bitmapAt / MiB) << 20n) | 6n, bat + 4096 * 8); // chunk ratio 4096: entry 4096
+  const bitmap = Buffer.alloc(MiB);
+  const mineSectors = new Set<number>();
+  for (let s = 0; s < 2048; s++) if (s < 100 || (s > 700 && s % 3 === 0) || s >= 2000) mineSectors.add(s);
+  for (const s of mineSectors) {
+    const j = 5 * 2048 + s;
+    bitmap[j >> 3] |= 1 << (j & 7);
+  }
+  writeFileSync(child, Buffer.concat([b, Buffer.alloc(bitmapAt - b.length), bitmap]));
+
+  const model = Buffer.from(baseData);
+  full.copy(model, 2 * MiB);
+  for (const s of mineSectors) partial.copy(model, 5 * MiB + s * 512, s * 512, s * 512 + 512);
+  model.fill(0, 7 * MiB, 8 * MiB);
+
+  const r = vdisk(['read', child]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(r.stdoutBytes.equals(model), 'whole disk equals the model');
+  for (const [o, l] of [[5 * MiB + 51_000, 3000], [5 * MiB - 777, 2 * MiB], [4 * MiB + 123, 4 * MiB]]) {
+    const part = vdisk(['read', child, '--offset', String(o), '--length', String(l)]);
+    assert.ok(part.stdoutBytes.equals(model.subarray(o, o + l)), `range ${o}+${l}`);
+  }
+  const out = join(dir, 'out.raw');
+  assert.equal(vdisk(['read', child, out]).code, 0);
+  assert.ok(readFileSync(out).equals(model), 'sparse export too');
+  const info = JSON.parse(vdisk(['info', '--output', 'json', child]).stdout);
+  assert.equal(info['format-specific'].data.subformat, 'differencing');
+  assert.equal(vdisk(['check', child]).code, 0);
+
+  // A parent that changed after the child was made is refused.
+  assert.equal(vdisk(['write', base, '--offset', '0'], { input: Buffer.from('changed') }).code, 0);
+  const stale = vdisk(['read', child, '--length', '512']);
+  assert.equal(stale.code, 1);
+  assert.match(stale.stderr, /^vdisk: .*has changed since this image was made/);
 });

@@ -9,19 +9,24 @@ import { ZERO_GUID, newGuid } from './guid.js';
 import { findActiveSequence, type LogOperation, type ReplayPlan } from './log.js';
 import { HeaderPair } from './header-pair.js';
 import { entryCapacity, logTransaction, replayOnDisk } from './log-writer.js';
+import { findParent, sameGuid } from './parent.js';
 import { LogOverlay } from './log-overlay.js';
 import { readHeaders, readLayout, validateLogFields, type VhdxLayout } from './layout.js';
 import { BatTable } from './bat-table.js';
 import {
   PAYLOAD_FULLY_PRESENT, PAYLOAD_NOT_PRESENT, PAYLOAD_PARTIALLY_PRESENT, PAYLOAD_UNDEFINED, PAYLOAD_UNMAPPED,
-  PAYLOAD_UNMAPPED_V095, PAYLOAD_ZERO, STATE_NAMES, encodeBatEntry, payloadEntryIndex, type BatEntry,
+  PAYLOAD_UNMAPPED_V095, PAYLOAD_ZERO, SB_PRESENT, STATE_NAMES, bitmapEntryIndex, encodeBatEntry, payloadEntryIndex, type BatEntry,
 } from './bat.js';
 
 export type VhdxSubformat = 'dynamic' | 'fixed' | 'differencing';
 
 export interface VhdxOpenOptions {
   mode?: OpenMode;
+  /** Position in a differencing chain (internal). */
+  depth?: number;
 }
+
+const MAX_CHAIN = 16;
 
 /**
  * A VHDX image. Opened to look, a pending log is replayed in memory (the file is never touched) so
@@ -41,6 +46,10 @@ export class VhdxImage implements DiskImage {
   readonly replayedOnOpen: boolean;
   private readonly headerPair: HeaderPair | null;
   private session: Promise<void> | null = null;
+  /** The parent of a differencing image, opened on first need. */
+  private parent: Promise<DiskImage> | null = null;
+  /** How deep this image sits in a chain, so a locator loop cannot recurse without end. */
+  private depth = 0;
   /** BAT changes made by writes and not yet committed through the log: entry index -> entry. */
   private readonly pendingBat = new Map<number, BatEntry>();
   private allocEnd = 0;
@@ -70,7 +79,9 @@ export class VhdxImage implements DiskImage {
     const mode = options.mode ?? 'r';
     const file = await PositionalFile.open(path, mode);
     try {
-      return await VhdxImage.fromFile(file);
+      const image = await VhdxImage.fromFile(file);
+      image.depth = options.depth ?? 0;
+      return image;
     } catch (err) {
       await file.close();
       throw err;
@@ -164,7 +175,7 @@ export class VhdxImage implements DiskImage {
       case PAYLOAD_UNMAPPED_V095:
         return 'zero';
       case PAYLOAD_PARTIALLY_PRESENT:
-        this.refuseDifferencing('reading');
+        if (this.layout.params.hasParent) return 'data';
         throw corrupt(this.filename, `BAT entry ${index} is PARTIALLY_PRESENT in an image without a parent`);
       default:
         throw corrupt(this.filename, `BAT entry ${index} has invalid state ${e.state} (${STATE_NAMES[e.state]})`);
@@ -184,21 +195,88 @@ export class VhdxImage implements DiskImage {
     }
   }
 
-  /** Unallocated blocks of a differencing image mean "the parent's data", which needs the parent. */
+  /** Writing into a differencing image is not supported: its bitmaps would need maintaining. */
   private refuseDifferencing(what: string): void {
     if (this.layout.params.hasParent) {
-      throw unsupported(this.filename, `${what} a differencing image needs its parent, which is not supported yet`);
+      throw unsupported(this.filename, `${what} a differencing image is not supported yet`);
+    }
+  }
+
+  /**
+   * The parent named by the locator, checked to be the image the child was made from (its
+   * DataWriteGuid must equal parent_linkage) and of the same size.
+   */
+  private openParent(): Promise<DiskImage> {
+    this.parent ??= (async () => {
+      const locator = this.layout.parentLocator;
+      if (!locator) throw corrupt(this.filename, 'differencing image without a parent locator');
+      if (this.depth >= MAX_CHAIN) throw corrupt(this.filename, `differencing chain deeper than ${MAX_CHAIN} images (a loop?)`);
+      const path = findParent(this.filename, locator);
+      const parent = await VhdxImage.open(path, { depth: this.depth + 1 });
+      const linkage = locator.entries.parent_linkage;
+      const problem =
+        linkage && !sameGuid(linkage, parent.layout.header.dataWriteGuid)
+          ? `parent ${path} has changed since this image was made (parent_linkage ${linkage}, parent DataWriteGuid {${parent.layout.header.dataWriteGuid}})`
+          : parent.virtualSize !== this.virtualSize
+            ? `parent ${path} is ${parent.virtualSize} bytes, this image ${this.virtualSize}`
+            : null;
+      if (problem) {
+        await parent.close();
+        throw corrupt(this.filename, problem);
+      }
+      return parent;
+    })();
+    return this.parent;
+  }
+
+  /** Reads part of a PARTIALLY_PRESENT block: sector by sector from here or the parent, per the bitmap. */
+  private async readPartial(part: Uint8Array, block: number, inBlock: number, e: BatEntry, pos: number): Promise<void> {
+    const g = this.layout.geometry;
+    const lss = this.layout.logicalSectorSize;
+    const chunk = Math.floor(block / g.chunkRatio);
+    const sb = await this.bat.entry(bitmapEntryIndex(g, chunk));
+    const parent = await this.openParent();
+    if (sb.state !== SB_PRESENT) {
+      await parent.read(part, pos);
+      return;
+    }
+    if (sb.fileOffset < HEADER_SECTION_SIZE || sb.fileOffset + MiB > this.source.size()) {
+      throw corrupt(this.filename, `sector bitmap of chunk ${chunk} points to ${sb.fileOffset}, outside the file`);
+    }
+    // Bit j of the chunk's bitmap stands for logical sector j of the chunk.
+    const base = (block % g.chunkRatio) * (this.blockSize / lss);
+    const s0 = Math.floor(inBlock / lss);
+    const s1 = Math.floor((inBlock + part.length - 1) / lss);
+    const firstByte = (base + s0) >> 3;
+    const bits = Buffer.alloc(((base + s1) >> 3) - firstByte + 1);
+    await this.source.readAt(bits, sb.fileOffset + firstByte);
+    const mine = (s: number) => (bits[((base + s) >> 3) - firstByte] >> ((base + s) & 7)) & 1;
+    for (let s = s0; s <= s1; ) {
+      const here = mine(s);
+      let t = s;
+      while (t + 1 <= s1 && mine(t + 1) === here) t++;
+      // Sectors s..t come from one place; clip to the requested bytes.
+      const from = Math.max(inBlock, s * lss) - inBlock;
+      const to = Math.min(inBlock + part.length, (t + 1) * lss) - inBlock;
+      const run = part.subarray(from, to);
+      if (here) await this.source.readAt(run, e.fileOffset + inBlock + from);
+      else await parent.read(run, pos + from);
+      s = t + 1;
     }
   }
 
   async read(buf: Uint8Array, offset: number): Promise<void> {
     checkRange(this, offset, buf.length);
-    this.refuseDifferencing('reading');
-    const pending: Promise<number>[] = [];
+    const hasParent = this.layout.params.hasParent;
+    const pending: Promise<unknown>[] = [];
     for (const { block, inBlock, done, n } of this.segments(offset, buf.length)) {
       const e = await this.blockEntry(block);
       const part = buf.subarray(done, done + n);
-      if (this.stateOf(e, payloadEntryIndex(this.layout.geometry, block)) === 'data') {
+      if (hasParent && e.state === PAYLOAD_NOT_PRESENT) {
+        pending.push(this.openParent().then((p) => p.read(part, offset + done)));
+      } else if (hasParent && e.state === PAYLOAD_PARTIALLY_PRESENT) {
+        pending.push(this.readPartial(part, block, inBlock, e, offset + done));
+      } else if (this.stateOf(e, payloadEntryIndex(this.layout.geometry, block)) === 'data') {
         pending.push(this.source.readAt(part, e.fileOffset + inBlock));
       } else {
         part.fill(0);
@@ -209,10 +287,16 @@ export class VhdxImage implements DiskImage {
 
   async blockStatus(offset: number, length: number): Promise<Extent[]> {
     checkRange(this, offset, length);
-    this.refuseDifferencing('reading');
     const out: Extent[] = [];
     for (const { block, done, n } of this.segments(offset, length)) {
       const e = await this.blockEntry(block);
+      if (this.layout.params.hasParent && (e.state === PAYLOAD_NOT_PRESENT || e.state === PAYLOAD_PARTIALLY_PRESENT)) {
+        // What the parent holds there, as the parent says.
+        const parent = await this.openParent();
+        const inherited = e.state === PAYLOAD_NOT_PRESENT ? await parent.blockStatus(offset + done, n) : [{ offset: offset + done, length: n, state: 'data' as const }];
+        out.push(...inherited);
+        continue;
+      }
       out.push({ offset: offset + done, length: n, state: this.stateOf(e, payloadEntryIndex(this.layout.geometry, block)) });
     }
     return mergeExtents(out);
@@ -352,6 +436,9 @@ export class VhdxImage implements DiskImage {
       await this.flush();
     } finally {
       await this.file.close();
+      const parent = this.parent;
+      this.parent = null;
+      if (parent) await parent.then((p) => p.close(), () => undefined);
     }
   }
 }
