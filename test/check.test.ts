@@ -223,3 +223,52 @@ describe('vdisk check finds each kind of damage and -r all repairs it', () => {
     assert.equal(JSON.parse(missing.stdout)['check-errors'], 1);
   });
 });
+
+describe('vdisk check and the log', () => {
+  async function dirtyQemuImage(dir: string): Promise<string> {
+    const { buildKillShim, qemuIoCutOff } = await import('./helpers/crash.js');
+    const shim = buildKillShim(dir);
+    for (let n = 1; n <= 20; n++) {
+      const img = makeQemuVhdx(dir, { name: `dirty-${n}`, size: '16M', options: ['block_size=1M'], io: ['write -P 0x21 0 1M'] });
+      qemuIoCutOff(shim, img, ['write -P 0x42 5M 8k'], n);
+      if (JSON.parse(vdisk(['info', '--output', 'json', img]).stdout)['dirty-flag']) return img;
+    }
+    throw new Error('no cut point left a pending log');
+  }
+
+  test('a file shorter than the log says was flushed: found, not replayable, untouched', async (t) => {
+    if (!needPeers(t, 'qemu-img', 'qemu-io', 'cc')) return;
+    const dir = tempDir(t);
+    const img = await dirtyQemuImage(dir);
+    const { truncateSync, statSync } = await import('node:fs');
+    truncateSync(img, statSync(img).size - MiB);
+    const before = await sha256(img);
+    const r = vdisk(['check', '--output', 'json', img]);
+    assert.equal(r.code, 2);
+    const f = JSON.parse(r.stdout).findings.find((x: { structure: string }) => x.structure === 'log');
+    assert.match(f.message, /the file was truncated; the log cannot be replayed/);
+    assert.equal(await sha256(img), before, 'check without -r changes nothing');
+    const info = vdisk(['info', img]);
+    assert.equal(info.code, 1);
+    assert.match(info.stderr, /^vdisk: .*truncated and the log cannot be replayed\n$/);
+    assert.equal(vdisk(['check', '-r', 'all', img]).code, 2, 'not repairable');
+  });
+
+  test('a torn entry of the active log is a warning; the block it would have mapped is a leak', async (t) => {
+    if (!needPeers(t, 'qemu-img', 'qemu-io', 'cc')) return;
+    const dir = tempDir(t);
+    const img = await dirtyQemuImage(dir);
+    const b = readFileSync(img);
+    const m = mapVhdx(b);
+    b[m.log + 4096 + 100] ^= 0xff; // inside the first entry, past its header: the checksum fails
+    writeFileSync(img, b);
+    const r = vdisk(['check', '--output', 'json', img]);
+    // Ignored, the entry maps nothing: the block QEMU wrote before its log entry is unreferenced.
+    assert.equal(r.code, 3, r.stdout);
+    const rep = JSON.parse(r.stdout);
+    assert.ok(rep.findings.some((f: { severity: string; message: string }) => f.severity === 'warning' && /carries this log's GUID but is invalid \(checksum mismatch\)/.test(f.message)));
+    assert.ok(rep.findings.some((f: { severity: string }) => f.severity === 'leak'));
+    assert.equal(vdisk(['check', '-r', 'leaks', img]).code, 0);
+    sh('qemu-img', ['check', '-f', 'vhdx', img]);
+  });
+});

@@ -66,7 +66,7 @@ export async function checkImage(path: string, options: CheckOptions = {}): Prom
     let ex = before;
     if (repair === 'all' && ex.findings.some((f) => f.repair === 'replay-log')) {
       const choice = await readHeaders(file);
-      const plan = await findActiveSequence(file, choice.header.logOffset, choice.header.logLength, choice.header.logGuid, Math.max(file.size(), 2 ** 47));
+      const { plan } = await findActiveSequence(file, choice.header.logOffset, choice.header.logLength, choice.header.logGuid, Math.max(file.size(), 2 ** 47));
       if (plan) await replayOnDisk(file, new HeaderPair(file, choice.headers, choice.current), plan);
       ex = await examineVhdx(file);
     }

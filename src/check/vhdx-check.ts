@@ -118,7 +118,12 @@ export async function examineVhdx(file: PositionalFile): Promise<VhdxExamination
   if (logUsable && h.logGuid !== ZERO_GUID && h.logLength > 0) {
     let plan = null;
     try {
-      plan = await findActiveSequence(file, h.logOffset, h.logLength, h.logGuid, Math.max(file.size(), 2 ** 47));
+      const search = await findActiveSequence(file, h.logOffset, h.logLength, h.logGuid, Math.max(file.size(), 2 ** 47));
+      plan = search.plan;
+      for (const r of search.rejected) {
+        // A torn entry is harmless (it is never replayed) but says a writer was cut off mid-entry.
+        c.add({ severity: 'warning', structure: 'log', offset: h.logOffset + r.position, message: `log entry at log offset ${r.position} carries this log's GUID but is invalid (${r.reason}); it is ignored` });
+      }
     } catch (err) {
       if (!(err instanceof VdiskError)) throw err;
       c.add({ severity: 'corruption', structure: 'log', offset: h.logOffset, message: err.message.replace(`${file.path}: `, '') });
@@ -180,7 +185,7 @@ export async function examineVhdx(file: PositionalFile): Promise<VhdxExamination
     { start: layout.bat.fileOffset, end: layout.bat.fileOffset + layout.bat.length, what: 'BAT region' },
     { start: layout.metadata.fileOffset, end: layout.metadata.fileOffset + layout.metadata.length, what: 'metadata region' },
   ];
-  if (h.logLength > 0) structures.push({ start: h.logOffset, end: h.logOffset + h.logLength, what: 'log' });
+  if (logUsable && h.logLength > 0) structures.push({ start: h.logOffset, end: h.logOffset + h.logLength, what: 'log' });
 
   // BAT.
   const bat = new BatTable(file, layout.bat.fileOffset, g.totalEntries);
@@ -276,7 +281,8 @@ export async function examineVhdx(file: PositionalFile): Promise<VhdxExamination
   let end = 0;
   const gaps: { start: number; end: number }[] = [];
   for (const r of all) {
-    if (r.start > end) gaps.push({ start: end, end: r.start });
+    // Only bytes the file has can leak: a structure claimed past the end leaves no gap to scan.
+    if (r.start > end && end < file.size()) gaps.push({ start: end, end: Math.min(r.start, file.size()) });
     end = Math.max(end, r.end);
   }
   ex.imageEnd = end;
@@ -302,6 +308,7 @@ export async function examineVhdx(file: PositionalFile): Promise<VhdxExamination
 
 /** Offset of the first non-zero byte in [start, end), or null: leaked data is what holds anything. */
 async function firstNonZero(file: PositionalFile, start: number, end: number): Promise<number | null> {
+  end = Math.min(end, file.size());
   const buf = Buffer.alloc(Math.min(4 * MiB, Math.max(0, end - start)));
   const zeros = Buffer.alloc(LOG_SECTOR_SIZE);
   for (let at = start; at < end; at += buf.length) {

@@ -41,6 +41,13 @@ export interface ReplayPlan {
   warning?: string;
 }
 
+/** What a search of the log found: the sequence to replay, and entries of this log that are invalid. */
+export interface LogSearch {
+  plan: ReplayPlan | null;
+  /** Entries carrying the active log GUID that fail validation (torn writes): log offsets and why. */
+  rejected: { position: number; reason: string }[];
+}
+
 /** Number of 4 KiB sectors that hold the entry header and `count` descriptors. */
 export function descriptorSectors(count: number): number {
   return Math.ceil((count + 2) / 128);
@@ -67,6 +74,7 @@ interface LogArea {
   guid: string;
   /** Bytes entry validation may still read; overlapping bogus entry headers must not cost n^2 reads. */
   budget: number;
+  rejected: { position: number; reason: string }[];
 }
 
 /** Reads `length` bytes of the circular log starting at log position `pos`, wrapping at the end. */
@@ -90,19 +98,29 @@ async function readCircular(area: LogArea, pos: number, length: number): Promise
  */
 async function readEntry(area: LogArea, pos: number, first: Buffer, limit: number): Promise<LogEntry | null> {
   const h = parseEntryHeader(first);
-  if (!h) return null;
-  if (h.entryLength === 0 || h.entryLength % LOG_SECTOR_SIZE !== 0 || h.entryLength > area.length) return null;
-  if (h.sequenceNumber === 0n || h.logGuid !== area.guid) return null;
-  if (h.tail % LOG_SECTOR_SIZE !== 0 || h.tail >= area.length) return null;
+  if (!h || h.logGuid !== area.guid) return null; // other GUIDs: leftovers of earlier sessions
+  const entry = await validateEntry(area, pos, h, limit);
+  if (typeof entry === 'string') {
+    area.rejected.push({ position: pos, reason: entry });
+    return null;
+  }
+  return entry;
+}
+
+/** The decoded entry, or why it is invalid. */
+async function validateEntry(area: LogArea, pos: number, h: LogEntryHeader, limit: number): Promise<LogEntry | string> {
+  if (h.entryLength === 0 || h.entryLength % LOG_SECTOR_SIZE !== 0 || h.entryLength > area.length) return `entry length ${h.entryLength} invalid`;
+  if (h.sequenceNumber === 0n) return 'sequence number 0';
+  if (h.tail % LOG_SECTOR_SIZE !== 0 || h.tail >= area.length) return `tail ${h.tail} invalid`;
   const descSectors = descriptorSectors(h.descriptorCount);
-  if (descSectors * LOG_SECTOR_SIZE > h.entryLength) return null;
+  if (descSectors * LOG_SECTOR_SIZE > h.entryLength) return `${h.descriptorCount} descriptors do not fit the entry`;
   area.budget -= h.entryLength;
   if (area.budget < 0) {
     throw new VdiskError('CORRUPT', `${area.source.path}: log holds too many overlapping entry headers to search`);
   }
   const entry = await readCircular(area, pos, h.entryLength);
   const sum = crc32c(entry.subarray(8), crc32c(Buffer.alloc(4), crc32c(entry.subarray(0, 4)))) >>> 0;
-  if (sum !== h.checksum) return null;
+  if (sum !== h.checksum) return 'checksum mismatch';
 
   const seqLo = Number(h.sequenceNumber & 0xffffffffn);
   const seqHi = Number(h.sequenceNumber >> 32n);
@@ -112,18 +130,18 @@ async function readEntry(area: LogArea, pos: number, first: Buffer, limit: numbe
     const d = ENTRY_HEADER_SIZE + i * DESCRIPTOR_SIZE;
     const sig = entry.readUInt32LE(d);
     const fileOffset = Number(entry.readBigUInt64LE(d + 16));
-    if (entry.readBigUInt64LE(d + 24) !== h.sequenceNumber) return null;
-    if (fileOffset % LOG_SECTOR_SIZE !== 0) return null;
+    if (entry.readBigUInt64LE(d + 24) !== h.sequenceNumber) return `descriptor ${i} has another sequence number`;
+    if (fileOffset % LOG_SECTOR_SIZE !== 0) return `descriptor ${i} file offset ${fileOffset} not 4 KiB aligned`;
     if (sig === ZERO_SIGNATURE) {
       const length = Number(entry.readBigUInt64LE(d + 8));
-      if (length % LOG_SECTOR_SIZE !== 0 || fileOffset + length > limit) return null;
+      if (length % LOG_SECTOR_SIZE !== 0 || fileOffset + length > limit) return `zero descriptor ${i} out of range`;
       operations.push({ kind: 'zero', fileOffset, length });
     } else if (sig === DESC_SIGNATURE) {
-      if (fileOffset + LOG_SECTOR_SIZE > limit) return null;
+      if (fileOffset + LOG_SECTOR_SIZE > limit) return `descriptor ${i} out of range`;
       const s = dataSector * LOG_SECTOR_SIZE;
-      if (s + LOG_SECTOR_SIZE > h.entryLength) return null;
-      if (entry.readUInt32LE(s) !== DATA_SIGNATURE) return null;
-      if (entry.readUInt32LE(s + 4) !== seqHi || entry.readUInt32LE(s + 4092) !== seqLo) return null;
+      if (s + LOG_SECTOR_SIZE > h.entryLength) return `data sector of descriptor ${i} outside the entry`;
+      if (entry.readUInt32LE(s) !== DATA_SIGNATURE) return `data sector of descriptor ${i} has no signature`;
+      if (entry.readUInt32LE(s + 4) !== seqHi || entry.readUInt32LE(s + 4092) !== seqLo) return `data sector of descriptor ${i} has another sequence number`;
       const data = Buffer.alloc(LOG_SECTOR_SIZE);
       entry.copy(data, 0, d + 8, d + 16); // leading bytes
       entry.copy(data, 8, s + 8, s + 4092);
@@ -131,7 +149,7 @@ async function readEntry(area: LogArea, pos: number, first: Buffer, limit: numbe
       operations.push({ kind: 'data', fileOffset, data });
       dataSector++;
     } else {
-      return null;
+      return `descriptor ${i} has no signature`;
     }
   }
   return { position: pos, header: h, operations };
@@ -140,7 +158,7 @@ async function readEntry(area: LogArea, pos: number, first: Buffer, limit: numbe
 /**
  * Finds the active sequence of the log at `offset`/`length` whose entries carry `guid`. Every 4 KiB
  * sector is tried as an entry start, as the format asks, so entries left by earlier sessions or torn
- * writes are recognised and passed over. Returns null when nothing is to be replayed.
+ * writes are recognised and passed over. The plan is null when nothing is to be replayed.
  */
 export async function findActiveSequence(
   source: ByteSource,
@@ -148,8 +166,8 @@ export async function findActiveSequence(
   length: number,
   guid: string,
   fileOffsetLimit: number,
-): Promise<ReplayPlan | null> {
-  const area: LogArea = { source, offset, length, guid, budget: Math.max(256 * MiB, 8 * length) };
+): Promise<LogSearch> {
+  const area: LogArea = { source, offset, length, guid, budget: Math.max(256 * MiB, 8 * length), rejected: [] };
   const valid = new Map<number, LogEntry>();
   const WINDOW = MiB;
   for (let w = 0; w < length; w += WINDOW) {
@@ -161,13 +179,13 @@ export async function findActiveSequence(
       if (entry) valid.set(w + s, entry);
     }
   }
-  if (valid.size === 0) return null;
+  if (valid.size === 0) return { plan: null, rejected: area.rejected };
 
   let head: LogEntry | undefined;
   for (const e of valid.values()) {
     if (!head || e.header.sequenceNumber > head.header.sequenceNumber) head = e;
   }
-  if (!head) return null;
+  if (!head) return { plan: null, rejected: area.rejected };
 
   // Walk back from the head through entries that end where the next begins with consecutive numbers.
   const byEnd = new Map<number, LogEntry>();
@@ -187,7 +205,7 @@ export async function findActiveSequence(
   if (!tailFound) {
     plan.warning = `log tail at offset ${head.header.tail} is not a valid entry of the active sequence; replaying from offset ${run[0].position}`;
   }
-  return plan;
+  return { plan, rejected: area.rejected };
 }
 
 /** The file size a replay must leave: the head's last file offset, rounded up to 1 MiB. */

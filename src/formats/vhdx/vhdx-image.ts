@@ -103,7 +103,7 @@ export class VhdxImage implements DiskImage {
       // Descriptors may touch the file up to a little past its end (the entry says how far); bound it by
       // the largest file a 64 TiB disk can need so a hostile entry cannot grow the overlay without limit.
       const limit = Math.max(file.size(), 2 ** 47);
-      plan = await findActiveSequence(file, choice.header.logOffset, choice.header.logLength, choice.header.logGuid, limit);
+      plan = (await findActiveSequence(file, choice.header.logOffset, choice.header.logLength, choice.header.logGuid, limit)).plan;
       if (plan && pair) {
         await replayOnDisk(file, pair, plan);
         choice = { ...choice, headers: pair.headers, current: pair.current, header: pair.header };
