@@ -2,12 +2,14 @@ import { VdiskError } from '../src/errors.js';
 import { checkImage, type RepairMode } from '../src/check/check.js';
 import { exitCodeOf, type CheckReport } from '../src/check/report.js';
 import { formatOption, outputKind, printJson } from './common.js';
+import { progressReporter } from './progress.js';
 
 export interface CheckCommandOptions {
   format?: string;
   output?: string;
   repair?: string;
   quiet?: boolean;
+  progress?: boolean;
 }
 
 export async function runCheck(path: string, opts: CheckCommandOptions): Promise<number> {
@@ -21,7 +23,9 @@ export async function runCheck(path: string, opts: CheckCommandOptions): Promise
   }
   let r: CheckReport;
   try {
-    r = await checkImage(path, { format: formatOption(opts.format), repair });
+    const progress = progressReporter(opts, 'check');
+    r = await checkImage(path, { format: formatOption(opts.format), repair, onProgress: progress?.update });
+    progress?.finish();
   } catch (err) {
     if (!(err instanceof VdiskError) || err.code === 'USAGE') throw err;
     // The check could not complete: qemu-img's exit code 1, with the reason.

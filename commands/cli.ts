@@ -125,6 +125,7 @@ function build(setExit: (code: number) => void): Command {
     .addOption(outputOpt())
     .option('-r, --repair <what>', 'leaks or all')
     .option('-q, --quiet', 'print nothing but errors')
+    .option('-p, --progress', 'show progress on stderr (terminal only)')
     .action(async (image: string, opts) => {
       const { runCheck } = await import('./check.js');
       setExit(await runCheck(image, opts));

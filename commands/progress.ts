@@ -6,7 +6,7 @@ export interface Progress {
 }
 
 /** `-p`: one self-rewriting line on stderr with rate and time left, only when stderr is a terminal. */
-export function progressReporter(opts: { progress?: boolean; quiet?: boolean }, verb: string): Progress | null {
+export function progressReporter(opts: { progress?: boolean; quiet?: boolean }, verb: string, unit = verb === 'check' ? 'BAT entries' : 'bytes'): Progress | null {
   if (!opts.progress || opts.quiet || !process.stderr.isTTY) return null;
   const started = Date.now();
   let last = 0;
@@ -16,9 +16,9 @@ export function progressReporter(opts: { progress?: boolean; quiet?: boolean }, 
     const rate = secs > 0 ? done / secs : 0;
     const left = rate > 0 ? Math.max(0, (total - done) / rate) : 0;
     const pct = total > 0 ? ((100 * done) / total).toFixed(1) : '100.0';
-    process.stderr.write(
-      `\r${verb}: ${pct.padStart(5)}%  ${formatSize(done)} of ${formatSize(total)}  ${formatSize(rate)}/s  ${Math.ceil(left)}s left\x1b[K`,
-    );
+    // Byte counts for read and write; check counts BAT entries.
+    const amount = unit === 'bytes' ? `${formatSize(done)} of ${formatSize(total)}  ${formatSize(rate)}/s` : `${done} of ${total} ${unit}`;
+    process.stderr.write(`\r${verb}: ${pct.padStart(5)}%  ${amount}  ${Math.ceil(left)}s left\x1b[K`);
     shown = true;
   };
   return {

@@ -71,3 +71,14 @@ test('an empty raw image and a zero-length read', (t) => {
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stdoutBytes.length, 0);
 });
+
+test('-p shows progress only on a terminal: piped, stderr stays empty', (t) => {
+  const dir = tempDir(t);
+  const img = join(dir, 'p.vhdx');
+  assert.equal(vdisk(['create', '-q', '-o', 'block_size=1M', img, '64M']).code, 0);
+  for (const args of [['read', '-p', img, join(dir, 'o.raw')], ['check', '-p', img], ['write', '-p', img, '--offset', '1M']]) {
+    const r = vdisk(args, { input: Buffer.alloc(4096, 1) });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stderr, '', args.join(' '));
+  }
+});

@@ -18,6 +18,8 @@ export type RepairMode = 'none' | 'leaks' | 'all';
 export interface CheckOptions {
   format?: ImageFormat;
   repair?: RepairMode;
+  /** BAT entries examined so far, of all (the first examination). */
+  onProgress?: (done: number, total: number) => void;
 }
 
 const count = (fs: Finding[], sev: Finding['severity']) => fs.filter((f) => f.severity === sev).length;
@@ -51,7 +53,7 @@ export async function checkImage(path: string, options: CheckOptions = {}): Prom
   try {
     format = options.format ?? (await probeFormat(file));
     if (format === 'raw') return report(path, 'raw', null); // a raw image has no structure to be inconsistent
-    before = await examineVhdx(file);
+    before = await examineVhdx(file, options.onProgress);
   } finally {
     await file.close();
   }

@@ -57,7 +57,7 @@ class Collector {
  * Reads every structure of a VHDX the way a careful reader would, without stopping at the first
  * problem, and records each finding with the structure, entry and file offset it concerns.
  */
-export async function examineVhdx(file: PositionalFile): Promise<VhdxExamination> {
+export async function examineVhdx(file: PositionalFile, onProgress?: (done: number, total: number) => void): Promise<VhdxExamination> {
   const c = new Collector();
   const ex: VhdxExamination = {
     findings: c.findings,
@@ -249,7 +249,7 @@ export async function examineVhdx(file: PositionalFile): Promise<VhdxExamination
     if (!bitmap) allocated++;
     starts.push(e.fileOffset);
     indices.push(i);
-  }, zeroRun);
+  }, zeroRun, onProgress);
   function blockOf(i: number): number {
     return i - Math.floor(i / (g.chunkRatio + 1));
   }

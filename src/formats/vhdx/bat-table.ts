@@ -29,7 +29,11 @@ export class BatTable {
    * `zeroRun`, runs of all-zero entries (NOT_PRESENT, offset 0: all of an empty disk) are reported in
    * bulk instead: a 64 TiB image has a million entries, and decoding each one costs more than start-up.
    */
-  async scan(visit: (index: number, entry: BatEntry) => void, zeroRun?: (first: number, count: number) => void): Promise<void> {
+  async scan(
+    visit: (index: number, entry: BatEntry) => void,
+    zeroRun?: (first: number, count: number) => void,
+    onProgress?: (done: number, total: number) => void,
+  ): Promise<void> {
     const pages = Math.ceil(this.entryCount / PAGE_ENTRIES);
     const zeros = zeroRun ? Buffer.alloc(64 * 1024) : null;
     for (let p = 0; p < pages; p++) {
@@ -54,6 +58,7 @@ export class BatTable {
           visit(base + i, entry);
         }
       }
+      onProgress?.(base + n, this.entryCount);
     }
   }
 
