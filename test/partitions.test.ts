@@ -3,14 +3,25 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { openSync, writeSync, readSync, closeSync } from 'node:fs';
 import { needPeers, tempDir, vdisk, sh } from './helpers/peers.js';
+import type { Partition } from '../src/index.js';
 
 const MiB = 1024 * 1024;
 
 interface Ours {
   scheme: string | null;
   sectorSize: number;
-  partitions: { index: number; start: number; size: number; type: string; name?: string; uuid?: string; bootable?: boolean; parent?: number; scheme?: string }[];
+  partitions: Partition[];
   warnings: string[];
+}
+
+interface Listed {
+  index: number;
+  start: number;
+  size: number;
+  type: string;
+  name?: string;
+  uuid?: string;
+  bootable?: boolean;
 }
 
 function ours(img: string): Ours {
@@ -31,7 +42,7 @@ function sfdiskView(img: string) {
   const j = JSON.parse(sh('sfdisk', ['--json', img])).partitiontable;
   return {
     label: j.label as string,
-    partitions: (j.partitions as { node: string; start: number; size: number; type: string; bootable?: boolean; name?: string; uuid?: string }[]).map((p) => ({
+    partitions: (j.partitions as { node: string; start: number; size: number; type: string; bootable?: boolean; name?: string; uuid?: string }[]).map((p): Listed => ({
       index: Number(/(\d+)$/.exec(p.node)?.[1]),
       start: p.start * sector,
       size: p.size * sector,
