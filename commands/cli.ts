@@ -1,5 +1,5 @@
 import { Command, CommanderError, Option } from 'commander';
-import { readFileSync } from 'node:fs';
+import { version } from './version.js';
 import { VdiskError, type ErrorCode } from '../src/errors.js';
 
 // Nothing here may import chalk (commands/colour.ts): loading it touches process.stdout, which makes
@@ -16,18 +16,6 @@ const EXIT_CODES: Record<ErrorCode, number> = {
   UNSUPPORTED: 1,
   RANGE: 1,
 };
-
-declare const VDISK_VERSION: string | undefined;
-
-function version(): string {
-  if (typeof VDISK_VERSION === 'string') return VDISK_VERSION; // set by the bundler
-  try {
-    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
-    return pkg.version;
-  } catch {
-    return 'unknown'; // a bundled copy without its package.json still runs
-  }
-}
 
 function fail(message: string, code: number): never {
   process.stderr.write(`vdisk: ${message}\n`);

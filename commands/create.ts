@@ -2,7 +2,7 @@ import { VdiskError } from '../src/errors.js';
 import { createRaw, createVhdx, type VhdxCreateOptions } from '../src/formats/vhdx/create.js';
 import { parseSize } from '../src/util/size.js';
 import { formatOption } from './common.js';
-import { readFileSync } from 'node:fs';
+import { version } from './version.js';
 
 export interface CreateOptions {
   format?: string;
@@ -61,10 +61,6 @@ export function parseVhdxOptions(list: string[]): Omit<VhdxCreateOptions, 'size'
     }
   }
   return o;
-}
-
-function version(): string {
-  return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 }
 
 export async function runCreate(path: string | undefined, sizeText: string | undefined, opts: CreateOptions): Promise<number> {

@@ -29,6 +29,10 @@ test('npm run package builds a single-file executable that runs info and read wi
   const ref = join(dir, 'ref.raw');
   qemuConvertToRaw(img, ref);
   assert.equal(await sha256(out), await sha256(ref));
+  const made = join(dir, 'made.vhdx');
+  const create = spawnSync(exe, ['create', '-q', made, '8M'], { cwd: dir, env, encoding: 'utf8' });
+  assert.equal(create.status, 0, create.stderr);
+  assert.equal(qemuInfo(made)['virtual-size'], 8 * 1024 * 1024);
   const bad = spawnSync(exe, ['info', join(dir, 'missing.vhdx')], { cwd: dir, env, encoding: 'utf8' });
   assert.equal(bad.status, 1);
   assert.match(bad.stderr, /^vdisk: .*no such file\n$/);
