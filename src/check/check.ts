@@ -7,7 +7,8 @@ import { readHeaders } from '../formats/vhdx/layout.js';
 import { findActiveSequence, type LogOperation } from '../formats/vhdx/log.js';
 import { HeaderPair } from '../formats/vhdx/header-pair.js';
 import { entryCapacity, logTransaction, replayOnDisk } from '../formats/vhdx/log-writer.js';
-import { PAYLOAD_FULLY_PRESENT, PAYLOAD_ZERO, encodeBatEntry, isBitmapEntry } from '../formats/vhdx/bat.js';
+import { PAYLOAD_FULLY_PRESENT, PAYLOAD_ZERO, isBitmapEntry } from '../formats/vhdx/bat.js';
+import { batSectorUpdates } from '../formats/vhdx/bat-update.js';
 import { BatTable } from '../formats/vhdx/bat-table.js';
 import { ZERO_GUID, newGuid } from '../formats/vhdx/guid.js';
 import { examineVhdx, type VhdxExamination } from './vhdx-check.js';
@@ -127,13 +128,9 @@ async function moveLastBlockInto(file: PositionalFile, ex: VhdxExamination): Pro
   const choice = await readHeaders(file);
   const pair = new HeaderPair(file, choice.headers, choice.current);
   await pair.update({ fileWriteGuid: newGuid() });
-  const sector = Math.floor((last.index * 8) / LOG_SECTOR_SIZE);
-  const fileOffset = layout.bat.fileOffset + sector * LOG_SECTOR_SIZE;
-  const data = Buffer.alloc(LOG_SECTOR_SIZE);
-  await file.readAt(data, fileOffset);
-  const state = data.readUInt32LE((last.index % (LOG_SECTOR_SIZE / 8)) * 8) & 7;
-  encodeBatEntry(data, (last.index % (LOG_SECTOR_SIZE / 8)) * 8, state, to);
-  await logTransaction(file, pair, [{ kind: 'data', fileOffset, data }]);
+  const current = await new BatTable(file, layout.bat.fileOffset, layout.geometry.totalEntries).entry(last.index);
+  const ops = await batSectorUpdates(file, layout.bat.fileOffset, [[last.index, { state: current.state, fileOffset: to }]]);
+  await logTransaction(file, pair, ops);
   return true;
 }
 
@@ -178,19 +175,7 @@ async function repairStructures(file: PositionalFile, ex: VhdxExamination): Prom
         await file.flush();
       }
     }
-    const perSector = LOG_SECTOR_SIZE / 8;
-    const sectors = new Map<number, [number, { state: number; fileOffset: number }][]>();
-    for (const [i, fix] of fixes) {
-      const s = Math.floor(i / perSector);
-      sectors.set(s, [...(sectors.get(s) ?? []), [i, fix]]);
-    }
-    for (const s of [...sectors.keys()].sort((a, b) => a - b)) {
-      const fileOffset = layout.bat.fileOffset + s * LOG_SECTOR_SIZE;
-      const data = Buffer.alloc(LOG_SECTOR_SIZE);
-      await file.readAt(data, fileOffset);
-      for (const [i, fix] of sectors.get(s) ?? []) encodeBatEntry(data, (i % perSector) * 8, fix.state, fix.fileOffset);
-      ops.push({ kind: 'data', fileOffset, data });
-    }
+    ops.push(...(await batSectorUpdates(file, layout.bat.fileOffset, fixes)));
   }
   const capacity = entryCapacity(pair.header.logLength);
   if (capacity <= 0 && ops.length > 0) throw new VdiskError('CORRUPT', `${file.path}: the log is too small to carry repairs`);

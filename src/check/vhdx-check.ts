@@ -12,7 +12,7 @@ import { findActiveSequence } from '../formats/vhdx/log.js';
 import { BatTable } from '../formats/vhdx/bat-table.js';
 import {
   PAYLOAD_FULLY_PRESENT, PAYLOAD_NOT_PRESENT, PAYLOAD_PARTIALLY_PRESENT, PAYLOAD_ZERO, SB_NOT_PRESENT, SB_PRESENT, STATE_NAMES,
-  isBitmapEntry,
+  blockOfEntry, isBitmapEntry,
 } from '../formats/vhdx/bat.js';
 import { ZERO_GUID } from '../formats/vhdx/guid.js';
 import type { Finding } from './report.js';
@@ -198,7 +198,7 @@ export async function examineVhdx(file: PositionalFile, onProgress?: (done: numb
     if (!fixed) return;
     for (let i = first; i < first + count; i++) {
       if (isBitmapEntry(g, i)) continue;
-      c.add({ severity: 'corruption', structure: 'BAT', offset: layout.bat.fileOffset + i * 8, entry: i, message: `fixed image, but block ${blockOf(i)} is NOT_PRESENT`, repair: 'map-block' });
+      c.add({ severity: 'corruption', structure: 'BAT', offset: layout.bat.fileOffset + i * 8, entry: i, message: `fixed image, but block ${blockOfEntry(g, i)} is NOT_PRESENT`, repair: 'map-block' });
     }
   };
   await bat.scan((i, e) => {
@@ -213,7 +213,7 @@ export async function examineVhdx(file: PositionalFile, onProgress?: (done: numb
     const present = bitmap ? e.state === SB_PRESENT : e.state === PAYLOAD_FULLY_PRESENT || e.state === PAYLOAD_PARTIALLY_PRESENT;
     const validStates = bitmap ? [SB_NOT_PRESENT, SB_PRESENT] : hasParent ? [0, 1, 2, 3, 5, 6, 7] : [0, 1, 2, 3, 5, 6];
     if (!validStates.includes(e.state)) {
-      c.add({ ...where, severity: 'corruption', message: `BAT entry ${i} (${bitmap ? 'sector bitmap' : `block ${blockOf(i)}`}) has invalid state ${e.state} (${STATE_NAMES[e.state] ?? '?'}); clearing it loses that block's data`, repair: 'clear-bat-entry' });
+      c.add({ ...where, severity: 'corruption', message: `BAT entry ${i} (${bitmap ? 'sector bitmap' : `block ${blockOfEntry(g, i)}`}) has invalid state ${e.state} (${STATE_NAMES[e.state] ?? '?'}); clearing it loses that block's data`, repair: 'clear-bat-entry' });
       clear();
       return;
     }
@@ -229,7 +229,7 @@ export async function examineVhdx(file: PositionalFile, onProgress?: (done: numb
       }
       // ZERO is allowed: QEMU makes fixed images with every block ZERO (its block_state_zero default).
       if (fixed && !bitmap && e.state !== PAYLOAD_ZERO) {
-        c.add({ ...where, severity: 'corruption', message: `fixed image, but block ${blockOf(i)} is ${STATE_NAMES[e.state]}`, repair: 'map-block' });
+        c.add({ ...where, severity: 'corruption', message: `fixed image, but block ${blockOfEntry(g, i)} is ${STATE_NAMES[e.state]}`, repair: 'map-block' });
       }
       return;
     }
@@ -250,9 +250,6 @@ export async function examineVhdx(file: PositionalFile, onProgress?: (done: numb
     starts.push(e.fileOffset);
     indices.push(i);
   }, zeroRun, onProgress);
-  function blockOf(i: number): number {
-    return i - Math.floor(i / (g.chunkRatio + 1));
-  }
 
   // Two entries sharing file space: sort by offset and compare neighbours.
   const order = starts.map((_, k) => k).sort((a, b) => starts[a] - starts[b] || indices[a] - indices[b]);

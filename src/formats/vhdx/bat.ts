@@ -86,3 +86,8 @@ export function bitmapEntryIndex(g: BatGeometry, chunk: number): number {
 export function isBitmapEntry(g: BatGeometry, i: number): boolean {
   return i % (g.chunkRatio + 1) === g.chunkRatio;
 }
+
+/** The payload block that BAT index `i` maps (meaningless for sector-bitmap entries). */
+export function blockOfEntry(g: BatGeometry, i: number): number {
+  return i - Math.floor(i / (g.chunkRatio + 1));
+}

@@ -1,12 +1,13 @@
 import { stat } from 'node:fs/promises';
-import { PositionalFile, readExact, type ByteSource, type OpenMode } from '../../io/file.js';
+import { PositionalFile, type ByteSource, type OpenMode } from '../../io/file.js';
 import { VdiskError, corrupt, unsupported } from '../../errors.js';
 import type { DiskImage, Extent, ExtentState } from '../image.js';
 import { mergeExtents } from '../image.js';
 import { checkRange } from '../raw.js';
-import { HEADER_SECTION_SIZE, LOG_SECTOR_SIZE, MiB, roundUp } from './constants.js';
+import { HEADER_SECTION_SIZE, MiB, roundUp } from './constants.js';
 import { ZERO_GUID, newGuid } from './guid.js';
-import { findActiveSequence, type LogOperation, type ReplayPlan } from './log.js';
+import { findActiveSequence, type ReplayPlan } from './log.js';
+import { batSectorUpdates, batSectorsTouched } from './bat-update.js';
 import { HeaderPair } from './header-pair.js';
 import { entryCapacity, logTransaction, replayOnDisk } from './log-writer.js';
 import { findParent, sameGuid } from './parent.js';
@@ -15,7 +16,7 @@ import { readHeaders, readLayout, validateLogFields, type VhdxLayout } from './l
 import { BatTable } from './bat-table.js';
 import {
   PAYLOAD_FULLY_PRESENT, PAYLOAD_NOT_PRESENT, PAYLOAD_PARTIALLY_PRESENT, PAYLOAD_UNDEFINED, PAYLOAD_UNMAPPED,
-  PAYLOAD_UNMAPPED_V095, PAYLOAD_ZERO, SB_PRESENT, STATE_NAMES, bitmapEntryIndex, encodeBatEntry, payloadEntryIndex, type BatEntry,
+  PAYLOAD_UNMAPPED_V095, PAYLOAD_ZERO, SB_PRESENT, STATE_NAMES, bitmapEntryIndex, blockOfEntry, isBitmapEntry, payloadEntryIndex, type BatEntry,
 } from './bat.js';
 
 export type VhdxSubformat = 'dynamic' | 'fixed' | 'differencing';
@@ -307,11 +308,10 @@ export class VhdxImage implements DiskImage {
     const g = this.layout.geometry;
     const counts: Record<string, number> = {};
     // Payload entries below BAT index n; with a parent the last chunk is padded past the last block.
-    const payloadBefore = (n: number) => Math.min(g.dataBlocks, n - Math.floor(n / (g.chunkRatio + 1)));
+    const payloadBefore = (n: number) => Math.min(g.dataBlocks, blockOfEntry(g, n));
     await this.bat.scan(
       (i, e) => {
-        if (i % (g.chunkRatio + 1) === g.chunkRatio) return; // sector-bitmap entry
-        if (i - Math.floor(i / (g.chunkRatio + 1)) >= g.dataBlocks) return; // padding
+        if (isBitmapEntry(g, i) || blockOfEntry(g, i) >= g.dataBlocks) return; // bitmap entry, or padding
         const name = STATE_NAMES[e.state];
         counts[name] = (counts[name] ?? 0) + 1;
       },
@@ -363,7 +363,7 @@ export class VhdxImage implements DiskImage {
       }
     }
     await Promise.all(writes);
-    if (this.pendingSectors() >= entryCapacity(this.layout.header.logLength)) await this.commit();
+    if (batSectorsTouched(this.pendingBat.keys()) >= entryCapacity(this.layout.header.logLength)) await this.commit();
   }
 
   /** Commits pending metadata through the log and makes everything written so far durable. */
@@ -398,32 +398,11 @@ export class VhdxImage implements DiskImage {
     return at;
   }
 
-  private pendingSectors(): number {
-    const sectors = new Set<number>();
-    for (const index of this.pendingBat.keys()) sectors.add(Math.floor(index / ENTRIES_PER_SECTOR));
-    return sectors.size;
-  }
-
   private async commit(): Promise<void> {
     const pair = this.headerPair;
     if (!pair || this.pendingBat.size === 0) return;
     await this.file.flush(); // payload first: the log must never make unwritten data reachable
-    const bySector = new Map<number, [number, BatEntry][]>();
-    for (const [index, e] of this.pendingBat) {
-      const sector = Math.floor(index / ENTRIES_PER_SECTOR);
-      const list = bySector.get(sector) ?? [];
-      list.push([index, e]);
-      bySector.set(sector, list);
-    }
-    const ops: LogOperation[] = [];
-    for (const sector of [...bySector.keys()].sort((a, b) => a - b)) {
-      const fileOffset = this.layout.bat.fileOffset + sector * LOG_SECTOR_SIZE;
-      const data = await readExact(this.file, fileOffset, LOG_SECTOR_SIZE, 'BAT');
-      for (const [index, e] of bySector.get(sector) as [number, BatEntry][]) {
-        encodeBatEntry(data, (index % ENTRIES_PER_SECTOR) * 8, e.state, e.fileOffset);
-      }
-      ops.push({ kind: 'data', fileOffset, data });
-    }
+    const ops = await batSectorUpdates(this.file, this.layout.bat.fileOffset, this.pendingBat);
     const capacity = entryCapacity(pair.header.logLength);
     for (let i = 0; i < ops.length; i += capacity) await logTransaction(this.file, pair, ops.slice(i, i + capacity));
     this.layout.header = pair.header;
@@ -443,4 +422,3 @@ export class VhdxImage implements DiskImage {
   }
 }
 
-const ENTRIES_PER_SECTOR = LOG_SECTOR_SIZE / 8;
