@@ -1,7 +1,7 @@
 import { writeSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { PositionalFile } from './io/file.js';
-import { allocIoBuffer } from './io/buffers.js';
+import { allocIoBuffer, isZero } from './io/buffers.js';
 import { VdiskError, fromSystemError } from './errors.js';
 import type { DiskImage } from './formats/image.js';
 import { checkRange } from './formats/raw.js';
@@ -103,14 +103,6 @@ export async function exportImage(image: DiskImage, target: ExportTarget, option
     await out?.close();
     await sink?.close();
   }
-}
-
-function isZero(buf: Buffer): boolean {
-  for (let at = 0; at < buf.length; at += ZEROS.length) {
-    const part = buf.subarray(at, Math.min(buf.length, at + ZEROS.length));
-    if (!part.equals(ZEROS.subarray(0, part.length))) return false;
-  }
-  return true;
 }
 
 async function writeNonZeroRuns(out: PositionalFile, data: Buffer, base: number): Promise<void> {

@@ -1,12 +1,10 @@
-import { createReadStream } from 'node:fs';
+import { createReadStream, createWriteStream, fstatSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { fstatSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { createWriteStream } from 'node:fs';
 import { PositionalFile } from './io/file.js';
-import { allocIoBuffer } from './io/buffers.js';
+import { allocIoBuffer, isZero } from './io/buffers.js';
 import { VdiskError, fromSystemError } from './errors.js';
 import type { DiskImage } from './formats/image.js';
 
@@ -16,16 +14,6 @@ export interface ImportOptions {
   offset?: number;
   chunkSize?: number;
   onProgress?: (done: number, total: number) => void;
-}
-
-const ZEROS = Buffer.alloc(2 * 1024 * 1024);
-
-function isZero(buf: Buffer): boolean {
-  for (let at = 0; at < buf.length; at += ZEROS.length) {
-    const part = buf.subarray(at, Math.min(buf.length, at + ZEROS.length));
-    if (!part.equals(ZEROS.subarray(0, part.length))) return false;
-  }
-  return true;
 }
 
 /**

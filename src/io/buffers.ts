@@ -11,3 +11,14 @@ export function allocIoBuffer(size: number): Buffer {
   const backing = Buffer.allocUnsafeSlow(size + SKEW);
   return backing.subarray(SKEW, SKEW + size);
 }
+
+const ZERO_PAGE = Buffer.alloc(1024 * 1024);
+
+/** True when every byte is zero (compared a MiB at a time: memcmp against a shared zero buffer). */
+export function isZero(buf: Uint8Array): boolean {
+  for (let at = 0; at < buf.length; at += ZERO_PAGE.length) {
+    const part = buf.subarray(at, Math.min(buf.length, at + ZERO_PAGE.length));
+    if (Buffer.compare(part, ZERO_PAGE.subarray(0, part.length)) !== 0) return false;
+  }
+  return true;
+}

@@ -1,4 +1,5 @@
 import { crc32c } from '../../util/crc.js';
+import { checksumWithField } from './checksum.js';
 import type { ByteSource } from '../../io/file.js';
 import { LOG_SECTOR_SIZE, MiB } from './constants.js';
 import { readGuid, writeGuid } from './guid.js';
@@ -119,8 +120,7 @@ async function validateEntry(area: LogArea, pos: number, h: LogEntryHeader, limi
     throw new VdiskError('CORRUPT', `${area.source.path}: log holds too many overlapping entry headers to search`);
   }
   const entry = await readCircular(area, pos, h.entryLength);
-  const sum = crc32c(entry.subarray(8), crc32c(Buffer.alloc(4), crc32c(entry.subarray(0, 4)))) >>> 0;
-  if (sum !== h.checksum) return 'checksum mismatch';
+  if (checksumWithField(entry, 4) !== h.checksum) return 'checksum mismatch';
 
   const seqLo = Number(h.sequenceNumber & 0xffffffffn);
   const seqHi = Number(h.sequenceNumber >> 32n);
