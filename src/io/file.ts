@@ -72,6 +72,8 @@ export class PositionalFile implements ByteSource {
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
       if (e?.code === 'EEXIST') throw new VdiskError('IO', `${path}: already exists`);
+      // An output, not an image: fromSystemError's wording for EISDIR would mislead here.
+      if (e?.code === 'EISDIR') throw new VdiskError('NOT_A_FILE', `${path}: is a directory; cannot create a file there`);
       throw fromSystemError(err, path, 'creating');
     }
     return new PositionalFile(path, 'rw', handle, 0);
