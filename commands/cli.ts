@@ -134,6 +134,22 @@ function build(setExit: (code: number) => void): Command {
       setExit(await runWrite(image, input, opts));
     });
 
+  program
+    .command('convert')
+    .description('copy a disk into a new image of another format (as qemu-img convert): raw to VHDX, VHDX to raw, VHDX to VHDX')
+    .argument('[source]')
+    .argument('[output]')
+    .addOption(formatOpt())
+    .addOption(new Option('-O, --output-format <fmt>', 'the new image’s format: raw (default, as qemu-img) or vhdx'))
+    .option('-o, --options <list>', 'VHDX options key=value,... as for create (repeatable; -o help lists them)', collect, [])
+    .option('-t, --cache <mode>', 'writeback (default: every flush, durable when done) or unsafe (no flushes, as qemu-img convert defaults to)')
+    .option('-q, --quiet', 'print nothing but errors')
+    .option('-p, --progress', 'show progress on stderr (terminal only)')
+    .action(async (source: string | undefined, output: string | undefined, opts) => {
+      const { runConvert } = await import('./convert.js');
+      setExit(await runConvert(source, output, opts));
+    });
+
   return program;
 }
 

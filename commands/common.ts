@@ -9,10 +9,10 @@ export function outputKind(value: string | undefined): OutputKind {
   throw new VdiskError('USAGE', `--output must be human or json, not '${value}'`);
 }
 
-export function formatOption(value: string | undefined): ImageFormat | undefined {
+export function formatOption(value: string | undefined, flag = '-f'): ImageFormat | undefined {
   if (value === undefined) return undefined;
   if (value === 'vhdx' || value === 'raw') return value;
-  throw new VdiskError('USAGE', `-f: unknown image format '${value}' (vhdx, raw)`);
+  throw new VdiskError('USAGE', `${flag}: unknown image format '${value}' (vhdx, raw)`);
 }
 
 export function printJson(doc: unknown): void {

@@ -63,14 +63,18 @@ export function parseVhdxOptions(list: string[]): Omit<VhdxCreateOptions, 'size'
   return o;
 }
 
+/** `-o help` (create and convert): lists the format's options and tells the caller to stop there. */
+export function printedOptionsHelp(format: 'raw' | 'vhdx', list: string[]): boolean {
+  if (!list.some((s) => s.split(',').includes('help'))) return false;
+  if (format === 'raw') process.stdout.write('raw images take no options\n');
+  else for (const [k, v] of Object.entries(VHDX_OPTIONS)) process.stdout.write(`  ${k.padEnd(22)} ${v}\n`);
+  return true;
+}
+
 export async function runCreate(path: string | undefined, sizeText: string | undefined, opts: CreateOptions): Promise<number> {
   const format = formatOption(opts.format) ?? 'vhdx';
   const list = opts.options ?? [];
-  if (list.some((s) => s.split(',').includes('help'))) {
-    if (format === 'raw') process.stdout.write('raw images take no options\n');
-    else for (const [k, v] of Object.entries(VHDX_OPTIONS)) process.stdout.write(`  ${k.padEnd(22)} ${v}\n`);
-    return 0;
-  }
+  if (printedOptionsHelp(format, list)) return 0;
   if (!path) throw new VdiskError('USAGE', 'missing required argument IMAGE');
   if (!sizeText) throw new VdiskError('USAGE', 'missing required argument SIZE');
   const size = parseSize(sizeText, 'SIZE');

@@ -1,7 +1,7 @@
-import { stat } from 'node:fs/promises';
 import { isatty } from 'node:tty';
 import { openImage } from '../src/formats/open.js';
 import { exportImage } from '../src/export.js';
+import { refuseSameFile } from '../src/convert.js';
 import { VdiskError } from '../src/errors.js';
 import { parseSize } from '../src/util/size.js';
 import { formatOption } from './common.js';
@@ -47,12 +47,5 @@ export async function runRead(path: string, output: string | undefined, opts: Re
     return 0;
   } finally {
     await image.close();
-  }
-}
-
-async function refuseSameFile(image: string, output: string): Promise<void> {
-  const [a, b] = await Promise.all([stat(image).catch(() => null), stat(output).catch(() => null)]);
-  if (a && b && a.dev === b.dev && a.ino === b.ino) {
-    throw new VdiskError('USAGE', `${output}: OUTPUT is the image itself; refusing to overwrite it`);
   }
 }

@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { writeFileSync, readFileSync, statSync } from 'node:fs';
-import { tempDir, vdisk } from './helpers/peers.js';
+import { spawnSync } from 'node:child_process';
+import { VDISK, needPeers, tempDir, vdisk } from './helpers/peers.js';
 import { parseSize, formatSize } from '../src/util/size.js';
 
 test('sizes parse as the contract says', () => {
@@ -72,11 +73,37 @@ test('an empty raw image and a zero-length read', (t) => {
   assert.equal(r.stdoutBytes.length, 0);
 });
 
+test('-p on a terminal shows the verb, percentage, rate and time left; -q silences it', (t) => {
+  if (!needPeers(t, 'script')) return;
+  const dir = tempDir(t);
+  const img = join(dir, 'p.vhdx');
+  const src = join(dir, 'src.raw');
+  writeFileSync(src, Buffer.alloc(8 * 1024 * 1024, 7));
+  assert.equal(vdisk(['convert', '-q', '-O', 'vhdx', '-o', 'block_size=1M', src, img]).code, 0);
+  // script(1) gives the command a pseudo-terminal and copies what it shows to its own stdout.
+  const onTerminal = (args: string[]) =>
+    spawnSync('script', ['-qec', ['node', VDISK, ...args].map((a) => `'${a}'`).join(' '), '/dev/null'], { encoding: 'utf8' });
+  for (const [verb, args] of [
+    ['read', ['read', '-p', img, join(dir, 'o.raw')]],
+    ['write', ['write', '-p', img, src]],
+    ['check', ['check', '-p', img]],
+    ['convert', ['convert', '-p', '-O', 'vhdx', img, join(dir, 'c.vhdx')]],
+  ] as const) {
+    const r = onTerminal([...args]);
+    assert.equal(r.status, 0, `${verb}: ${r.stdout}`);
+    assert.match(r.stdout, new RegExp(`${verb}: 100\\.0%`), `${verb} shows its progress`);
+    if (verb !== 'check') assert.match(r.stdout, /\/s\s+0s left/, `${verb} shows a rate and the time left`);
+    const quiet = onTerminal([...args.slice(0, 1), '-q', ...args.slice(1)]);
+    assert.equal(quiet.status, 0);
+    assert.doesNotMatch(quiet.stdout, /100\.0%/, `${verb} -q`);
+  }
+});
+
 test('-p shows progress only on a terminal: piped, stderr stays empty', (t) => {
   const dir = tempDir(t);
   const img = join(dir, 'p.vhdx');
   assert.equal(vdisk(['create', '-q', '-o', 'block_size=1M', img, '64M']).code, 0);
-  for (const args of [['read', '-p', img, join(dir, 'o.raw')], ['check', '-p', img], ['write', '-p', img, '--offset', '1M']]) {
+  for (const args of [['read', '-p', img, join(dir, 'o.raw')], ['check', '-p', img], ['write', '-p', img, '--offset', '1M'], ['convert', '-p', img, join(dir, 'c.raw')]]) {
     const r = vdisk(args, { input: Buffer.alloc(4096, 1) });
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stderr, '', args.join(' '));

@@ -122,7 +122,7 @@ const DAMAGES: Damage[] = [
   },
   {
     name: 'BAT entry past the end of the file',
-    pattern: /BAT entry 0 \(block 0\) points to offset \d+, past the end of the file/,
+    pattern: /BAT entry 0 \(block 0\) points to bytes \d+\.\.\d+, past the end of the file/,
     command: 'read',
     apply: (b, m) => (b.writeBigUInt64LE((BigInt(4000) << 20n) | 6n, m.bat), b),
   },

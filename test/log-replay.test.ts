@@ -4,7 +4,7 @@ import { copyFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { needPeers, tempDir, vdisk, sha256, sh } from './helpers/peers.js';
 import { makeQemuVhdx, qemuConvertToRaw } from './helpers/qemu.js';
-import { buildKillShim, qemuIoCutOff } from './helpers/crash.js';
+import { buildKillShim, makeDirtyQemuVhdx, qemuIoCutOff } from './helpers/crash.js';
 
 /**
  * QEMU cut off at every write of a session that allocates blocks: wherever a pending log is left,
@@ -49,12 +49,7 @@ test('qemu-img refuses a dirty image read-only; vdisk reports it dirty and reads
   if (!needPeers(t, 'qemu-img', 'qemu-io', 'cc')) return;
   const dir = tempDir(t);
   const shim = buildKillShim(dir);
-  let img = '';
-  for (let n = 1; n <= 20 && !img; n++) {
-    const candidate = makeQemuVhdx(dir, { name: `d-${n}`, size: '16M', options: ['block_size=1M'] });
-    qemuIoCutOff(shim, candidate, ['write -P 0xee 2M 4k'], n);
-    if (JSON.parse(vdisk(['info', '--output', 'json', candidate]).stdout)['dirty-flag']) img = candidate;
-  }
+  const img = makeDirtyQemuVhdx(dir, shim, ['write -P 0xee 2M 4k']);
   assert.ok(img, 'a cut point leaving a pending log exists');
   assert.throws(() => sh('qemu-img', ['info', '-f', 'vhdx', img]), /replay|read-only|Permission/i);
   const human = vdisk(['info', img]);

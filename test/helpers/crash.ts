@@ -1,7 +1,8 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { existsSync } from 'node:fs';
-import { ROOT, sh } from './peers.js';
+import { ROOT, sh, vdisk } from './peers.js';
+import { makeQemuVhdx } from './qemu.js';
 
 /** Builds the LD_PRELOAD shim that SIGKILLs a process at its Nth file write. */
 export function buildKillShim(dir: string): string {
@@ -19,4 +20,17 @@ export function qemuIoCutOff(shim: string, image: string, commands: string[], af
     stdio: 'ignore',
   });
   return r.signal === 'SIGKILL';
+}
+
+/**
+ * A 16 MiB QEMU image (1 MiB blocks) left with a pending log: QEMU is cut off at its 1st, 2nd, ...
+ * write of `commands` until a cut leaves the log pending. Empty when no cut point does.
+ */
+export function makeDirtyQemuVhdx(dir: string, shim: string, commands: string[]): string {
+  for (let n = 1; n <= 20; n++) {
+    const candidate = makeQemuVhdx(dir, { name: `d-${n}`, size: '16M', options: ['block_size=1M'] });
+    qemuIoCutOff(shim, candidate, commands, n);
+    if (JSON.parse(vdisk(['info', '--output', 'json', candidate]).stdout)['dirty-flag']) return candidate;
+  }
+  return '';
 }

@@ -157,7 +157,7 @@ export class VhdxImage implements DiskImage {
       if (e.fileOffset + this.blockSize > this.source.size()) {
         throw new VdiskError(
           'TRUNCATED',
-          `${this.filename}: BAT entry ${index} (block ${block}) points to offset ${e.fileOffset}, past the end of the file (${this.source.size()} bytes)`,
+          `${this.filename}: BAT entry ${index} (block ${block}) points to bytes ${e.fileOffset}..${e.fileOffset + this.blockSize}, past the end of the file (${this.source.size()} bytes)`,
         );
       }
     }

@@ -1,0 +1,44 @@
+import { openImage } from '../src/formats/open.js';
+import { VdiskError } from '../src/errors.js';
+import { convertImage } from '../src/convert.js';
+import { formatOption } from './common.js';
+import { parseVhdxOptions, printedOptionsHelp } from './create.js';
+import { progressReporter } from './progress.js';
+import { version } from './version.js';
+
+export interface ConvertCliOptions {
+  format?: string;
+  outputFormat?: string;
+  options?: string[];
+  cache?: string;
+  quiet?: boolean;
+  progress?: boolean;
+}
+
+export async function runConvert(source: string | undefined, output: string | undefined, opts: ConvertCliOptions): Promise<number> {
+  const outFormat = formatOption(opts.outputFormat, '-O') ?? 'raw';
+  const list = opts.options ?? [];
+  if (printedOptionsHelp(outFormat, list)) return 0;
+  if (!source) throw new VdiskError('USAGE', 'missing required argument SOURCE');
+  if (!output) throw new VdiskError('USAGE', 'missing required argument OUTPUT');
+  if (outFormat === 'raw' && list.length) throw new VdiskError('USAGE', `-o ${list.join(',')}: raw images take no options`);
+  if (opts.cache !== undefined && opts.cache !== 'writeback' && opts.cache !== 'unsafe') {
+    throw new VdiskError('USAGE', `-t must be writeback or unsafe, not '${opts.cache}'`);
+  }
+  // Parsed before anything is opened, so a bad option leaves no output behind.
+  const vhdx = outFormat === 'vhdx' ? { ...parseVhdxOptions(list), creator: `vdisk v${version()}` } : undefined;
+  const image = await openImage(source, { format: formatOption(opts.format) });
+  try {
+    const progress = progressReporter(opts, 'convert');
+    await convertImage(image, output, {
+      format: outFormat,
+      vhdx,
+      cache: opts.cache as 'writeback' | 'unsafe' | undefined,
+      onProgress: progress?.update,
+    });
+    progress?.finish();
+  } finally {
+    await image.close();
+  }
+  return 0;
+}

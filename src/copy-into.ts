@@ -1,0 +1,113 @@
+import { allocIoBuffer } from './io/buffers.js';
+import type { DiskImage } from './formats/image.js';
+
+/** Where a copy's bytes come from: `length` bytes, read by position. */
+export interface CopySource {
+  readonly length: number;
+  read(buf: Buffer, position: number): Promise<void>;
+  /**
+   * The run starting at `position` (at most `max` bytes) that the source's map says reads as zeros
+   * (`zero`), or that holds data. Without it every byte is read and looked at.
+   */
+  nextRun?(position: number, max: number): Promise<{ zero: boolean; length: number }>;
+}
+
+export interface CopyOptions {
+  /** Virtual offset in the destination where the source's first byte goes. */
+  offset: number;
+  chunkSize?: number;
+  /** Whether zeros at [at, at+length) may be left unwritten: the destination already reads as zeros there. */
+  skipZeros(at: number, length: number): Promise<boolean>;
+  isZero(data: Buffer): boolean;
+  onProgress?: (done: number, total: number) => void;
+}
+
+interface Slot {
+  pos: number;
+  len: number;
+  /** null: the source's map says the range reads as zeros, and nothing was read. */
+  data: Buffer | null;
+  ready: Promise<void>;
+}
+
+const DEPTH = 3;
+
+/**
+ * Copies a source into a disk image with reads running ahead and several writes in flight: done one
+ * after another, each step waited on the last and the disk sat idle. Chunks end on chunkSize
+ * boundaries of the destination, so a chunk never straddles a block wider than the chunk. Zero runs
+ * the source's map reports are passed over whole, without a read or a buffer, so an empty 64 TiB
+ * source costs a walk of its map, not of its bytes. Memory: 2 x DEPTH chunk buffers, whatever the size.
+ */
+export async function copyInto(dest: DiskImage, source: CopySource, options: CopyOptions): Promise<void> {
+  const { offset } = options;
+  const { length } = source;
+  const chunkSize = options.chunkSize ?? 4 * 1024 * 1024;
+  const free = Array.from({ length: DEPTH * 2 }, () => allocIoBuffer(chunkSize));
+  const recycle = (data: Buffer) => free.push(Buffer.from(data.buffer, data.byteOffset, chunkSize));
+  const reads: Slot[] = [];
+  const writing = new Set<Promise<void>>();
+  let readPos = 0;
+  let runEnd = 0;
+  let runZero = false;
+  let done = 0;
+
+  const refill = async () => {
+    while (reads.length < DEPTH && readPos < length && free.length > 0) {
+      if (readPos >= runEnd) {
+        const run = source.nextRun ? await source.nextRun(readPos, length - readPos) : { zero: false, length: length - readPos };
+        runZero = run.zero;
+        runEnd = readPos + Math.max(1, Math.min(run.length, length - readPos));
+      }
+      if (runZero) {
+        reads.push({ pos: readPos, len: runEnd - readPos, data: null, ready: Promise.resolve() });
+        readPos = runEnd;
+        continue;
+      }
+      const len = Math.min(runEnd - readPos, chunkSize - ((offset + readPos) % chunkSize));
+      const data = (free.pop() as Buffer).subarray(0, len);
+      const ready = source.read(data, readPos);
+      ready.catch(() => undefined); // awaited in order below; no unhandled rejection meanwhile
+      reads.push({ pos: readPos, len, data, ready });
+      readPos += len;
+    }
+  };
+  const startWrite = async (data: Buffer, at: number, pooled: boolean) => {
+    const w: Promise<void> = dest.write(data, at).finally(() => {
+      writing.delete(w);
+      if (pooled) recycle(data);
+    });
+    writing.add(w);
+    if (writing.size >= DEPTH) await Promise.race(writing);
+  };
+
+  await refill();
+  while (reads.length > 0) {
+    const { pos, len, data, ready } = reads.shift() as Slot;
+    await ready;
+    const at = offset + pos;
+    if (data === null) {
+      if (!(await options.skipZeros(at, len))) {
+        // Rare (only a source with a map written over existing data): zeros written a chunk at a time.
+        const zeros = Buffer.alloc(Math.min(len, chunkSize));
+        for (let p = 0; p < len; ) {
+          const n = Math.min(len - p, chunkSize - ((at + p) % chunkSize));
+          await startWrite(zeros.subarray(0, n), at + p, false);
+          p += n;
+        }
+      }
+    } else if (options.isZero(data) && (await options.skipZeros(at, len))) {
+      recycle(data);
+    } else {
+      await startWrite(data, at, true);
+    }
+    done += len;
+    options.onProgress?.(done, length);
+    await refill();
+    if (reads.length === 0 && readPos < length && writing.size > 0) {
+      await Promise.race(writing);
+      await refill();
+    }
+  }
+  await Promise.all(writing);
+}
