@@ -92,3 +92,31 @@ export function report(rows) {
   }
   return rows.every((r) => r.ratio <= r.target);
 }
+
+/**
+ * The splice-copy floor (scripts/copy-floor.c), built into WORK when a C compiler is there; null
+ * otherwise. Its time plus `node -e 0` is the least any Node program could take for a copy job here.
+ */
+export function floorCopier() {
+  if (spawnSync('sh', ['-c', 'command -v cc']).status !== 0) return null;
+  mkdirSync(WORK, { recursive: true });
+  const bin = join(WORK, 'copy-floor');
+  if (!existsSync(bin)) {
+    const r = spawnSync('cc', ['-O2', '-Wall', '-o', bin, join(ROOT, 'scripts', 'copy-floor.c')], { encoding: 'utf8' });
+    if (r.status !== 0) {
+      console.error(`bench: copy-floor did not build, so no floor is shown:\n${r.stderr}`);
+      return null;
+    }
+  }
+  return bin;
+}
+
+/** One line: what the floor (a C splice copy plus Node's bare start) gives against the peer and the target. */
+export function reportFloor({ name, floor, nodeStart, peer, theirs, target }) {
+  const least = floor + nodeStart;
+  const ratio = least / theirs;
+  console.log(
+    `  floor for ${name}: C splice copy ${floor.toFixed(3)}s + node -e 0 ${nodeStart.toFixed(3)}s = ${least.toFixed(3)}s = ${ratio.toFixed(2)}x ${peer}` +
+      (ratio > target ? ` (target ${target} is below what any Node program can reach here)` : ` (target ${target} is reachable)`),
+  );
+}
