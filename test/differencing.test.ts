@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { needPeers, tempDir, vdisk, sha256 } from './helpers/peers.js';
+import { needPeers, tempDir, vdisk, sha256, sh } from './helpers/peers.js';
 import { vhdiInfo } from './helpers/qemu.js';
 import { parseMetadataTable, serializeMetadataTable, serializeParentLocator } from '../src/formats/vhdx/metadata.js';
 import { ITEM_FILE_PARAMETERS, ITEM_PARENT_LOCATOR, PARENT_LOCATOR_VHDX } from '../src/formats/vhdx/constants.js';
@@ -104,6 +104,16 @@ test('reading through a parent: NOT_PRESENT from the parent, PARTIALLY_PRESENT p
   const info = JSON.parse(vdisk(['info', '--output', 'json', child]).stdout);
   assert.equal(info['format-specific'].data.subformat, 'differencing');
   assert.equal(vdisk(['check', child]).code, 0);
+
+  // convert flattens the chain into one image that QEMU (which cannot open differencing VHDX) reads.
+  const flat = join(dir, 'flat.vhdx');
+  assert.equal(vdisk(['convert', '-O', 'vhdx', child, flat]).code, 0);
+  if (needPeers(t, 'qemu-img')) {
+    const flatRaw = join(dir, 'flat.raw');
+    sh('qemu-img', ['convert', '-f', 'vhdx', '-O', 'raw', flat, flatRaw]);
+    assert.ok(readFileSync(flatRaw).equals(model), 'the flattened image, read by QEMU, equals the model');
+    assert.match(sh('qemu-img', ['check', '-f', 'vhdx', flat]), /No errors were found/);
+  }
 
   // A parent that changed after the child was made is refused.
   assert.equal(vdisk(['write', base, '--offset', '0'], { input: Buffer.from('changed') }).code, 0);
