@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { needPeers, tempDir, sha256, ROOT } from './helpers/peers.js';
 import { makeQemuVhdx, qemuConvertToRaw, qemuInfo, scatteredWrites } from './helpers/qemu.js';
 
-test('npm run package builds a single-file executable that runs info and read without the repository', async (t) => {
+test('npm run package builds a single-file executable that runs info, read, create and convert without the repository', async (t) => {
   if (!needPeers(t, 'qemu-img', 'qemu-io')) return;
   const built = spawnSync(process.execPath, [join(ROOT, 'scripts', 'package.mjs')], { cwd: ROOT, encoding: 'utf8' });
   assert.equal(built.status, 0, built.stderr);
@@ -33,6 +33,10 @@ test('npm run package builds a single-file executable that runs info and read wi
   const create = spawnSync(exe, ['create', '-q', made, '8M'], { cwd: dir, env, encoding: 'utf8' });
   assert.equal(create.status, 0, create.stderr);
   assert.equal(qemuInfo(made)['virtual-size'], 8 * 1024 * 1024);
+  const converted = join(dir, 'converted.vhdx');
+  const convert = spawnSync(exe, ['convert', '-O', 'vhdx', out, converted], { cwd: dir, env, encoding: 'utf8' });
+  assert.equal(convert.status, 0, convert.stderr);
+  assert.match(spawnSync('qemu-img', ['compare', '-f', 'vhdx', '-F', 'vhdx', img, converted], { encoding: 'utf8' }).stdout, /Images are identical/);
   const bad = spawnSync(exe, ['info', join(dir, 'missing.vhdx')], { cwd: dir, env, encoding: 'utf8' });
   assert.equal(bad.status, 1);
   assert.match(bad.stderr, /^vdisk: .*no such file\n$/);
