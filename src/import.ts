@@ -27,11 +27,12 @@ export async function importIntoImage(image: DiskImage, source: ImportSource, op
   const offset = options.offset ?? 0;
   let spoolDir: string | null = null;
   let input: PositionalFile;
+  let inputFromFd: PositionalFile | null = null;
   try {
     if (source.kind === 'file') {
       input = await PositionalFile.open(source.path, 'r');
-    } else if (fstatSync(source.fd).isFile()) {
-      input = await PositionalFile.open(`/proc/self/fd/${source.fd}`, 'r');
+    } else if (fstatSync(source.fd).isFile() && (inputFromFd = await openFdPath(source.fd))) {
+      input = inputFromFd;
     } else {
       spoolDir = await mkdtemp(join(tmpdir(), 'vdisk-write-'));
       const spool = join(spoolDir, 'input');
@@ -73,3 +74,16 @@ export async function importIntoImage(image: DiskImage, source: ImportSource, op
   }
 }
 
+
+/**
+ * A regular file on a descriptor (stdin redirected from a file), opened again by its /dev/fd path so
+ * that it is read by position without a copy. Where there is no such path (Windows) it is spooled
+ * like a pipe.
+ */
+async function openFdPath(fd: number): Promise<PositionalFile | null> {
+  try {
+    return await PositionalFile.open(`/dev/fd/${fd}`, 'r');
+  } catch {
+    return null;
+  }
+}

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { openSync, writeSync, closeSync, writeFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { needPeers, tempDir, vdisk, sha256, sh } from './helpers/peers.js';
+import { spawnSync } from 'node:child_process';
+import { VDISK, needPeers, tempDir, vdisk, sha256, sh } from './helpers/peers.js';
 import { makeQemuVhdx, qemuConvertToRaw } from './helpers/qemu.js';
 
 const MiB = 1024 * 1024;
@@ -136,5 +137,30 @@ describe('vdisk write: the image equals a raw file that received the same writes
     assert.ok(back.stdoutBytes.equals(data));
     assert.equal(vdisk(['write', img, '--offset', '1M'], { input: Buffer.from('x') }).code, 1);
     assert.equal(statSync(img).size, MiB);
+  });
+
+  test('stdin redirected from a file is read in place; one too long is refused before anything is written', async (t) => {
+    const dir = tempDir(t);
+    const img = join(dir, 'r.img');
+    assert.equal(vdisk(['create', '-q', '-f', 'raw', img, '1M']).code, 0);
+    const data = randomBytes(300 * 1024);
+    const input = join(dir, 'in.bin');
+    writeFileSync(input, data);
+    const run = (offset: string) => {
+      const fd = openSync(input, 'r');
+      try {
+        return spawnSync(process.execPath, [VDISK, 'write', img, '--offset', offset], { stdio: [fd, 'pipe', 'pipe'], encoding: 'utf8' });
+      } finally {
+        closeSync(fd);
+      }
+    };
+    const ok = run('4096');
+    assert.equal(ok.status, 0, ok.stderr);
+    assert.ok(vdisk(['read', img, '--offset', '4096', '--length', String(data.length)]).stdoutBytes.equals(data));
+    const before = await sha256(img);
+    const tooLong = run(String(MiB - 1000));
+    assert.equal(tooLong.status, 1);
+    assert.match(tooLong.stderr, /^vdisk: .*would run past the end of the virtual disk.*nothing was written\n$/);
+    assert.equal(await sha256(img), before);
   });
 });
