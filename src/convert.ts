@@ -4,6 +4,7 @@ import { isZero } from './io/buffers.js';
 import { VdiskError } from './errors.js';
 import type { DiskImage, ImageFormat } from './formats/image.js';
 import { openImage } from './formats/open.js';
+import { VhdxImage } from './formats/vhdx/vhdx-image.js';
 import { createVhdx, type VhdxCreateOptions } from './formats/vhdx/create.js';
 import { roundUp } from './formats/vhdx/constants.js';
 import { exportImage } from './export.js';
@@ -52,9 +53,10 @@ async function convertToVhdx(
   cache: 'writeback' | 'unsafe',
   onProgress: ConvertOptions['onProgress'],
 ): Promise<void> {
+  const options = { ...inheritedSectors(source, vhdx), ...vhdx };
   // VHDX sizes are whole logical sectors; a raw source of another length is rounded up, as qemu-img does.
-  const size = roundUp(source.virtualSize, vhdx.logicalSectorSize ?? 512);
-  await createVhdx(output, { ...vhdx, size });
+  const size = roundUp(source.virtualSize, options.logicalSectorSize ?? 512);
+  await createVhdx(output, { ...options, size });
   const dest = await openImage(output, { format: 'vhdx', mode: 'rw', cache });
   try {
     await copyInto(
@@ -77,6 +79,19 @@ async function convertToVhdx(
   } finally {
     await dest.close();
   }
+}
+
+/**
+ * A VHDX source's sector sizes carry over unless -o names them: a disk whose partition table counts
+ * 4 KiB sectors would otherwise come out with 512-byte ones and its partitions in the wrong places.
+ */
+function inheritedSectors(source: DiskImage, vhdx: Omit<VhdxCreateOptions, 'size'>): Omit<VhdxCreateOptions, 'size'> {
+  if (!(source instanceof VhdxImage)) return {};
+  const out: Omit<VhdxCreateOptions, 'size'> = {};
+  if (vhdx.logicalSectorSize === undefined) out.logicalSectorSize = source.logicalSectorSize;
+  // A physical size goes with the logical one it was chosen for: with a new logical size, create's default.
+  if (vhdx.physicalSectorSize === undefined && vhdx.logicalSectorSize === undefined) out.physicalSectorSize = source.layout.physicalSectorSize;
+  return out;
 }
 
 /** The source's run of zeros or of data at `pos`, from its allocation map (looked at 1 GiB at a time). */

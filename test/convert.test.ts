@@ -61,7 +61,7 @@ test('convert raw to VHDX with every creation option: qemu-img compare finds the
   }
 });
 
-test('convert raw to a 4K-sector VHDX: vhdiinfo reads the geometry, vdisk reads back the same bytes', async (t) => {
+test('convert raw to a 4K-sector VHDX, and that to VHDX again: vhdiinfo reads the geometry, the sector sizes carry over unless -o changes them', async (t) => {
   if (!needPeers(t, 'vhdiinfo')) return;
   const dir = tempDir(t);
   const raw = join(dir, 'src.raw');
@@ -71,6 +71,22 @@ test('convert raw to a 4K-sector VHDX: vhdiinfo reads the geometry, vdisk reads 
   assert.match(vhdiInfo(out)['Bytes per sector'], /^4096/);
   const back = join(dir, 'back.raw');
   assert.equal(vdisk(['read', out, back]).code, 0);
+  assert.equal(await sha256(back), await sha256(raw));
+
+  // VHDX to VHDX keeps the source's sector sizes (a partition table counting 4 KiB sectors stays
+  // right), unless -o names others.
+  const sectors = (img: string) => {
+    const d = JSON.parse(vdisk(['info', '--output', 'json', img]).stdout)['format-specific'].data;
+    return [d['logical-sector-size'], d['physical-sector-size']];
+  };
+  const kept = join(dir, 'kept.vhdx');
+  assert.equal(vdisk(['convert', '-O', 'vhdx', '-o', 'block_size=1M', out, kept]).code, 0);
+  assert.match(vhdiInfo(kept)['Bytes per sector'], /^4096/);
+  assert.deepEqual(sectors(kept), [4096, 4096]);
+  const changed = join(dir, 'changed.vhdx');
+  assert.equal(vdisk(['convert', '-O', 'vhdx', '-o', 'logical_sector_size=512', out, changed]).code, 0);
+  assert.deepEqual(sectors(changed), [512, 512]);
+  assert.equal(vdisk(['read', changed, back]).code, 0);
   assert.equal(await sha256(back), await sha256(raw));
 });
 
