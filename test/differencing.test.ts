@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { needPeers, tempDir, vdisk, sha256, sh } from './helpers/peers.js';
@@ -67,7 +67,11 @@ test('reading through a parent: NOT_PRESENT from the parent, PARTIALLY_PRESENT p
   assert.equal(vdisk(['write', childPlain, '--offset', String(2 * MiB)], { input: full }).code, 0);
   assert.equal(vdisk(['write', childPlain, '--offset', String(5 * MiB)], { input: partial }).code, 0);
   const child = join(dir, 'child.vhdx');
-  makeDifferencing(childPlain, child, { parent_linkage: `{${baseGuid}}`, relative_path: '.\\base.vhdx' });
+  makeDifferencing(childPlain, child, {
+    parent_linkage: `{${baseGuid}}`,
+    relative_path: '.\\base.vhdx',
+    absolute_win32_path: 'C:\\VMs\\base.vhdx', // libvhdi finds the parent by this one's file name
+  });
 
   // BAT (at 2 MiB in our layout): block 5 partially present, block 7 ZERO, the chunk's bitmap present.
   const b = readFileSync(child);
@@ -90,6 +94,24 @@ test('reading through a parent: NOT_PRESENT from the parent, PARTIALLY_PRESENT p
   full.copy(model, 2 * MiB);
   for (const s of mineSectors) partial.copy(model, 5 * MiB + s * 512, s * 512, s * 512 + 512);
   model.fill(0, 7 * MiB, 8 * MiB);
+
+  // libvhdi's vhdimount (FUSE) reads the chain as well and must see the same bytes, but for block 7:
+  // for a ZERO block it shows the parent's data, where the format (and vdisk) say zeros.
+  if (existsSync('/dev/fuse') && needPeers(t, 'vhdimount')) {
+    const mnt = join(dir, 'mnt');
+    mkdirSync(mnt);
+    sh('vhdimount', [child, mnt]);
+    try {
+      // One file per image of the chain, parent first: the last is the child's view.
+      const views = readdirSync(mnt).sort();
+      const theirs = readFileSync(join(mnt, views[views.length - 1]));
+      const expected = Buffer.from(model);
+      baseData.copy(expected, 7 * MiB, 7 * MiB, 8 * MiB);
+      assert.ok(theirs.equals(expected), 'vhdimount shows the model (block 7: the parent)');
+    } finally {
+      sh('umount', [mnt]);
+    }
+  }
 
   const r = vdisk(['read', child]);
   assert.equal(r.code, 0, r.stderr);
