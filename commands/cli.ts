@@ -82,6 +82,17 @@ function build(setExit: (code: number) => void): Command {
     });
 
   program
+    .command('map')
+    .description('where each range of the virtual disk is stored: data, zeros, unallocated, or a parent (as qemu-img map)')
+    .argument('<image>')
+    .addOption(formatOpt())
+    .addOption(outputOpt())
+    .action(async (image: string, opts) => {
+      const { runMap } = await import('./map.js');
+      setExit(await runMap(image, opts));
+    });
+
+  program
     .command('partitions')
     .description('the partition table: MBR with extended chains, GPT (backup used when the primary is bad), BSD labels')
     .argument('<image>')

@@ -127,6 +127,21 @@ test('reading through a parent: NOT_PRESENT from the parent, PARTIALLY_PRESENT p
   assert.equal(info['format-specific'].data.subformat, 'differencing');
   assert.equal(vdisk(['check', child]).code, 0);
 
+  // map says which image of the chain holds each range, and where: the bytes there are the model's.
+  const map = JSON.parse(vdisk(['map', '--output', 'json', child]).stdout) as { start: number; length: number; depth: number; data: boolean; zero: boolean; offset?: number }[];
+  const files = [readFileSync(child), readFileSync(base)];
+  let covered = 0;
+  for (const e of map) {
+    assert.equal(e.start, covered);
+    covered += e.length;
+    const want = model.subarray(e.start, e.start + e.length);
+    if (e.data) assert.ok(files[e.depth].subarray(e.offset, (e.offset as number) + e.length).equals(want), `depth ${e.depth} at ${e.start}`);
+    else assert.ok(e.zero && want.every((x) => x === 0));
+  }
+  assert.equal(covered, 16 * MiB);
+  assert.ok(map.some((e) => e.depth === 0 && e.start >= 5 * MiB && e.start < 6 * MiB), 'sectors of the partial block held here');
+  assert.ok(map.some((e) => e.depth === 1 && e.start > 5 * MiB && e.start < 6 * MiB), 'sectors of the partial block taken from the parent');
+
   // convert flattens the chain into one image that QEMU (which cannot open differencing VHDX) reads.
   const flat = join(dir, 'flat.vhdx');
   assert.equal(vdisk(['convert', '-O', 'vhdx', child, flat]).code, 0);

@@ -28,22 +28,26 @@ export class BatTable {
    * Calls `visit` for every entry in order, streaming the pages without keeping them. With
    * `zeroRun`, runs of all-zero entries (NOT_PRESENT, offset 0: all of an empty disk) are reported in
    * bulk instead: a 64 TiB image has a million entries, and decoding each one costs more than start-up.
+   * `range` limits the walk to entries [from, to).
    */
   async scan(
     visit: (index: number, entry: BatEntry) => void,
     zeroRun?: (first: number, count: number) => void,
     onProgress?: (done: number, total: number) => void,
+    range: { from: number; to: number } = { from: 0, to: this.entryCount },
   ): Promise<void> {
-    const pages = Math.ceil(this.entryCount / PAGE_ENTRIES);
+    const from = Math.max(0, range.from);
+    const to = Math.min(this.entryCount, range.to);
     const zeros = zeroRun ? Buffer.alloc(64 * 1024) : null;
-    for (let p = 0; p < pages; p++) {
+    for (let p = Math.floor(from / PAGE_ENTRIES); p * PAGE_ENTRIES < to; p++) {
       const buf = this.cache.get(p) ?? (await this.loadPage(p));
-      const n = Math.min(PAGE_ENTRIES, this.entryCount - p * PAGE_ENTRIES);
       const base = p * PAGE_ENTRIES;
+      const start = Math.max(0, from - base);
+      const n = Math.min(PAGE_ENTRIES, to - base);
       const dv = new DataView(buf.buffer, buf.byteOffset, buf.length);
       const entry: BatEntry = { state: 0, reserved: 0, fileOffset: 0 };
       const SPAN = zeros ? zeros.length / 8 : n;
-      for (let first = 0; first < n; first += SPAN) {
+      for (let first = start; first < n; first += SPAN) {
         const count = Math.min(SPAN, n - first);
         if (zeros && buf.subarray(first * 8, (first + count) * 8).equals(zeros.subarray(0, count * 8))) {
           zeroRun?.(base + first, count);
@@ -58,7 +62,7 @@ export class BatTable {
           visit(base + i, entry);
         }
       }
-      onProgress?.(base + n, this.entryCount);
+      onProgress?.(base + n, to);
     }
   }
 

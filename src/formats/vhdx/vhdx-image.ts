@@ -207,7 +207,7 @@ export class VhdxImage implements DiskImage {
    * The parent named by the locator, checked to be the image the child was made from (its
    * DataWriteGuid must equal parent_linkage) and of the same size.
    */
-  private openParent(): Promise<DiskImage> {
+  openParent(): Promise<DiskImage> {
     this.parent ??= (async () => {
       const locator = this.layout.parentLocator;
       if (!locator) throw corrupt(this.filename, 'differencing image without a parent locator');
@@ -232,38 +232,46 @@ export class VhdxImage implements DiskImage {
 
   /** Reads part of a PARTIALLY_PRESENT block: sector by sector from here or the parent, per the bitmap. */
   private async readPartial(part: Uint8Array, block: number, inBlock: number, e: BatEntry, pos: number): Promise<void> {
+    const parent = await this.openParent();
+    for (const run of await this.sectorRuns(block, inBlock, part.length)) {
+      const piece = part.subarray(run.from, run.to);
+      if (run.here) await this.source.readAt(piece, e.fileOffset + inBlock + run.from);
+      else await parent.read(piece, pos + run.from);
+    }
+  }
+
+  /**
+   * Which bytes of [inBlock, inBlock+length) of a PARTIALLY_PRESENT block this file holds (`here`) and
+   * which come from the parent, by the chunk's sector bitmap, as runs relative to inBlock. Without a
+   * sector bitmap block every sector comes from the parent.
+   */
+  async sectorRuns(block: number, inBlock: number, length: number): Promise<{ from: number; to: number; here: boolean }[]> {
     const g = this.layout.geometry;
     const lss = this.layout.logicalSectorSize;
     const chunk = Math.floor(block / g.chunkRatio);
     const sb = await this.bat.entry(bitmapEntryIndex(g, chunk));
-    const parent = await this.openParent();
-    if (sb.state !== SB_PRESENT) {
-      await parent.read(part, pos);
-      return;
-    }
+    if (sb.state !== SB_PRESENT) return [{ from: 0, to: length, here: false }];
     if (sb.fileOffset < HEADER_SECTION_SIZE || sb.fileOffset + MiB > this.source.size()) {
       throw corrupt(this.filename, `sector bitmap of chunk ${chunk} points to ${sb.fileOffset}, outside the file`);
     }
     // Bit j of the chunk's bitmap stands for logical sector j of the chunk.
     const base = (block % g.chunkRatio) * (this.blockSize / lss);
     const s0 = Math.floor(inBlock / lss);
-    const s1 = Math.floor((inBlock + part.length - 1) / lss);
+    const s1 = Math.floor((inBlock + length - 1) / lss);
     const firstByte = (base + s0) >> 3;
     const bits = Buffer.alloc(((base + s1) >> 3) - firstByte + 1);
     await this.source.readAt(bits, sb.fileOffset + firstByte);
     const mine = (s: number) => (bits[((base + s) >> 3) - firstByte] >> ((base + s) & 7)) & 1;
+    const runs: { from: number; to: number; here: boolean }[] = [];
     for (let s = s0; s <= s1; ) {
       const here = mine(s);
       let t = s;
       while (t + 1 <= s1 && mine(t + 1) === here) t++;
-      // Sectors s..t come from one place; clip to the requested bytes.
-      const from = Math.max(inBlock, s * lss) - inBlock;
-      const to = Math.min(inBlock + part.length, (t + 1) * lss) - inBlock;
-      const run = part.subarray(from, to);
-      if (here) await this.source.readAt(run, e.fileOffset + inBlock + from);
-      else await parent.read(run, pos + from);
+      // Sectors s..t come from one place; clipped to the requested bytes.
+      runs.push({ from: Math.max(inBlock, s * lss) - inBlock, to: Math.min(inBlock + length, (t + 1) * lss) - inBlock, here: here === 1 });
       s = t + 1;
     }
+    return runs;
   }
 
   async read(buf: Uint8Array, offset: number): Promise<void> {

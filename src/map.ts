@@ -1,0 +1,133 @@
+import type { DiskImage } from './formats/image.js';
+import { VhdxImage } from './formats/vhdx/vhdx-image.js';
+import {
+  PAYLOAD_FULLY_PRESENT, PAYLOAD_NOT_PRESENT, PAYLOAD_PARTIALLY_PRESENT, STATE_NAMES, blockOfEntry, isBitmapEntry, payloadEntryIndex,
+} from './formats/vhdx/bat.js';
+import { corrupt } from './errors.js';
+
+/**
+ * One run of the virtual disk, as `qemu-img map --output json` describes it: `depth` is the image of a
+ * chain that decides the content (0: this one, 1: its parent, ...), `present` whether that image
+ * has it (false: nobody does, it reads as zeros), `zero` whether it reads as zeros, `data` whether
+ * bytes are stored for it, and then at `offset` in `filename`.
+ */
+export interface MapExtent {
+  start: number;
+  length: number;
+  depth: number;
+  present: boolean;
+  zero: boolean;
+  data: boolean;
+  offset?: number;
+  filename: string;
+}
+
+/**
+ * Calls `emit` with the whole virtual disk's extents in order, adjacent ones merged where qemu-img
+ * merges them (same kind, and stored back to back). Streams: memory does not grow with the disk.
+ */
+export async function mapImage(image: DiskImage, emit: (e: MapExtent) => void): Promise<void> {
+  let last: MapExtent | null = null;
+  const push = (e: MapExtent) => {
+    if (e.length === 0) return;
+    if (last && mergeable(last, e)) {
+      last.length += e.length;
+      return;
+    }
+    if (last) emit(last);
+    last = { ...e };
+  };
+  await mapRange(image, 0, image.virtualSize, 0, push);
+  if (last) emit(last);
+}
+
+function mergeable(a: MapExtent, b: MapExtent): boolean {
+  if (a.start + a.length !== b.start) return false;
+  if (a.depth !== b.depth || a.present !== b.present || a.zero !== b.zero || a.data !== b.data || a.filename !== b.filename) return false;
+  if (a.offset === undefined || b.offset === undefined) return a.offset === b.offset;
+  return a.offset + a.length === b.offset;
+}
+
+async function mapRange(image: DiskImage, start: number, length: number, depth: number, push: (e: MapExtent) => void): Promise<void> {
+  if (length === 0) return;
+  if (image instanceof VhdxImage) return mapVhdx(image, start, length, depth, push);
+  // A raw image stores every byte where it is; holes cannot be told apart from data without
+  // SEEK_DATA, which Node does not offer.
+  push({ start, length, depth, present: true, zero: false, data: true, offset: start, filename: image.filename });
+}
+
+/** Blocks of one kind in a row, from one walk of the BAT. */
+interface BlockRun {
+  first: number;
+  count: number;
+  state: number;
+  fileOffset: number;
+}
+
+async function mapVhdx(image: VhdxImage, start: number, length: number, depth: number, push: (e: MapExtent) => void): Promise<void> {
+  const g = image.layout.geometry;
+  const bs = image.blockSize;
+  const hasParent = image.layout.params.hasParent;
+  const end = start + length;
+  const b0 = Math.floor(start / bs);
+  const b1 = Math.ceil(end / bs); // exclusive
+  // The BAT is walked once, sync, into runs (an empty disk is one run), then each run is mapped;
+  // runs that defer to the parent map the parent over just their range.
+  const runs: BlockRun[] = [];
+  const add = (first: number, count: number, state: number, fileOffset: number) => {
+    const lo = Math.max(first, b0);
+    const hi = Math.min(first + count, b1, g.dataBlocks);
+    if (hi <= lo) return;
+    const r = runs[runs.length - 1];
+    const contiguous = state === PAYLOAD_FULLY_PRESENT ? r && r.fileOffset + r.count * bs === fileOffset + (lo - first) * bs : true;
+    if (r && r.first + r.count === lo && r.state === state && contiguous && state !== PAYLOAD_PARTIALLY_PRESENT) {
+      r.count += hi - lo;
+    } else {
+      runs.push({ first: lo, count: hi - lo, state, fileOffset: fileOffset + (lo - first) * bs });
+    }
+  };
+  await image.bat.scan(
+    (i, e) => {
+      if (isBitmapEntry(g, i)) return;
+      add(blockOfEntry(g, i), 1, e.state, e.fileOffset);
+    },
+    (first, count) => {
+      const firstBlock = blockOfEntry(g, first);
+      add(firstBlock, blockOfEntry(g, first + count) - firstBlock, PAYLOAD_NOT_PRESENT, 0);
+    },
+    undefined,
+    { from: payloadEntryIndex(g, b0), to: Math.min(g.totalEntries, payloadEntryIndex(g, b1 - 1) + 1) },
+  );
+
+  for (const run of runs) {
+    const runStart = Math.max(start, run.first * bs);
+    const runEnd = Math.min(end, (run.first + run.count) * bs);
+    const here = { start: runStart, length: runEnd - runStart, depth, filename: image.filename };
+    switch (run.state) {
+      case PAYLOAD_FULLY_PRESENT: {
+        await image.blockEntry(run.first); // the file-size and header-section checks reads get
+        await image.blockEntry(run.first + run.count - 1);
+        push({ ...here, present: true, zero: false, data: true, offset: run.fileOffset + (runStart - run.first * bs) });
+        break;
+      }
+      case PAYLOAD_NOT_PRESENT:
+        if (hasParent) await mapRange(await image.openParent(), runStart, runEnd - runStart, depth + 1, push);
+        else push({ ...here, present: false, zero: true, data: false });
+        break;
+      case PAYLOAD_PARTIALLY_PRESENT: {
+        if (!hasParent) throw corrupt(image.filename, `block ${run.first} is PARTIALLY_PRESENT in an image without a parent`);
+        const e = await image.blockEntry(run.first);
+        const inBlock = runStart - run.first * bs;
+        for (const s of await image.sectorRuns(run.first, inBlock, runEnd - runStart)) {
+          if (s.here) push({ ...here, start: runStart + s.from, length: s.to - s.from, present: true, zero: false, data: true, offset: e.fileOffset + inBlock + s.from });
+          else await mapRange(await image.openParent(), runStart + s.from, s.to - s.from, depth + 1, push);
+        }
+        break;
+      }
+      default:
+        if (run.state === 4) throw corrupt(image.filename, `block ${run.first} has invalid state 4 (${STATE_NAMES[4]})`);
+        // ZERO, UNDEFINED, UNMAPPED: this image says zeros, whatever a parent holds.
+        push({ ...here, present: true, zero: true, data: false });
+    }
+  }
+}
