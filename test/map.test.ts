@@ -5,18 +5,12 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { needPeers, tempDir, vdisk, sha256, sh } from './helpers/peers.js';
 import { makeQemuVhdx, qemuConvertToRaw, scatteredWrites } from './helpers/qemu.js';
+import type { MapExtent } from '../src/index.js';
 
 const MiB = 1024 * 1024;
 
-interface Extent {
-  start: number;
-  length: number;
-  depth: number;
-  present: boolean;
-  zero: boolean;
-  data: boolean;
-  offset?: number;
-}
+/** What the JSON carries of each extent: everything but the file name. */
+type Extent = Omit<MapExtent, 'filename'>;
 
 function ourMap(img: string, format?: string): Extent[] {
   const r = vdisk(['map', '--output', 'json', ...(format ? ['-f', format] : []), img]);
