@@ -39,8 +39,10 @@ export class BatTable {
     const from = Math.max(0, range.from);
     const to = Math.min(this.entryCount, range.to);
     const zeros = zeroRun ? Buffer.alloc(64 * 1024) : null;
+    // One scratch page for the whole walk: a fresh MiB per page made the collector run during `info`.
+    let scratch: Buffer | null = null;
     for (let p = Math.floor(from / PAGE_ENTRIES); p * PAGE_ENTRIES < to; p++) {
-      const buf = this.cache.get(p) ?? (await this.loadPage(p));
+      const buf = this.cache.get(p) ?? (await this.loadPage(p, (scratch ??= allocIoBuffer(PAGE_BYTES))));
       const base = p * PAGE_ENTRIES;
       const start = Math.max(0, from - base);
       const n = Math.min(PAGE_ENTRIES, to - base);
@@ -80,9 +82,9 @@ export class BatTable {
     return buf;
   }
 
-  private async loadPage(p: number): Promise<Buffer> {
+  private async loadPage(p: number, into?: Buffer): Promise<Buffer> {
     const n = Math.min(PAGE_ENTRIES, this.entryCount - p * PAGE_ENTRIES);
-    const buf = allocIoBuffer(n * 8);
+    const buf = into ? into.subarray(0, n * 8) : allocIoBuffer(n * 8);
     await this.source.readAt(buf, this.fileOffset + p * PAGE_BYTES);
     return buf;
   }
