@@ -40,7 +40,7 @@ export async function runCheck(path: string, opts: CheckCommandOptions): Promise
 }
 
 async function renderHuman(r: CheckReport): Promise<string> {
-  const { out } = await import('./colour.js');
+  const { out } = await (await import('./colour.js')).colours();
   const lines: string[] = [];
   for (const f of r.findings) {
     const tag = f.fixed ? out.green('Repaired:') : f.severity === 'corruption' ? out.red('ERROR') : f.severity === 'leak' ? out.yellow('Leaked') : 'Warning:';

@@ -2,7 +2,7 @@ import { openImage } from '../src/formats/open.js';
 import { describeImage, type ImageInfo } from '../src/info.js';
 import { formatSize } from '../src/util/size.js';
 import { formatOption, outputKind, printJson } from './common.js';
-import { out } from './colour.js';
+import { colours, type Styler } from './colour.js';
 
 export interface InfoOptions {
   format?: string;
@@ -15,14 +15,14 @@ export async function runInfo(path: string, opts: InfoOptions): Promise<number> 
   try {
     const info = await describeImage(image);
     if (kind === 'json') printJson(info);
-    else process.stdout.write(renderInfo(info));
+    else process.stdout.write(renderInfo(info, (await colours()).out));
     return 0;
   } finally {
     await image.close();
   }
 }
 
-function renderInfo(info: ImageInfo): string {
+function renderInfo(info: ImageInfo, out: Styler): string {
   const lines = [
     `${out.bold('image:')} ${info.filename}`,
     `file format: ${info.format}`,

@@ -30,7 +30,7 @@ export async function runPartitions(path: string, opts: PartitionsOptions): Prom
     return 0;
   }
   const { default: Table } = await import('cli-table3');
-  const { out } = await import('./colour.js');
+  const { out } = await (await import('./colour.js')).colours();
   process.stdout.write(`${out.bold('Disk')} ${path}: ${table.scheme.toUpperCase()}, ${table.sectorSize}-byte sectors${table.id ? `, id ${table.id}` : ''}\n`);
   const gpt = table.scheme === 'gpt';
   const named = table.partitions.some((p) => p.name);

@@ -99,6 +99,27 @@ test('-p on a terminal shows the verb, percentage, rate and time left; -q silenc
   }
 });
 
+test('colour only on a terminal, never with NO_COLOR, always with FORCE_COLOR', (t) => {
+  if (!needPeers(t, 'script')) return;
+  const dir = tempDir(t);
+  const img = join(dir, 'c.vhdx');
+  assert.equal(vdisk(['create', '-q', img, '8M']).code, 0);
+  const ESC = /\x1b\[[0-9;]*m/;
+  const base = { ...process.env, TERM: 'xterm-256color' } as Record<string, string>;
+  delete base.NO_COLOR;
+  delete base.FORCE_COLOR;
+  const piped = (env: Record<string, string>) => spawnSync(process.execPath, [VDISK, 'info', img], { env: { ...base, ...env }, encoding: 'utf8' }).stdout;
+  const onTerminal = (env: Record<string, string>) =>
+    spawnSync('script', ['-qec', `'${process.execPath}' '${VDISK}' info '${img}'`, '/dev/null'], { env: { ...base, ...env }, encoding: 'utf8' }).stdout;
+  assert.match(piped({}), /virtual size/);
+  assert.doesNotMatch(piped({}), ESC, 'piped: plain');
+  assert.match(onTerminal({}), ESC, 'terminal: coloured');
+  assert.doesNotMatch(onTerminal({ NO_COLOR: '1' }), ESC, 'NO_COLOR on a terminal: plain');
+  assert.match(piped({ FORCE_COLOR: '1' }), ESC, 'FORCE_COLOR piped: coloured');
+  assert.match(piped({ FORCE_COLOR: '1', NO_COLOR: '1' }), ESC, 'FORCE_COLOR wins over NO_COLOR');
+  assert.doesNotMatch(onTerminal({ FORCE_COLOR: '0' }), ESC, 'FORCE_COLOR=0: plain');
+});
+
 test('-p shows progress only on a terminal: piped, stderr stays empty', (t) => {
   const dir = tempDir(t);
   const img = join(dir, 'p.vhdx');
