@@ -8,7 +8,7 @@ test('the JavaScript CRC fallback agrees with the native one, chained or not', a
   process.env.VDISK_PURE_JS_CRC = '1';
   const js = await import(`../src/util/crc.js?pure=${Date.now()}`);
   delete process.env.VDISK_PURE_JS_CRC;
-  assert.equal(js.crcImplementation, 'javascript');
+  assert.equal(js.crcImplementation(), 'javascript');
   assert.equal(js.crc32c(Buffer.from('123456789')), 0xe3069283);
   assert.equal(js.crc32(Buffer.from('123456789')), 0xcbf43926);
   fc.assert(
@@ -16,6 +16,26 @@ test('the JavaScript CRC fallback agrees with the native one, chained or not', a
       assert.equal(js.crc32c(b, js.crc32c(a)), nativeCrc32c(Buffer.from(b), nativeCrc32c(Buffer.from(a))) >>> 0);
       assert.equal(js.crc32(a), nativeCrc32(Buffer.from(a)) >>> 0);
     }),
+  );
+});
+
+test('large buffers (native) and small ones (tables) chain into the same checksums', async () => {
+  const { crc32c, crc32, crcImplementation } = await import('../src/util/crc.js');
+  assert.equal(crcImplementation(), 'native for large buffers');
+  fc.assert(
+    fc.property(fc.integer({ min: 256 * 1024, max: 600 * 1024 }), fc.integer({ min: 0, max: 255 }), fc.integer({ min: 1, max: 5000 }), (n, seed, cut) => {
+      const data = Buffer.alloc(n);
+      for (let i = 0; i < n; i += 97) data[i] = (i * 31 + seed) & 0xff;
+      // Whole (native), and as a small head plus a large tail (tables, then native), and as small pieces (tables).
+      const whole = crc32c(data);
+      assert.equal(crc32c(data.subarray(cut), crc32c(data.subarray(0, cut))), whole);
+      let pieces = 0;
+      for (let at = 0; at < n; at += 60 * 1024) pieces = crc32c(data.subarray(at, Math.min(n, at + 60 * 1024)), pieces);
+      assert.equal(pieces, whole);
+      assert.equal(whole, nativeCrc32c(data) >>> 0);
+      assert.equal(crc32(data), nativeCrc32(data) >>> 0);
+    }),
+    { numRuns: 20 },
   );
 });
 

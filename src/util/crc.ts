@@ -1,8 +1,9 @@
 import { createRequire } from 'node:module';
 
 /**
- * CRC-32C (VHDX) and CRC-32 (GPT). The native @node-rs/crc32 is used when it loads; a table-driven
- * JavaScript version stands in where it cannot (a single-file executable carries no native addons).
+ * CRC-32C (VHDX) and CRC-32 (GPT). The native @node-rs/crc32 is used for large buffers when it loads;
+ * a table-driven JavaScript version does the rest, and everything where the addon cannot load (a
+ * single-file executable carries no native addons).
  * Both chain: pass the previous result to continue a checksum over more bytes.
  */
 type Crc = (data: Uint8Array, initial?: number) => number;
@@ -36,8 +37,34 @@ function loadNative(): { crc32c: Crc; crc32: Crc } | null {
   }
 }
 
-const native = process.env.VDISK_PURE_JS_CRC ? null : loadNative();
+/**
+ * Small buffers (headers, region tables, GPT entries, log sectors) take the JavaScript tables: loading
+ * the native addon costs every start 5 ms, more than checksumming all of `info`'s structures by
+ * table. It is loaded on the first large buffer (a long log entry, a replay), where it pays.
+ */
+const NATIVE_FROM = 256 * 1024;
+const PURE_JS = Boolean(process.env.VDISK_PURE_JS_CRC);
+let native: { crc32c: Crc; crc32: Crc } | null | undefined = PURE_JS ? null : undefined;
+const jsCrc32c = jsCrc(0x82f63b78);
+const jsCrc32 = jsCrc(0xedb88320);
 
-export const crc32c: Crc = native ? (d, i) => native.crc32c(d, i) >>> 0 : jsCrc(0x82f63b78);
-export const crc32: Crc = native ? (d, i) => native.crc32(d, i) >>> 0 : jsCrc(0xedb88320);
-export const crcImplementation = native ? 'native' : 'javascript';
+function nativeFor(data: Uint8Array): { crc32c: Crc; crc32: Crc } | null {
+  if (data.length < NATIVE_FROM) return null;
+  if (native === undefined) native = loadNative();
+  return native;
+}
+
+export const crc32c: Crc = (d, i) => {
+  const n = nativeFor(d);
+  return n ? n.crc32c(d, i) >>> 0 : jsCrc32c(d, i);
+};
+export const crc32: Crc = (d, i) => {
+  const n = nativeFor(d);
+  return n ? n.crc32(d, i) >>> 0 : jsCrc32(d, i);
+};
+
+/** 'javascript' when the native addon is never used (VDISK_PURE_JS_CRC, or it does not load). */
+export function crcImplementation(): 'javascript' | 'native for large buffers' {
+  if (native === undefined) native = PURE_JS ? null : loadNative();
+  return native ? 'native for large buffers' : 'javascript';
+}
