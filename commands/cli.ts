@@ -82,6 +82,21 @@ function build(setExit: (code: number) => void): Command {
     });
 
   program
+    .command('compare')
+    .description('whether two disks hold the same bytes, whatever their formats (as qemu-img compare: exit 0 same, 1 different, 2 unreadable)')
+    .argument('<image1>')
+    .argument('<image2>')
+    .addOption(new Option('-f, --format <fmt>', 'the first image’s format (vhdx, raw); probed when absent'))
+    .addOption(new Option('-F, --second-format <fmt>', 'the second image’s format (vhdx, raw); probed when absent'))
+    .option('-s, --strict', 'images of different sizes are different, even if the larger one ends in zeros')
+    .option('-q, --quiet', 'print nothing but errors')
+    .option('-p, --progress', 'show progress on stderr (terminal only)')
+    .action(async (first: string, second: string, opts) => {
+      const { runCompare } = await import('./compare.js');
+      setExit(await runCompare(first, second, opts));
+    });
+
+  program
     .command('map')
     .description('where each range of the virtual disk is stored: data, zeros, unallocated, or a parent (as qemu-img map)')
     .argument('<image>')

@@ -9,6 +9,7 @@ export { exportImage, type ExportOptions, type ExportTarget } from './export.js'
 export { importIntoImage, type ImportOptions, type ImportSource } from './import.js';
 export { convertImage, type ConvertOptions } from './convert.js';
 export { mapImage, type MapExtent } from './map.js';
+export { compareImages, type CompareOptions, type CompareResult } from './compare.js';
 export { createVhdx, createRaw, defaultBlockSize, type VhdxCreateOptions } from './formats/vhdx/create.js';
 export { checkImage, type CheckOptions, type RepairMode } from './check/check.js';
 export { exitCodeOf, type CheckReport, type Finding } from './check/report.js';

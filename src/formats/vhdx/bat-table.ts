@@ -5,6 +5,7 @@ import { allocIoBuffer } from '../../io/buffers.js';
 const PAGE_BYTES = 1024 * 1024;
 const PAGE_ENTRIES = PAGE_BYTES / 8;
 const MAX_CACHED_PAGES = 64;
+const ZERO_ENTRIES = Buffer.alloc(64 * 1024); // 8192 empty entries, compared a span at a time
 
 /**
  * The BAT, read a 1 MiB page at a time when first needed: an image of 64 TiB in 1 MiB blocks has a
@@ -38,11 +39,14 @@ export class BatTable {
   ): Promise<void> {
     const from = Math.max(0, range.from);
     const to = Math.min(this.entryCount, range.to);
-    const zeros = zeroRun ? Buffer.alloc(64 * 1024) : null;
+    const zeros = zeroRun ? ZERO_ENTRIES : null;
     // One scratch page for the whole walk: a fresh MiB per page made the collector run during `info`.
+    // A walk of part of the table (a window of the disk, walked again for the next window) keeps its
+    // pages in the cache like single lookups do.
     let scratch: Buffer | null = null;
+    const whole = from === 0 && to === this.entryCount;
     for (let p = Math.floor(from / PAGE_ENTRIES); p * PAGE_ENTRIES < to; p++) {
-      const buf = this.cache.get(p) ?? (await this.loadPage(p, (scratch ??= allocIoBuffer(PAGE_BYTES))));
+      const buf = whole ? (this.cache.get(p) ?? (await this.loadPage(p, (scratch ??= allocIoBuffer(PAGE_BYTES))))) : await this.page(p);
       const base = p * PAGE_ENTRIES;
       const start = Math.max(0, from - base);
       const n = Math.min(PAGE_ENTRIES, to - base);

@@ -296,19 +296,57 @@ export class VhdxImage implements DiskImage {
 
   async blockStatus(offset: number, length: number): Promise<Extent[]> {
     checkRange(this, offset, length);
+    if (length === 0) return [];
     const out: Extent[] = [];
-    for (const { block, done, n } of this.segments(offset, length)) {
-      const e = await this.blockEntry(block);
-      if (this.layout.params.hasParent && (e.state === PAYLOAD_NOT_PRESENT || e.state === PAYLOAD_PARTIALLY_PRESENT)) {
+    for (const run of await this.blockRuns(offset, length)) {
+      const at = Math.max(offset, run.first * this.blockSize);
+      const n = Math.min(offset + length, (run.first + run.count) * this.blockSize) - at;
+      if (this.layout.params.hasParent && (run.state === PAYLOAD_NOT_PRESENT || run.state === PAYLOAD_PARTIALLY_PRESENT)) {
         // What the parent holds there, as the parent says.
-        const parent = await this.openParent();
-        const inherited = e.state === PAYLOAD_NOT_PRESENT ? await parent.blockStatus(offset + done, n) : [{ offset: offset + done, length: n, state: 'data' as const }];
-        out.push(...inherited);
+        if (run.state === PAYLOAD_NOT_PRESENT) out.push(...(await (await this.openParent()).blockStatus(at, n)));
+        else out.push({ offset: at, length: n, state: 'data' });
         continue;
       }
-      out.push({ offset: offset + done, length: n, state: this.stateOf(e, payloadEntryIndex(this.layout.geometry, block)) });
+      out.push({ offset: at, length: n, state: this.stateOf({ state: run.state, reserved: 0, fileOffset: 0 }, payloadEntryIndex(this.layout.geometry, run.first)) });
     }
     return mergeExtents(out);
+  }
+
+  /**
+   * The payload blocks under [offset, offset+length) as runs of one BAT state. Read by a walk of the
+   * BAT's entries with runs of empty entries taken whole, so that a 64 TiB map costs a look at its
+   * block table, not a million awaits; during a write session (allocations not yet in the BAT) block by
+   * block, through the pending entries.
+   */
+  private async blockRuns(offset: number, length: number): Promise<{ first: number; count: number; state: number }[]> {
+    const g = this.layout.geometry;
+    const b0 = Math.floor(offset / this.blockSize);
+    const b1 = Math.ceil((offset + length) / this.blockSize);
+    const runs: { first: number; count: number; state: number }[] = [];
+    const add = (first: number, count: number, state: number) => {
+      const lo = Math.max(first, b0);
+      const hi = Math.min(first + count, b1);
+      if (hi <= lo) return;
+      const last = runs[runs.length - 1];
+      if (last && last.first + last.count === lo && last.state === state) last.count += hi - lo;
+      else runs.push({ first: lo, count: hi - lo, state });
+    };
+    if (this.pendingBat.size > 0 || this.allocating.size > 0) {
+      for (let b = b0; b < b1; b++) {
+        const index = payloadEntryIndex(g, b);
+        add(b, 1, this.allocating.has(index) ? PAYLOAD_FULLY_PRESENT : (await this.blockEntry(b)).state);
+      }
+      return runs;
+    }
+    await this.bat.scan(
+      (i, e) => {
+        if (!isBitmapEntry(g, i)) add(blockOfEntry(g, i), 1, e.state);
+      },
+      (first, count) => add(blockOfEntry(g, first), blockOfEntry(g, first + count) - blockOfEntry(g, first), PAYLOAD_NOT_PRESENT),
+      undefined,
+      { from: payloadEntryIndex(g, b0), to: payloadEntryIndex(g, b1 - 1) + 1 },
+    );
+    return runs;
   }
 
   /** Counts payload blocks by state, streaming the BAT. */
