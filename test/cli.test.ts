@@ -108,6 +108,7 @@ test('colour only on a terminal, never with NO_COLOR, always with FORCE_COLOR', 
   const base = { ...process.env, TERM: 'xterm-256color' } as Record<string, string>;
   delete base.NO_COLOR;
   delete base.FORCE_COLOR;
+  delete base.CI; // chalk assumes a CI runner's terminal has no colour
   const piped = (env: Record<string, string>) => spawnSync(process.execPath, [VDISK, 'info', img], { env: { ...base, ...env }, encoding: 'utf8' }).stdout;
   const onTerminal = (env: Record<string, string>) =>
     spawnSync('script', ['-qec', `'${process.execPath}' '${VDISK}' info '${img}'`, '/dev/null'], { env: { ...base, ...env }, encoding: 'utf8' }).stdout;
