@@ -117,6 +117,8 @@ export function reportFloor({ name, floor, nodeStart, peer, theirs, target }) {
   const ratio = least / theirs;
   console.log(
     `  floor for ${name}: C splice copy ${floor.toFixed(3)}s + node -e 0 ${nodeStart.toFixed(3)}s = ${least.toFixed(3)}s = ${ratio.toFixed(2)}x ${peer}` +
-      (ratio > target ? ` (target ${target} is below what any Node program can reach here)` : ` (target ${target} is reachable)`),
+      (ratio > target
+        ? ` (target ${target} lies below even this floor: no Node program can meet it here)`
+        : ` (target ${target} lies above this floor: only a copy within ${Math.round((target / ratio - 1) * 100)}% of the kernel's one-copy path meets it)`),
   );
 }
