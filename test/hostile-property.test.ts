@@ -7,7 +7,7 @@ import { needPeers, tempDir, vdisk } from './helpers/peers.js';
 import { makeQemuVhdx, scatteredWrites } from './helpers/qemu.js';
 import { buildKillShim, qemuIoCutOff } from './helpers/crash.js';
 import { mapVhdx, reseal, resealLog, type VhdxMap } from './helpers/mutate.js';
-import { openImage, describeImage, checkImage, VdiskError } from '../src/index.js';
+import { openImage, describeImage, checkImage, mapImage, VdiskError } from '../src/index.js';
 
 const MiB = 1024 * 1024;
 const KiB = 1024;
@@ -116,6 +116,9 @@ test('mutated headers, region tables, metadata, BATs and logs never hang, throw 
               const img = await openImage(file);
               try {
                 await describeImage(img);
+                let mapped = 0;
+                await mapImage(img, (e) => void (mapped += e.length));
+                assert.equal(mapped, img.virtualSize, 'the map tiles the disk');
                 const size = img.virtualSize;
                 const span = Math.min(size, 64 * MiB);
                 if (span > 0) {
