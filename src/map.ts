@@ -1,8 +1,6 @@
 import type { DiskImage } from './formats/image.js';
 import { VhdxImage } from './formats/vhdx/vhdx-image.js';
-import {
-  PAYLOAD_FULLY_PRESENT, PAYLOAD_NOT_PRESENT, PAYLOAD_PARTIALLY_PRESENT, STATE_NAMES, blockOfEntry, isBitmapEntry, payloadEntryIndex,
-} from './formats/vhdx/bat.js';
+import { PAYLOAD_FULLY_PRESENT, PAYLOAD_NOT_PRESENT, PAYLOAD_PARTIALLY_PRESENT, STATE_NAMES } from './formats/vhdx/bat.js';
 import { corrupt } from './errors.js';
 
 /**
@@ -56,49 +54,12 @@ async function mapRange(image: DiskImage, start: number, length: number, depth: 
   push({ start, length, depth, present: true, zero: false, data: true, offset: start, filename: image.filename });
 }
 
-/** Blocks of one kind in a row, from one walk of the BAT. */
-interface BlockRun {
-  first: number;
-  count: number;
-  state: number;
-  fileOffset: number;
-}
-
 async function mapVhdx(image: VhdxImage, start: number, length: number, depth: number, push: (e: MapExtent) => void): Promise<void> {
-  const g = image.layout.geometry;
   const bs = image.blockSize;
   const hasParent = image.layout.params.hasParent;
   const end = start + length;
-  const b0 = Math.floor(start / bs);
-  const b1 = Math.ceil(end / bs); // exclusive
-  // The BAT is walked once, sync, into runs (an empty disk is one run), then each run is mapped;
-  // runs that defer to the parent map the parent over just their range.
-  const runs: BlockRun[] = [];
-  const add = (first: number, count: number, state: number, fileOffset: number) => {
-    const lo = Math.max(first, b0);
-    const hi = Math.min(first + count, b1, g.dataBlocks);
-    if (hi <= lo) return;
-    const r = runs[runs.length - 1];
-    const contiguous = state === PAYLOAD_FULLY_PRESENT ? r && r.fileOffset + r.count * bs === fileOffset + (lo - first) * bs : true;
-    if (r && r.first + r.count === lo && r.state === state && contiguous && state !== PAYLOAD_PARTIALLY_PRESENT) {
-      r.count += hi - lo;
-    } else {
-      runs.push({ first: lo, count: hi - lo, state, fileOffset: fileOffset + (lo - first) * bs });
-    }
-  };
-  await image.bat.scan(
-    (i, e) => {
-      if (isBitmapEntry(g, i)) return;
-      add(blockOfEntry(g, i), 1, e.state, e.fileOffset);
-    },
-    (first, count) => {
-      const firstBlock = blockOfEntry(g, first);
-      add(firstBlock, blockOfEntry(g, first + count) - firstBlock, PAYLOAD_NOT_PRESENT, 0);
-    },
-    undefined,
-    { from: payloadEntryIndex(g, b0), to: Math.min(g.totalEntries, payloadEntryIndex(g, b1 - 1) + 1) },
-  );
-
+  // Runs that defer to the parent map the parent over just their range.
+  const runs = await image.blockRuns(start, length);
   for (const run of runs) {
     const runStart = Math.max(start, run.first * bs);
     const runEnd = Math.min(end, (run.first + run.count) * bs);

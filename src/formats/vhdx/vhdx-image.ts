@@ -21,6 +21,14 @@ import {
 
 export type VhdxSubformat = 'dynamic' | 'fixed' | 'differencing';
 
+/** Payload blocks first..first+count-1, all in BAT state `state`; stored ones from `fileOffset` on. */
+export interface BlockRun {
+  first: number;
+  count: number;
+  state: number;
+  fileOffset: number;
+}
+
 export interface VhdxOpenOptions {
   mode?: OpenMode;
   /** Position in a differencing chain (internal). */
@@ -313,36 +321,43 @@ export class VhdxImage implements DiskImage {
   }
 
   /**
-   * The payload blocks under [offset, offset+length) as runs of one BAT state. Read by a walk of the
-   * BAT's entries with runs of empty entries taken whole, so that a 64 TiB map costs a look at its
-   * block table, not a million awaits; during a write session (allocations not yet in the BAT) block by
-   * block, through the pending entries.
+   * The payload blocks under [offset, offset+length) as runs of one BAT state; a run of stored blocks
+   * (FULLY_PRESENT) also lies back to back in the file from `fileOffset`, and a PARTIALLY_PRESENT run
+   * is one block. Read by a walk of the BAT's entries with runs of empty entries taken whole, so that
+   * a 64 TiB map costs a look at its block table, not a million awaits; during a write session
+   * (allocations not yet in the BAT) block by block, through the pending entries.
    */
-  private async blockRuns(offset: number, length: number): Promise<{ first: number; count: number; state: number }[]> {
+  async blockRuns(offset: number, length: number): Promise<BlockRun[]> {
     const g = this.layout.geometry;
-    const b0 = Math.floor(offset / this.blockSize);
-    const b1 = Math.ceil((offset + length) / this.blockSize);
-    const runs: { first: number; count: number; state: number }[] = [];
-    const add = (first: number, count: number, state: number) => {
+    const bs = this.blockSize;
+    const b0 = Math.floor(offset / bs);
+    const b1 = Math.min(g.dataBlocks, Math.ceil((offset + length) / bs));
+    const runs: BlockRun[] = [];
+    const add = (first: number, count: number, state: number, fileOffset: number) => {
       const lo = Math.max(first, b0);
       const hi = Math.min(first + count, b1);
       if (hi <= lo) return;
+      const at = fileOffset + (lo - first) * bs;
       const last = runs[runs.length - 1];
-      if (last && last.first + last.count === lo && last.state === state) last.count += hi - lo;
-      else runs.push({ first: lo, count: hi - lo, state });
+      const joins =
+        last && last.first + last.count === lo && last.state === state && state !== PAYLOAD_PARTIALLY_PRESENT &&
+        (state !== PAYLOAD_FULLY_PRESENT || last.fileOffset + last.count * bs === at);
+      if (joins) last.count += hi - lo;
+      else runs.push({ first: lo, count: hi - lo, state, fileOffset: at });
     };
     if (this.pendingBat.size > 0 || this.allocating.size > 0) {
       for (let b = b0; b < b1; b++) {
-        const index = payloadEntryIndex(g, b);
-        add(b, 1, this.allocating.has(index) ? PAYLOAD_FULLY_PRESENT : (await this.blockEntry(b)).state);
+        const alloc = this.allocating.get(payloadEntryIndex(g, b));
+        const e = alloc ? { state: PAYLOAD_FULLY_PRESENT, fileOffset: await alloc } : await this.blockEntry(b);
+        add(b, 1, e.state, e.fileOffset);
       }
       return runs;
     }
     await this.bat.scan(
       (i, e) => {
-        if (!isBitmapEntry(g, i)) add(blockOfEntry(g, i), 1, e.state);
+        if (!isBitmapEntry(g, i)) add(blockOfEntry(g, i), 1, e.state, e.fileOffset);
       },
-      (first, count) => add(blockOfEntry(g, first), blockOfEntry(g, first + count) - blockOfEntry(g, first), PAYLOAD_NOT_PRESENT),
+      (first, count) => add(blockOfEntry(g, first), blockOfEntry(g, first + count) - blockOfEntry(g, first), PAYLOAD_NOT_PRESENT, 0),
       undefined,
       { from: payloadEntryIndex(g, b0), to: payloadEntryIndex(g, b1 - 1) + 1 },
     );
