@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { needPeers, tempDir, vdisk, sha256, sh } from './helpers/peers.js';
 import { makeQemuVhdx, qemuConvertToRaw, scatteredWrites } from './helpers/qemu.js';
-import type { MapExtent } from '../src/index.js';
+import { createVhdx, mapImage, openImage, type MapExtent } from '../src/index.js';
 
 const MiB = 1024 * 1024;
 
@@ -100,4 +100,30 @@ test('map walks an empty 64 TiB image as one extent; a damaged BAT is a one-line
   assert.equal(r.code, 1);
   assert.match(r.stderr, /^vdisk: .*small\.vhdx: BAT entry 3 \(block 3\) points to bytes \d+\.\.\d+, past the end of the file/);
   assert.equal(r.stderr.trim().split('\n').length, 1);
+});
+
+test('during a write session, map and blockStatus see blocks whose BAT entries are not committed yet', async (t) => {
+  const dir = tempDir(t);
+  const path = join(dir, 's.vhdx');
+  await createVhdx(path, { size: 8 * MiB, blockSize: MiB });
+  const img = await openImage(path, { mode: 'rw' });
+  try {
+    await img.write(Buffer.alloc(4096, 0x5a), 3 * MiB + 8192);
+    const extents: MapExtent[] = [];
+    await mapImage(img, (e) => void extents.push(e));
+    const data = extents.filter((e) => e.data);
+    assert.equal(data.length, 1);
+    assert.equal(data[0].start, 3 * MiB);
+    assert.equal(data[0].length, MiB);
+    const file = readFileSync(path);
+    const at = (data[0].offset as number) + 8192;
+    assert.ok(file.subarray(at, at + 4096).every((b) => b === 0x5a), 'the written bytes are where map says');
+    assert.deepEqual(await img.blockStatus(2 * MiB, 3 * MiB), [
+      { offset: 2 * MiB, length: MiB, state: 'unallocated' },
+      { offset: 3 * MiB, length: MiB, state: 'data' },
+      { offset: 4 * MiB, length: MiB, state: 'unallocated' },
+    ]);
+  } finally {
+    await img.close();
+  }
 });
