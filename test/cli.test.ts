@@ -88,6 +88,7 @@ test('-p on a terminal shows the verb, percentage, rate and time left; -q silenc
     ['write', ['write', '-p', img, src]],
     ['check', ['check', '-p', img]],
     ['convert', ['convert', '-p', '-O', 'vhdx', img, join(dir, 'c.vhdx')]],
+    ['compare', ['compare', '-p', img, src]],
   ] as const) {
     const r = onTerminal([...args]);
     assert.equal(r.status, 0, `${verb}: ${r.stdout}`);
