@@ -56,6 +56,7 @@ async function convertToVhdx(
   const options = { ...inheritedSectors(source, vhdx), ...vhdx };
   // VHDX sizes are whole logical sectors; a raw source of another length is rounded up, as qemu-img does.
   const size = roundUp(source.virtualSize, options.logicalSectorSize ?? 512);
+  if (size === 0) throw new VdiskError('USAGE', `${source.filename}: the disk is empty (0 bytes); vdisk makes no VHDX without a sector`);
   await createVhdx(output, { ...options, size });
   const dest = await openImage(output, { format: 'vhdx', mode: 'rw', cache });
   try {

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, openSync, writeSync, closeSync, ftruncateSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, openSync, writeSync, writeFileSync, closeSync, ftruncateSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
@@ -171,6 +171,8 @@ test('convert refuses bad requests with one line, and leaves no output behind', 
   makeRaw(raw, 4 * MiB);
   const before = await sha256(raw);
   const out = join(dir, 'out.vhdx');
+  const empty = join(dir, 'empty.raw');
+  writeFileSync(empty, '');
   const cases: [string[], RegExp][] = [
     [['convert', '-O', 'vhdx', raw, raw], /OUTPUT is the image itself/],
     [['convert', '-O', 'qcow2', raw, out], /-O: unknown image format 'qcow2'/],
@@ -181,6 +183,7 @@ test('convert refuses bad requests with one line, and leaves no output behind', 
     [['convert', join(dir, 'missing.raw'), out], /missing\.raw: no such file/],
     [['convert', raw], /missing required argument OUTPUT/],
     [['convert', '-O', 'vhdx', raw, dir], /is a directory/],
+    [['convert', '-O', 'vhdx', empty, out], /empty\.raw: the disk is empty/],
     [['convert', raw, '/dev/null'], /\/dev\/null: is not a regular file/],
   ];
   for (const [args, message] of cases) {
