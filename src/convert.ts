@@ -5,7 +5,7 @@ import { VdiskError } from './errors.js';
 import type { DiskImage, ImageFormat } from './formats/image.js';
 import { openImage } from './formats/open.js';
 import { VhdxImage } from './formats/vhdx/vhdx-image.js';
-import { createVhdx, type VhdxCreateOptions } from './formats/vhdx/create.js';
+import { createVhdx, resolveCreateOptions, type VhdxCreateOptions } from './formats/vhdx/create.js';
 import { roundUp } from './formats/vhdx/constants.js';
 import { exportImage } from './export.js';
 import { copyInto } from './copy-into.js';
@@ -33,31 +33,43 @@ export async function convertImage(source: DiskImage, output: string, options: C
   const cache = options.cache ?? 'writeback';
   await refuseSameFile(source.filename, output);
   await refuseNonFile(output);
+  // Every refusal comes before OUTPUT is touched: an existing file there is only replaced by a
+  // convert that got as far as writing, and only such an output is removed when the copy fails.
+  const vhdx = options.format === 'vhdx' ? vhdxOptionsFor(source, options.vhdx ?? {}) : null;
+  const before = await stat(output).catch(() => null);
   try {
-    if (options.format === 'raw') {
+    if (vhdx) {
+      await convertToVhdx(source, output, vhdx, cache, options.onProgress);
+    } else {
       await exportImage(source, { kind: 'file', path: output }, { onProgress: options.onProgress });
       if (cache === 'writeback') await syncFile(output); // a raw file has no metadata to order: one flush
-    } else {
-      await convertToVhdx(source, output, options.vhdx ?? {}, cache, options.onProgress);
     }
   } catch (err) {
-    await rm(output, { force: true }).catch(() => undefined);
+    // Removed only if this convert made or rewrote it: a file it could not even open stays as it was.
+    const now = await stat(output).catch(() => null);
+    const untouched = before && now && now.ino === before.ino && now.size === before.size && now.mtimeMs === before.mtimeMs;
+    if (now && !untouched) await rm(output, { force: true }).catch(() => undefined);
     throw err;
   }
+}
+
+/** The new VHDX's creation options, checked: sectors inherited, size from the source. */
+function vhdxOptionsFor(source: DiskImage, requested: Omit<VhdxCreateOptions, 'size'>): VhdxCreateOptions {
+  const options = { ...inheritedSectors(source, requested), ...requested };
+  // VHDX sizes are whole logical sectors; a raw source of another length is rounded up, as qemu-img does.
+  const size = roundUp(source.virtualSize, options.logicalSectorSize ?? 512);
+  if (size === 0) throw new VdiskError('USAGE', `${source.filename}: the disk is empty (0 bytes); vdisk makes no VHDX without a sector`);
+  return resolveCreateOptions({ ...options, size });
 }
 
 async function convertToVhdx(
   source: DiskImage,
   output: string,
-  vhdx: Omit<VhdxCreateOptions, 'size'>,
+  options: VhdxCreateOptions,
   cache: 'writeback' | 'unsafe',
   onProgress: ConvertOptions['onProgress'],
 ): Promise<void> {
-  const options = { ...inheritedSectors(source, vhdx), ...vhdx };
-  // VHDX sizes are whole logical sectors; a raw source of another length is rounded up, as qemu-img does.
-  const size = roundUp(source.virtualSize, options.logicalSectorSize ?? 512);
-  if (size === 0) throw new VdiskError('USAGE', `${source.filename}: the disk is empty (0 bytes); vdisk makes no VHDX without a sector`);
-  await createVhdx(output, { ...options, size });
+  await createVhdx(output, options);
   const dest = await openImage(output, { format: 'vhdx', mode: 'rw', cache });
   try {
     await copyInto(

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, openSync, writeSync, writeFileSync, closeSync, ftruncateSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, openSync, readFileSync, writeSync, writeFileSync, closeSync, ftruncateSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
@@ -195,6 +195,14 @@ test('convert refuses bad requests with one line, and leaves no output behind', 
     assert.ok(!existsSync(out), `${args.join(' ')}: no output left behind`);
   }
   assert.equal(await sha256(raw), before, 'the source is unchanged');
+
+  // Refused before anything is written, an existing OUTPUT stays as it was.
+  const existing = join(dir, 'existing.vhdx');
+  writeFileSync(existing, 'precious');
+  for (const args of [['-O', 'vhdx', '-o', 'block_size=3M', raw], ['-O', 'vhdx', empty]]) {
+    assert.equal(vdisk(['convert', ...args, existing]).code, 1, args.join(' '));
+    assert.equal(readFileSync(existing, 'utf8'), 'precious', `${args.join(' ')}: the existing output is untouched`);
+  }
 
   // A damaged source fails at its first payload read, after the output was made: the output is removed.
   const bad = join(dir, 'bad.vhdx');
