@@ -122,8 +122,14 @@ test('mutated headers, region tables, metadata, BATs and logs never hang, throw 
                 const size = img.virtualSize;
                 const span = Math.min(size, 64 * MiB);
                 if (span > 0) {
-                  await img.blockStatus(0, span);
-                  await img.blockStatus(size - span, span);
+                  for (const from of [0, size - span]) {
+                    let at = from;
+                    for (const e of await img.blockStatus(from, span)) {
+                      assert.equal(e.offset, at, 'block status extents follow each other');
+                      at += e.length;
+                    }
+                    assert.equal(at, from + span, 'block status covers the range asked for');
+                  }
                 }
                 for (const [o, l] of [[0, MiB], [Math.max(0, size - MiB), MiB], [Math.floor(size / 3), 70_000]]) {
                   const len = Math.min(l, size - o);
