@@ -1,7 +1,6 @@
 import type { DiskImage } from './formats/image.js';
 import { VhdxImage } from './formats/vhdx/vhdx-image.js';
-import { PAYLOAD_FULLY_PRESENT, PAYLOAD_NOT_PRESENT, PAYLOAD_PARTIALLY_PRESENT, STATE_NAMES } from './formats/vhdx/bat.js';
-import { corrupt } from './errors.js';
+import { PAYLOAD_NOT_PRESENT, PAYLOAD_PARTIALLY_PRESENT } from './formats/vhdx/bat.js';
 
 /**
  * One run of the virtual disk, as `qemu-img map --output json` describes it: `depth` is the image of a
@@ -64,31 +63,30 @@ async function mapVhdx(image: VhdxImage, start: number, length: number, depth: n
     const runStart = Math.max(start, run.first * bs);
     const runEnd = Math.min(end, (run.first + run.count) * bs);
     const here = { start: runStart, length: runEnd - runStart, depth, filename: image.filename };
-    switch (run.state) {
-      case PAYLOAD_FULLY_PRESENT: {
-        await image.blockEntry(run.first); // the file-size and header-section checks reads get
-        await image.blockEntry(run.first + run.count - 1);
-        push({ ...here, present: true, zero: false, data: true, offset: run.fileOffset + (runStart - run.first * bs) });
-        break;
+    if (hasParent && run.state === PAYLOAD_NOT_PRESENT) {
+      await mapRange(await image.openParent(), runStart, runEnd - runStart, depth + 1, push);
+    } else if (hasParent && run.state === PAYLOAD_PARTIALLY_PRESENT) {
+      const e = await image.blockEntry(run.first);
+      const inBlock = runStart - run.first * bs;
+      for (const s of await image.sectorRuns(run.first, inBlock, runEnd - runStart)) {
+        if (s.here) push({ ...here, start: runStart + s.from, length: s.to - s.from, present: true, zero: false, data: true, offset: e.fileOffset + inBlock + s.from });
+        else await mapRange(await image.openParent(), runStart + s.from, s.to - s.from, depth + 1, push);
       }
-      case PAYLOAD_NOT_PRESENT:
-        if (hasParent) await mapRange(await image.openParent(), runStart, runEnd - runStart, depth + 1, push);
-        else push({ ...here, present: false, zero: true, data: false });
-        break;
-      case PAYLOAD_PARTIALLY_PRESENT: {
-        if (!hasParent) throw corrupt(image.filename, `block ${run.first} is PARTIALLY_PRESENT in an image without a parent`);
-        const e = await image.blockEntry(run.first);
-        const inBlock = runStart - run.first * bs;
-        for (const s of await image.sectorRuns(run.first, inBlock, runEnd - runStart)) {
-          if (s.here) push({ ...here, start: runStart + s.from, length: s.to - s.from, present: true, zero: false, data: true, offset: e.fileOffset + inBlock + s.from });
-          else await mapRange(await image.openParent(), runStart + s.from, s.to - s.from, depth + 1, push);
-        }
-        break;
+    } else {
+      // The image's own reading of the state, invalid states refused as reads refuse them. ZERO,
+      // UNDEFINED and UNMAPPED say zeros whatever a parent holds.
+      switch (image.stateOf(run.state, run.first)) {
+        case 'data':
+          await image.blockEntry(run.first); // the file-size and header-section checks reads get
+          await image.blockEntry(run.first + run.count - 1);
+          push({ ...here, present: true, zero: false, data: true, offset: run.fileOffset + (runStart - run.first * bs) });
+          break;
+        case 'unallocated':
+          push({ ...here, present: false, zero: true, data: false });
+          break;
+        case 'zero':
+          push({ ...here, present: true, zero: true, data: false });
       }
-      default:
-        if (run.state === 4) throw corrupt(image.filename, `block ${run.first} has invalid state 4 (${STATE_NAMES[4]})`);
-        // ZERO, UNDEFINED, UNMAPPED: this image says zeros, whatever a parent holds.
-        push({ ...here, present: true, zero: true, data: false });
     }
   }
 }

@@ -172,8 +172,13 @@ export class VhdxImage implements DiskImage {
     return e;
   }
 
-  private stateOf(e: BatEntry, index: number): ExtentState {
-    switch (e.state) {
+  /**
+   * What payload block `block` in BAT state `state` holds, as this image alone says (a differencing
+   * image's NOT_PRESENT defers to the parent); refuses invalid states.
+   */
+  stateOf(state: number, block: number): ExtentState {
+    const index = payloadEntryIndex(this.layout.geometry, block);
+    switch (state) {
       case PAYLOAD_FULLY_PRESENT:
         return 'data';
       case PAYLOAD_NOT_PRESENT:
@@ -187,7 +192,7 @@ export class VhdxImage implements DiskImage {
         if (this.layout.params.hasParent) return 'data';
         throw corrupt(this.filename, `BAT entry ${index} is PARTIALLY_PRESENT in an image without a parent`);
       default:
-        throw corrupt(this.filename, `BAT entry ${index} has invalid state ${e.state} (${STATE_NAMES[e.state]})`);
+        throw corrupt(this.filename, `BAT entry ${index} has invalid state ${state} (${STATE_NAMES[state]})`);
     }
   }
 
@@ -293,7 +298,7 @@ export class VhdxImage implements DiskImage {
         pending.push(this.openParent().then((p) => p.read(part, offset + done)));
       } else if (hasParent && e.state === PAYLOAD_PARTIALLY_PRESENT) {
         pending.push(this.readPartial(part, block, inBlock, e, offset + done));
-      } else if (this.stateOf(e, payloadEntryIndex(this.layout.geometry, block)) === 'data') {
+      } else if (this.stateOf(e.state, block) === 'data') {
         pending.push(this.source.readAt(part, e.fileOffset + inBlock));
       } else {
         part.fill(0);
@@ -309,13 +314,11 @@ export class VhdxImage implements DiskImage {
     for (const run of await this.blockRuns(offset, length)) {
       const at = Math.max(offset, run.first * this.blockSize);
       const n = Math.min(offset + length, (run.first + run.count) * this.blockSize) - at;
-      if (this.layout.params.hasParent && (run.state === PAYLOAD_NOT_PRESENT || run.state === PAYLOAD_PARTIALLY_PRESENT)) {
-        // What the parent holds there, as the parent says.
-        if (run.state === PAYLOAD_NOT_PRESENT) out.push(...(await (await this.openParent()).blockStatus(at, n)));
-        else out.push({ offset: at, length: n, state: 'data' });
-        continue;
+      if (this.layout.params.hasParent && run.state === PAYLOAD_NOT_PRESENT) {
+        out.push(...(await (await this.openParent()).blockStatus(at, n))); // what the parent holds there
+      } else {
+        out.push({ offset: at, length: n, state: this.stateOf(run.state, run.first) });
       }
-      out.push({ offset: at, length: n, state: this.stateOf({ state: run.state, reserved: 0, fileOffset: 0 }, payloadEntryIndex(this.layout.geometry, run.first)) });
     }
     return mergeExtents(out);
   }
@@ -408,7 +411,7 @@ export class VhdxImage implements DiskImage {
       // Decide only after the last await: another write may have allocated this block meanwhile.
       const committed = this.pendingBat.has(index) || this.allocating.has(index) ? null : await this.blockEntry(block);
       const e = this.pendingBat.get(index) ?? (this.allocating.has(index) ? null : committed);
-      if (e && this.stateOf(e, index) === 'data') {
+      if (e && this.stateOf(e.state, block) === 'data') {
         writes.push(this.file.writeAt(part, e.fileOffset + inBlock));
       } else {
         let alloc = this.allocating.get(index);
