@@ -1,6 +1,5 @@
 import { rm, stat } from 'node:fs/promises';
 import { PositionalFile } from './io/file.js';
-import { isZero } from './io/buffers.js';
 import { VdiskError } from './errors.js';
 import type { DiskImage, ImageFormat } from './formats/image.js';
 import { openImage } from './formats/open.js';
@@ -83,7 +82,6 @@ async function convertToVhdx(
         offset: 0,
         // Chunks within one block of the new image (blocks are at least 1 MiB).
         chunkSize: 4 * 1024 * 1024,
-        isZero,
         skipZeros: async () => true, // a new image reads as zeros everywhere
         onProgress,
       },

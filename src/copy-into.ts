@@ -1,4 +1,4 @@
-import { allocIoBuffer } from './io/buffers.js';
+import { allocIoBuffer, isZero } from './io/buffers.js';
 import type { DiskImage } from './formats/image.js';
 
 /** Where a copy's bytes come from: `length` bytes, read by position. */
@@ -18,7 +18,6 @@ export interface CopyOptions {
   chunkSize?: number;
   /** Whether zeros at [at, at+length) may be left unwritten: the destination already reads as zeros there. */
   skipZeros(at: number, length: number): Promise<boolean>;
-  isZero(data: Buffer): boolean;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -96,7 +95,7 @@ export async function copyInto(dest: DiskImage, source: CopySource, options: Cop
           p += n;
         }
       }
-    } else if (options.isZero(data) && (await options.skipZeros(at, len))) {
+    } else if (isZero(data) && (await options.skipZeros(at, len))) {
       recycle(data);
     } else {
       await startWrite(data, at, true);

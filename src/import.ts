@@ -4,7 +4,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { PositionalFile } from './io/file.js';
-import { isZero } from './io/buffers.js';
 import { copyInto } from './copy-into.js';
 import { VdiskError, fromSystemError } from './errors.js';
 import type { DiskImage } from './formats/image.js';
@@ -61,7 +60,6 @@ export async function importIntoImage(image: DiskImage, source: ImportSource, op
       {
         offset,
         chunkSize: options.chunkSize,
-        isZero,
         skipZeros: async (at, len) => (await image.blockStatus(at, len)).every((e) => e.state !== 'data'),
         onProgress: options.onProgress,
       },
