@@ -1,12 +1,12 @@
 import { writeSync } from 'node:fs';
 import { Socket } from 'node:net';
-import { PositionalFile } from './io/file.js';
+import { PositionalFile, type FileOrFd } from './io/file.js';
 import { allocIoBuffer, isZero } from './io/buffers.js';
 import { VdiskError, fromSystemError } from './errors.js';
 import type { DiskImage } from './formats/image.js';
 import { checkRange } from './formats/raw.js';
 
-export type ExportTarget = { kind: 'file'; path: string } | { kind: 'fd'; fd: number; name?: string };
+export type ExportTarget = FileOrFd;
 
 export interface ExportOptions {
   offset?: number;

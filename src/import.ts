@@ -3,12 +3,12 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { PositionalFile } from './io/file.js';
+import { PositionalFile, type FileOrFd } from './io/file.js';
 import { copyInto } from './copy-into.js';
 import { VdiskError, fromSystemError } from './errors.js';
 import type { DiskImage } from './formats/image.js';
 
-export type ImportSource = { kind: 'file'; path: string } | { kind: 'fd'; fd: number; name?: string };
+export type ImportSource = FileOrFd;
 
 export interface ImportOptions {
   offset?: number;

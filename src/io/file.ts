@@ -16,6 +16,9 @@ export interface ByteSource {
 
 export type OpenMode = 'r' | 'rw';
 
+/** Where a copy reads or writes bytes: a file by path, or an open descriptor (stdin, stdout, a pipe). */
+export type FileOrFd = { kind: 'file'; path: string } | { kind: 'fd'; fd: number; name?: string };
+
 /**
  * One positional file handle: reads and writes at offsets, never a seeking stream, so that concurrent
  * requests cannot disturb each other.
