@@ -31,11 +31,7 @@ export async function compareImages(a: DiskImage, b: DiskImage, options: Compare
   const total = Math.max(a.virtualSize, b.virtualSize);
   const bufA = allocIoBuffer(CHUNK);
   const bufB = allocIoBuffer(CHUNK);
-  let done = 0;
-  const progress = (to: number) => {
-    done = to;
-    options.onProgress?.(done, total);
-  };
+  const progress = (done: number) => options.onProgress?.(done, total);
 
   for (let w = 0; w < common; w += WINDOW) {
     const end = Math.min(common, w + WINDOW);
