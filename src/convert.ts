@@ -1,4 +1,5 @@
 import { rm, stat } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
 import { PositionalFile } from './io/file.js';
 import { VdiskError } from './errors.js';
 import type { DiskImage, ImageFormat } from './formats/image.js';
@@ -31,11 +32,10 @@ export interface ConvertOptions {
 export async function convertImage(source: DiskImage, output: string, options: ConvertOptions): Promise<void> {
   const cache = options.cache ?? 'writeback';
   await refuseSameFile(source.filename, output);
-  await refuseNonFile(output);
+  const before = await refuseNonFile(output);
   // Every refusal comes before OUTPUT is touched: an existing file there is only replaced by a
   // convert that got as far as writing, and only such an output is removed when the copy fails.
   const vhdx = options.format === 'vhdx' ? vhdxOptionsFor(source, options.vhdx ?? {}) : null;
-  const before = await stat(output).catch(() => null);
   try {
     if (vhdx) {
       await convertToVhdx(source, output, vhdx, cache, options.onProgress);
@@ -128,13 +128,15 @@ async function syncFile(path: string): Promise<void> {
 
 /**
  * Convert makes a new image file, and removes it again if the copy fails; a device or anything else
- * that is not a regular file must never be truncated or removed that way.
+ * that is not a regular file must never be truncated or removed that way. Returns what is there now
+ * (null: nothing), to tell after a failure whether this convert changed it.
  */
-async function refuseNonFile(output: string): Promise<void> {
+async function refuseNonFile(output: string): Promise<Stats | null> {
   const st = await stat(output).catch(() => null);
   if (st && !st.isFile()) {
     throw new VdiskError('NOT_A_FILE', `${output}: ${st.isDirectory() ? 'is a directory' : 'is not a regular file'}; convert writes a new image file`);
   }
+  return st;
 }
 
 /** Refuses an output that is the source itself: creating it would destroy what is being read. */
