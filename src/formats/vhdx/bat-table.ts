@@ -40,8 +40,8 @@ export class BatTable {
     const from = Math.max(0, range.from);
     const to = Math.min(this.entryCount, range.to);
     const zeros = zeroRun ? ZERO_ENTRIES : null;
-    // One scratch page for the whole walk: a fresh MiB per page made the collector run during `info`.
-    // A walk of part of the table (a window of the disk, walked again for the next window) keeps its
+    // A walk of the whole table reads each page into one scratch buffer: nothing keeps them, so a
+    // 512 MiB table need not become 512 allocations. A walk of part of the table (a window of the disk, walked again for the next window) keeps its
     // pages in the cache like single lookups do.
     let scratch: Buffer | null = null;
     const whole = from === 0 && to === this.entryCount;
