@@ -15,6 +15,12 @@ export function formatOption(value: string | undefined, flag = '-f'): ImageForma
   throw new VdiskError('USAGE', `${flag}: unknown image format '${value}' (vhdx, raw)`);
 }
 
+/** `-t`: writeback (every flush honoured) or unsafe (none), for the commands that write. */
+export function cacheOption(value: string | undefined): 'writeback' | 'unsafe' | undefined {
+  if (value === undefined || value === 'writeback' || value === 'unsafe') return value;
+  throw new VdiskError('USAGE', `-t must be writeback or unsafe, not '${value}'`);
+}
+
 export function printJson(doc: unknown): void {
   process.stdout.write(JSON.stringify(doc, null, 4) + '\n');
 }

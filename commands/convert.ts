@@ -1,7 +1,7 @@
 import { openImage } from '../src/formats/open.js';
 import { VdiskError } from '../src/errors.js';
 import { convertImage } from '../src/convert.js';
-import { formatOption } from './common.js';
+import { cacheOption, formatOption } from './common.js';
 import { parseVhdxOptions, printedOptionsHelp } from './create.js';
 import { progressReporter } from './progress.js';
 import { version } from './version.js';
@@ -22,9 +22,7 @@ export async function runConvert(source: string | undefined, output: string | un
   if (!source) throw new VdiskError('USAGE', 'missing required argument SOURCE');
   if (!output) throw new VdiskError('USAGE', 'missing required argument OUTPUT');
   if (outFormat === 'raw' && list.length) throw new VdiskError('USAGE', `-o ${list.join(',')}: raw images take no options`);
-  if (opts.cache !== undefined && opts.cache !== 'writeback' && opts.cache !== 'unsafe') {
-    throw new VdiskError('USAGE', `-t must be writeback or unsafe, not '${opts.cache}'`);
-  }
+  const cache = cacheOption(opts.cache);
   // Parsed before anything is opened, so a bad option leaves no output behind.
   const vhdx = outFormat === 'vhdx' ? { ...parseVhdxOptions(list), creator: `vdisk v${version()}` } : undefined;
   const image = await openImage(source, { format: formatOption(opts.format) });
@@ -33,7 +31,7 @@ export async function runConvert(source: string | undefined, output: string | un
     await convertImage(image, output, {
       format: outFormat,
       vhdx,
-      cache: opts.cache as 'writeback' | 'unsafe' | undefined,
+      cache,
       onProgress: progress?.update,
     });
     progress?.finish();

@@ -1,8 +1,7 @@
 import { openImage } from '../src/formats/open.js';
-import { VdiskError } from '../src/errors.js';
 import { importIntoImage } from '../src/import.js';
 import { parseSize } from '../src/util/size.js';
-import { formatOption } from './common.js';
+import { cacheOption, formatOption } from './common.js';
 import { progressReporter } from './progress.js';
 
 export interface WriteOptions {
@@ -15,10 +14,7 @@ export interface WriteOptions {
 
 export async function runWrite(path: string, input: string | undefined, opts: WriteOptions): Promise<number> {
   const offset = opts.offset !== undefined ? parseSize(opts.offset, '--offset') : 0;
-  if (opts.cache !== undefined && opts.cache !== 'writeback' && opts.cache !== 'unsafe') {
-    throw new VdiskError('USAGE', `-t must be writeback or unsafe, not '${opts.cache}'`);
-  }
-  const cache = opts.cache as 'writeback' | 'unsafe' | undefined;
+  const cache = cacheOption(opts.cache);
   const image = await openImage(path, { format: formatOption(opts.format), mode: 'rw', cache });
   try {
     const progress = progressReporter(opts, 'write');
