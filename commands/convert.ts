@@ -2,9 +2,8 @@ import { openImage } from '../src/formats/open.js';
 import { VdiskError } from '../src/errors.js';
 import { convertImage } from '../src/convert.js';
 import { cacheOption, formatOption } from './common.js';
-import { parseVhdxOptions, printedOptionsHelp } from './create.js';
+import { newImageOptions, printedOptionsHelp } from './create.js';
 import { progressReporter } from './progress.js';
-import { version } from './version.js';
 
 export interface ConvertCliOptions {
   format?: string;
@@ -21,10 +20,9 @@ export async function runConvert(source: string | undefined, output: string | un
   if (printedOptionsHelp(outFormat, list)) return 0;
   if (!source) throw new VdiskError('USAGE', 'missing required argument SOURCE');
   if (!output) throw new VdiskError('USAGE', 'missing required argument OUTPUT');
-  if (outFormat === 'raw' && list.length) throw new VdiskError('USAGE', `-o ${list.join(',')}: raw images take no options`);
   const cache = cacheOption(opts.cache);
   // Parsed before anything is opened, so a bad option leaves no output behind.
-  const vhdx = outFormat === 'vhdx' ? { ...parseVhdxOptions(list), creator: `vdisk v${version()}` } : undefined;
+  const vhdx = newImageOptions(outFormat, list) ?? undefined;
   const image = await openImage(source, { format: formatOption(opts.format) });
   try {
     const progress = progressReporter(opts, 'convert');

@@ -71,6 +71,16 @@ export function printedOptionsHelp(format: 'raw' | 'vhdx', list: string[]): bool
   return true;
 }
 
+/**
+ * The options of a new image (create, convert): VHDX's parsed from `-o`, stamped with our creator;
+ * null for raw, which refuses any `-o`.
+ */
+export function newImageOptions(format: 'raw' | 'vhdx', list: string[]): Omit<VhdxCreateOptions, 'size'> | null {
+  if (format === 'vhdx') return { ...parseVhdxOptions(list), creator: `vdisk v${version()}` };
+  if (list.length) throw new VdiskError('USAGE', `-o ${list.join(',')}: raw images take no options`);
+  return null;
+}
+
 export async function runCreate(path: string | undefined, sizeText: string | undefined, opts: CreateOptions): Promise<number> {
   const format = formatOption(opts.format) ?? 'vhdx';
   const list = opts.options ?? [];
@@ -78,12 +88,9 @@ export async function runCreate(path: string | undefined, sizeText: string | und
   if (!path) throw new VdiskError('USAGE', 'missing required argument IMAGE');
   if (!sizeText) throw new VdiskError('USAGE', 'missing required argument SIZE');
   const size = parseSize(sizeText, 'SIZE');
-  if (format === 'raw') {
-    if (list.length) throw new VdiskError('USAGE', `-o ${list.join(',')}: raw images take no options`);
-    await createRaw(path, size);
-  } else {
-    await createVhdx(path, { ...parseVhdxOptions(list), size, creator: `vdisk v${version()}` });
-  }
+  const vhdx = newImageOptions(format, list);
+  if (vhdx) await createVhdx(path, { ...vhdx, size });
+  else await createRaw(path, size);
   if (!opts.quiet) process.stdout.write(`Formatting '${path}', fmt=${format} size=${size}\n`);
   return 0;
 }
