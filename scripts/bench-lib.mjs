@@ -11,8 +11,12 @@ export const WORK = process.env.VDISK_BENCH_DIR ?? join(tmpdir(), 'vdisk-bench')
 export const GiB = 1024 ** 3;
 export const MiB = 1024 ** 2;
 
+export function has(cmd) {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
+}
+
 export function need(cmd) {
-  if (spawnSync('sh', ['-c', `command -v ${cmd}`]).status !== 0) {
+  if (!has(cmd)) {
     console.error(`bench: ${cmd} is needed (apt-get install qemu-utils)`);
     process.exit(1);
   }
@@ -98,7 +102,7 @@ export function report(rows) {
  * otherwise. Its time plus `node -e 0` is the least any Node program could take for a copy job here.
  */
 export function floorCopier() {
-  if (spawnSync('sh', ['-c', 'command -v cc']).status !== 0) return null;
+  if (!has('cc')) return null;
   mkdirSync(WORK, { recursive: true });
   const bin = join(WORK, 'copy-floor');
   if (!existsSync(bin)) {
