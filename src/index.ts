@@ -17,3 +17,9 @@ export { readPartitionTable } from './partitions/detect.js';
 export type { Partition, PartitionTable, Scheme } from './partitions/types.js';
 export { detectVolumes, detectFilesystem, DETECTORS, type Volume } from './filesystems/detect.js';
 export type { FsInfo, VolumeReader, Detector } from './filesystems/types.js';
+export { openFilesystem, type OpenFilesystemOptions } from './filesystems/open.js';
+export {
+  Filesystem, fileStream, modeOf, typeFromMode,
+  type FsReader, type FsStats, type FsTime, type FsFile, type FsDirEntry, type FileType, type ByteRange, type FilesystemDriver, type FsContext,
+} from './filesystems/filesystem.js';
+export { FILESYSTEM_DRIVERS } from './filesystems/readers.js';

@@ -52,6 +52,19 @@ export async function detectFilesystem(v: VolumeReader): Promise<Detection> {
   return { info: best, others };
 }
 
+/** The bytes of one volume of the disk; reads past its end are zeros. */
+export function volumeReader(disk: VolumeReader, offset: number, size: number): VolumeReader {
+  return {
+    size,
+    read: async (o, len) => {
+      if (o >= size) return Buffer.alloc(len);
+      const n = Math.min(len, size - o);
+      const buf = await disk.read(offset + o, n);
+      return n === len ? buf : Buffer.concat([buf, Buffer.alloc(len - n)]);
+    },
+  };
+}
+
 export interface Volume {
   partition: number | null;
   offset: number;
@@ -78,16 +91,7 @@ export async function detectVolumes(image: DiskImage): Promise<{ volumes: Volume
   for (const p of targets) {
     const offset = p ? p.start : 0;
     const size = p ? Math.max(0, Math.min(p.size, image.virtualSize - p.start)) : image.virtualSize;
-    const reader: VolumeReader = {
-      size,
-      read: async (o, len) => {
-        if (o >= size) return Buffer.alloc(len);
-        const n = Math.min(len, size - o);
-        const buf = await disk.read(offset + o, n);
-        return n === len ? buf : Buffer.concat([buf, Buffer.alloc(len - n)]);
-      },
-    };
-    const d = await detectFilesystem(reader);
+    const d = await detectFilesystem(volumeReader(disk, offset, size));
     const where = p ? `partition ${p.index}` : 'the disk';
     if (d.others.length && d.info) warnings.push(`${where}: also carries ${d.others.join(', ')} signatures; reporting ${d.info.filesystem}`);
     volumes.push({
