@@ -48,6 +48,7 @@ function build(setExit: (code: number) => void): Command {
     .argument('<image>')
     .addOption(formatOpt())
     .addOption(outputOpt())
+    .option('-q, --quiet', 'print nothing but errors')
     .action(async (image: string, opts) => {
       const { runInfo } = await import('./info.js');
       setExit(await runInfo(image, opts));
@@ -55,10 +56,10 @@ function build(setExit: (code: number) => void): Command {
 
   program
     .command('create')
-    .description('create a VHDX (dynamic or fixed) or a sparse raw image')
+    .description('create a VHDX (dynamic or fixed) or a sparse raw image (raw by default for a name ending in .img or .raw)')
     .argument('[image]')
     .argument('[size]', 'virtual size: bytes, or with k, M, G, T')
-    .addOption(new Option('-f, --format <fmt>', 'vhdx (default) or raw'))
+    .addOption(new Option('-f, --format <fmt>', 'vhdx (default) or raw (default for *.img, *.raw)'))
     .option('-o, --options <list>', 'format options key=value,... (repeatable; -o help lists them)', collect, [])
     .option('-q, --quiet', 'print nothing but errors')
     .action(async (image: string | undefined, size: string | undefined, opts) => {
@@ -102,6 +103,7 @@ function build(setExit: (code: number) => void): Command {
     .argument('<image>')
     .addOption(formatOpt())
     .addOption(outputOpt())
+    .option('-q, --quiet', 'print nothing but errors')
     .action(async (image: string, opts) => {
       const { runMap } = await import('./map.js');
       setExit(await runMap(image, opts));
@@ -244,6 +246,11 @@ export async function main(argv: string[]): Promise<void> {
   let exitCode = 0;
   try {
     const program = build((c) => (exitCode = c));
+    if (argv.length <= 2) {
+      // Nothing asked: the command list, as a reminder, with a usage error's exit code (qemu-img's 1).
+      process.stdout.write(program.helpInformation());
+      process.exit(1);
+    }
     await program.parseAsync(argv);
   } catch (e) {
     if (e instanceof CommanderError) {
