@@ -11,6 +11,35 @@ const MiB = 1024 * 1024;
 
 type Vol = Omit<Volume, 'fsSize'>;
 
+/**
+ * An MD RAID member's superblock as mdadm writes it (the kernel's md driver, which mdadm needs to
+ * create an array, is not there to use): 0.90 in the last 64 KiB, 1.0 8 KiB before the end, 1.1 at 0,
+ * 1.2 at 4 KiB.
+ */
+function makeMdMember(file: string, version: '0.90' | '1.0' | '1.1' | '1.2', size: number): void {
+  const sb = Buffer.alloc(256);
+  let at: number;
+  if (version === '0.90') {
+    at = Math.floor(size / 65536) * 65536 - 65536;
+    sb.writeUInt32LE(0xa92b4efc, 0);
+    [0, 90, 0].forEach((n, k) => sb.writeUInt32LE(n, 4 + 4 * k));
+    sb.writeUInt32LE(0x11223344, 20);
+    sb.writeUInt32LE(1, 28); // level 1
+    sb.writeUInt32LE(1024, 32); // KiB used of each member
+    [0x55667788, 0x99aabbcc, 0xddeeff00].forEach((n, k) => sb.writeUInt32LE(n, 52 + 4 * k));
+  } else {
+    at = version === '1.0' ? Math.floor(size / 4096) * 4096 - 8192 : version === '1.1' ? 0 : 4096;
+    sb.writeUInt32LE(0xa92b4efc, 0);
+    sb.writeUInt32LE(1, 4);
+    Buffer.from('0f1e2d3c4b5a69788796a5b4c3d2e1f0', 'hex').copy(sb, 16);
+    sb.write('host:array', 32, 'latin1');
+    sb.writeBigUInt64LE(BigInt(at / 512), 144);
+  }
+  const fd = openSync(file, 'r+');
+  writeSync(fd, sb, 0, sb.length, at);
+  closeSync(fd);
+}
+
 /** Rewrites `length` bytes of a file at `offset` in place. */
 function patch(file: string, offset: number, edit: (b: Buffer) => void, length: number): void {
   const fd = openSync(file, 'r+');
@@ -173,6 +202,23 @@ const MAKERS: Maker[] = [
       patch(i, 4086, (b) => b.write('SWAPSPACE2', 'latin1'), 10);
     },
   },
+  {
+    name: 'EROFS',
+    size: 0,
+    tool: 'mkfs.erofs',
+    make: (i, d) => {
+      mkdirSync(join(d, 'ro'), { recursive: true });
+      writeFileSync(join(d, 'ro', 'f'), 'x');
+      sh('mkfs.erofs', ['--quiet', '-U', 'c0ffee00-1111-2222-3333-444455556666', i, join(d, 'ro')]);
+      sh('truncate', ['-s', '1M', i]);
+    },
+  },
+  ...(['0.90', '1.0', '1.1', '1.2'] as const).map((version): Maker => ({
+    name: `MD RAID member, metadata ${version} (built by hand)`,
+    size: 8 * MiB,
+    tool: 'blkid',
+    make: (i) => makeMdMember(i, version, 8 * MiB),
+  })),
   { name: 'HPFS (built by hand)', size: 0, tool: 'blkid', make: (i) => makeHpfs(i, 'OS2 DISK', 0x1234abcd) },
   { name: 'LVM2 member (built by hand)', size: 0, tool: 'blkid', make: (i) => makeLvm2(i, 'aBcDeF0123456789aBcDeF0123456789') },
   { name: 'LUKS1 (built by hand)', size: 0, tool: 'blkid', make: (i) => makeLuks1(i, '9d2b3d51-7d2f-4a8b-a9f4-1b0b9e2e1c55') },
