@@ -201,6 +201,32 @@ describe('partition tables compared with util-linux', () => {
     assert.match(o.warnings.join(' '), /links backwards|loops/);
   });
 
+  test('an EBR with two data entries and its link in the last slot, as DOS wrote them: every data entry, as partx lists them', (t) => {
+    if (!needPeers(t, 'sfdisk', 'partx')) return;
+    const dir = tempDir(t);
+    const img = raw(64 * MiB, dir);
+    sh('sfdisk', ['-q', img], Buffer.from('label: dos\n,8M,83\n,,5\n,4M,83\n,4M,83\n'));
+    const ext = ours(img).partitions.find((p) => p.type === '0x05') as Ours['partitions'][number];
+    const fd = openSync(img, 'r+');
+    const ebr = Buffer.alloc(512);
+    readSync(fd, ebr, 0, 512, ext.start);
+    const link = Buffer.from(ebr.subarray(446 + 16, 446 + 32));
+    // Slot 2: a second data partition, 4 MiB placed 20 MiB into the EBR's area; slot 4: the link.
+    const data = Buffer.alloc(16);
+    data[4] = 0x0c;
+    data.writeUInt32LE(20 * 2048, 8);
+    data.writeUInt32LE(4 * 2048, 12);
+    data.copy(ebr, 446 + 16);
+    link.copy(ebr, 446 + 48);
+    writeSync(fd, ebr, 0, 512, ext.start);
+    closeSync(fd);
+    const o = ours(img);
+    const px = sh('partx', ['-g', '-o', 'NR,START,SECTORS,TYPE', img]).trim().split('\n').map((l) => l.trim().split(/\s+/));
+    assert.deepEqual(o.partitions.map((p) => [String(p.index), String(p.start / 512), String(p.size / 512), `0x${parseInt(p.type, 16).toString(16)}`]), px);
+    assert.equal(o.partitions.length, 5, 'two primaries, three logicals');
+    assert.deepEqual(o.warnings, []);
+  });
+
   test('a disk without a table, and a whole-disk FAT volume, have none', (t) => {
     if (!needPeers(t, 'mkfs.vfat')) return;
     const dir = tempDir(t);
