@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { openSync, writeSync, readSync, closeSync } from 'node:fs';
 import { needPeers, tempDir, vdisk, sh } from './helpers/peers.js';
+import { makeBsdLabel } from './helpers/handmade.js';
 import type { Partition } from '../src/index.js';
 
 const MiB = 1024 * 1024;
@@ -173,6 +174,20 @@ describe('partition tables compared with util-linux', () => {
     assert.deepEqual(o.partitions.map((p) => [p.index, p.start / 512, p.size / 512]), px);
     const nested = o.partitions.filter((p) => p.scheme === 'bsd');
     assert.deepEqual(nested.map((p) => [p.parent, p.name, p.type]), [[2, 'a', '0x07'], [2, 'd', '0x01']]);
+    sameAsVhdx(img, dir, o);
+  });
+
+  test('a BSD disklabel on the bare disk with absolute offsets, one entry past the end: listed as partx lists it', (t) => {
+    if (!needPeers(t, 'partx', 'qemu-img')) return;
+    const dir = tempDir(t);
+    const img = raw(64 * MiB, dir);
+    makeBsdLabel(img, 131072, [[0, 16, 20480, 7], [2, 0, 131072, 0], [3, 40000, 16384, 7], [6, 90000, 70000, 7]]);
+    const o = ours(img);
+    assert.equal(o.scheme, 'bsd');
+    const px = sh('partx', ['-g', '-o', 'NR,START,SECTORS', img]).trim().split('\n').map((l) => l.trim().split(/\s+/).map(Number));
+    assert.deepEqual(o.partitions.map((p) => [p.index, p.start / 512, p.size / 512]), px);
+    assert.deepEqual(o.partitions.map((p) => p.name), ['a', 'd', 'g']);
+    assert.match(o.warnings.join(' '), /BSD partition g .* ends past the end of the disk/);
     sameAsVhdx(img, dir, o);
   });
 
