@@ -1,7 +1,8 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { openSync, writeSync, readSync, closeSync } from 'node:fs';
+import { openSync, writeSync, readSync, closeSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { needPeers, tempDir, vdisk, sh } from './helpers/peers.js';
 import { makeBsdLabel } from './helpers/handmade.js';
 import type { Partition } from '../src/index.js';
@@ -29,6 +30,12 @@ function ours(img: string): Ours {
   const r = vdisk(['partitions', '--output', 'json', img]);
   assert.equal(r.code, 0, r.stderr);
   return JSON.parse(r.stdout) as Ours;
+}
+
+function zero(file: string, offset: number, length: number): void {
+  const fd = openSync(file, 'r+');
+  writeSync(fd, Buffer.alloc(length), 0, length, offset);
+  closeSync(fd);
 }
 
 function raw(size: number, dir: string, name = 'disk.img'): string {
@@ -189,6 +196,36 @@ describe('partition tables compared with util-linux', () => {
     assert.deepEqual(o.partitions.map((p) => p.name), ['a', 'd', 'g']);
     assert.match(o.warnings.join(' '), /BSD partition g .* ends past the end of the disk/);
     sameAsVhdx(img, dir, o);
+  });
+
+  test('a good primary GPT with its backup damaged, missing or not at the end: warned about as sfdisk does', (t) => {
+    if (!needPeers(t, 'sgdisk', 'sfdisk')) return;
+    const dir = tempDir(t);
+    const base = raw(32 * MiB, dir, 'base.img');
+    sh('sgdisk', ['-n', '1:2048:+4M', base]);
+    const last = 32 * 2048 - 1;
+    const cases: [string, (img: string) => void][] = [
+      ['backup header wiped', (img) => zero(img, last * 512, 512)],
+      ['backup entries wiped', (img) => zero(img, (last - 32) * 512, 32 * 512)],
+      ['disk grown since', (img) => sh('truncate', ['-s', String(48 * MiB), img])],
+    ];
+    for (const [name, damage] of cases) {
+      const img = join(dir, `${name.replace(/ /g, '-')}.img`);
+      writeFileSync(img, readFileSync(base));
+      damage(img);
+      const peer = spawnSync('sfdisk', ['--json', img], { encoding: 'utf8', env: { ...process.env, PATH: `${process.env.PATH}:/usr/sbin:/sbin` } });
+      const o = ours(img);
+      assert.equal(o.partitions.length, 1, name);
+      const theirs = peer.stderr.trim().split('\n').filter(Boolean);
+      assert.ok(theirs.length > 0, `${name}: sfdisk warns`);
+      // Each of sfdisk's sentences, less its own advice, is in our warnings.
+      for (const line of theirs) {
+        const gist = line.replace(/ will be corrected by write\.$/, '').replace(/\.$/, '').replace(/^The/, 'the').replace(/, but the primary/, '');
+        const words = gist.split(/[ ,]+/).filter((w) => !/^\(?\d/.test(w));
+        const text = o.warnings.join(' | ');
+        for (const w of words) assert.ok(text.includes(w), `${name}: sfdisk says "${line}"; ours: ${text}`);
+      }
+    }
   });
 
   test('a looping EBR chain ends, lists each valid logical once, and warns', (t) => {
