@@ -1,4 +1,4 @@
-import { allocIoBuffer, isZero } from './io/buffers.js';
+import { allocIoBuffer, isZero, nonZeroRuns } from './io/buffers.js';
 import type { DiskImage } from './formats/image.js';
 
 /** Where a copy's bytes come from: `length` bytes, read by position. */
@@ -80,6 +80,16 @@ export async function copyInto(dest: DiskImage, source: CopySource, options: Cop
     if (writing.size >= DEPTH) await Promise.race(writing);
   };
 
+  /** Several writes out of one pooled buffer, which goes back to the pool when all of them are done. */
+  const startWrites = async (parts: [Buffer, number][], pooled: Buffer) => {
+    const w: Promise<void> = Promise.all(parts.map(([b, at]) => dest.write(b, at))).then(() => undefined).finally(() => {
+      writing.delete(w);
+      recycle(pooled);
+    });
+    writing.add(w);
+    if (writing.size >= DEPTH) await Promise.race(writing);
+  };
+
   await refill();
   while (reads.length > 0) {
     const { pos, len, data, ready } = reads.shift() as Slot;
@@ -98,7 +108,13 @@ export async function copyInto(dest: DiskImage, source: CopySource, options: Cop
     } else if (isZero(data) && (await options.skipZeros(at, len))) {
       recycle(data);
     } else {
-      await startWrite(data, at, true);
+      const runs = nonZeroRuns(data);
+      if (runs.length === 1 && runs[0][1] - runs[0][0] === len) await startWrite(data, at, true);
+      else if (await options.skipZeros(at, len)) {
+        // Where the destination reads as zeros already, only the non-zero 4 KiB pieces are written, so
+        // the zeros between them stay holes in the output file, as qemu-img convert leaves them.
+        await startWrites(runs.map(([s, e]) => [data.subarray(s, e), at + s]), data);
+      } else await startWrite(data, at, true);
     }
     done += len;
     options.onProgress?.(done, length);

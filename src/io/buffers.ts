@@ -22,3 +22,23 @@ export function isZero(buf: Uint8Array): boolean {
   }
   return true;
 }
+
+/** The size of the pieces sparse writes look at: a file-system block, qemu-img's default for convert. */
+export const SPARSE_GRAIN = 4096;
+
+/**
+ * The [start, end) runs of `buf` that hold a non-zero byte, looked at in `grain`-sized pieces and
+ * merged; all-zero pieces between them are left out, so that writing only the runs into space that
+ * already reads as zeros (a hole) leaves the zeros as holes.
+ */
+export function nonZeroRuns(buf: Uint8Array, grain = SPARSE_GRAIN): [number, number][] {
+  const runs: [number, number][] = [];
+  for (let at = 0; at < buf.length; at += grain) {
+    const end = Math.min(buf.length, at + grain);
+    if (isZero(buf.subarray(at, end))) continue;
+    const last = runs[runs.length - 1];
+    if (last && last[1] === at) last[1] = end;
+    else runs.push([at, end]);
+  }
+  return runs;
+}

@@ -1,5 +1,6 @@
 import { rm } from 'node:fs/promises';
 import { PositionalFile } from '../../io/file.js';
+import { nonZeroRuns } from '../../io/buffers.js';
 import { VdiskError } from '../../errors.js';
 import {
   GiB, HEADER1_OFFSET, HEADER2_OFFSET, HEADER_SECTION_SIZE, ITEM_FILE_PARAMETERS, ITEM_LOGICAL_SECTOR_SIZE,
@@ -149,11 +150,12 @@ export async function createVhdx(path: string, options: VhdxCreateOptions): Prom
       }
       if (fixed) fileEnd = payloadStart + g.dataBlocks * o.blockSize;
     }
-    await file.writeAt(meta, metadataOffset);
+    for (const [s, e] of nonZeroRuns(meta)) await file.writeAt(meta.subarray(s, e), metadataOffset + s);
     await file.truncate(fileEnd);
     await file.flush();
-    // The header section last: until it is there the file is not a VHDX at all.
-    await file.writeAt(section, 0);
+    // The header section last: until it is there the file is not a VHDX at all. Only what is not zero
+    // is written (the section is mostly padding), the file identifier at offset 0 last of all.
+    for (const [s, e] of nonZeroRuns(section).reverse()) await file.writeAt(section.subarray(s, e), s);
     await file.flush();
   } catch (err) {
     await file.close();

@@ -1,5 +1,7 @@
 import { stat } from 'node:fs/promises';
 import { PositionalFile, type ByteSource, type OpenMode } from '../../io/file.js';
+import { isZero, SPARSE_GRAIN } from '../../io/buffers.js';
+
 import { VdiskError, corrupt, unsupported } from '../../errors.js';
 import type { DiskImage, Extent, ExtentState } from '../image.js';
 import { mergeExtents } from '../image.js';
@@ -18,6 +20,9 @@ import {
   PAYLOAD_FULLY_PRESENT, PAYLOAD_NOT_PRESENT, PAYLOAD_PARTIALLY_PRESENT, PAYLOAD_UNDEFINED, PAYLOAD_UNMAPPED,
   PAYLOAD_UNMAPPED_V095, PAYLOAD_ZERO, SB_PRESENT, STATE_NAMES, bitmapEntryIndex, blockOfEntry, isBitmapEntry, payloadEntryIndex, type BatEntry,
 } from './bat.js';
+
+/** Memory for the bitmaps of blocks written sparsely in one session: 64 Mi pieces, 256 GiB. */
+const FRESH_BUDGET = 8 * 1024 * 1024;
 
 export type VhdxSubformat = 'dynamic' | 'fixed' | 'differencing';
 
@@ -65,6 +70,9 @@ export class VhdxImage implements DiskImage {
   /** Allocations under way: concurrent writes into one new block must share it, not allocate twice. */
   private readonly allocating = new Map<number, Promise<number>>();
   private growth: Promise<void> = Promise.resolve();
+  /** Blocks allocated in this session, with a bit for each 4 KiB piece written since (see trackFresh). */
+  private readonly fresh = new Map<number, Uint8Array>();
+  private freshBytes = 0;
 
   private constructor(
     file: PositionalFile,
@@ -412,7 +420,7 @@ export class VhdxImage implements DiskImage {
       const committed = this.pendingBat.has(index) || this.allocating.has(index) ? null : await this.blockEntry(block);
       const e = this.pendingBat.get(index) ?? (this.allocating.has(index) ? null : committed);
       if (e && this.stateOf(e.state, block) === 'data') {
-        writes.push(this.file.writeAt(part, e.fileOffset + inBlock));
+        writes.push(this.writeInBlock(index, part, e.fileOffset, inBlock));
       } else {
         let alloc = this.allocating.get(index);
         if (!alloc) {
@@ -422,12 +430,46 @@ export class VhdxImage implements DiskImage {
             return at;
           });
           this.allocating.set(index, alloc);
+          this.trackFresh(index);
         }
-        writes.push(alloc.then((at) => this.file.writeAt(part, at + inBlock)));
+        writes.push(alloc.then((at) => this.writeInBlock(index, part, at, inBlock)));
       }
     }
     await Promise.all(writes);
     if (batSectorsTouched(this.pendingBat.keys()) >= entryCapacity(this.layout.header.logLength)) await this.commit();
+  }
+
+  /**
+   * Starts tracking a block this session allocated: it is holes, which read as zeros, so zeros written
+   * into 4 KiB pieces nothing has written yet may stay holes (qemu-img's sparse output, for every
+   * writer: convert, write, a library user). One bit per piece, within a memory budget; blocks past
+   * it are written in full.
+   */
+  private trackFresh(index: number): void {
+    const bytes = Math.ceil(this.blockSize / SPARSE_GRAIN / 8);
+    if (this.freshBytes + bytes > FRESH_BUDGET) return;
+    this.fresh.set(index, new Uint8Array(bytes));
+    this.freshBytes += bytes;
+  }
+
+  /** Writes `part` at `inBlock` of the block stored at `at`, leaving zeros out where they are holes still. */
+  private async writeInBlock(index: number, part: Uint8Array, at: number, inBlock: number): Promise<void> {
+    const written = this.fresh.get(index);
+    if (!written) return this.file.writeAt(part, at + inBlock);
+    const runs: [number, number][] = [];
+    for (let p = 0; p < part.length; ) {
+      const grain = Math.floor((inBlock + p) / SPARSE_GRAIN);
+      const end = Math.min(part.length, (grain + 1) * SPARSE_GRAIN - inBlock);
+      const bit = 1 << (grain & 7);
+      if (written[grain >> 3] & bit || !isZero(part.subarray(p, end))) {
+        written[grain >> 3] |= bit;
+        const last = runs[runs.length - 1];
+        if (last && last[1] === p) last[1] = end;
+        else runs.push([p, end]);
+      }
+      p = end;
+    }
+    await Promise.all(runs.map(([a, b]) => this.file.writeAt(part.subarray(a, b), at + inBlock + a)));
   }
 
   /** Commits pending metadata through the log and makes everything written so far durable. */
