@@ -54,7 +54,8 @@ export async function describeImage(image: DiskImage): Promise<ImageInfo> {
       'current-header': L.current + 1,
       'header-sequence': Number(h.sequenceNumber),
       'total-blocks': L.geometry.dataBlocks,
-      'allocated-blocks': counts.FULLY_PRESENT ?? 0,
+      // Payload blocks stored in this file, as check counts them: a partially present block is one too.
+      'allocated-blocks': (counts.FULLY_PRESENT ?? 0) + (counts.PARTIALLY_PRESENT ?? 0),
       'block-states': counts,
     };
     if (L.parentLocator) {

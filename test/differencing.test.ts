@@ -126,6 +126,10 @@ test('reading through a parent: NOT_PRESENT from the parent, PARTIALLY_PRESENT p
   const info = JSON.parse(vdisk(['info', '--output', 'json', child]).stdout);
   assert.equal(info['format-specific'].data.subformat, 'differencing');
   assert.equal(vdisk(['check', child]).code, 0);
+  // info and check count the blocks the child holds the same way: block 2 (full) and block 5 (partial).
+  const checked = JSON.parse(vdisk(['check', '--output', 'json', child]).stdout);
+  assert.equal(info['format-specific'].data['allocated-blocks'], 2);
+  assert.equal(checked['allocated-blocks'], info['format-specific'].data['allocated-blocks']);
 
   // map says which image of the chain holds each range, and where: the bytes there are the model's.
   const map = JSON.parse(vdisk(['map', '--output', 'json', child]).stdout) as { start: number; length: number; depth: number; data: boolean; zero: boolean; offset?: number }[];
