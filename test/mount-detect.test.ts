@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { mkdirSync, writeFileSync, openSync, writeSync, readFileSync, readSync, closeSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { needPeers, tempDir, vdisk, sh } from './helpers/peers.js';
-import { makeDos1Floppy, makeHpfs, makeLuks1, makeLvm2 } from './helpers/handmade.js';
+import { makeBitLocker, makeDos1Floppy, makeHfs, makeHfsPlus, makeHpfs, makeLuks1, makeLvm2 } from './helpers/handmade.js';
 import type { Volume } from '../src/index.js';
 
 const MiB = 1024 * 1024;
@@ -219,6 +219,11 @@ const MAKERS: Maker[] = [
     tool: 'blkid',
     make: (i) => makeMdMember(i, version, 8 * MiB),
   })),
+  { name: 'HFS+ with a volume name and id (built by hand)', size: 0, tool: 'blkid', make: (i) => makeHfsPlus(i, 'Macintosh HD', Buffer.from('0123456789abcdef', 'hex')) },
+  { name: 'HFS (built by hand)', size: 0, tool: 'blkid', make: (i) => makeHfs(i, 'Old Mac', Buffer.from('fedcba9876543210', 'hex')) },
+  { name: 'BitLocker, Windows 7 and later (built by hand)', size: 0, tool: 'blkid', make: (i) => makeBitLocker(i, 'win7', 2, 0x1234) },
+  { name: 'BitLocker, Vista (built by hand)', size: 0, tool: 'blkid', make: (i) => makeBitLocker(i, 'vista') },
+  { name: 'BitLocker To Go (built by hand)', size: 0, tool: 'blkid', make: (i) => makeBitLocker(i, 'togo', 1) },
   { name: 'HPFS (built by hand)', size: 0, tool: 'blkid', make: (i) => makeHpfs(i, 'OS2 DISK', 0x1234abcd) },
   { name: 'LVM2 member (built by hand)', size: 0, tool: 'blkid', make: (i) => makeLvm2(i, 'aBcDeF0123456789aBcDeF0123456789') },
   { name: 'LUKS1 (built by hand)', size: 0, tool: 'blkid', make: (i) => makeLuks1(i, '9d2b3d51-7d2f-4a8b-a9f4-1b0b9e2e1c55') },

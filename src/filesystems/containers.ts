@@ -54,17 +54,6 @@ export const luks: Detector = {
   },
 };
 
-/** HFS+ and HFSX, by the volume header at 1 KiB (the label lives in the catalog; not read). */
-export const hfsplus: Detector = {
-  name: 'hfsplus',
-  async probe(v: VolumeReader): Promise<FsInfo | null> {
-    const h = await v.read(1024, 512);
-    const sig = h.toString('latin1', 0, 2);
-    if (!((sig === 'H+' && h.readUInt16BE(2) === 4) || (sig === 'HX' && h.readUInt16BE(2) === 5))) return null;
-    return { filesystem: 'hfsplus', size: h.readUInt32BE(40) * h.readUInt32BE(44) };
-  },
-};
-
 /** APFS container superblock: NXSB, with the container UUID. */
 export const apfs: Detector = {
   name: 'apfs',
@@ -82,14 +71,6 @@ export const refs: Detector = {
     const h = await v.read(0, 32);
     if (!h.subarray(3, 11).equals(Buffer.from('ReFS\0\0\0\0', 'latin1')) || h.toString('latin1', 16, 20) !== 'FSRS') return null;
     return { filesystem: 'refs' };
-  },
-};
-
-export const bitlocker: Detector = {
-  name: 'BitLocker',
-  async probe(v: VolumeReader): Promise<FsInfo | null> {
-    const h = await v.read(0, 16);
-    return h.toString('latin1', 3, 11) === '-FVE-FS-' ? { filesystem: 'BitLocker' } : null;
   },
 };
 

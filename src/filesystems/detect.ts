@@ -9,7 +9,9 @@ import { btrfs, f2fs, squashfs, swap, swsuspend, xfs } from './simple.js';
 import { iso9660 } from './iso9660.js';
 import { udf } from './udf.js';
 import { hpfs } from './hpfs.js';
-import { apfs, bitlocker, hfsplus, luks, lvm2, refs, zfs } from './containers.js';
+import { apfs, luks, lvm2, refs, zfs } from './containers.js';
+import { bitlocker } from './signatures/bitlocker.js';
+import { hfs, hfsplus } from './signatures/hfs.js';
 import type { Detector, FsInfo, VolumeReader } from './types.js';
 import { reiserfs, reiser4 } from './signatures/reiserfs.js';
 import { jfs } from './signatures/jfs.js';
@@ -29,7 +31,7 @@ import { mdraid } from './signatures/mdraid.js';
  * UDF and ISO-9660 describe the whole disc even when it starts with a FAT boot image; then the rest.
  */
 export const DETECTORS: Detector[] = [
-  mdraid, luks, lvm2, bcache, bitlocker, udf, iso9660, ntfs, exfat, fat, ext, xfs, btrfs, f2fs, squashfs, swap, swsuspend, hpfs, hfsplus, apfs, refs, zfs,
+  mdraid, luks, lvm2, bcache, bitlocker, udf, iso9660, ntfs, exfat, fat, ext, xfs, btrfs, f2fs, squashfs, swap, swsuspend, hpfs, hfsplus, hfs, apfs, refs, zfs,
   reiserfs, reiser4, jfs, nilfs2, ocfs2, gfs, gfs2, cramfs, romfs, minix, bfs, erofs,
 ];
 
@@ -40,7 +42,7 @@ export interface Detection {
 }
 
 /** libblkid's probing order, for the case where it picks the first match itself (tiny devices). */
-const BLKID_ORDER = ['linux_raid_member', 'bcache', 'LVM2_member', 'crypto_LUKS', 'BitLocker', 'vfat', 'swsuspend', 'swap', 'xfs', 'ext4', 'ext3', 'ext2', 'jbd', 'reiserfs', 'reiser4', 'jfs', 'udf', 'iso9660', 'zfs_member', 'hfsplus', 'hpfs', 'ntfs', 'refs', 'cramfs', 'romfs', 'minix', 'gfs', 'gfs2', 'ocfs2', 'squashfs', 'squashfs3', 'btrfs', 'bfs', 'nilfs2', 'exfat', 'f2fs', 'apfs', 'erofs'];
+const BLKID_ORDER = ['linux_raid_member', 'bcache', 'LVM2_member', 'crypto_LUKS', 'BitLocker', 'vfat', 'swsuspend', 'swap', 'xfs', 'ext4', 'ext3', 'ext2', 'jbd', 'reiserfs', 'reiser4', 'jfs', 'udf', 'iso9660', 'zfs_member', 'hfsplus', 'hfs', 'hpfs', 'ntfs', 'refs', 'cramfs', 'romfs', 'minix', 'gfs', 'gfs2', 'ocfs2', 'squashfs', 'squashfs3', 'btrfs', 'bfs', 'nilfs2', 'exfat', 'f2fs', 'apfs', 'erofs'];
 /** blkid treats devices up to a 1.44 MB floppy as tiny: there it reports the first match, not "ambivalent". */
 const TINY = 1440 * 1024;
 

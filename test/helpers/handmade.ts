@@ -103,3 +103,74 @@ export function makeBsdLabel(path: string, sectors: number, entries: [number, nu
   writeSync(fd, label, 0, label.length, 512);
   closeSync(fd);
 }
+
+/**
+ * HFS+ from its published layout (Apple TN1150): the volume header at 1 KiB with a Finder volume id,
+ * and a catalog file of two 4 KiB nodes, the header node and one leaf whose first record is the root
+ * folder's thread, keyed by parent 1 and the volume's name.
+ */
+export function makeHfsPlus(path: string, name: string, volumeId: Buffer, size = 4 * 1024 * 1024): void {
+  const img = Buffer.alloc(size);
+  const bs = 4096;
+  const h = img.subarray(1024);
+  h.write('H+', 0, 'latin1');
+  h.writeUInt16BE(4, 2);
+  h.writeUInt32BE(bs, 40);
+  h.writeUInt32BE(size / bs, 44);
+  volumeId.copy(h, 104);
+  // Catalog fork: 8 KiB in blocks 2 and 3.
+  h.writeBigUInt64BE(2n * BigInt(bs), 272);
+  h.writeUInt32BE(2, 272 + 12);
+  h.writeUInt32BE(2, 272 + 16);
+  h.writeUInt32BE(2, 272 + 20);
+  const header = img.subarray(2 * bs);
+  header[8] = 1; // header node
+  header.writeUInt16BE(3, 10);
+  header.writeUInt16BE(1, 14); // depth
+  header.writeUInt32BE(1, 16); // root node
+  header.writeUInt32BE(1, 20); // leaf records
+  header.writeUInt32BE(1, 24); // first leaf node
+  header.writeUInt32BE(1, 28); // last leaf node
+  header.writeUInt16BE(bs, 32); // node size
+  const leaf = img.subarray(3 * bs);
+  leaf[8] = 0xff; // leaf node
+  leaf[9] = 1;
+  leaf.writeUInt16BE(1, 10);
+  const utf16 = Buffer.from(name, 'utf16le').swap16();
+  leaf.writeUInt16BE(6 + utf16.length, 14);
+  leaf.writeUInt32BE(1, 16); // parent: the root's parent
+  leaf.writeUInt16BE(name.length, 20);
+  utf16.copy(leaf, 22);
+  writeFileSync(path, img);
+}
+
+/** Classic HFS: the Master Directory Block at 1 KiB with its Pascal-string label and Finder volume id. */
+export function makeHfs(path: string, label: string, volumeId: Buffer, size = 2 * 1024 * 1024): void {
+  const img = Buffer.alloc(size);
+  const m = img.subarray(1024);
+  m.write('BD', 0, 'latin1');
+  m.writeUInt32BE(4096, 20);
+  m[36] = label.length;
+  m.write(label, 37, 'latin1');
+  volumeId.copy(m, 116);
+  writeFileSync(path, img);
+}
+
+/** BitLocker boot sectors: Vista, Windows 7 (with FVE metadata of `version` and a serial) or To Go. */
+export function makeBitLocker(path: string, kind: 'vista' | 'win7' | 'togo', version = 2, serial = 0, size = 4 * 1024 * 1024): void {
+  const img = Buffer.alloc(size);
+  Buffer.from(kind === 'vista' ? 'eb5290' : 'eb5890', 'hex').copy(img, 0);
+  img.write(kind === 'togo' ? 'MSWIN4.1' : '-FVE-FS-', 3, 'latin1');
+  img.writeUInt16LE(512, 11);
+  img[510] = 0x55;
+  img[511] = 0xaa;
+  const fve = 0x100000;
+  if (kind !== 'vista') {
+    img.writeBigUInt64LE(BigInt(fve), kind === 'win7' ? 176 : 440);
+    if (kind === 'win7') img.writeUInt32LE(serial, 67);
+    img.write('-FVE-FS-', fve, 'latin1');
+    img.writeUInt16LE(480, fve + 8);
+    img.writeUInt16LE(version, fve + 10);
+  }
+  writeFileSync(path, img);
+}
