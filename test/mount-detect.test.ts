@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { mkdirSync, writeFileSync, openSync, writeSync, readFileSync, readSync, closeSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { needPeers, tempDir, vdisk, sh } from './helpers/peers.js';
-import { makeBitLocker, makeDos1Floppy, makeHfs, makeHfsPlus, makeHpfs, makeLuks1, makeLvm2 } from './helpers/handmade.js';
+import { makeBitLocker, makeDos1Floppy, makeHfs, makeHfsPlus, makeHpfs, makeLuks1, makeLvm2, makeWith, ufs2Superblock } from './helpers/handmade.js';
+import { crc32, crc32c } from '../src/util/crc.js';
 import type { Volume } from '../src/index.js';
 
 const MiB = 1024 * 1024;
@@ -224,6 +225,68 @@ const MAKERS: Maker[] = [
   { name: 'BitLocker, Windows 7 and later (built by hand)', size: 0, tool: 'blkid', make: (i) => makeBitLocker(i, 'win7', 2, 0x1234) },
   { name: 'BitLocker, Vista (built by hand)', size: 0, tool: 'blkid', make: (i) => makeBitLocker(i, 'vista') },
   { name: 'BitLocker To Go (built by hand)', size: 0, tool: 'blkid', make: (i) => makeBitLocker(i, 'togo', 1) },
+  { name: 'UFS2, little-endian (built by hand)', size: 0, tool: 'blkid', make: (i) => makeWith(i, 4 * MiB, [[65536, ufs2Superblock('freebsd', [0x5f1e2d3c, 0x1234abcd], 'le')]]) },
+  { name: 'UFS2, big-endian (built by hand)', size: 0, tool: 'blkid', make: (i) => makeWith(i, 4 * MiB, [[65536, ufs2Superblock('sparc', [0x0badcafe, 0x00c0ffee], 'be')]]) },
+  {
+    name: 'VMFS (built by hand)',
+    size: 0,
+    tool: 'blkid',
+    make: (i) => {
+      const h = Buffer.alloc(160);
+      h.writeUInt32BE(0x5ef1ab2f, 0);
+      h.writeUInt32LE(6, 4);
+      h[8] = 6;
+      Buffer.from('00112233445566778899aabbccddeeff', 'hex').copy(h, 9);
+      h.write('datastore1', 29, 'latin1');
+      makeWith(i, 4 * MiB, [[2 * MiB, h]]);
+    },
+  },
+  {
+    name: 'VMFS volume member (built by hand)',
+    size: 0,
+    tool: 'blkid',
+    make: (i) => {
+      const h = Buffer.alloc(600);
+      h.writeUInt32BE(0x0dd001c0, 0);
+      h.writeUInt32LE(14, 4);
+      h.write('4f6d5a21-0c4e9a62-1b2c-001122334455', 532, 'latin1');
+      makeWith(i, 4 * MiB, [[MiB, h]]);
+    },
+  },
+  {
+    name: 'VDO (built by hand)',
+    size: 0,
+    tool: 'blkid',
+    make: (i) => makeWith(i, 4 * MiB, [[0, Buffer.from('dmvdo001')], [40, Buffer.from('6a1b2c3d4e5f60718293a4b5c6d7e8f9', 'hex')]]),
+  },
+  {
+    name: 'Stratis block device (built by hand)',
+    size: 0,
+    tool: 'blkid',
+    make: (i) => {
+      const sb = Buffer.alloc(512);
+      Buffer.from('!Stra0tis\x86\xff\x02^\x41rh', 'latin1').copy(sb, 4);
+      sb.writeBigUInt64LE(8192n, 20);
+      sb.write('0123456789abcdef0123456789abcdef', 32, 'latin1');
+      sb.write('fedcba9876543210fedcba9876543210', 64, 'latin1');
+      sb.writeUInt32LE(crc32c(sb.subarray(4), 0), 0);
+      makeWith(i, 4 * MiB, [[512, sb]]);
+    },
+  },
+  { name: 'Ceph BlueStore (built by hand)', size: 0, tool: 'blkid', make: (i) => makeWith(i, 4 * MiB, [[0, Buffer.concat([Buffer.from('bluestore block device'), Buffer.from([2, 0, 0, 0])])]]) },
+  {
+    name: 'zonefs (built by hand)',
+    size: 0,
+    tool: 'blkid',
+    make: (i) => {
+      const sb = Buffer.alloc(4096);
+      sb.write('SFOZ', 0, 'latin1');
+      sb.write('zones', 8, 'latin1');
+      Buffer.from('a1a2a3a4b1b2c1c2d1d2e1e2e3e4e5e6', 'hex').copy(sb, 40);
+      sb.writeUInt32LE((~crc32(sb, 0)) >>> 0, 4);
+      makeWith(i, 4 * MiB, [[0, sb]]);
+    },
+  },
   { name: 'HPFS (built by hand)', size: 0, tool: 'blkid', make: (i) => makeHpfs(i, 'OS2 DISK', 0x1234abcd) },
   { name: 'LVM2 member (built by hand)', size: 0, tool: 'blkid', make: (i) => makeLvm2(i, 'aBcDeF0123456789aBcDeF0123456789') },
   { name: 'LUKS1 (built by hand)', size: 0, tool: 'blkid', make: (i) => makeLuks1(i, '9d2b3d51-7d2f-4a8b-a9f4-1b0b9e2e1c55') },

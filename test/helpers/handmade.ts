@@ -174,3 +174,21 @@ export function makeBitLocker(path: string, kind: 'vista' | 'win7' | 'togo', ver
   }
   writeFileSync(path, img);
 }
+
+/** A file of `size` zero bytes with `parts` ([offset, bytes]) written into it. */
+export function makeWith(path: string, size: number, parts: [number, Buffer][]): void {
+  const img = Buffer.alloc(size);
+  for (const [at, b] of parts) b.copy(img, at);
+  writeFileSync(path, img);
+}
+
+/** UFS2 (FreeBSD newfs): the superblock at 64 KiB, fs_id, volume name, magic at 1372 in `endian` order. */
+export function ufs2Superblock(volname: string, id: [number, number], endian: 'le' | 'be'): Buffer {
+  const s = Buffer.alloc(1376);
+  const w = (v: number, o: number) => (endian === 'le' ? s.writeUInt32LE(v, o) : s.writeUInt32BE(v, o));
+  w(id[0], 144);
+  w(id[1], 148);
+  s.write(volname, 680, 'latin1');
+  w(0x19540119, 1372);
+  return s;
+}
