@@ -287,6 +287,39 @@ const MAKERS: Maker[] = [
       makeWith(i, 4 * MiB, [[0, sb]]);
     },
   },
+  {
+    name: 'dm-verity hash device',
+    size: 0,
+    tool: 'veritysetup',
+    make: (i, d) => {
+      const data = join(d, 'verity-data.img');
+      sh('truncate', ['-s', '4M', data]);
+      sh('truncate', ['-s', '1M', i]);
+      sh('veritysetup', ['format', data, i]);
+    },
+  },
+  { name: 'dm-integrity (built by hand)', size: 0, tool: 'blkid', make: (i) => makeWith(i, 4 * MiB, [[0, Buffer.from('integrt\0\x02', 'latin1')]]) },
+  { name: 'device-mapper snapshot store (built by hand)', size: 0, tool: 'blkid', make: (i) => makeWith(i, 4 * MiB, [[0, Buffer.from('SnAp\x01\x00\x00\x00', 'latin1')]]) },
+  {
+    name: 'LVM1 physical volume (built by hand)',
+    size: 0,
+    tool: 'blkid',
+    make: (i) => makeWith(i, 4 * MiB, [[0, Buffer.from('HM\x02\x00', 'latin1')], [44, Buffer.from('abcdefGHIJKLmnopQRSTuvwxYZ012345', 'latin1')]]),
+  },
+  { name: 'VxFS, little-endian (built by hand)', size: 0, tool: 'blkid', make: (i) => makeWith(i, 4 * MiB, [[1024, Buffer.from('f5fc01a50a000000', 'hex')]]) },
+  { name: 'VxFS, big-endian (built by hand)', size: 0, tool: 'blkid', make: (i) => makeWith(i, 4 * MiB, [[8192, Buffer.from('a501fcf500000006', 'hex')]]) },
+  ...([['v08', 0x83740267 + 4, 40], ['v09', 0x83740267 + 6, 48]] as const).map(([version, magic, uuidAt]): Maker => ({
+    name: `DRBD ${version} metadata (built by hand)`,
+    size: 0,
+    tool: 'blkid',
+    make: (i) => {
+      const md = Buffer.alloc(64);
+      md.writeBigUInt64BE(0x0123456789abcdefn, uuidAt);
+      md.writeUInt32BE(magic, 60);
+      makeWith(i, 4 * MiB, [[4 * MiB - 4096, md]]);
+    },
+  })),
+  { name: 'SquashFS 3, big-endian (built by hand)', size: 0, tool: 'blkid', make: (i) => makeWith(i, MiB, [[0, Buffer.from('sqsh')], [28, Buffer.from('00030001', 'hex')]]) },
   { name: 'HPFS (built by hand)', size: 0, tool: 'blkid', make: (i) => makeHpfs(i, 'OS2 DISK', 0x1234abcd) },
   { name: 'LVM2 member (built by hand)', size: 0, tool: 'blkid', make: (i) => makeLvm2(i, 'aBcDeF0123456789aBcDeF0123456789') },
   { name: 'LUKS1 (built by hand)', size: 0, tool: 'blkid', make: (i) => makeLuks1(i, '9d2b3d51-7d2f-4a8b-a9f4-1b0b9e2e1c55') },

@@ -107,12 +107,17 @@ export const f2fs: Detector = {
   },
 };
 
-/** SquashFS 4: VERSION from the superblock; no label or UUID. */
+/** SquashFS 4, and 3 or older (squashfs3) in either byte order ("sqsh" is big-endian): VERSION only. */
 export const squashfs: Detector = {
   name: 'squashfs',
   async probe(v: VolumeReader): Promise<FsInfo | null> {
     const s = await v.read(0, 96);
-    if (s.toString('latin1', 0, 4) !== 'hsqs') return null;
+    const magic = s.toString('latin1', 0, 4);
+    if (magic === 'sqsh') {
+      const major = s.readUInt16BE(28);
+      return major > 3 ? null : { filesystem: 'squashfs3', version: `${major}.${s.readUInt16BE(30)}` };
+    }
+    if (magic !== 'hsqs') return null;
     const major = s.readUInt16LE(28);
     if (major < 4) return { filesystem: 'squashfs3', version: `${major}.${s.readUInt16LE(30)}` };
     return { filesystem: 'squashfs', version: `${major}.${s.readUInt16LE(30)}`, size: Number(s.readBigUInt64LE(40)) };
