@@ -41,6 +41,57 @@ function makeMdMember(file: string, version: '0.90' | '1.0' | '1.1' | '1.2', siz
   closeSync(fd);
 }
 
+/** BIOS RAID members: name, sectors back from the end (negative: bytes from the start), the metadata. */
+const FIRMWARE_RAID_MEMBERS: [string, number, () => Buffer][] = [
+  ['Intel Matrix', 2, () => Buffer.from('Intel Raid ISM Cfg Sig. 1.3.00\0', 'latin1')],
+  ['SNIA DDF', 1, () => {
+    const h = Buffer.alloc(512);
+    h.writeUInt32BE(0xde11de11, 0);
+    h.write('LSI     1000000011223344', 8, 'latin1');
+    h.write('02.00.00', 32, 'latin1');
+    return h;
+  }],
+  ['NVIDIA', 2, () => {
+    const h = Buffer.alloc(512);
+    h.write('NVIDIA  ', 0, 'latin1');
+    h.writeUInt16LE(100, 16);
+    return h;
+  }],
+  ['Promise FastTrack', 63, () => Buffer.from('Promise Technology, Inc.', 'latin1')],
+  ['JMicron', 1, () => Buffer.from('JM\x01\x02', 'latin1')],
+  ['LSI MegaRAID', 1, () => Buffer.from('$XIDE$', 'latin1')],
+  ['Silicon Image', 1, () => {
+    const h = Buffer.alloc(512);
+    h.writeUInt32LE(0x2f000000, 0x60);
+    h.writeUInt16LE(3, 0x108);
+    h.writeUInt16LE(2, 0x10a);
+    h[0x116] = 1;
+    let sum = 0;
+    for (let o = 0; o < 0x13e; o += 2) sum += h.readUInt16LE(o);
+    h.writeUInt16LE(-sum & 0xffff, 0x13e);
+    return h;
+  }],
+  ['VIA', 1, () => {
+    const h = Buffer.alloc(512);
+    h.writeUInt16LE(0xaa55, 0);
+    h[2] = 2;
+    h[3] = 3;
+    let sum = 0;
+    for (let i = 0; i < 50; i++) sum = (sum + h[i]) & 0xff;
+    h[50] = sum;
+    return h;
+  }],
+  ['Adaptec HostRAID', 1, () => {
+    const h = Buffer.alloc(512);
+    h.writeUInt32BE(0x37fc4d1e, 0);
+    h[63] = 9;
+    h.writeUInt32BE(0x4450544d, 256);
+    return h;
+  }],
+  ['HighPoint 45x', 11, () => Buffer.from('f316785a', 'hex')],
+  ['HighPoint 37x', -4640, () => Buffer.from('f016785a', 'hex')],
+];
+
 /** Rewrites `length` bytes of a file at `offset` in place. */
 function patch(file: string, offset: number, edit: (b: Buffer) => void, length: number): void {
   const fd = openSync(file, 'r+');
@@ -320,6 +371,12 @@ const MAKERS: Maker[] = [
     },
   })),
   { name: 'SquashFS 3, big-endian (built by hand)', size: 0, tool: 'blkid', make: (i) => makeWith(i, MiB, [[0, Buffer.from('sqsh')], [28, Buffer.from('00030001', 'hex')]]) },
+  ...FIRMWARE_RAID_MEMBERS.map(([name, back, sector]): Maker => ({
+    name: `${name} metadata (built by hand)`,
+    size: 0,
+    tool: 'blkid',
+    make: (i) => makeWith(i, 4 * MiB, [[back < 0 ? -back : 4 * MiB - back * 512, sector()]]),
+  })),
   { name: 'HPFS (built by hand)', size: 0, tool: 'blkid', make: (i) => makeHpfs(i, 'OS2 DISK', 0x1234abcd) },
   { name: 'LVM2 member (built by hand)', size: 0, tool: 'blkid', make: (i) => makeLvm2(i, 'aBcDeF0123456789aBcDeF0123456789') },
   { name: 'LUKS1 (built by hand)', size: 0, tool: 'blkid', make: (i) => makeLuks1(i, '9d2b3d51-7d2f-4a8b-a9f4-1b0b9e2e1c55') },

@@ -11,6 +11,8 @@ export interface FsInfo {
 /** Reads bytes of one volume (a partition or the whole disk); past its end reads zeros. */
 export interface VolumeReader {
   readonly size: number;
+  /** False for a partition: some signatures (BIOS RAID metadata) count only on a whole disk. */
+  readonly wholeDisk?: boolean;
   read(offset: number, length: number): Promise<Buffer>;
 }
 
