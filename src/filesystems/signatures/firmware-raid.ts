@@ -6,8 +6,9 @@ import type { Detector, FsInfo, VolumeReader } from '../types.js';
  * least 64 KiB; so does this. Each reads one sector counted back from the end.
  */
 async function lastSector(v: VolumeReader, back: number, length = 512): Promise<Buffer | null> {
-  if (v.size < 0x10000 || v.wholeDisk === false) return null;
-  return v.read((Math.floor(v.size / 512) - back) * 512, length);
+  const sector = Math.floor(v.size / 512) - back;
+  if (v.size < 0x10000 || v.wholeDisk === false || sector < 0) return null;
+  return v.read(sector * 512, length);
 }
 
 function member(name: string, probe: (v: VolumeReader) => Promise<Omit<FsInfo, 'filesystem'> | null>): Detector {
@@ -52,7 +53,9 @@ export const promiseRaid = member('promise_fasttrack_raid_member', async (v) => 
   if (v.size < 0x40000) return null;
   for (const back of [63, 255, 256, 16, 399, 591, 675, 735, 911, 974, 991, 951, 3087]) {
     const s = await lastSector(v, back, 24);
-    if (s && s.toString('latin1', 0, 24) === 'Promise Technology, Inc.') return {};
+    // blkid gives up at the first place before the start of the device.
+    if (!s) return null;
+    if (s.toString('latin1', 0, 24) === 'Promise Technology, Inc.') return {};
   }
   return null;
 });
