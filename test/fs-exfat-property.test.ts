@@ -19,7 +19,7 @@ const CHARS = [
 ];
 
 const nameArb = fc
-  .array(fc.constantFrom(...CHARS), { minLength: 1, maxLength: 60 })
+  .array(fc.constantFrom(...CHARS), { minLength: 1, maxLength: 60, size: 'max' })
   .map((cs) => cs.join(''))
   // Leading or trailing spaces and dots are trimmed by some exFAT implementations; '.' and '..' are not names.
   .filter((n) => !/^[ .]|[ .]$/.test(n) && Buffer.byteLength(n) <= 255 && n.length <= 255);
@@ -90,7 +90,7 @@ test('random trees (many scripts, empty and sparse files, deep paths) round-trip
   const dir = tempDir(t);
   let runs = 0;
   await fc.assert(
-    fc.asyncProperty(fc.array(entryArb, { minLength: 1, maxLength: 25 }), fc.constantFrom(512, 4096, 32768), async (entries, clusterSize) => {
+    fc.asyncProperty(fc.array(entryArb, { minLength: 1, maxLength: 25, size: 'max' }), fc.constantFrom(512, 4096, 32768), async (entries, clusterSize) => {
       runs++;
       const src = join(dir, 'src');
       const out = join(dir, 'out');
