@@ -19,6 +19,7 @@ import { MAX_DIRECTORY_BYTES, readDirectory, type DirectoryContents } from './di
 import { ATTR_DIRECTORY, ATTR_HIDDEN, ATTR_READ_ONLY, ATTR_SYSTEM, ENTRY_SIZE, type BitmapEntry, type FileEntrySet } from './entries.js';
 import { FatTable } from './fat.js';
 import { corruptExfat, type ExfatLayout } from './layout.js';
+import { ReadAhead } from './read-ahead.js';
 import { ClusterStream } from './stream.js';
 import { MAX_UPCASE_BYTES, UpcaseTable, upcaseChecksum } from './upcase.js';
 
@@ -34,7 +35,7 @@ export interface ExfatNode {
 /** The Linux driver's inode number for the root (EXFAT_ROOT_INO); entry sets are numbered by position. */
 const ROOT_INO = 1;
 /** Directory listings kept, counted in entries, so walking a tree never reads a directory twice in a row. */
-const CACHED_ENTRIES = 200_000;
+const CACHED_ENTRIES = 100_000;
 const MAX_WARNINGS = 100;
 
 interface Listing {
@@ -47,7 +48,6 @@ interface Listing {
 
 export class ExfatReader implements FsReader<ExfatNode> {
   readonly type = 'exfat';
-  readonly label?: string;
   readonly uuid: string;
   readonly blockSize: number;
   readonly warnings: string[] = [];
@@ -62,6 +62,8 @@ export class ExfatReader implements FsReader<ExfatNode> {
   private readonly listings = new Map<number, Listing>();
   private cachedEntries = 0;
   private readonly warned = new Set<string>();
+  /** From the root's Volume Label entry (7.3), read at open. */
+  private volumeLabel?: string;
 
   private constructor(layout: ExfatLayout, uuid: string, rootCluster: number, rootClusters: number) {
     this.layout = layout;
@@ -69,6 +71,10 @@ export class ExfatReader implements FsReader<ExfatNode> {
     this.rootCluster = rootCluster;
     this.rootClusters = rootClusters;
     this.blockSize = layout.clusterSize;
+  }
+
+  get label(): string | undefined {
+    return this.volumeLabel;
   }
 
   private warn(message: string): void {
@@ -94,7 +100,7 @@ export class ExfatReader implements FsReader<ExfatNode> {
     const fat = new FatTable(volume, (boot.fatOffset + active * boot.fatLength) * sector, boot.clusterCount);
     let reader: ExfatReader | undefined;
     const layout: ExfatLayout = {
-      volume,
+      volume: new ReadAhead(volume),
       name: ctx.name,
       clusterSize: cs,
       heapOffset: boot.clusterHeapOffset * sector,
@@ -107,7 +113,7 @@ export class ExfatReader implements FsReader<ExfatNode> {
     reader = new ExfatReader(layout, dosSerial(bytes, 100), boot.rootCluster, rootClusters);
     for (const w of warnings) reader.warn(w);
     const root = await reader.listing(reader.rootNode);
-    (reader as { label?: string }).label = root.contents.label || undefined;
+    reader.volumeLabel = root.contents.label || undefined;
     await reader.loadUpcase(root.contents);
     reader.bitmap = reader.pickBitmap(root.contents, active, boot.clusterCount);
     if (typeof reader.bitmap === 'string') reader.warn(`exfat: ${reader.bitmap}; free space cannot be listed`);
