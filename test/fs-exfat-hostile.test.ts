@@ -196,7 +196,7 @@ test('mutated boot sectors, FATs, directory entries, bitmaps and up-case tables:
   assert.deepEqual(cleanRun, { ok: true, entries: 49 }, 'the unmutated base reads without errors');
 
   const file = join(dir, 'mutant.img');
-  const budgetEnd = Date.now() + 45_000;
+  const budgetEnd = Date.now() + 30_000;
   let runs = 0;
   const outcomes = new Map<string, number>();
   await fc.assert(
@@ -250,7 +250,7 @@ test('mutated boot sectors, FATs, directory entries, bitmaps and up-case tables:
     { numRuns: 250, seed: Number(process.env.FC_SEED ?? 20261122) },
   );
   t.diagnostic(`${runs} cases: ${[...outcomes].map(([k, v]) => `${k} ${v}`).join(', ')}`);
-  assert.ok(runs >= 50, `at least 50 cases ran in the time budget (${runs})`);
+  assert.ok(runs >= 30, `at least 30 cases ran in the time budget (${runs})`);
   // Through the command line too: one line on stderr and exit 1, for a FAT chain pointing at itself.
   const buf = Buffer.from(clean);
   const chain = buf.readUInt32LE(findEntrySet(buf, 'chain1') + 32 + 20);
