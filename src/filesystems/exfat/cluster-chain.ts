@@ -5,12 +5,13 @@ import { corruptExfat, isHeapCluster, type ExfatLayout } from './layout.js';
  * The clusters of one file, directory or system stream, in order: consecutive from the first cluster
  * when the stream extension says NoFatChain (specification 6.4.2.2), else linked through the FAT (4.1).
  *
- * A FAT chain is walked lazily and forward only, with a cursor for sequential reads and a checkpoint
- * every `stride` clusters for random access, so neither time nor memory grows with more than the part of
- * the file being read. The chain must cover the clusters the size needs; when the walk reaches the last
- * of them, the entry there must end the chain. That one check proves the chain has no loop among those
- * clusters (a loop never reaches an end); when it fails, the rest of the chain is followed with Brent's
- * cycle detection to tell a loop (an error) from a chain merely longer than the size (a warning).
+ * A FAT chain is walked once, whole, before its first clusters are handed out, so that no byte of a
+ * damaged chain is ever returned: the walk records a checkpoint every `stride` clusters (at most 65,536
+ * of them), and later reads walk on from the nearest checkpoint or from a cursor left by the previous
+ * read. The chain must cover the clusters the size needs, and the entry after the last of them must end
+ * the chain. That one check proves the chain has no loop among those clusters (a loop never reaches an
+ * end); when it fails, the rest of the chain is followed with Brent's cycle detection, to tell a loop
+ * (an error) from a chain merely longer than the size (a warning).
  */
 
 /** Consecutive clusters on the volume. */
@@ -30,11 +31,11 @@ export class ClusterChain {
   readonly length: number;
   readonly contiguous: boolean;
   private readonly stride: number;
-  /** checkpoints[k] = the cluster at index k * stride, filled in order as the walk gets there. */
+  /** checkpoints[k] = the cluster at index k * stride. */
   private readonly checkpoints: number[] = [];
   private cursorIndex = 0;
   private cursorCluster: number;
-  private endChecked = false;
+  private verified: Promise<void> | null = null;
 
   constructor(layout: ExfatLayout, what: string, first: number, length: number, contiguous: boolean) {
     this.layout = layout;
@@ -49,7 +50,6 @@ export class ClusterChain {
     if (contiguous && first + length - 1 > layout.clusterCount + 1) {
       throw corruptExfat(layout, what, `${length} contiguous clusters from cluster ${first} run past the cluster heap (last cluster ${layout.clusterCount + 1})`);
     }
-    this.checkpoints.push(first);
   }
 
   /** The volume runs holding clusters [from, from + count) of the chain, merged where they are adjacent. */
@@ -57,9 +57,10 @@ export class ClusterChain {
     if (count <= 0) return [];
     if (from < 0 || from + count > this.length) throw new RangeError(`clusters ${from}+${count} outside a chain of ${this.length}`);
     if (this.contiguous) return [{ cluster: this.first + from, count }];
+    await (this.verified ??= this.verify());
     let index: number;
     let cluster: number;
-    const cp = Math.min(Math.floor(from / this.stride), this.checkpoints.length - 1);
+    const cp = Math.floor(from / this.stride);
     if (this.cursorIndex <= from && this.cursorIndex >= cp * this.stride) {
       index = this.cursorIndex;
       cluster = this.cursorCluster;
@@ -67,13 +68,16 @@ export class ClusterChain {
       index = cp * this.stride;
       cluster = this.checkpoints[cp];
     }
+    const fat = this.layout.fat;
     while (index < from) {
-      cluster = await this.step(index, cluster);
+      const next = fat.entry(cluster);
+      cluster = typeof next === 'number' ? next : await next;
       index++;
     }
     const runs: ClusterRun[] = [{ cluster, count: 1 }];
     for (let i = 1; i < count; i++) {
-      cluster = await this.step(index, cluster);
+      const next = fat.entry(cluster);
+      cluster = typeof next === 'number' ? next : await next;
       index++;
       const last = runs[runs.length - 1];
       if (cluster === last.cluster + last.count) last.count++;
@@ -81,31 +85,47 @@ export class ClusterChain {
     }
     this.cursorIndex = index;
     this.cursorCluster = cluster;
-    if (index === this.length - 1 && !this.endChecked) await this.checkEnd(cluster);
     return runs;
   }
 
-  /** The cluster after `cluster`, which is at `index`: validated, and recorded as a checkpoint when due. */
-  private async step(index: number, cluster: number): Promise<number> {
-    let next = this.layout.fat.entry(cluster);
-    if (typeof next !== 'number') next = await next;
-    const at = index + 1;
-    if (!isHeapCluster(this.layout, next)) {
-      let why: string;
-      if (next === FAT_END_OF_CHAIN) why = `cluster chain ends after ${at} clusters but the size needs ${this.length}`;
-      else if (next === FAT_BAD_CLUSTER) why = `cluster chain reaches a cluster marked bad after cluster ${cluster}`;
-      else if (next === 0) why = `cluster chain reaches a free cluster after cluster ${cluster}`;
-      else why = `FAT entry of cluster ${cluster} holds 0x${next.toString(16)}, not a cluster`;
-      throw corruptExfat(this.layout, this.what, why);
+  /**
+   * The whole walk, once: every link a heap cluster up to the length the size needs, checkpoints on the
+   * way, then the end checked. FAT entries come synchronously from the FAT's cache between chunk reads.
+   * Brent's tortoise rides along, so a loop is caught after a few times its own length, however long a
+   * size a damaged entry claims.
+   */
+  private async verify(): Promise<void> {
+    const fat = this.layout.fat;
+    let cluster = this.first;
+    let tortoise = cluster;
+    let power = 1;
+    let lambda = 0;
+    this.checkpoints.push(cluster);
+    for (let at = 1; at < this.length; at++) {
+      let next = fat.entry(cluster);
+      if (typeof next !== 'number') next = await next;
+      if (!isHeapCluster(this.layout, next)) {
+        let why: string;
+        if (next === FAT_END_OF_CHAIN) why = `cluster chain ends after ${at} clusters but the size needs ${this.length}`;
+        else if (next === FAT_BAD_CLUSTER) why = `cluster chain reaches a cluster marked bad after cluster ${cluster}`;
+        else if (next === 0) why = `cluster chain reaches a free cluster after cluster ${cluster}`;
+        else why = `FAT entry of cluster ${cluster} holds 0x${next.toString(16)}, not a cluster`;
+        throw corruptExfat(this.layout, this.what, why);
+      }
+      if (next === tortoise) throw corruptExfat(this.layout, this.what, `cluster chain loops (cluster ${next} comes again after ${at} clusters)`);
+      if (++lambda === power) {
+        tortoise = next;
+        power *= 2;
+        lambda = 0;
+      }
+      if (at % this.stride === 0) this.checkpoints.push(next);
+      cluster = next;
     }
-    if (at % this.stride === 0 && at / this.stride === this.checkpoints.length) this.checkpoints.push(next);
-    if (at === this.length - 1 && !this.endChecked) await this.checkEnd(next);
-    return next;
+    await this.checkEnd(cluster);
   }
 
   /** At the last cluster the size needs: the FAT entry there must end the chain (see the module comment). */
   private async checkEnd(last: number): Promise<void> {
-    this.endChecked = true;
     const fat = this.layout.fat;
     const f = async (c: number): Promise<number> => fat.entry(c);
     const x0 = await f(last);
