@@ -412,6 +412,29 @@ describe('exFAT reader against mkfs.exfat and exfat-fuse', () => {
     });
   });
 
+  test('an entry set with SecondaryCount past 18, or with its name cut short, is skipped with a warning', async (t) => {
+    if (!needPeers(t, ...EXFAT_PEERS)) return;
+    const f = fixture();
+    const img = join(tempDir(t), 'count.img');
+    copyFileSync(f.img, img);
+    editImage(img, (b) => {
+      const old = findEntrySet(b, 'old.txt');
+      b[old + 1] = 19;
+      resealEntrySet(b, old);
+      const readme = findEntrySet(b, 'readme.txt');
+      b[readme + 32 + 3] = 16; // NameLength 16 needs a second File Name entry the set does not have
+      resealEntrySet(b, readme);
+    });
+    assert.notEqual(fsckExfat(img).status, 0, 'fsck.exfat objects too');
+    await withFs(img, async (fs) => {
+      const names = (await fs.readdir('/')).map((e) => e.name);
+      assert.ok(!names.includes('old.txt') && !names.includes('readme.txt'), names.join(', '));
+      assert.ok(names.includes('future.txt') && names.includes('big.bin'), 'the entries after them are read');
+      assert.ok(fs.warnings.some((w) => /^exfat root directory: entry set at offset \d+: SecondaryCount 19 is not in 2-18; skipped$/.test(w)), fs.warnings.join('\n'));
+      assert.ok(fs.warnings.some((w) => /^exfat root directory: entry set at offset \d+: NameLength 16 needs 2 File Name entries but the set has 1; skipped$/.test(w)), fs.warnings.join('\n'));
+    });
+  });
+
   test('a loop in a FAT chain is one line of error, never a hang; fsck.exfat finds it too', async (t) => {
     if (!needPeers(t, ...EXFAT_PEERS)) return;
     const f = fixture();
