@@ -73,6 +73,15 @@ function fixture(): Fixture {
   return shared;
 }
 
+/** A copy of the shared fixture, its bytes edited. */
+function editedCopy(t: { after: (fn: () => void) => void }, name: string, edit: (image: Buffer) => void): { f: Fixture; img: string } {
+  const f = fixture();
+  const img = join(tempDir(t), name);
+  copyFileSync(f.img, img);
+  editImage(img, edit);
+  return { f, img };
+}
+
 function writeSource(p: string, data: Buffer): void {
   sh('sh', ['-c', `cat > '${p}'`], data);
   sh('touch', ['-d', '@1690000001', p]);
@@ -379,10 +388,7 @@ describe('exFAT reader against mkfs.exfat and exfat-fuse', () => {
 
   test('the read-only attribute drops the write bits of files, not of directories, as the Linux driver', async (t) => {
     if (!needPeers(t, ...EXFAT_PEERS)) return;
-    const f = fixture();
-    const img = join(tempDir(t), 'ro.img');
-    copyFileSync(f.img, img);
-    editImage(img, (b) => {
+    const { img } = editedCopy(t, 'ro.img', (b) => {
       for (const name of ['readme.txt', 'scripts']) {
         const set = findEntrySet(b, name);
         b.writeUInt16LE(b.readUInt16LE(set + 4) | 0x01 | 0x02, set + 4);
@@ -401,10 +407,7 @@ describe('exFAT reader against mkfs.exfat and exfat-fuse', () => {
 
   test('a set checksum mismatch is a warning naming the file; the file stays readable', async (t) => {
     if (!needPeers(t, ...EXFAT_PEERS)) return;
-    const f = fixture();
-    const img = join(tempDir(t), 'sum.img');
-    copyFileSync(f.img, img);
-    editImage(img, (b) => { b[findEntrySet(b, 'old.txt') + 2] ^= 0xff; });
+    const { f, img } = editedCopy(t, 'sum.img', (b) => { b[findEntrySet(b, 'old.txt') + 2] ^= 0xff; });
     assert.notEqual(fsckExfat(img).status, 0, 'fsck.exfat sees the mismatch too');
     await withFs(img, async (fs) => {
       assert.deepEqual(await readAll(fs, '/old.txt'), readFileSync(join(f.src, 'old.txt')));
@@ -414,10 +417,7 @@ describe('exFAT reader against mkfs.exfat and exfat-fuse', () => {
 
   test('an entry set with SecondaryCount past 18, or with its name cut short, is skipped with a warning', async (t) => {
     if (!needPeers(t, ...EXFAT_PEERS)) return;
-    const f = fixture();
-    const img = join(tempDir(t), 'count.img');
-    copyFileSync(f.img, img);
-    editImage(img, (b) => {
+    const { img } = editedCopy(t, 'count.img', (b) => {
       const old = findEntrySet(b, 'old.txt');
       b[old + 1] = 19;
       resealEntrySet(b, old);
@@ -437,10 +437,7 @@ describe('exFAT reader against mkfs.exfat and exfat-fuse', () => {
 
   test('a loop in a FAT chain is one line of error, never a hang; fsck.exfat finds it too', async (t) => {
     if (!needPeers(t, ...EXFAT_PEERS)) return;
-    const f = fixture();
-    const img = join(tempDir(t), 'loop.img');
-    copyFileSync(f.img, img);
-    editImage(img, (b) => {
+    const { f, img } = editedCopy(t, 'loop.img', (b) => {
       const fatOffset = b.readUInt32LE(80) * 2 ** b[108];
       const set = findEntrySet(b, 'one.bin');
       const first = b.readUInt32LE(set + 32 + 20);
