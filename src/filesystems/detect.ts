@@ -2,7 +2,7 @@ import type { DiskImage } from '../formats/image.js';
 import { readPartitionTable, sectorReader } from '../partitions/detect.js';
 import type { Partition } from '../partitions/types.js';
 import { fat } from './fat.js';
-import { exfat } from './exfat.js';
+import { exfat } from './exfat/detector.js';
 import { ext } from './ext.js';
 import { ntfs } from './ntfs.js';
 import { btrfs, f2fs, squashfs, swap, swsuspend, xfs } from './simple.js';
