@@ -21,6 +21,24 @@ export function cacheOption(value: string | undefined): 'writeback' | 'unsafe' |
   throw new VdiskError('USAGE', `-t must be writeback or unsafe, not '${value}'`);
 }
 
+let guarded = false;
+
+/**
+ * process.stdout for text output, with a reader that went away (`vdisk ls -R | head`) ending the command
+ * quietly, as for any Unix filter, instead of in an unhandled EPIPE. Touched only by commands that print
+ * text: merely creating process.stdout makes fd 1 non-blocking, which `read` into a pipe must avoid.
+ */
+export function stdout(): NodeJS.WriteStream {
+  if (!guarded) {
+    guarded = true;
+    process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EPIPE') process.exit(0);
+      throw err;
+    });
+  }
+  return process.stdout;
+}
+
 export function printJson(doc: unknown): void {
-  process.stdout.write(JSON.stringify(doc, null, 4) + '\n');
+  stdout().write(JSON.stringify(doc, null, 4) + '\n');
 }

@@ -1,5 +1,5 @@
 import type { FsStats, FsTime } from '../src/filesystems/filesystem.js';
-import { outputKind, printJson } from './common.js';
+import { outputKind, printJson, stdout } from './common.js';
 import { withVolume, type VolumeOptions } from './volume.js';
 
 export interface LsOptions extends VolumeOptions {
@@ -54,9 +54,9 @@ export async function runLs(image: string, path: string | undefined, opts: LsOpt
         for (const it of items) json.push(jsonOf(it));
         return;
       }
-      if (header) process.stdout.write(`${dir}:\n`);
-      if (opts.long) process.stdout.write(longRows(items));
-      else for (const it of items) process.stdout.write(`${it.name}\n`);
+      if (header) stdout().write(`${dir}:\n`);
+      if (opts.long) stdout().write(longRows(items));
+      else for (const it of items) stdout().write(`${it.name}\n`);
     };
     const top = await fs.lstat(start);
     const followed = top.type === 'symlink' && !opts.long ? await fs.stat(start) : top;
@@ -91,7 +91,7 @@ export async function runLs(image: string, path: string | undefined, opts: LsOpt
         }
         subdirs.sort((x, y) => (x.dir < y.dir ? 1 : x.dir > y.dir ? -1 : 0));
         stack.push(...subdirs);
-        if (kind === 'human' && opts.recursive && !first) process.stdout.write('\n');
+        if (kind === 'human' && opts.recursive && !first) stdout().write('\n');
         await emit(dir, items, !!opts.recursive && kind === 'human');
         first = false;
       }

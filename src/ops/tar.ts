@@ -54,6 +54,7 @@ export async function tarTree(fs: Filesystem, path: string, out: Writable, optio
         mtime: new Date((stats.mtime?.sec ?? 0) * 1000 + Math.floor((stats.mtime?.nsec ?? 0) / 1e6)),
         type,
       };
+      paxOverflow(header, stats);
       if (stats.type === 'symlink') header.linkname = await fs.reader.readlink(entry.node);
       if (stats.rdev) {
         header.devmajor = stats.rdev.major;
@@ -91,6 +92,33 @@ export async function tarTree(fs: Filesystem, path: string, out: Writable, optio
   }
   await done;
   return { entries, bytes };
+}
+
+/** ustar's numeric fields as tar-stream writes them: six octal digits for ids, a 32-bit second count. */
+const MAX_ID = 0o777777;
+const MAX_SECONDS = 2 ** 31 - 1;
+
+/**
+ * What ustar cannot hold goes in pax records (POSIX.1-2001), which GNU tar, bsdtar and 7-Zip read: ids
+ * of a million and more, and times before 1970 or after January 2038 (tar-stream would wrap them).
+ */
+function paxOverflow(header: tarStream.Headers, stats: FsStats): void {
+  const pax: Record<string, string> = {};
+  if (stats.uid > MAX_ID) {
+    pax.uid = String(stats.uid);
+    header.uid = 0;
+  }
+  if (stats.gid > MAX_ID) {
+    pax.gid = String(stats.gid);
+    header.gid = 0;
+  }
+  const t = stats.mtime;
+  if (t && (t.sec < 0 || t.sec > MAX_SECONDS)) {
+    pax.mtime = t.nsec ? `${t.sec}.${String(t.nsec).padStart(9, '0')}` : String(t.sec);
+    header.mtime = new Date(t.sec < 0 ? 0 : MAX_SECONDS * 1000);
+  }
+  // tar-stream writes `pax` records (its types do not list the field).
+  if (Object.keys(pax).length) (header as tarStream.Headers & { pax?: Record<string, string> }).pax = pax;
 }
 
 function addEntry(pack: tarStream.Pack, header: tarStream.Headers): Promise<void> {
