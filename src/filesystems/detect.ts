@@ -6,7 +6,7 @@ import { exfat } from './exfat.js';
 import { ext } from './ext.js';
 import { ntfs } from './ntfs.js';
 import { btrfs, f2fs, squashfs, swap, xfs } from './simple.js';
-import { iso9660 } from './iso9660.js';
+import { iso9660 } from './iso9660/detector.js';
 import { udf } from './udf.js';
 import { hpfs } from './hpfs.js';
 import { apfs, bitlocker, hfsplus, luks, lvm2, refs, zfs } from './containers.js';
