@@ -36,7 +36,7 @@ function permsFrom(s: string): number {
 
 /** xorriso's own reading of the image: `-find / -exec lsdl`, as path -> fields (sizes of files only). */
 export function xorrisoLsdl(img: string): Map<string, Seen> {
-  const r = spawnSync('xorriso', ['-indev', img, '-find', '/', '-exec', 'lsdl'], { encoding: 'utf8' });
+  const r = spawnSync('xorriso', ['-indev', `stdio:${img}`, '-find', '/', '-exec', 'lsdl'], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`xorriso failed: ${r.stderr}`);
   const out = new Map<string, Seen>();
   for (const line of r.stdout.split('\n')) {
