@@ -34,14 +34,41 @@ function permsFrom(s: string): number {
   return p;
 }
 
+/** Words as xorriso quotes them: '...' and "..." runs glued together ('it'"'"'s'), separated by spaces. */
+function shellWords(s: string): string[] {
+  const out: string[] = [];
+  let cur: string | null = null;
+  for (let i = 0; i < s.length;) {
+    const c = s[i];
+    if (c === "'" || c === '"') {
+      const end = s.indexOf(c, i + 1);
+      cur = (cur ?? '') + s.slice(i + 1, end < 0 ? s.length : end);
+      i = end < 0 ? s.length : end + 1;
+    } else if (c === ' ') {
+      if (cur !== null) out.push(cur);
+      cur = null;
+      i++;
+    } else {
+      cur = (cur ?? '') + c;
+      i++;
+    }
+  }
+  if (cur !== null) out.push(cur);
+  return out;
+}
+
 /** xorriso's own reading of the image: `-find / -exec lsdl`, as path -> fields (sizes of files only). */
 export function xorrisoLsdl(img: string): Map<string, Seen> {
   const r = spawnSync('xorriso', ['-indev', `stdio:${img}`, '-find', '/', '-exec', 'lsdl'], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`xorriso failed: ${r.stderr}`);
   const out = new Map<string, Seen>();
   for (const line of r.stdout.split('\n')) {
-    const m = /^(\S)(\S{9})\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+\w{3}\s+\d+\s+[\d:]+\s+'(.*?)'(?: -> '(.*)')?$/.exec(line);
+    // s: names may hold U+2028, a line terminator to a plain '.'
+    const m = /^(\S)(\S{9})\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+\w{3}\s+\d+\s+[\d:]+\s+(.*)$/s.exec(line);
     if (!m) continue;
+    const words = shellWords(m[7]);
+    m[7] = words[0];
+    m[8] = words[1] === '->' ? words[2] : (undefined as unknown as string);
     const seen: Seen = { type: TYPE_CHAR[m[1]] ?? 'other', perms: permsFrom(m[2]), nlink: Number(m[3]), uid: Number(m[4]), gid: Number(m[5]), size: Number(m[6]) };
     if (m[8] !== undefined) seen.target = m[8];
     out.set(m[7], seen);
@@ -169,7 +196,7 @@ export function isoinfoListing(img: string, ...flags: string[]): Map<string, See
       dir = d[1];
       continue;
     }
-    const m = /^(\S)(\S{9})\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+\w{3}\s+\d+\s+\d{4}\s+\[\s*(\d+)\s+\w+\]\s\s(.*?)\s*$/.exec(line);
+    const m = /^(\S)(\S{9})\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+\w{3}\s+\d+\s+\d{4}\s+\[\s*(\d+)\s+\w+\]\s\s(.*?)\s*$/s.exec(line);
     if (!m) continue;
     let name = m[8];
     let target: string | undefined;
