@@ -62,6 +62,13 @@ export function volumeReader(disk: VolumeReader, offset: number, size: number): 
       const buf = await disk.read(offset + o, n);
       return n === len ? buf : Buffer.concat([buf, Buffer.alloc(len - n)]);
     },
+    ...(disk.readInto ? {
+      readInto: async (buf: Uint8Array, o: number) => {
+        const n = Math.max(0, Math.min(buf.length, size - o));
+        if (n > 0) await (disk.readInto as (b: Uint8Array, at: number) => Promise<void>)(buf.subarray(0, n), offset + o);
+        buf.fill(0, n);
+      },
+    } : {}),
   };
 }
 
