@@ -26,6 +26,7 @@ import {
   recordProblem,
   type DirectoryRecord,
 } from './directory-record.js';
+import { ChunkCache } from './chunk-cache.js';
 import { ENTRY, parseBootCatalog, validationProblem, type BootEntry } from './el-torito.js';
 import { readRockRidge, type RockRidge } from './rock-ridge.js';
 import { readSuspEntries, suspSkip, type SuspSource } from './susp.js';
@@ -115,6 +116,8 @@ export class IsoReader implements FsReader<IsoNode> {
   private bootEntries: BootEntry[] = [];
   private bootCatalogSector?: number;
   private readonly cache = new Map<string, Listing>();
+  /** Read-ahead for small files, shared by every file opened on the volume. */
+  private readonly chunks: ChunkCache;
   /** The end of the ISO's data: its volume space, but never past the volume we were given. */
   private readonly end: number;
 
@@ -122,6 +125,7 @@ export class IsoReader implements FsReader<IsoNode> {
     set: DescriptorSet; tree: Tree; blockSize: number; skip: number; rootSuspAt: number; label?: string; end: number;
   }) {
     this.volume = volume;
+    this.chunks = new ChunkCache(volume);
     this.name = ctx.name;
     this.descriptors = init.set;
     this.tree = init.tree;
@@ -246,7 +250,7 @@ export class IsoReader implements FsReader<IsoNode> {
         throw new VdiskError('TRUNCATED', `${node.where}: data at byte ${e.offset} (${e.length} bytes) extends past the end of the volume (${this.volume.size} bytes)`);
       }
     }
-    return new ExtentFile(this.volume, node.extents, node.size);
+    return new ExtentFile(this.volume, this.chunks, node.extents, node.size);
   }
 
   /** The byte ranges no descriptor, path table, directory, continuation area, file or boot image uses. */
@@ -564,12 +568,14 @@ async function readRootRecord(volume: VolumeReader, vd: VolumeDescriptor, name: 
 class ExtentFile implements FsFile {
   readonly size: number;
   private readonly volume: VolumeReader;
+  private readonly cache: ChunkCache;
   private readonly extents: Extent[];
   /** File offset where each extent starts. */
   private readonly starts: number[];
 
-  constructor(volume: VolumeReader, extents: Extent[], size: number) {
+  constructor(volume: VolumeReader, cache: ChunkCache, extents: Extent[], size: number) {
     this.volume = volume;
+    this.cache = cache;
     this.extents = extents;
     this.size = size;
     this.starts = [];
@@ -595,11 +601,14 @@ class ExtentFile implements FsFile {
       }
     }
     let next = 0;
+    const into = this.volume.readInto?.bind(this.volume);
     const worker = async () => {
       while (next < pieces.length) {
         const p = pieces[next++];
-        const data = await this.volume.read(p.volAt, p.length);
-        buf.set(data.subarray(0, p.length), p.bufAt);
+        const dest = buf.subarray(p.bufAt, p.bufAt + p.length);
+        if (ChunkCache.wants(p.length)) await this.cache.readInto(dest, p.volAt);
+        else if (into) await into(dest, p.volAt);
+        else buf.set(await this.volume.read(p.volAt, p.length), p.bufAt);
       }
     };
     await Promise.all(Array.from({ length: Math.min(READS_IN_FLIGHT, pieces.length) }, worker));
