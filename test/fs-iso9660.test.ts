@@ -289,7 +289,7 @@ describe('ISO-9660 reader against xorriso, isoinfo, 7-Zip and the source tree', 
     assert.ok(last.length >= 150 * 2048);
   });
 
-  test('hidden files are listed and flagged; an interleaved file is refused with one line; the rest still reads', async (t) => {
+  test('hidden and associated files are listed and flagged; an interleaved file is refused with one line; the rest still reads', async (t) => {
     if (!needPeers(t, 'genisoimage')) return;
     const hsrc = join(dir, 'hsrc');
     mkdirSync(hsrc);
@@ -304,6 +304,8 @@ describe('ISO-9660 reader against xorriso, isoinfo, 7-Zip and the source tree', 
     assert.ok(at > 0);
     bytes[at - 33 + 26] = 1;
     bytes[at - 33 + 27] = 1;
+    // And plain.txt an associated file (9.1.6 bit 2): listed, flagged, still readable.
+    bytes[bytes.indexOf(Buffer.from('PLAIN.TXT;1')) - 33 + 25] |= 0x04;
     writeFileSync(img, bytes);
     await withFs(img, async (fs) => {
       assert.deepEqual((await fs.readdir('/')).map((e) => e.name).sort(), ['inter.bin', 'plain.txt', 'secret.txt']);
@@ -313,6 +315,7 @@ describe('ISO-9660 reader against xorriso, isoinfo, 7-Zip and the source tree', 
       await f.read(b, 0);
       assert.equal(b.toString(), 'hidden but there');
       assert.ok((await fs.stat('/inter.bin')).flags?.includes('interleaved'));
+      assert.deepEqual((await fs.stat('/plain.txt')).flags, ['associated']);
       await assert.rejects(fs.open('/inter.bin'), (e: unknown) => e instanceof VdiskError && e.code === 'UNSUPPORTED' && /interleaved/.test(e.message) && !e.message.includes('\n'));
     });
     const r = vdisk(['cat', img, '/inter.bin']);

@@ -82,10 +82,13 @@ interface Listing {
 export const BOOT_DIR = '[BOOT]';
 /** Directories are read in chunks of this many bytes (whole sectors, since records never cross one). */
 const DIR_CHUNK = 1024 * 1024;
-/** A directory of this size would hold millions of entries; larger is damage, not data. */
-const MAX_DIR_BYTES = 512 * 1024 * 1024;
-/** Parsed directories kept, most recently used last. */
-const DIR_CACHE = 256;
+/**
+ * A directory of 32 MiB holds about 250,000 Rock Ridge entries (a million bare ones): far past what
+ * mastering tools write, and what bounds the memory one listing takes.
+ */
+const MAX_DIR_BYTES = 32 * 1024 * 1024;
+/** Parsed directories kept, most recently used last, up to this many entries in all. */
+const CACHED_ENTRIES = 200_000;
 /** File reads are cut into pieces of this size, several in flight. */
 const READ_PIECE = 1024 * 1024;
 const READS_IN_FLIGHT = 4;
@@ -116,6 +119,7 @@ export class IsoReader implements FsReader<IsoNode> {
   private bootEntries: BootEntry[] = [];
   private bootCatalogSector?: number;
   private readonly cache = new Map<string, Listing>();
+  private cachedEntries = 0;
   /** Read-ahead for small files, shared by every file opened on the volume. */
   private readonly chunks: ChunkCache;
   /** The end of the ISO's data: its volume space, but never past the volume we were given. */
@@ -323,7 +327,12 @@ export class IsoReader implements FsReader<IsoNode> {
     }
     const listing = await this.parseDirectory(dir, dir === this.rootNode);
     this.cache.set(key, listing);
-    if (this.cache.size > DIR_CACHE) this.cache.delete(this.cache.keys().next().value as string);
+    this.cachedEntries += listing.entries.length;
+    for (const [k, old] of this.cache) {
+      if (this.cachedEntries <= CACHED_ENTRIES || old === listing) break;
+      this.cache.delete(k);
+      this.cachedEntries -= old.entries.length;
+    }
     return listing;
   }
 
