@@ -502,8 +502,7 @@ export class IsoReader implements FsReader<IsoNode> {
     const node: IsoNode = {
       name,
       type,
-      // Linux numbers inodes by where their records are; a directory by its extent, so that every path to it agrees.
-      ino: isDir ? rec.extent * bs : rec.position,
+      ino: inodeNumber(isDir, type, rec, rr, bs),
       mode: modeOf(type, perms),
       uid: rr?.uid ?? 0,
       gid: rr?.gid ?? 0,
@@ -553,6 +552,20 @@ export class IsoReader implements FsReader<IsoNode> {
     }
     return rec;
   }
+}
+
+/**
+ * Inode numbers as Linux gives them, by where the record is (a directory by its extent, so that every
+ * path to it agrees), except hard links: Rock Ridge says a file has several links (PX) and the links
+ * share their data extent, so files with both get one number from that extent, above every byte
+ * offset an ISO can have (2^43), which lets get and tar keep them linked. Sharing data is what makes
+ * them one file: no damaged link count can join two files that differ.
+ */
+const LINKED = 2 ** 44;
+function inodeNumber(isDir: boolean, type: FileType, rec: DirectoryRecord, rr: RockRidge | null, bs: number): number {
+  if (isDir) return rec.extent * bs;
+  if (type === 'file' && rr?.nlink !== undefined && rr.nlink > 1 && rec.dataLength > 0) return LINKED + rec.extent;
+  return rec.position;
 }
 
 /** The "." record of a descriptor's root directory (its attributes, and SP for SUSP), checked against the descriptor. */
