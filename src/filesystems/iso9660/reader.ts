@@ -29,6 +29,7 @@ import {
 import { ChunkCache } from './chunk-cache.js';
 import { ENTRY, parseBootCatalog, validationProblem, type BootEntry } from './el-torito.js';
 import { readRockRidge, type RockRidge } from './rock-ridge.js';
+import { ZisofsFile } from './zisofs.js';
 import { readSuspEntries, suspSkip, type SuspSource } from './susp.js';
 
 /** Which directory tree names come from: Rock Ridge on the primary tree wins, then Joliet, then plain ISO names (Linux's order). */
@@ -62,6 +63,8 @@ export interface IsoNode {
   rdev?: { major: number; minor: number };
   /** Why its contents cannot be read, if they cannot. */
   refusal?: string;
+  /** zisofs: the file's size once inflated (`size`); the extents hold the compressed form. */
+  zisofsSize?: number;
   /** Where the record is, for messages. */
   where: string;
   /** The virtual El Torito directory: its entries are the boot images. */
@@ -253,6 +256,10 @@ export class IsoReader implements FsReader<IsoNode> {
       if (e.length > 0 && e.offset + e.length > this.volume.size) {
         throw new VdiskError('TRUNCATED', `${node.where}: data at byte ${e.offset} (${e.length} bytes) extends past the end of the volume (${this.volume.size} bytes)`);
       }
+    }
+    if (node.zisofsSize !== undefined) {
+      const stored = new ExtentFile(this.volume, this.chunks, node.extents, node.extents.reduce((n, e) => n + e.length, 0));
+      return ZisofsFile.open(stored, node.zisofsSize, node.where);
     }
     return new ExtentFile(this.volume, this.chunks, node.extents, node.size);
   }
@@ -532,9 +539,13 @@ export class IsoReader implements FsReader<IsoNode> {
       flags.push('interleaved');
       node.refusal = `interleaved file (file unit size ${rec.fileUnitSize}, gap ${rec.interleaveGap} blocks) is not supported`;
     }
-    if (rr?.zisofs) {
+    if (rr?.zisofs && type === 'file') {
       flags.push('zisofs');
-      node.refusal = `zisofs-compressed file (algorithm ${JSON.stringify(rr.zisofs.algorithm)}) is not supported`;
+      // The record's length is the stored (compressed) size; ZF states the file's own.
+      if (rr.zisofs.algorithm === 'pz') {
+        node.zisofsSize = rr.zisofs.size;
+        node.size = rr.zisofs.size;
+      } else node.refusal = `compressed with ZF algorithm ${JSON.stringify(rr.zisofs.algorithm)}, which is not supported`;
     }
     return node;
   }
