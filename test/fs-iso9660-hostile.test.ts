@@ -103,7 +103,14 @@ async function regions(buf: Buffer): Promise<Region[]> {
     // Continuation areas of this directory's records (xorriso and genisoimage put them in blocks of their own).
     const listing = await (reader as unknown as { listing(d: IsoNode): Promise<{ continuations: { offset: number; length: number }[] }> }).listing(dir);
     for (const c of listing.continuations) out.push({ name: `continuation area at ${c.offset}`, at: c.offset, size: c.length, fields: [c.offset + 2, c.offset + 4, c.offset + 5, c.offset + 6] });
-    for (const e of await reader.readdir(dir)) if (e.type === 'directory') pending.push(e.node);
+    for (const e of await reader.readdir(dir)) {
+      if (e.type === 'directory') pending.push(e.node);
+      // zisofs: the header and block pointers, and the first compressed block.
+      else if (e.node.zisofsSize !== undefined && e.node.extents.length) {
+        const at = e.node.extents[0].offset;
+        out.push({ name: `zisofs file ${e.name}`, at, size: Math.min(4096, e.node.extents[0].length), fields: [at + 8, at + 12, at + 13, at + 16, at + 20, at + 24, at + 40] });
+      }
+    }
   }
   const catalog = (reader as unknown as { bootCatalogSector?: number }).bootCatalogSector;
   if (catalog !== undefined) out.push({ name: 'boot catalog', at: catalog * SECTOR, size: 128, fields: [catalog * SECTOR + 32 + 6, catalog * SECTOR + 32 + 8, catalog * SECTOR + 64 + 2, catalog * SECTOR + 96 + 8] });
@@ -137,7 +144,10 @@ function makeBases(dir: string): Buffer[] {
   sh('genisoimage', ['-quiet', '-R', '-J', '-o', ge, src]);
   const jo = join(dir, 'j.iso');
   sh('genisoimage', ['-quiet', '-J', '-joliet-long', '-o', jo, join(src, 'd1')]);
-  return [readFileSync(xo), readFileSync(ge), readFileSync(jo)];
+  const zi = join(dir, 'z.iso');
+  writeFileSync(join(src, 'd1', 'text'), 'compressible '.repeat(10000));
+  sh('xorriso', ['-no_rc', '-outdev', `stdio:${zi}`, '-map', join(src, 'd1'), '/', '-set_filter_r', '--zisofs', '/', '--', '-commit']);
+  return [readFileSync(xo), readFileSync(ge), readFileSync(jo), readFileSync(zi)];
 }
 
 test('mutated descriptors, directory records, SUSP/Rock Ridge entries, continuation areas and boot catalogs: a VdiskError or an answer, never a hang', async (t) => {
@@ -148,6 +158,7 @@ test('mutated descriptors, directory records, SUSP/Rock Ridge entries, continuat
   for (const b of bases) await exercise(b); // the clean images read without complaint
   assert.ok(maps[0].some((r) => r.name.startsWith('continuation')), 'the xorriso image has continuation areas to mutate');
   assert.ok(maps[0].some((r) => r.name === 'boot catalog'));
+  assert.ok(maps[3].some((r) => r.name.startsWith('zisofs')));
   const started = Date.now();
   await fc.assert(
     fc.asyncProperty(fc.nat(), fc.nat(), fc.array(edit, { minLength: 1, maxLength: 6 }), async (bi, ri, edits) => {
@@ -169,6 +180,8 @@ test('mutated descriptors, directory records, SUSP/Rock Ridge entries, continuat
         assert.match(err.message, /^mutant\.iso: /);
       }
       assert.ok(process.memoryUsage().heapUsed - heap < 256 * 1024 * 1024, 'memory stayed bounded');
+      // The peak, which catches a large buffer allocated and dropped within the case.
+      assert.ok(process.resourceUsage().maxRSS < 1024 * 1024, `peak memory ${process.resourceUsage().maxRSS} KiB`);
     }),
     { numRuns: 300 },
   );
@@ -208,7 +221,7 @@ async function refusal(buf: Buffer): Promise<VdiskError> {
 test('hand-made damage in peer-made images: each refused with its own one-line message', async (t) => {
   if (!needPeers(t, 'xorrisofs', 'genisoimage')) return;
   const dir = tempDir(t);
-  const [xo, ge] = makeBases(dir);
+  const [xo, ge, , zi] = makeBases(dir);
   const dirOf = (buf: Buffer) => buf.readUInt32LE(16 * SECTOR + 156 + 2) * SECTOR;
 
   // A CE pointing back at the record's own system use area: a loop.
@@ -256,5 +269,20 @@ test('hand-made damage in peer-made images: each refused with its own one-line m
     const starts = recordStarts(b, root, b.readUInt32LE(16 * SECTOR + 156 + 10));
     b[starts[starts.length - 1] + 25] |= 0x80;
     assert.match((await refusal(b)).message, /multi-extent file has no final record/);
+  }
+  // zisofs block pointers out of order, and past the stored data.
+  const zisofs = zi.indexOf(Buffer.from([0x37, 0xe4, 0x53, 0x96, 0xc9, 0xdb, 0xd6, 0x07]));
+  assert.ok(zisofs > 0);
+  {
+    const b = Buffer.from(zi);
+    b.writeUInt32LE(1, zisofs + 16 + 4);
+    assert.match((await refusal(b)).message, /zisofs block pointer 1 \(1\) is out of order/);
+  }
+  {
+    const b = Buffer.from(zi);
+    const p0 = b.readUInt32LE(zisofs + 16);
+    b.writeUInt32LE(p0 + 40000, zisofs + 16 + 4);
+    b.writeUInt32LE(p0 + 40000, zisofs + 16 + 8);
+    assert.match((await refusal(b)).message, /zisofs block pointer 1 \(\d+\) is out of order or past the stored \d+ bytes/);
   }
 });
