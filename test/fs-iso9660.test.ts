@@ -178,7 +178,7 @@ describe('ISO-9660 reader against xorriso, isoinfo, 7-Zip and the source tree', 
   });
 
   test('El Torito: boot images listed under /[BOOT] with 7-Zip\'s names and sizes, and read as 7-Zip extracts them', async (t) => {
-    if (!needPeers(t, 'xorrisofs', '7zz')) return;
+    if (!needPeers(t, 'xorrisofs', '7zz', 'sfdisk')) return;
     const bsrc = join(dir, 'bsrc');
     mkdirSync(bsrc);
     writeFileSync(join(bsrc, 'boot.img'), noise(5000, 11));
@@ -206,6 +206,19 @@ describe('ISO-9660 reader against xorriso, isoinfo, 7-Zip and the source tree', 
       await (await fs.open('/[BOOT]/1-Boot-NoEmul.img')).read(first, 0);
       assert.ok(first.equals(noise(5000, 11).subarray(0, 2048)));
     });
+    // Floppy and hard-disk emulation: the sizes 7-Zip gives them (a whole floppy; the catalog's sector count).
+    writeFileSync(join(bsrc, 'floppy.img'), noise(1440 * 1024, 13));
+    sh('truncate', ['-s', '1M', join(bsrc, 'disk.img')]);
+    sh('sfdisk', ['-q', join(bsrc, 'disk.img')], Buffer.from('label: dos\nstart=63, size=1000\n'));
+    for (const [opts, name] of [[['-b', 'floppy.img'], 'Boot-1.44M.img'], [['-b', 'disk.img', '-hard-disk-boot'], 'Boot-HardDisk.img']] as const) {
+      const emu = join(dir, `${name}.iso`);
+      sh('xorrisofs', ['-quiet', ...opts, '-o', emu, bsrc]);
+      const size = Number(/Path = \[BOOT\]\/(.*)\nFolder = -\nSize = (\d+)/.exec(sh('7zz', ['l', '-slt', emu]))?.[2]);
+      await withFs(emu, async (fs) => {
+        assert.deepEqual((await fs.readdir('/[BOOT]')).map((e) => e.name), [name]);
+        assert.equal((await fs.stat(`/[BOOT]/${name}`)).size, size, `${name}: size as 7-Zip gives it`);
+      });
+    }
     // A catalog whose validation entry does not sum to zero is reported, not trusted.
     const catSector = readFileSync(img).readUInt32LE(17 * 2048 + 71);
     const bad = join(dir, 'badcat.iso');
