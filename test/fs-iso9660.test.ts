@@ -384,4 +384,24 @@ describe('ISO-9660 reader against xorriso, isoinfo, 7-Zip and the source tree', 
     assert.notEqual(rc.code, 0);
     assert.match(rc.stderr, /^vdisk: .*zisofs block pointer 1 \(2147483647\) is out of order or past the stored \d+ bytes\n$/);
   });
+
+  test('device nodes: Rock Ridge PN major and minor as the source has them, from genisoimage and xorriso', async (t) => {
+    if (!needPeers(t, 'genisoimage', 'xorrisofs', 'mknod', 'stat')) return;
+    const dsrc = join(dir, 'dsrc');
+    mkdirSync(dsrc);
+    sh('mknod', [join(dsrc, 'null'), 'c', '1', '3']);
+    sh('mknod', [join(dsrc, 'wide'), 'b', '259', '65540']);
+    for (const [tool, args] of [['genisoimage', ['-quiet', '-R']], ['xorrisofs', ['-quiet', '-R']]] as const) {
+      const img = join(dir, `dev-${tool}.iso`);
+      sh(tool, [...args, '-o', img, dsrc]);
+      await withFs(img, async (fs) => {
+        for (const [name, type] of [['null', 'char'], ['wide', 'block']]) {
+          const [major, minor] = sh('stat', ['-c', '%Hr %Lr', join(dsrc, name)]).trim().split(' ').map(Number);
+          const st = await fs.lstat(`/${name}`);
+          assert.equal(st.type, type, `${tool} ${name}`);
+          assert.deepEqual(st.rdev, { major, minor }, `${tool} ${name}`);
+        }
+      });
+    }
+  });
 });
