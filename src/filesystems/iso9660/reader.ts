@@ -419,7 +419,10 @@ export class IsoReader implements FsReader<IsoNode> {
       if (!prev || (prev.associated && !n.associated)) listing.byName.set(n.name, n);
     }
     if (isRoot && this.bootEntries.length) {
-      if (listing.byName.has(BOOT_DIR)) this.warnings.push(`the root already holds ${BOOT_DIR}; El Torito boot images not listed`);
+      const clash = `the root already holds ${BOOT_DIR}; El Torito boot images not listed`;
+      if (listing.byName.has(BOOT_DIR)) {
+        if (!this.warnings.includes(clash)) this.warn(clash);
+      }
       else {
         const boot = this.bootDirectory();
         listing.entries.push(boot);
@@ -445,7 +448,12 @@ export class IsoReader implements FsReader<IsoNode> {
       const src: SuspSource = {
         blockSize: bs,
         volumeSize: this.volume.size,
-        read: (o, l) => this.volume.read(o, l),
+        // Continuation areas of neighbouring records share blocks: read through the chunk cache.
+        read: async (o, l) => {
+          const b = Buffer.alloc(l);
+          await this.chunks.readInto(b, o);
+          return b;
+        },
         where,
         onContinuation: listing ? (offset, length) => listing.continuations.push({ offset, length }) : undefined,
       };
@@ -460,7 +468,7 @@ export class IsoReader implements FsReader<IsoNode> {
       // CL: this record stands for a directory moved elsewhere; its attributes are that directory's "." record (RRIP 4.1.5.1).
       const target = await this.relocatedRoot(rr.childLink, where);
       const moved = await this.nodeFor([target], tree, `${this.name}: relocated directory at block ${rr.childLink}`, 'dot');
-      moved.name = rr.name ?? isoName(rec.identifier);
+      moved.name = checkName(rr.name ?? isoName(rec.identifier), where);
       moved.where = `${where} (${JSON.stringify(moved.name)})`;
       return moved;
     }
@@ -478,9 +486,7 @@ export class IsoReader implements FsReader<IsoNode> {
     else if (tree === 'joliet') name = jolietName(rec.identifier);
     else if (rr?.name !== undefined) name = rr.name;
     else name = isoName(rec.identifier);
-    if (!self && (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0'))) {
-      throw new VdiskError('CORRUPT', `${where}: file name ${JSON.stringify(name)} is not a valid name`);
-    }
+    if (!self) checkName(name, where);
 
     let type: FileType = isDir ? 'directory' : 'file';
     let perms = DEFAULT_PERMS;
@@ -555,6 +561,14 @@ export class IsoReader implements FsReader<IsoNode> {
     }
     return rec;
   }
+}
+
+/** A name the path walker and the host can take: not empty, ".", "..", nor holding "/" or NUL. */
+function checkName(name: string, where: string): string {
+  if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0')) {
+    throw new VdiskError('CORRUPT', `${where}: file name ${JSON.stringify(name)} is not a valid name`);
+  }
+  return name;
 }
 
 /**
