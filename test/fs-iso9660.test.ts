@@ -67,7 +67,7 @@ describe('ISO-9660 reader against xorriso, isoinfo, 7-Zip and the source tree', 
   });
 
   test('xorriso -R -J: Rock Ridge names, modes, owners, times, links and contents equal the source; xorriso and isoinfo agree; vdisk get copies it', async (t) => {
-    if (!needPeers(t, 'xorriso', 'isoinfo')) return;
+    if (!needPeers(t, 'xorriso', 'isoinfo', 'tar')) return;
     const img = join(dir, 'xorriso-rr.iso');
     sh('xorriso', ['-as', 'mkisofs', '-quiet', '-R', '-J', '-V', 'RR_VOLUME', '-o', img, src]);
     const before = await sha256(img);
@@ -95,6 +95,13 @@ describe('ISO-9660 reader against xorriso, isoinfo, 7-Zip and the source tree', 
     assert.match(r.stderr, /pipe/);
     const diffs = compareTrees(src, out, { modes: true, owners: true, mtimeMs: 0, hardlinks: true, ignore: ['pipe'] });
     assert.deepEqual(diffs, []);
+    // vdisk tar, unpacked by GNU tar: the same tree, the fifo included.
+    const tarOut = join(dir, 'tar-rr');
+    mkdirSync(tarOut);
+    const tr = vdisk(['tar', img, '/']);
+    assert.equal(tr.code, 0, tr.stderr);
+    sh('tar', ['-x', '-p', '--numeric-owner', '-C', tarOut], tr.stdoutBytes);
+    assert.deepEqual(compareTrees(src, tarOut, { modes: true, owners: true, mtimeMs: 0, hardlinks: true }), []);
     assert.equal(await sha256(img), before, 'the image is unchanged');
   });
 
