@@ -411,4 +411,22 @@ describe('ISO-9660 reader against xorriso, isoinfo, 7-Zip and the source tree', 
       });
     }
   });
+
+  test('Rock Ridge wins over Joliet when the root announces it (ER), as on Linux; SUSP without that ER yields to Joliet', async (t) => {
+    if (!needPeers(t, 'genisoimage')) return;
+    const img = join(dir, 'er.iso');
+    sh('genisoimage', ['-quiet', '-R', '-J', '-o', img, join(src, 'docs')]);
+    const bytes = readFileSync(img);
+    // genisoimage puts the root's ER in a continuation area: "ER", length, version, four lengths, then the identifier.
+    const er = bytes.indexOf(Buffer.from('RRIP_1991A')) - 8;
+    assert.equal(bytes.toString('latin1', er, er + 2), 'ER', 'genisoimage announces Rock Ridge');
+    assert.equal(await withFs(img, async (fs) => (fs.reader as unknown as { tree: string }).tree), 'rockridge');
+    bytes.write('XX', er, 'latin1');
+    const unannounced = join(dir, 'no-er.iso');
+    writeFileSync(unannounced, bytes);
+    await withFs(unannounced, async (fs) => {
+      assert.equal((fs.reader as unknown as { tree: string }).tree, 'joliet');
+      assert.equal((await fs.stat('/hardlink.txt')).mode & 0o777, 0o555);
+    });
+  });
 });

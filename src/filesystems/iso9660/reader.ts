@@ -31,7 +31,7 @@ import { ExtentFile, type Extent } from './extent-file.js';
 import { ENTRY, parseBootCatalog, validationProblem, type BootEntry } from './el-torito.js';
 import { readRockRidge, type RockRidge } from './rock-ridge.js';
 import { ZisofsFile } from './zisofs.js';
-import { readSuspEntries, suspSkip, type SuspSource } from './susp.js';
+import { extensionIds, readSuspEntries, ROCK_RIDGE_IDS, suspSkip, type SuspSource } from './susp.js';
 
 /** Which directory tree names come from: Rock Ridge on the primary tree wins, then Joliet, then plain ISO names (Linux's order). */
 export type Tree = 'rockridge' | 'joliet' | 'iso';
@@ -150,13 +150,23 @@ export class IsoReader implements FsReader<IsoNode> {
     if (!set.terminated) warnings.push(`volume descriptor set has no terminator within ${set.sectors + 16} sectors`);
     const end = Math.min(volume.size, pvd.volumeSpaceSize * blockSize || volume.size);
 
-    // Rock Ridge is in use when the root's "." record starts with SP (SUSP 5.3; at 14 after a CD-XA entry, as Linux also looks).
+    // SUSP is in use when the root's "." record starts with SP (SUSP 5.3; at 14 after a CD-XA entry, as
+    // Linux also looks). Rock Ridge wins over Joliet when an ER there names it, as on Linux; SUSP without
+    // that ER yields to Joliet, and is read as Rock Ridge only where there is no Joliet tree.
     const pvdRoot = await readRootRecord(volume, pvd, ctx.name, blockSize);
     const skipAt0 = suspSkip(pvdRoot.systemUse, 0);
     const skipAt14 = skipAt0 === null ? suspSkip(pvdRoot.systemUse, 14) : null;
-    const rockRidge = skipAt0 !== null || skipAt14 !== null;
-    const tree: Tree = rockRidge ? 'rockridge' : set.joliet ? 'joliet' : 'iso';
+    const susp = skipAt0 !== null || skipAt14 !== null;
     const skip = skipAt0 ?? (skipAt14 !== null ? skipAt14 + 14 : 0);
+    let announced = false;
+    if (susp) {
+      const rootSusp = pvdRoot.systemUse.subarray(Math.min(skipAt0 === null ? 14 : 0, pvdRoot.systemUse.length));
+      const entries = await readSuspEntries(rootSusp, {
+        blockSize, volumeSize: volume.size, read: (o, l) => volume.read(o, l), where: `${ctx.name}: root directory`,
+      });
+      announced = extensionIds(entries).some((id) => ROCK_RIDGE_IDS.includes(id));
+    }
+    const tree: Tree = susp && (announced || !set.joliet) ? 'rockridge' : set.joliet ? 'joliet' : 'iso';
 
     const label = trimLabel(tree === 'joliet' && set.joliet ? ucs2be(set.joliet.volumeId) : pvd.volumeId.toString('latin1'));
     const reader = new IsoReader(volume, ctx, {

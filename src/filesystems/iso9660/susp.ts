@@ -87,3 +87,16 @@ export async function readSuspEntries(area: Buffer, src: SuspSource): Promise<Su
   }
   return entries;
 }
+
+/** The extension identifiers the ER entries name (SUSP 5.5): "RRIP_1991A", "IEEE_P1282", "IEEE_1282" for Rock Ridge. */
+export function extensionIds(entries: SuspEntry[]): string[] {
+  const out: string[] = [];
+  for (const { signature, bytes } of entries) {
+    if (signature !== 'ER' || bytes.length < 8) continue;
+    const len = bytes[4];
+    if (8 + len <= bytes.length) out.push(bytes.toString('latin1', 8, 8 + len));
+  }
+  return out;
+}
+
+export const ROCK_RIDGE_IDS = ['RRIP_1991A', 'IEEE_P1282', 'IEEE_1282'];
