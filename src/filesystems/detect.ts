@@ -6,7 +6,7 @@ import { exfat } from './exfat/detector.js';
 import { ext } from './ext.js';
 import { ntfs } from './ntfs.js';
 import { btrfs, f2fs, squashfs, swap, swsuspend, xfs } from './simple.js';
-import { iso9660 } from './iso9660.js';
+import { iso9660 } from './iso9660/detector.js';
 import { udf } from './udf.js';
 import { hpfs } from './hpfs.js';
 import { apfs, luks, lvm2, refs, zfs } from './containers.js';
@@ -95,6 +95,13 @@ export function volumeReader(disk: VolumeReader, offset: number, size: number, w
       const buf = await disk.read(offset + o, n);
       return n === len ? buf : Buffer.concat([buf, Buffer.alloc(len - n)]);
     },
+    ...(disk.readInto ? {
+      readInto: async (buf: Uint8Array, o: number) => {
+        const n = Math.max(0, Math.min(buf.length, size - o));
+        if (n > 0) await (disk.readInto as (b: Uint8Array, at: number) => Promise<void>)(buf.subarray(0, n), offset + o);
+        buf.fill(0, n);
+      },
+    } : {}),
   };
 }
 

@@ -14,6 +14,11 @@ export interface VolumeReader {
   /** False for a partition: some signatures (BIOS RAID metadata) count only on a whole disk. */
   readonly wholeDisk?: boolean;
   read(offset: number, length: number): Promise<Buffer>;
+  /**
+   * Fills `buf` from `offset` (past the end: zeros) without allocating: file readers use it for large
+   * reads, where a fresh buffer per read and the copy out of it cost more than the read itself.
+   */
+  readInto?(buf: Uint8Array, offset: number): Promise<void>;
 }
 
 export interface Detector {

@@ -1,0 +1,53 @@
+#!/usr/bin/env node
+// vdisk get vs xorriso -osirrox on -extract, from one ISO (Rock Ridge, Joliet) holding a large file
+// and a tree of many small files. Ratios, measured in the same run. Sizes by environment:
+// BENCH_ISO_FILE_MIB (default 512), BENCH_ISO_FILES (default 5000), BENCH_ISO_TARGET (default 1.0).
+import { existsSync, mkdirSync, openSync, writeSync, closeSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { MiB, OUT_DIR, VDISK, WORK, compare, need, report, sh } from './bench-lib.mjs';
+
+need('xorriso');
+const fileMiB = Number(process.env.BENCH_ISO_FILE_MIB ?? 512);
+const files = Number(process.env.BENCH_ISO_FILES ?? 5000);
+const target = Number(process.env.BENCH_ISO_TARGET ?? 1.0);
+
+const src = join(WORK, `iso-src-${fileMiB}m-${files}`);
+const iso = join(WORK, `iso-${fileMiB}m-${files}.iso`);
+if (!existsSync(iso)) {
+  rmSync(src, { recursive: true, force: true });
+  mkdirSync(join(src, 'tree'), { recursive: true });
+  // The large file: incompressible-looking data, written in 4 MiB pieces.
+  const fd = openSync(join(src, 'big.bin'), 'w');
+  const buf = Buffer.alloc(4 * MiB);
+  for (let i = 0; i < buf.length; i += 8) buf.writeDoubleLE(i * 1.000001 + 1, i);
+  for (let at = 0; at < fileMiB * MiB; at += buf.length) {
+    buf.writeUInt32LE(at, 0);
+    writeSync(fd, buf, 0, Math.min(buf.length, fileMiB * MiB - at), at);
+  }
+  closeSync(fd);
+  // The tree: 100 files to a directory, 200 bytes to 8 KiB each.
+  for (let i = 0; i < files; i++) {
+    const d = join(src, 'tree', `d${Math.floor(i / 100)}`);
+    if (i % 100 === 0) mkdirSync(d);
+    writeFileSync(join(d, `file-${i}.txt`), `${i} `.repeat(50 + ((i * 37) % 2000)));
+  }
+  sh('xorriso', ['-as', 'mkisofs', '-quiet', '-R', '-J', '-o', iso, src]);
+  rmSync(src, { recursive: true, force: true });
+}
+
+const out = join(OUT_DIR, 'vdisk-bench-iso');
+const clean = () => {
+  rmSync(out, { recursive: true, force: true });
+  mkdirSync(out);
+  spawnSync('sync');
+};
+const xorriso = (path) => `xorriso -osirrox on -indev ${iso} -extract ${path} ${out}/x >/dev/null 2>&1`;
+const [oursBig, theirsBig] = compare([`node ${VDISK} get ${iso} /big.bin ${out}/x`, xorriso('/big.bin')], 5, clean);
+const [oursTree, theirsTree] = compare([`node ${VDISK} get ${iso} /tree ${out}/x`, xorriso('/tree')], 5, clean);
+rmSync(out, { recursive: true, force: true });
+const ok = report([
+  { name: `extract a ${fileMiB} MiB file from an ISO`, ours: oursBig, peer: 'xorriso -extract', theirs: theirsBig, ratio: oursBig / theirsBig, target },
+  { name: `extract a ${files}-file tree from an ISO`, ours: oursTree, peer: 'xorriso -extract', theirs: theirsTree, ratio: oursTree / theirsTree, target },
+]);
+process.exitCode = ok ? 0 : 1;

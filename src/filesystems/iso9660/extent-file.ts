@@ -1,0 +1,66 @@
+import type { FsFile } from '../filesystem.js';
+import type { VolumeReader } from '../types.js';
+import { ChunkCache } from './chunk-cache.js';
+
+/** A run of bytes on the volume: a file section (ECMA-119 6.5.1), a directory, a continuation area. */
+export interface Extent {
+  /** Byte offset in the volume. */
+  offset: number;
+  length: number;
+}
+
+/** File reads are cut into pieces of this size, several in flight. */
+const READ_PIECE = 1024 * 1024;
+const READS_IN_FLIGHT = 4;
+
+/** A file's bytes over its extents: positional reads cut into pieces, several in flight. */
+export class ExtentFile implements FsFile {
+  readonly size: number;
+  private readonly volume: VolumeReader;
+  private readonly cache: ChunkCache;
+  private readonly extents: Extent[];
+  /** File offset where each extent starts. */
+  private readonly starts: number[];
+
+  constructor(volume: VolumeReader, cache: ChunkCache, extents: Extent[], size: number) {
+    this.volume = volume;
+    this.cache = cache;
+    this.extents = extents;
+    this.size = size;
+    this.starts = [];
+    let at = 0;
+    for (const e of extents) {
+      this.starts.push(at);
+      at += e.length;
+    }
+  }
+
+  async read(buf: Uint8Array, position: number): Promise<number> {
+    const want = Math.max(0, Math.min(buf.length, this.size - position));
+    if (want === 0) return 0;
+    const pieces: { volAt: number; bufAt: number; length: number }[] = [];
+    // Binary search would do for thousands of extents; files have a handful (one per 4 GiB).
+    for (let i = 0; i < this.extents.length; i++) {
+      const s = this.starts[i];
+      const e = this.extents[i];
+      const from = Math.max(position, s);
+      const to = Math.min(position + want, s + e.length);
+      for (let at = from; at < to; at += READ_PIECE) {
+        pieces.push({ volAt: e.offset + (at - s), bufAt: at - position, length: Math.min(READ_PIECE, to - at) });
+      }
+    }
+    let next = 0;
+    const into = this.volume.readInto?.bind(this.volume);
+    const worker = async () => {
+      while (next < pieces.length) {
+        const p = pieces[next++];
+        const dest = buf.subarray(p.bufAt, p.bufAt + p.length);
+        if (ChunkCache.wants(p.length)) await this.cache.readInto(dest, p.volAt);
+        else if (into) await into(dest, p.volAt);
+        else buf.set(await this.volume.read(p.volAt, p.length), p.bufAt);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(READS_IN_FLIGHT, pieces.length) }, worker));
+    return want;
+  }
+}

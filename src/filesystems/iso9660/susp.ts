@@ -1,0 +1,102 @@
+import { VdiskError } from '../../errors.js';
+
+/**
+ * The System Use Sharing Protocol (SUSP 1.12): entries of `signature(2) length(1) version(1) data` in
+ * a directory record's system use area, continued through CE entries into continuation areas
+ * elsewhere on the volume (5.1), ended by ST (5.4) or the end of the area. SP in the root's "."
+ * record says SUSP is in use and how many bytes to skip in every other record (5.3).
+ */
+
+export interface SuspEntry {
+  signature: string;
+  version: number;
+  /** The whole entry, header included, so that offsets match the specifications' tables. */
+  bytes: Buffer;
+  /** The area from this entry to its end: genisoimage writes SL entries whose length byte wrapped past 255. */
+  tail: Buffer;
+}
+
+/** A continuation area: logical block, byte offset in it, length (SUSP 5.1). */
+export interface ContinuationArea {
+  block: number;
+  offset: number;
+  length: number;
+}
+
+/** Linux follows at most 32 continuation areas per record; generous for any real writer. */
+export const MAX_CONTINUATIONS = 32;
+/** Continuation areas are small (xorriso and genisoimage write at most a block); bounds what one CE may ask to read. */
+export const MAX_CONTINUATION_LENGTH = 64 * 1024;
+
+/** The SP entry of the root's "." record: its skip length, or null when SUSP is not in use (SUSP 5.3). */
+export function suspSkip(systemUse: Buffer, at: number): number | null {
+  if (systemUse.length < at + 7) return null;
+  if (systemUse.toString('latin1', at, at + 2) !== 'SP' || systemUse[at + 2] < 7) return null;
+  if (systemUse[at + 4] !== 0xbe || systemUse[at + 5] !== 0xef) return null;
+  return systemUse[at + 6];
+}
+
+/** Entries of one area, and the continuation it names, if any. A malformed tail ends the area, as Linux does. */
+function parseArea(area: Buffer, into: SuspEntry[]): ContinuationArea | null {
+  let next: ContinuationArea | null = null;
+  let pos = 0;
+  while (pos + 4 <= area.length) {
+    const len = area[pos + 2];
+    if (len < 4 || pos + len > area.length) break;
+    const signature = area.toString('latin1', pos, pos + 2);
+    if (signature === 'ST') break;
+    const bytes = area.subarray(pos, pos + len);
+    if (signature === 'CE' && len >= 28) {
+      next = { block: bytes.readUInt32LE(4), offset: bytes.readUInt32LE(12), length: bytes.readUInt32LE(20) };
+    } else {
+      into.push({ signature, version: area[pos + 3], bytes, tail: area.subarray(pos) });
+    }
+    pos += len;
+  }
+  return next;
+}
+
+export interface SuspSource {
+  blockSize: number;
+  volumeSize: number;
+  read(offset: number, length: number): Promise<Buffer>;
+  /** Names the record in messages: "<volume>: directory record at byte N". */
+  where: string;
+  /** Told of every continuation area read, for the map of used space. */
+  onContinuation?(offset: number, length: number): void;
+}
+
+/** All SUSP entries of a record: its own area, then each continuation area in turn, bounded and loop-checked. */
+export async function readSuspEntries(area: Buffer, src: SuspSource): Promise<SuspEntry[]> {
+  const entries: SuspEntry[] = [];
+  let next = parseArea(area, entries);
+  const seen = new Set<number>();
+  for (let hops = 0; next; hops++) {
+    const { block, offset, length } = next;
+    if (hops >= MAX_CONTINUATIONS) {
+      throw new VdiskError('CORRUPT', `${src.where}: more than ${MAX_CONTINUATIONS} SUSP continuation areas`);
+    }
+    const at = block * src.blockSize + offset;
+    if (length === 0 || length > MAX_CONTINUATION_LENGTH || at + length > src.volumeSize) {
+      throw new VdiskError('CORRUPT', `${src.where}: SUSP continuation area (block ${block}, offset ${offset}, length ${length}) lies outside the volume or is oversized`);
+    }
+    if (seen.has(at)) throw new VdiskError('CORRUPT', `${src.where}: SUSP continuation areas form a loop at block ${block}, offset ${offset}`);
+    seen.add(at);
+    src.onContinuation?.(at, length);
+    next = parseArea(await src.read(at, length), entries);
+  }
+  return entries;
+}
+
+/** The extension identifiers the ER entries name (SUSP 5.5): "RRIP_1991A", "IEEE_P1282", "IEEE_1282" for Rock Ridge. */
+export function extensionIds(entries: SuspEntry[]): string[] {
+  const out: string[] = [];
+  for (const { signature, bytes } of entries) {
+    if (signature !== 'ER' || bytes.length < 8) continue;
+    const len = bytes[4];
+    if (8 + len <= bytes.length) out.push(bytes.toString('latin1', 8, 8 + len));
+  }
+  return out;
+}
+
+export const ROCK_RIDGE_IDS = ['RRIP_1991A', 'IEEE_P1282', 'IEEE_1282'];
