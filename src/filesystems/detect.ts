@@ -7,7 +7,7 @@ import { ext } from './ext.js';
 import { ntfs } from './ntfs.js';
 import { btrfs, f2fs, squashfs, swap, xfs } from './simple.js';
 import { iso9660 } from './iso9660.js';
-import { udf } from './udf.js';
+import { udf } from './udf/detector.js';
 import { hpfs } from './hpfs.js';
 import { apfs, bitlocker, hfsplus, luks, lvm2, refs, zfs } from './containers.js';
 import type { Detector, FsInfo, VolumeReader } from './types.js';
