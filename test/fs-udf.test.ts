@@ -1,0 +1,278 @@
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { havePeer, needPeers, sh, tempDir } from './helpers/peers.js';
+import { makeFilledUdf, modeString, udfinfo, walkFs, walkHost, type Node, type PeerListing } from './helpers/udf.js';
+import { openImage } from '../src/formats/open.js';
+import { openFilesystem } from '../src/filesystems/open.js';
+import { detectVolumes } from '../src/filesystems/detect.js';
+import type { Filesystem } from '../src/filesystems/filesystem.js';
+import type { UdfReader } from '../src/filesystems/udf/reader.js';
+
+const MiB = 1024 * 1024;
+const ENV = { ...process.env, PATH: `${process.env.PATH}:/usr/sbin:/sbin` };
+
+/** A tree udfclient can copy: ASCII names (it stores names' bytes as 8-bit CS0), no symlinks (it follows them). */
+function asciiTree(root: string): void {
+  mkdirSync(join(root, 'docs', 'deep', 'deeper'), { recursive: true });
+  mkdirSync(join(root, 'many'), { recursive: true });
+  writeFileSync(join(root, 'hello.txt'), 'hello, udf\n');
+  writeFileSync(join(root, 'empty'), '');
+  writeFileSync(join(root, 'docs', 'five-k.bin'), randomBytes(5000));
+  writeFileSync(join(root, 'docs', 'deep', 'big.bin'), randomBytes(700 * 1024 + 123));
+  writeFileSync(join(root, 'docs', 'deep', 'deeper', 'leaf'), 'leaf\n');
+  // A directory of several blocks: FIDs straddle block boundaries, and it cannot be embedded.
+  for (let i = 0; i < 100; i++) writeFileSync(join(root, 'many', `file-with-a-longish-name-${String(i).padStart(3, '0')}.txt`), `${i}\n`.repeat(i % 7));
+  chmodSync(join(root, 'hello.txt'), 0o640);
+  chmodSync(join(root, 'docs', 'five-k.bin'), 0o600);
+  chmodSync(join(root, 'docs', 'deep'), 0o750);
+}
+
+async function open(img: string, partition?: number): Promise<{ fs: Filesystem; close: () => Promise<void> }> {
+  const image = await openImage(img);
+  const fs = await openFilesystem(image, partition === undefined ? {} : { partition });
+  return { fs, close: () => image.close() };
+}
+
+async function freeBytes(fs: Filesystem): Promise<number> {
+  let total = 0;
+  let last = -1;
+  for await (const r of fs.freeExtents()) {
+    assert.ok(r.offset > last, 'free extents in order, merged');
+    last = r.offset + r.length;
+    total += r.length;
+  }
+  return total;
+}
+
+function assertSameContents(ours: Map<string, Node>, src: Map<string, Node>, opts: { modes?: boolean; mtimes?: boolean } = {}): void {
+  assert.deepEqual([...ours.keys()].sort(), [...src.keys()].sort());
+  for (const [p, s] of src) {
+    const o = ours.get(p) as Node;
+    assert.equal(o.type, s.type, `${p}: type`);
+    if (s.type === 'file') {
+      assert.equal(o.size, s.size, `${p}: size`);
+      assert.equal(o.sha, s.sha, `${p}: contents`);
+    }
+    if (s.type === 'symlink') assert.equal(o.target, s.target, `${p}: target`);
+    if (opts.modes) assert.equal((o.mode & 0o7777).toString(8), (s.mode & 0o7777).toString(8), `${p}: mode`);
+    if (opts.mtimes && s.type !== 'symlink') assert.equal(o.mtime, s.mtime, `${p}: mtime`);
+  }
+}
+
+function blkid(img: string): Record<string, string> {
+  const r = spawnSync('blkid', ['-p', '-o', 'export', img], { encoding: 'utf8', env: ENV });
+  return Object.fromEntries(r.stdout.split('\n').filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1).replace(/\\(.)/gu, '$1')]));
+}
+
+/** udfclient's free-space search gives up early on large blocks unless the (sparse) volume is large. */
+const SIZE_FOR_BLOCK: Record<number, number> = { 512: 256 * MiB, 2048: 256 * MiB, 4096: 1024 * MiB };
+
+describe('UDF made by mkudffs and filled by udfclient, at each revision and block size', () => {
+  const cases = ['1.02', '1.50', '2.01'].flatMap((rev) => [512, 2048, 4096].map((bs) => ({ rev, bs })));
+  const made = new Map<string, Promise<{ img: string; src: string; peer: Map<string, PeerListing> }>>();
+  let base = '';
+  before(() => {
+    if (!['mkudffs', 'udfclient', 'udfinfo', 'blkid'].every(havePeer)) return;
+    base = mkdtempSync(join(tmpdir(), 'vdisk-udf-'));
+    const src = join(base, 'src');
+    asciiTree(src);
+    const dirs = ['/', ...[...walkHost(src)].filter(([, n]) => n.type === 'directory').map(([p]) => p)];
+    // udfclient spends seconds sleeping per session: all volumes are made at once.
+    for (const { rev, bs } of cases) {
+      const img = join(base, `udf-${rev}-${bs}.img`);
+      const p = makeFilledUdf(img, { rev, blockSize: bs, size: SIZE_FOR_BLOCK[bs], src, label: `Vol ${rev}`, dirs }).then((peer) => ({ img, src, peer }));
+      p.catch(() => undefined);
+      made.set(`${rev}/${bs}`, p);
+    }
+  });
+  after(() => {
+    if (base) rmSync(base, { recursive: true, force: true });
+  });
+  for (const { rev, bs } of cases) {
+    test(`UDF ${rev}, ${bs}-byte blocks: tree, udfclient's listing, udfinfo and blkid agree`, async (t) => {
+      if (!needPeers(t, 'mkudffs', 'udfclient', 'udfinfo', 'blkid')) return;
+      const { img, src, peer } = await (made.get(`${rev}/${bs}`) as Promise<{ img: string; src: string; peer: Map<string, PeerListing> }>);
+      const before = statSync(img);
+      const { fs, close } = await open(img);
+      t.after(close);
+      const reader = fs.reader as UdfReader;
+      const ours = await walkFs(fs);
+      assertSameContents(ours, walkHost(src), { modes: true });
+
+      // udfclient's own listing: mode string, owner (-1 unset: Linux and we show 65534) and size.
+      assert.deepEqual([...peer.keys()].sort(), [...ours.keys()].sort());
+      for (const [p, l] of peer) {
+        const o = ours.get(p) as Node;
+        assert.equal(modeString(o.mode), l.mode, `${p}: mode`);
+        assert.equal(o.uid, l.uid === -1 ? 65534 : l.uid, `${p}: uid`);
+        assert.equal(o.gid, l.gid === -1 ? 65534 : l.gid, `${p}: gid`);
+        if (o.type === 'file') assert.equal(o.size, l.size, `${p}: size`);
+      }
+
+      const info = udfinfo(img);
+      assert.equal(reader.label, info.lvid);
+      assert.equal(reader.uuid, info.uuid);
+      assert.equal(reader.blockSize, Number(info.blocksize));
+      assert.equal(revision(reader), info.udfrev);
+      assert.equal(await freeBytes(fs), Number(info.freeblocks) * bs, 'free space as udfinfo counts it');
+      const count = (type: string) => [...ours.values()].filter((n) => n.type === type).length;
+      assert.equal(count('file'), Number(info.numfiles));
+      assert.equal(count('directory') + 1, Number(info.numdirs));
+      assert.deepEqual(fs.warnings, []);
+
+      const b = blkid(img);
+      const { volumes } = await detectVolumes(await openImage(img));
+      assert.deepEqual({ TYPE: volumes[0].filesystem, LABEL: volumes[0].label, UUID: volumes[0].uuid, VERSION: volumes[0].version }, { TYPE: b.TYPE, LABEL: b.LABEL, UUID: b.UUID, VERSION: b.VERSION });
+      const after = statSync(img);
+      assert.equal(after.ctimeMs, before.ctimeMs, 'the image is not written');
+    });
+  }
+});
+
+function revision(r: UdfReader): string {
+  return `${r.revision >> 8}.${(r.revision & 0xff).toString(16).padStart(2, '0')}`;
+}
+
+test('UDF inside a VHDX, in a GPT partition', async (t) => {
+  if (!needPeers(t, 'mkudffs', 'udfclient', 'sfdisk', 'qemu-img')) return;
+  const dir = tempDir(t);
+  const src = join(dir, 'src');
+  asciiTree(src);
+  const vol = join(dir, 'vol.img');
+  await makeFilledUdf(vol, { rev: '2.01', blockSize: 512, size: 256 * MiB, src, label: 'InGpt' });
+  const disk = join(dir, 'disk.img');
+  sh('truncate', ['-s', String(260 * MiB), disk]);
+  sh('sfdisk', ['-q', disk], Buffer.from(`label: gpt\nstart=2048, size=${(256 * MiB) / 512}, type=EBD0A0A2-B9E5-4433-87C0-68B6B72699C7\n`));
+  // Only the written parts: the volume is sparse.
+  sh('dd', [`if=${vol}`, `of=${disk}`, 'bs=1M', `seek=1`, 'conv=notrunc,sparse', 'status=none']);
+  const vhdx = join(dir, 'disk.vhdx');
+  sh('qemu-img', ['convert', '-f', 'raw', '-O', 'vhdx', disk, vhdx]);
+  const { fs, close } = await open(vhdx, 1);
+  t.after(close);
+  assert.equal(fs.type, 'udf');
+  assertSameContents(await walkFs(fs), walkHost(src), { modes: true });
+  const free = await freeBytes(fs);
+  assert.equal(free, Number(udfinfo(vol).freeblocks) * 512);
+  for await (const r of fs.freeExtents()) assert.ok(r.offset + r.length <= 256 * MiB, 'free extents are volume-relative');
+});
+
+test('UDF 2.60 made by pycdlib: Unicode names, symlinks (relative and absolute), contents', async (t) => {
+  if (!needPeers(t, '/usr/bin/python3')) return;
+  const probe = spawnSync('/usr/bin/python3', ['-c', 'import pycdlib'], { encoding: 'utf8' });
+  if (probe.status !== 0) {
+    if (process.env.CI === 'true') throw new Error('python3-pycdlib missing in CI');
+    t.skip('python3-pycdlib missing');
+    return;
+  }
+  const dir = tempDir(t);
+  const src = join(dir, 'src');
+  mkdirSync(join(src, 'sub', 'deeper'), { recursive: true });
+  writeFileSync(join(src, 'a.txt'), 'alpha\n');
+  writeFileSync(join(src, 'sub', 'big.bin'), randomBytes(1234567));
+  writeFileSync(join(src, 'sub', 'deeper', 'ünïcødé 日本語 ✓.txt'), 'wide\n');
+  writeFileSync(join(src, 'sub', 'empty'), '');
+  symlinkSync('a.txt', join(src, 'link'));
+  symlinkSync('../a.txt', join(src, 'sub', 'up'));
+  symlinkSync('/sub/big.bin', join(src, 'abs'));
+  symlinkSync('./deeper/../big.bin', join(src, 'sub', 'dots'));
+  const iso = join(dir, 'p.iso');
+  const script = `
+import pycdlib, os, sys
+src, out = sys.argv[1], sys.argv[2]
+iso = pycdlib.PyCdlib()
+iso.new(udf='2.60', interchange_level=4)
+n = 0
+for root, dirs, files in os.walk(src):
+    rel = os.path.relpath(root, src)
+    for d in sorted(dirs):
+        p = '/' + os.path.normpath(os.path.join(rel, d))
+        if os.path.islink(os.path.join(root, d)): continue
+        n += 1
+        iso.add_directory('/D%d' % n, udf_path=p)
+    for f in sorted(files):
+        full = os.path.join(root, f)
+        p = '/' + os.path.normpath(os.path.join(rel, f))
+        if os.path.islink(full):
+            iso.add_symlink(udf_symlink_path=p, udf_target=os.readlink(full))
+        else:
+            n += 1
+            iso.add_file(full, '/F%d.;1' % n, udf_path=p)
+iso.write(out)
+`;
+  sh('/usr/bin/python3', ['-c', script, src, iso]);
+  const before = readFileSync(iso);
+  const { fs, close } = await open(iso);
+  t.after(close);
+  assert.equal(fs.type, 'udf');
+  const ours = await walkFs(fs);
+  assertSameContents(ours, walkHost(src));
+  // pycdlib's "2.60" volumes name revision 1.02 in their domain; udfinfo and blkid say so too.
+  const info = udfinfo(iso);
+  assert.equal(revision(fs.reader as UdfReader), info.udfrev);
+  assert.equal([...ours.values()].filter((n) => n.type !== 'directory').length, Number(info.numfiles));
+  assert.equal([...ours.values()].filter((n) => n.type === 'directory').length + 1, Number(info.numdirs));
+  assert.equal(await fs.readlink('/sub/dots'), './deeper/../big.bin');
+  // Through the walker: the absolute link is resolved from the volume's root.
+  assert.equal((await fs.stat('/abs')).size, 1234567);
+  assert.ok(before.equals(readFileSync(iso)));
+});
+
+test('UDF 1.02 bridge made by genisoimage -udf: contents, names and mtimes as the source', async (t) => {
+  if (!needPeers(t, 'genisoimage', 'blkid')) return;
+  const dir = tempDir(t);
+  const src = join(dir, 'src');
+  mkdirSync(join(src, 'dir one', 'two'), { recursive: true });
+  writeFileSync(join(src, 'readme.txt'), 'bridge\n');
+  writeFileSync(join(src, 'dir one', 'data.bin'), randomBytes(3 * MiB + 17));
+  writeFileSync(join(src, 'dir one', 'two', 'Ähnliche Größe — long name over sixty-four characters for Joliet.txt'), 'x');
+  utimesSync(join(src, 'readme.txt'), new Date('2001-02-03T04:05:06Z'), new Date('2001-02-03T04:05:06Z'));
+  const iso = join(dir, 'bridge.iso');
+  sh('genisoimage', ['-quiet', '-udf', '-J', '-joliet-long', '-R', '-V', 'BRIDGE', '-o', iso, src]);
+  const { volumes } = await detectVolumes(await openImage(iso));
+  assert.equal(volumes[0].filesystem, 'udf');
+  const { fs, close } = await open(iso);
+  t.after(close);
+  assert.equal((fs.reader as UdfReader).revision, 0x0102);
+  assert.equal(fs.reader.label, blkid(iso).LABEL);
+  assertSameContents(await walkFs(fs), walkHost(src), { mtimes: true });
+});
+
+describe('write-once media with a virtual allocation table (mkudffs; nothing fills them from a file)', () => {
+  for (const [media, rev] of [['cdr', '1.50'], ['cdr', '2.01'], ['dvdr', '2.50'], ['bdr', '2.60']] as const) {
+    test(`${media}, UDF ${rev}: root, label, revision and free space as udfinfo and blkid`, async (t) => {
+      if (!needPeers(t, 'mkudffs', 'udfinfo', 'blkid')) return;
+      const dir = tempDir(t);
+      const img = join(dir, 'vat.img');
+      sh('truncate', ['-s', String(32 * MiB), img]);
+      sh('mkudffs', [`--media-type=${media}`, `--udfrev=${rev}`, '--label=WriteOnce', img]);
+      const { fs, close } = await open(img);
+      t.after(close);
+      const reader = fs.reader as UdfReader;
+      assert.ok(reader.structures.maps.some((m) => m.kind === 'virtual'));
+      // udfinfo finds the VAT only where told (the image is not cut at the last written sector): we look for it.
+      const vat = await vatBlockOf(img);
+      const info = udfinfo(img, [`--vatblock=${vat}`]);
+      assert.equal(reader.label, info.lvid);
+      assert.equal(reader.uuid, info.uuid);
+      // udfinfo shows the VAT's minimum read revision (2.50 for mkudffs' 2.60 discs); blkid the domain's, as we do.
+      assert.equal(revision(reader), blkid(img).VERSION);
+      assert.deepEqual(await fs.readdir('/'), []);
+      assert.equal(await freeBytes(fs), Number(info.freeblocks) * 2048);
+      assert.deepEqual(fs.warnings, []);
+    });
+  }
+});
+
+/** The last non-zero 2048-byte sector of an image: where mkudffs wrote the VAT's ICB. */
+async function vatBlockOf(img: string): Promise<number> {
+  const b = readFileSync(img);
+  for (let s = Math.floor(b.length / 2048) - 1; s >= 0; s--) {
+    if (b.subarray(s * 2048, (s + 1) * 2048).some((x) => x !== 0)) return s;
+  }
+  return 0;
+}
