@@ -5,7 +5,8 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { havePeer, needPeers, sh, tempDir } from './helpers/peers.js';
+import { havePeer, needPeers, sh, tempDir, vdisk } from './helpers/peers.js';
+import { compareTrees, diffTrees } from './helpers/fs-tree.js';
 import { makeFilledUdf, modeString, udfinfo, walkFs, walkHost, type Node, type PeerListing } from './helpers/udf.js';
 import { openImage } from '../src/formats/open.js';
 import { openFilesystem } from '../src/filesystems/open.js';
@@ -128,6 +129,23 @@ describe('UDF made by mkudffs and filled by udfclient, at each revision and bloc
       const b = blkid(img);
       const { volumes } = await detectVolumes(await openImage(img));
       assert.deepEqual({ TYPE: volumes[0].filesystem, LABEL: volumes[0].label, UUID: volumes[0].uuid, VERSION: volumes[0].version }, { TYPE: b.TYPE, LABEL: b.LABEL, UUID: b.UUID, VERSION: b.VERSION });
+
+      // The CLI: `get` of the whole tree equals the source; `ls -l -R` agrees with udfclient's listing.
+      const dest = join(base, `get-${rev}-${bs}`);
+      mkdirSync(dest);
+      const got = vdisk(['get', img, '/', dest]);
+      assert.equal(got.code, 0, got.stderr);
+      assert.deepEqual(compareTrees(src, dest, { modes: true }), []);
+      assert.equal(diffTrees(src, dest), '');
+      const ls = vdisk(['ls', '-l', '-R', '--output', 'json', img, '/']);
+      assert.equal(ls.code, 0, ls.stderr);
+      const listed = JSON.parse(ls.stdout) as { path: string; 'mode-string': string; uid: number; gid: number; size: number; type: string }[];
+      assert.deepEqual(listed.map((e) => e.path).sort(), [...peer.keys()].sort());
+      for (const e of listed) {
+        const l = peer.get(e.path) as PeerListing;
+        assert.deepEqual([e['mode-string'], e.uid, e.gid], [l.mode, l.uid === -1 ? 65534 : l.uid, l.gid === -1 ? 65534 : l.gid], e.path);
+        if (e.type === 'file') assert.equal(e.size, l.size, e.path);
+      }
       const after = statSync(img);
       assert.equal(after.ctimeMs, before.ctimeMs, 'the image is not written');
     });
@@ -159,6 +177,11 @@ test('UDF inside a VHDX, in a GPT partition', async (t) => {
   const free = await freeBytes(fs);
   assert.equal(free, Number(udfinfo(vol).freeblocks) * 512);
   for await (const r of fs.freeExtents()) assert.ok(r.offset + r.length <= 256 * MiB, 'free extents are volume-relative');
+  const dest = join(dir, 'out');
+  mkdirSync(dest); // the root's contents go into it; its own mode is the volume root's
+  const got = vdisk(['get', '-P', '1', vhdx, '/', dest]);
+  assert.equal(got.code, 0, got.stderr);
+  assert.deepEqual(compareTrees(src, dest, { modes: true }), []);
 });
 
 test('UDF 2.60 made by pycdlib: Unicode names, symlinks (relative and absolute), contents', async (t) => {
@@ -219,6 +242,13 @@ iso.write(out)
   assert.equal(await fs.readlink('/sub/dots'), './deeper/../big.bin');
   // Through the walker: the absolute link is resolved from the volume's root.
   assert.equal((await fs.stat('/abs')).size, 1234567);
+  const dest = join(dir, 'out');
+  const got = vdisk(['get', iso, '/', dest]);
+  assert.equal(got.code, 0, got.stderr);
+  assert.deepEqual(compareTrees(src, dest), []);
+  assert.equal(diffTrees(src, dest), '');
+  const cat = vdisk(['cat', iso, '/sub/deeper/ünïcødé 日本語 ✓.txt']);
+  assert.equal(cat.stdout, 'wide\n');
   assert.ok(before.equals(readFileSync(iso)));
 });
 
@@ -240,6 +270,11 @@ test('UDF 1.02 bridge made by genisoimage -udf: contents, names and mtimes as th
   assert.equal((fs.reader as UdfReader).revision, 0x0102);
   assert.equal(fs.reader.label, blkid(iso).LABEL);
   assertSameContents(await walkFs(fs), walkHost(src), { mtimes: true });
+  const dest = join(dir, 'out');
+  const got = vdisk(['get', iso, '/', dest]);
+  assert.equal(got.code, 0, got.stderr);
+  // genisoimage records whole seconds.
+  assert.deepEqual(compareTrees(src, dest, { mtimeMs: 1000 }), []);
 });
 
 describe('write-once media with a virtual allocation table (mkudffs; nothing fills them from a file)', () => {

@@ -371,7 +371,8 @@ export class UdfReader implements FsReader<UdfNode> {
     const type = TYPES[fe.fileType] ?? 'other';
     const st: FsStats = {
       type,
-      mode: modeOf(type, permissionsToMode(fe.permissions, fe.specialBits)),
+      // Linux shows every UDF symlink as 0777, whatever permissions the entry records.
+      mode: type === 'symlink' ? modeOf(type, 0o777) : modeOf(type, permissionsToMode(fe.permissions, fe.specialBits)),
       uid: fe.uid === UNSET_ID ? OVERFLOW_ID : fe.uid,
       gid: fe.gid === UNSET_ID ? OVERFLOW_ID : fe.gid,
       // Linux counts a directory's "." on top of the FIDs that name it, and shows no file with 0 links.
