@@ -70,6 +70,8 @@ const VAT_SCAN = 256 << 20;
 const ENTRY_CACHE = 4096;
 const DIR_CACHE = 16;
 const READ_CHUNK = 4 << 20;
+/** File entries are read in runs of neighbouring sectors of at most this many bytes. */
+const PREFETCH_RUN = 1 << 20;
 /** Linux shows an unset owner (0xFFFFFFFF, UDF 2.60 3.3.3.1) as the overflow id with default mount options. */
 const UNSET_ID = 0xffffffff;
 const OVERFLOW_ID = 65534;
@@ -279,7 +281,7 @@ export class UdfReader implements FsReader<UdfNode> {
   }
 
   /** The file entry of an ICB, following indirect entries (strategy 4096), with a bounded cache. */
-  private async entry(ref: number, block: number): Promise<Entry> {
+  private async entry(ref: number, block: number, prefetched?: { sector: number; raw: Buffer }): Promise<Entry> {
     const key = `${ref}:${block}`;
     const hit = this.entries.get(key);
     if (hit) return hit;
@@ -287,8 +289,8 @@ export class UdfReader implements FsReader<UdfNode> {
     let b = block;
     for (let hop = 0; hop <= MAX_INDIRECT; hop++) {
       const what = `file entry at block ${b} of partition reference ${r}`;
-      const sector = this.spaces.mapRun(r, b, 1).sector;
-      const raw = await this.v.read(sector * this.blockSize, this.blockSize);
+      const sector = hop === 0 && prefetched ? prefetched.sector : this.spaces.mapRun(r, b, 1).sector;
+      const raw = hop === 0 && prefetched ? prefetched.raw : await this.v.read(sector * this.blockSize, this.blockSize);
       const problem = tagProblem(raw, 0, [TAG.FILE_ENTRY, TAG.EXTENDED_FILE_ENTRY, TAG.INDIRECT_ENTRY], b);
       if (problem) throw this.corrupt(`${what}: ${problem}`);
       const id = parseTag(raw).id;
@@ -305,6 +307,35 @@ export class UdfReader implements FsReader<UdfNode> {
       return e;
     }
     throw this.corrupt(`ICB at block ${block} of partition reference ${ref}: more than ${MAX_INDIRECT} indirect entries`);
+  }
+
+  /**
+   * Loads the entries of many ICBs (a directory's children) with few reads: their sectors sorted and
+   * read in runs of neighbouring sectors (writers put a directory's entries together).
+   */
+  private async prefetch(nodes: UdfNode[]): Promise<void> {
+    const bs = this.blockSize;
+    const want = new Map<number, UdfNode>();
+    for (const n of nodes) {
+      if (this.entries.has(`${n.ref}:${n.block}`)) continue;
+      want.set(this.spaces.mapRun(n.ref, n.block, 1).sector, n);
+      if (want.size >= ENTRY_CACHE / 2) break;
+    }
+    const sectors = [...want.keys()].sort((a, b) => a - b);
+    const maxRun = Math.max(1, Math.floor(PREFETCH_RUN / bs));
+    for (let i = 0; i < sectors.length;) {
+      let j = i + 1;
+      // Gaps of a few sectors are read through: one read beats several.
+      while (j < sectors.length && sectors[j] - sectors[j - 1] <= 4 && sectors[j] - sectors[i] < maxRun) j++;
+      const first = sectors[i];
+      const data = await this.v.read(first * bs, (sectors[j - 1] - first + 1) * bs);
+      for (let k = i; k < j; k++) {
+        const n = want.get(sectors[k]) as UdfNode;
+        const raw = Buffer.from(data.subarray((sectors[k] - first) * bs, (sectors[k] - first + 1) * bs));
+        await this.entry(n.ref, n.block, { sector: sectors[k], raw });
+      }
+      i = j;
+    }
   }
 
   /** The file's extents from its allocation descriptors and their continuation extents (ECMA-167 4/12), up to its length. */
@@ -452,14 +483,12 @@ export class UdfReader implements FsReader<UdfNode> {
 
   async readdir(dir: UdfNode): Promise<FsDirEntry<UdfNode>[]> {
     const fids = await this.fids(dir);
-    const out: FsDirEntry<UdfNode>[] = new Array(fids.length);
-    // The FID says only "directory or not": the ICB tells a symlink from a file. Several in flight.
-    const BATCH = 32;
-    for (let i = 0; i < fids.length; i += BATCH) {
-      await Promise.all(fids.slice(i, i + BATCH).map(async (f, k) => {
-        const type = TYPES[(await this.entry(f.node.ref, f.node.block)).fe.fileType] ?? 'other';
-        out[i + k] = { name: f.name, type, node: f.node };
-      }));
+    // The FID says only "directory or not": the ICB tells a symlink from a file.
+    await this.prefetch(fids.map((f) => f.node));
+    const out: FsDirEntry<UdfNode>[] = [];
+    for (const f of fids) {
+      const type = TYPES[(await this.entry(f.node.ref, f.node.block)).fe.fileType] ?? 'other';
+      out.push({ name: f.name, type, node: f.node });
     }
     return out;
   }
