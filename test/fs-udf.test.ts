@@ -2,7 +2,7 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { havePeer, needPeers, sh, tempDir, vdisk } from './helpers/peers.js';
@@ -13,6 +13,7 @@ import { openFilesystem } from '../src/filesystems/open.js';
 import { detectVolumes } from '../src/filesystems/detect.js';
 import type { Filesystem } from '../src/filesystems/filesystem.js';
 import type { UdfReader } from '../src/filesystems/udf/reader.js';
+import { crcItu } from '../src/filesystems/udf/tag.js';
 
 const MiB = 1024 * 1024;
 const ENV = { ...process.env, PATH: `${process.env.PATH}:/usr/sbin:/sbin` };
@@ -311,3 +312,133 @@ async function vatBlockOf(img: string): Promise<number> {
   }
   return 0;
 }
+
+/**
+ * A UDF 2.50 metadata partition, built by hand from a volume the tools made (no tool here writes one):
+ * the logical volume's map 0 becomes a metadata partition map over partition 0 and map 1 a type 1 map
+ * of it, so every existing reference goes through the metadata file. That file maps the metadata
+ * partition onto the physical one block for block, except the 16 blocks from the file set descriptor on,
+ * which are moved near the partition's end (their old place zeroed): reading them right needs the map.
+ */
+function toMetadataPartition(img: string, bs: number): { moved: number; to: number } {
+  const fd = openSync(img, 'r+');
+  const read = (at: number, n: number) => {
+    const b = Buffer.alloc(n);
+    readSync(fd, b, 0, n, at);
+    return b;
+  };
+  const seal = (b: Buffer, crcLength: number) => {
+    b.writeUInt16LE(crcLength, 10);
+    b.writeUInt16LE(crcItu(b.subarray(16, 16 + crcLength)), 8);
+    let sum = 0;
+    for (let i = 0; i < 16; i++) if (i !== 4) sum += b[i];
+    b[4] = sum & 0xff;
+  };
+  try {
+    const anchor = read(256 * bs, bs);
+    const vds = anchor.readUInt32LE(20);
+    let pd: Buffer | null = null;
+    let lvdAt = -1;
+    for (let i = 0; i < 16; i++) {
+      const d = read((vds + i) * bs, bs);
+      if (d.readUInt16LE(0) === 5) pd = d;
+      if (d.readUInt16LE(0) === 6) lvdAt = (vds + i) * bs;
+    }
+    assert.ok(pd && lvdAt > 0);
+    const start = pd.readUInt32LE(188);
+    const length = pd.readUInt32LE(192);
+    const bitmapBlock = pd.readUInt32LE(56 + 12);
+    const lvd = read(lvdAt, bs);
+    const fsdBlock = lvd.readUInt32LE(252);
+    const n = 16;
+    const to = length - 64;
+    const feBlock = length - 8;
+    const end = to; // the metadata partition stops where the moved copy starts
+    // Move the blocks, zero their old place.
+    writeSync(fd, read((start + fsdBlock) * bs, n * bs), 0, n * bs, (start + to) * bs);
+    writeSync(fd, Buffer.alloc(n * bs), 0, n * bs, (start + fsdBlock) * bs);
+    // The metadata file's entry (ECMA-167 4/14.9, file type 250) with three short_ads.
+    const fe = Buffer.alloc(bs);
+    fe.writeUInt16LE(261, 0);
+    fe.writeUInt16LE(3, 2);
+    fe.writeUInt32LE(feBlock, 12);
+    fe.writeUInt16LE(4, 20); // strategy 4
+    fe.writeUInt16LE(1, 24);
+    fe[27] = 250;
+    fe.writeUInt32LE(0xffffffff, 36);
+    fe.writeUInt32LE(0xffffffff, 40);
+    fe.writeUInt16LE(1, 48);
+    fe.writeBigUInt64LE(BigInt(end * bs), 56);
+    fe.writeBigUInt64LE(BigInt(end), 64);
+    fe.writeUInt32LE(24, 172);
+    const ads: [number, number][] = [[fsdBlock, 0], [n, to], [end - fsdBlock - n, fsdBlock + n]];
+    ads.forEach(([count, at], i) => {
+      fe.writeUInt32LE(count * bs, 176 + 8 * i);
+      fe.writeUInt32LE(at, 180 + 8 * i);
+    });
+    seal(fe, 176 + 24 - 16);
+    writeSync(fd, fe, 0, bs, (start + feBlock) * bs);
+    // The bitmap: the moved copy and the entry are used now, the old place free.
+    const bitmap = read((start + bitmapBlock) * bs, bs * 256);
+    const setFree = (block: number, free: boolean) => {
+      const byte = 24 + (block >> 3);
+      bitmap[byte] = free ? bitmap[byte] | (1 << (block & 7)) : bitmap[byte] & ~(1 << (block & 7));
+    };
+    for (let k = 0; k < n; k++) {
+      setFree(to + k, false);
+      setFree(fsdBlock + k, true);
+    }
+    setFree(feBlock, false);
+    writeSync(fd, bitmap, 0, bitmap.length, (start + bitmapBlock) * bs);
+    // Map 0: metadata partition of partition 0 (UDF 2.60 2.2.10); map 1: partition 0 itself.
+    const maps = Buffer.alloc(70);
+    maps[0] = 2;
+    maps[1] = 64;
+    maps.write('*UDF Metadata Partition', 5, 'latin1');
+    maps.writeUInt16LE(0x0250, 4 + 24);
+    maps.writeUInt16LE(1, 36);
+    maps.writeUInt16LE(0, 38);
+    maps.writeUInt32LE(feBlock, 40);
+    maps.writeUInt32LE(0xffffffff, 44); // no mirror
+    maps.writeUInt32LE(0xffffffff, 48); // no bitmap file
+    maps.writeUInt32LE(32, 52);
+    maps.writeUInt16LE(1, 56);
+    maps[64] = 1;
+    maps[65] = 6;
+    maps.writeUInt16LE(1, 66);
+    maps.writeUInt16LE(0, 68);
+    lvd.fill(0, 440);
+    maps.copy(lvd, 440);
+    lvd.writeUInt32LE(maps.length, 264);
+    lvd.writeUInt32LE(2, 268);
+    lvd.writeUInt16LE(0x0250, 216 + 24); // domain: UDF 2.50
+    seal(lvd, 440 + maps.length - 16);
+    writeSync(fd, lvd, 0, bs, lvdAt);
+    return { moved: fsdBlock, to };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+test('UDF 2.50 metadata partition (made by hand from a udfclient volume): the tree through the metadata file, the physical partition\'s bitmap as free space', async (t) => {
+  if (!needPeers(t, 'mkudffs', 'udfclient', 'udfinfo')) return;
+  const dir = tempDir(t);
+  const src = join(dir, 'src');
+  asciiTree(src);
+  const img = join(dir, 'meta.img');
+  await makeFilledUdf(img, { rev: '2.01', blockSize: 512, size: 256 * MiB, src, label: 'Meta' });
+  const freeBefore = Number(udfinfo(img).freeblocks);
+  toMetadataPartition(img, 512);
+  const { fs, close } = await open(img);
+  t.after(close);
+  const reader = fs.reader as UdfReader;
+  assert.deepEqual(reader.structures.maps.map((m) => m.kind), ['metadata', 'physical']);
+  assert.equal(revision(reader), '2.50');
+  assertSameContents(await walkFs(fs), walkHost(src), { modes: true });
+  // One block more in use than before: the metadata file's entry (the moved blocks swapped places).
+  assert.equal(await freeBytes(fs), (freeBefore - 1) * 512);
+  const dest = join(dir, 'out');
+  mkdirSync(dest);
+  assert.equal(vdisk(['get', img, '/', dest]).code, 0);
+  assert.deepEqual(compareTrees(src, dest, { modes: true }), []);
+});
