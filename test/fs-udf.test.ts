@@ -157,6 +157,66 @@ function revision(r: UdfReader): string {
   return `${r.revision >> 8}.${(r.revision & 0xff).toString(16).padStart(2, '0')}`;
 }
 
+describe('mkudffs layouts filled by udfclient: sparable partitions, strategy 4096, long ADs, plain file entries', () => {
+  const cases = [
+    { name: 'CD-RW: sparable partition', mkudffs: ['--media-type=cdrw'], bs: 2048, kinds: ['sparable'] },
+    { name: 'DVD-RW: sparable partition', mkudffs: ['--media-type=dvdrw'], bs: 2048, kinds: ['sparable'] },
+    { name: 'DVD-RAM', mkudffs: ['--media-type=dvdram'], bs: 2048, kinds: ['physical'] },
+    { name: 'ICB strategy 4096', mkudffs: ['--media-type=hd', '--strategy=4096'], bs: 512, kinds: ['physical'] },
+    { name: 'long allocation descriptors', mkudffs: ['--media-type=hd', '--ad=long'], bs: 512, kinds: ['physical'] },
+    { name: 'short allocation descriptors, file entries (no EFE)', mkudffs: ['--media-type=hd', '--ad=short', '--noefe'], bs: 512, kinds: ['physical'] },
+  ];
+  const made = new Map<string, Promise<{ img: string; src: string }>>();
+  let base = '';
+  before(() => {
+    if (!['mkudffs', 'udfclient', 'udfinfo'].every(havePeer)) return;
+    base = mkdtempSync(join(tmpdir(), 'vdisk-udf-'));
+    const src = join(base, 'src');
+    asciiTree(src);
+    cases.forEach((c, i) => {
+      const img = join(base, `layout-${i}.img`);
+      const p = makeFilledUdf(img, { rev: '2.01', blockSize: c.bs, size: 256 * MiB, src, label: 'Layout', mkudffs: c.mkudffs }).then(() => ({ img, src }));
+      p.catch(() => undefined);
+      made.set(c.name, p);
+    });
+  });
+  after(() => {
+    if (base) rmSync(base, { recursive: true, force: true });
+  });
+  for (const c of cases) {
+    test(`${c.name}: tree and free space as udfinfo`, async (t) => {
+      if (!needPeers(t, 'mkudffs', 'udfclient', 'udfinfo')) return;
+      const { img, src } = await (made.get(c.name) as Promise<{ img: string; src: string }>);
+      const { fs, close } = await open(img);
+      t.after(close);
+      const reader = fs.reader as UdfReader;
+      assert.deepEqual(reader.structures.maps.map((m) => m.kind), c.kinds);
+      const ours = await walkFs(fs);
+      assertSameContents(ours, walkHost(src), { modes: true });
+      const info = udfinfo(img);
+      assert.equal(await freeBytes(fs), Number(info.freeblocks) * c.bs);
+      assert.equal([...ours.values()].filter((n) => n.type === 'file').length, Number(info.numfiles));
+      assert.deepEqual(fs.warnings, []);
+    });
+  }
+});
+
+describe('free space kept as a table or as a freed-space bitmap (mkudffs --space; udfclient cannot fill these)', () => {
+  for (const space of ['unalloctable', 'freedbitmap', 'freedtable'] as const) {
+    test(`--space=${space}: free space as udfinfo counts it`, async (t) => {
+      if (!needPeers(t, 'mkudffs', 'udfinfo')) return;
+      const dir = tempDir(t);
+      const img = join(dir, 'space.img');
+      sh('truncate', ['-s', String(64 * MiB), img]);
+      sh('mkudffs', ['--media-type=hd', `--space=${space}`, '--label=Space', img]);
+      const { fs, close } = await open(img);
+      t.after(close);
+      assert.equal(await freeBytes(fs), Number(udfinfo(img).freeblocks) * fs.reader.blockSize);
+      assert.deepEqual(await fs.readdir('/'), []);
+    });
+  }
+});
+
 test('UDF inside a VHDX, in a GPT partition', async (t) => {
   if (!needPeers(t, 'mkudffs', 'udfclient', 'sfdisk', 'qemu-img')) return;
   const dir = tempDir(t);

@@ -62,9 +62,9 @@ export interface PeerListing {
  * in the same session its `ls` of each directory in `dirs`: path -> mode string, owner, size.
  * udfclient's free-space search fails early on large blocks unless the volume is large (it is sparse).
  */
-export async function makeFilledUdf(img: string, opts: { rev: string; blockSize: number; size: number; src: string; label: string; dirs?: string[] }): Promise<Map<string, PeerListing>> {
+export async function makeFilledUdf(img: string, opts: { rev: string; blockSize: number; size: number; src: string; label: string; dirs?: string[]; mkudffs?: string[] }): Promise<Map<string, PeerListing>> {
   sh('truncate', ['-s', String(opts.size), img]);
-  sh('mkudffs', ['--media-type=hd', `--udfrev=${opts.rev}`, `--blocksize=${opts.blockSize}`, `--label=${opts.label}`, img]);
+  sh('mkudffs', [...(opts.mkudffs ?? ['--media-type=hd']), `--udfrev=${opts.rev}`, `--blocksize=${opts.blockSize}`, `--label=${opts.label}`, img]);
   const top = readdirSync(opts.src).map((n) => `"${n}"`);
   const vol = udfclientVolume(img);
   const listing = (opts.dirs ?? []).flatMap((d) => [`cd "/${vol}${d === '/' ? '' : d}"`, 'ls']);
