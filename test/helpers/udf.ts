@@ -82,6 +82,43 @@ export async function makeFilledUdf(img: string, opts: { rev: string; blockSize:
   return peer;
 }
 
+/**
+ * A UDF 2.60 image of a host tree made by pycdlib (python3-pycdlib): files, directories and symlinks,
+ * every ISO-9660 name a short one in the root (only the UDF tree matters here).
+ */
+export function makePycdlibUdf(src: string, iso: string): void {
+  const script = `
+import pycdlib, os, sys
+src, out = sys.argv[1], sys.argv[2]
+iso = pycdlib.PyCdlib()
+iso.new(udf='2.60', interchange_level=4)
+n = 0
+for root, dirs, files in os.walk(src):
+    rel = os.path.relpath(root, src)
+    for d in sorted(dirs):
+        if os.path.islink(os.path.join(root, d)):
+            files.append(d)
+            continue
+        n += 1
+        iso.add_directory('/D%d' % n, udf_path='/' + os.path.normpath(os.path.join(rel, d)))
+    for f in sorted(files):
+        full = os.path.join(root, f)
+        p = '/' + os.path.normpath(os.path.join(rel, f))
+        if os.path.islink(full):
+            iso.add_symlink(udf_symlink_path=p, udf_target=os.readlink(full))
+        else:
+            n += 1
+            iso.add_file(full, '/F%d.;1' % n, udf_path=p)
+iso.write(out)
+`;
+  sh('/usr/bin/python3', ['-c', script, src, iso]);
+}
+
+/** Whether python3-pycdlib is there (the system Python: a pyenv shim may shadow it). */
+export function havePycdlib(): boolean {
+  return spawnSync('/usr/bin/python3', ['-c', 'import pycdlib'], { encoding: 'utf8' }).status === 0;
+}
+
 export interface Node {
   type: FileType;
   size: number;
