@@ -74,31 +74,58 @@ function blkid(img: string): Record<string, string> {
 /** udfclient's free-space search gives up early on large blocks unless the (sparse) volume is large. */
 const SIZE_FOR_BLOCK: Record<number, number> = { 512: 256 * MiB, 2048: 256 * MiB, 4096: 1024 * MiB };
 
+const MATRIX = ['1.02', '1.50', '2.01'].flatMap((rev) => [512, 2048, 4096].map((bs) => ({ rev, bs })));
+const LAYOUTS = [
+  { name: 'CD-RW: sparable partition', mkudffs: ['--media-type=cdrw'], bs: 2048, kinds: ['sparable'] },
+  { name: 'DVD-RW: sparable partition', mkudffs: ['--media-type=dvdrw'], bs: 2048, kinds: ['sparable'] },
+  { name: 'DVD-RAM', mkudffs: ['--media-type=dvdram'], bs: 2048, kinds: ['physical'] },
+  { name: 'ICB strategy 4096', mkudffs: ['--media-type=hd', '--strategy=4096'], bs: 512, kinds: ['physical'] },
+  { name: 'long allocation descriptors', mkudffs: ['--media-type=hd', '--ad=long'], bs: 512, kinds: ['physical'] },
+  { name: 'short allocation descriptors, file entries (no EFE)', mkudffs: ['--media-type=hd', '--ad=short', '--noefe'], bs: 512, kinds: ['physical'] },
+];
+
+interface Filled {
+  img: string;
+  src: string;
+  peer: Map<string, PeerListing>;
+}
+
+/**
+ * udfclient sleeps seconds in every session: all the volumes it fills for this file are made at once,
+ * before the first test (each test that changes its volume has its own).
+ */
+const pool = new Map<string, Promise<Filled>>();
+let poolDir = '';
+before(() => {
+  if (!['mkudffs', 'udfclient', 'udfinfo'].every(havePeer)) return;
+  poolDir = mkdtempSync(join(tmpdir(), 'vdisk-udf-'));
+  const src = join(poolDir, 'src');
+  asciiTree(src);
+  const dirs = ['/', ...[...walkHost(src)].filter(([, n]) => n.type === 'directory').map(([p]) => p)];
+  const make = (key: string, opts: { rev: string; blockSize: number; size: number; label: string; mkudffs?: string[] }) => {
+    const img = join(poolDir, `${key.replace(/[^a-z0-9.]+/giu, '-')}.img`);
+    const p = makeFilledUdf(img, { ...opts, src, dirs }).then((peer) => ({ img, src, peer }));
+    p.catch(() => undefined);
+    pool.set(key, p);
+  };
+  for (const { rev, bs } of MATRIX) make(`${rev}/${bs}`, { rev, blockSize: bs, size: SIZE_FOR_BLOCK[bs], label: `Vol ${rev}` });
+  for (const c of LAYOUTS) make(c.name, { rev: '2.01', blockSize: c.bs, size: 256 * MiB, label: 'Layout', mkudffs: c.mkudffs });
+  for (const key of ['gpt', 'metadata', 'chains']) make(key, { rev: '2.01', blockSize: 512, size: 256 * MiB, label: key });
+});
+after(() => {
+  if (poolDir) rmSync(poolDir, { recursive: true, force: true });
+});
+
+function filled(key: string): Promise<Filled> {
+  return pool.get(key) as Promise<Filled>;
+}
+
 describe('UDF made by mkudffs and filled by udfclient, at each revision and block size', () => {
-  const cases = ['1.02', '1.50', '2.01'].flatMap((rev) => [512, 2048, 4096].map((bs) => ({ rev, bs })));
-  const made = new Map<string, Promise<{ img: string; src: string; peer: Map<string, PeerListing> }>>();
-  let base = '';
-  before(() => {
-    if (!['mkudffs', 'udfclient', 'udfinfo', 'blkid'].every(havePeer)) return;
-    base = mkdtempSync(join(tmpdir(), 'vdisk-udf-'));
-    const src = join(base, 'src');
-    asciiTree(src);
-    const dirs = ['/', ...[...walkHost(src)].filter(([, n]) => n.type === 'directory').map(([p]) => p)];
-    // udfclient spends seconds sleeping per session: all volumes are made at once.
-    for (const { rev, bs } of cases) {
-      const img = join(base, `udf-${rev}-${bs}.img`);
-      const p = makeFilledUdf(img, { rev, blockSize: bs, size: SIZE_FOR_BLOCK[bs], src, label: `Vol ${rev}`, dirs }).then((peer) => ({ img, src, peer }));
-      p.catch(() => undefined);
-      made.set(`${rev}/${bs}`, p);
-    }
-  });
-  after(() => {
-    if (base) rmSync(base, { recursive: true, force: true });
-  });
+  const cases = MATRIX;
   for (const { rev, bs } of cases) {
     test(`UDF ${rev}, ${bs}-byte blocks: tree, udfclient's listing, udfinfo and blkid agree`, async (t) => {
       if (!needPeers(t, 'mkudffs', 'udfclient', 'udfinfo', 'blkid')) return;
-      const { img, src, peer } = await (made.get(`${rev}/${bs}`) as Promise<{ img: string; src: string; peer: Map<string, PeerListing> }>);
+      const { img, src, peer } = await filled(`${rev}/${bs}`);
       const before = statSync(img);
       const { fs, close } = await open(img);
       t.after(close);
@@ -132,7 +159,7 @@ describe('UDF made by mkudffs and filled by udfclient, at each revision and bloc
       assert.deepEqual({ TYPE: volumes[0].filesystem, LABEL: volumes[0].label, UUID: volumes[0].uuid, VERSION: volumes[0].version }, { TYPE: b.TYPE, LABEL: b.LABEL, UUID: b.UUID, VERSION: b.VERSION });
 
       // The CLI: `get` of the whole tree equals the source; `ls -l -R` agrees with udfclient's listing.
-      const dest = join(base, `get-${rev}-${bs}`);
+      const dest = join(tempDir(t), 'out');
       mkdirSync(dest);
       const got = vdisk(['get', img, '/', dest]);
       assert.equal(got.code, 0, got.stderr);
@@ -158,35 +185,11 @@ function revision(r: UdfReader): string {
 }
 
 describe('mkudffs layouts filled by udfclient: sparable partitions, strategy 4096, long ADs, plain file entries', () => {
-  const cases = [
-    { name: 'CD-RW: sparable partition', mkudffs: ['--media-type=cdrw'], bs: 2048, kinds: ['sparable'] },
-    { name: 'DVD-RW: sparable partition', mkudffs: ['--media-type=dvdrw'], bs: 2048, kinds: ['sparable'] },
-    { name: 'DVD-RAM', mkudffs: ['--media-type=dvdram'], bs: 2048, kinds: ['physical'] },
-    { name: 'ICB strategy 4096', mkudffs: ['--media-type=hd', '--strategy=4096'], bs: 512, kinds: ['physical'] },
-    { name: 'long allocation descriptors', mkudffs: ['--media-type=hd', '--ad=long'], bs: 512, kinds: ['physical'] },
-    { name: 'short allocation descriptors, file entries (no EFE)', mkudffs: ['--media-type=hd', '--ad=short', '--noefe'], bs: 512, kinds: ['physical'] },
-  ];
-  const made = new Map<string, Promise<{ img: string; src: string }>>();
-  let base = '';
-  before(() => {
-    if (!['mkudffs', 'udfclient', 'udfinfo'].every(havePeer)) return;
-    base = mkdtempSync(join(tmpdir(), 'vdisk-udf-'));
-    const src = join(base, 'src');
-    asciiTree(src);
-    cases.forEach((c, i) => {
-      const img = join(base, `layout-${i}.img`);
-      const p = makeFilledUdf(img, { rev: '2.01', blockSize: c.bs, size: 256 * MiB, src, label: 'Layout', mkudffs: c.mkudffs }).then(() => ({ img, src }));
-      p.catch(() => undefined);
-      made.set(c.name, p);
-    });
-  });
-  after(() => {
-    if (base) rmSync(base, { recursive: true, force: true });
-  });
+  const cases = LAYOUTS;
   for (const c of cases) {
     test(`${c.name}: tree and free space as udfinfo`, async (t) => {
       if (!needPeers(t, 'mkudffs', 'udfclient', 'udfinfo')) return;
-      const { img, src } = await (made.get(c.name) as Promise<{ img: string; src: string }>);
+      const { img, src } = await filled(c.name);
       const { fs, close } = await open(img);
       t.after(close);
       const reader = fs.reader as UdfReader;
@@ -220,10 +223,7 @@ describe('free space kept as a table or as a freed-space bitmap (mkudffs --space
 test('UDF inside a VHDX, in a GPT partition', async (t) => {
   if (!needPeers(t, 'mkudffs', 'udfclient', 'sfdisk', 'qemu-img')) return;
   const dir = tempDir(t);
-  const src = join(dir, 'src');
-  asciiTree(src);
-  const vol = join(dir, 'vol.img');
-  await makeFilledUdf(vol, { rev: '2.01', blockSize: 512, size: 256 * MiB, src, label: 'InGpt' });
+  const { img: vol, src } = await filled('gpt');
   const disk = join(dir, 'disk.img');
   sh('truncate', ['-s', String(260 * MiB), disk]);
   sh('sfdisk', ['-q', disk], Buffer.from(`label: gpt\nstart=2048, size=${(256 * MiB) / 512}, type=EBD0A0A2-B9E5-4433-87C0-68B6B72699C7\n`));
@@ -343,8 +343,9 @@ describe('write-once media with a virtual allocation table (mkudffs; nothing fil
 /** The last non-zero 2048-byte sector of an image: where mkudffs wrote the VAT's ICB. */
 async function vatBlockOf(img: string): Promise<number> {
   const b = readFileSync(img);
+  const zero = Buffer.alloc(2048);
   for (let s = Math.floor(b.length / 2048) - 1; s >= 0; s--) {
-    if (b.subarray(s * 2048, (s + 1) * 2048).some((x) => x !== 0)) return s;
+    if (!b.subarray(s * 2048, (s + 1) * 2048).equals(zero)) return s;
   }
   return 0;
 }
@@ -459,10 +460,7 @@ function toMetadataPartition(img: string, bs: number): { moved: number; to: numb
 test('UDF 2.50 metadata partition (made by hand from a udfclient volume): the tree through the metadata file, the physical partition\'s bitmap as free space', async (t) => {
   if (!needPeers(t, 'mkudffs', 'udfclient', 'udfinfo')) return;
   const dir = tempDir(t);
-  const src = join(dir, 'src');
-  asciiTree(src);
-  const img = join(dir, 'meta.img');
-  await makeFilledUdf(img, { rev: '2.01', blockSize: 512, size: 256 * MiB, src, label: 'Meta' });
+  const { img, src } = await filled('metadata');
   const freeBefore = Number(udfinfo(img).freeblocks);
   toMetadataPartition(img, 512);
   const { fs, close } = await open(img);
@@ -548,11 +546,7 @@ function chainAllocationExtents(img: string, bs: number, feSector: number, spare
 
 test('allocation extent chains and an allocated-but-unrecorded extent (made by hand from a udfclient volume)', async (t) => {
   if (!needPeers(t, 'mkudffs', 'udfclient')) return;
-  const dir = tempDir(t);
-  const src = join(dir, 'src');
-  asciiTree(src);
-  const img = join(dir, 'aed.img');
-  await makeFilledUdf(img, { rev: '2.01', blockSize: 512, size: 256 * MiB, src, label: 'Chains' });
+  const { img, src } = await filled('chains');
   const path = '/docs/deep/big.bin';
   let spare: [number, number];
   let ino: number;

@@ -210,6 +210,7 @@ export class UdfReader implements FsReader<UdfNode> {
     const chunk = Math.max(1, Math.floor((1 << 20) / bs));
     let scanned = 0;
     let tried = 0;
+    const zero = Buffer.alloc(bs);
     for (let hi = end; hi > pd.start && scanned < VAT_SCAN && tried < 64; hi -= chunk) {
       const lo = Math.max(pd.start, hi - chunk);
       const data = await this.v.read(lo * bs, (hi - lo) * bs);
@@ -218,7 +219,7 @@ export class UdfReader implements FsReader<UdfNode> {
         const d = data.subarray((s - lo) * bs, (s - lo + 1) * bs);
         const id = parseTag(d).id;
         if (id !== TAG.FILE_ENTRY && id !== TAG.EXTENDED_FILE_ENTRY) {
-          if (d.some((x) => x !== 0) && id !== TAG.ANCHOR) tried++;
+          if (id !== TAG.ANCHOR && !d.equals(zero)) tried++;
           continue;
         }
         tried++;
