@@ -350,6 +350,35 @@ async function vatBlockOf(img: string): Promise<number> {
   return 0;
 }
 
+/** Seals a descriptor built or changed by hand: its CRC over `crcLength` body bytes, then the tag checksum. */
+function seal(b: Buffer, crcLength: number): void {
+  b.writeUInt16LE(crcLength, 10);
+  b.writeUInt16LE(crcItu(b.subarray(16, 16 + crcLength)), 8);
+  let sum = 0;
+  for (let i = 0; i < 16; i++) if (i !== 4) sum += b[i];
+  b[4] = sum & 0xff;
+}
+
+function readAt(fd: number, at: number, n: number): Buffer {
+  const b = Buffer.alloc(n);
+  readSync(fd, b, 0, n, at);
+  return b;
+}
+
+/** The partition descriptor and the logical volume descriptor (with its byte offset) of the main sequence. */
+function mainDescriptors(fd: number, bs: number): { pd: Buffer; lvd: Buffer; lvdAt: number } {
+  const vds = readAt(fd, 256 * bs, bs).readUInt32LE(20);
+  let pd: Buffer | null = null;
+  let lvdAt = -1;
+  for (let i = 0; i < 16; i++) {
+    const d = readAt(fd, (vds + i) * bs, bs);
+    if (d.readUInt16LE(0) === 5) pd = d;
+    if (d.readUInt16LE(0) === 6) lvdAt = (vds + i) * bs;
+  }
+  assert.ok(pd && lvdAt > 0);
+  return { pd, lvd: readAt(fd, lvdAt, bs), lvdAt };
+}
+
 /**
  * A UDF 2.50 metadata partition, built by hand from a volume the tools made (no tool here writes one):
  * the logical volume's map 0 becomes a metadata partition map over partition 0 and map 1 a type 1 map
@@ -359,33 +388,12 @@ async function vatBlockOf(img: string): Promise<number> {
  */
 function toMetadataPartition(img: string, bs: number): { moved: number; to: number } {
   const fd = openSync(img, 'r+');
-  const read = (at: number, n: number) => {
-    const b = Buffer.alloc(n);
-    readSync(fd, b, 0, n, at);
-    return b;
-  };
-  const seal = (b: Buffer, crcLength: number) => {
-    b.writeUInt16LE(crcLength, 10);
-    b.writeUInt16LE(crcItu(b.subarray(16, 16 + crcLength)), 8);
-    let sum = 0;
-    for (let i = 0; i < 16; i++) if (i !== 4) sum += b[i];
-    b[4] = sum & 0xff;
-  };
+  const read = (at: number, n: number) => readAt(fd, at, n);
   try {
-    const anchor = read(256 * bs, bs);
-    const vds = anchor.readUInt32LE(20);
-    let pd: Buffer | null = null;
-    let lvdAt = -1;
-    for (let i = 0; i < 16; i++) {
-      const d = read((vds + i) * bs, bs);
-      if (d.readUInt16LE(0) === 5) pd = d;
-      if (d.readUInt16LE(0) === 6) lvdAt = (vds + i) * bs;
-    }
-    assert.ok(pd && lvdAt > 0);
+    const { pd, lvd, lvdAt } = mainDescriptors(fd, bs);
     const start = pd.readUInt32LE(188);
     const length = pd.readUInt32LE(192);
     const bitmapBlock = pd.readUInt32LE(56 + 12);
-    const lvd = read(lvdAt, bs);
     const fsdBlock = lvd.readUInt32LE(252);
     const n = 16;
     const to = length - 64;
@@ -484,16 +492,8 @@ test('UDF 2.50 metadata partition (made by hand from a udfclient volume): the tr
  */
 function chainAllocationExtents(img: string, bs: number, feSector: number, spare: [number, number]): { hole: [number, number] } {
   const fd = openSync(img, 'r+');
-  const seal = (b: Buffer, crcLength: number) => {
-    b.writeUInt16LE(crcLength, 10);
-    b.writeUInt16LE(crcItu(b.subarray(16, 16 + crcLength)), 8);
-    let sum = 0;
-    for (let i = 0; i < 16; i++) if (i !== 4) sum += b[i];
-    b[4] = sum & 0xff;
-  };
   try {
-    const fe = Buffer.alloc(bs);
-    readSync(fd, fe, 0, bs, feSector * bs);
+    const fe = readAt(fd, feSector * bs, bs);
     const fixed = fe.readUInt16LE(0) === 266 ? 216 : 176;
     const lea = fe.readUInt32LE(fixed - 8);
     const lad = fe.readUInt32LE(fixed - 4);
@@ -582,4 +582,52 @@ test('allocation extent chains and an allocated-but-unrecorded extent (made by h
   assert.ok(part.equals(expected.subarray(30_000, 130_000)));
   const cat = vdisk(['cat', img, path]);
   assert.ok(cat.stdoutBytes.equals(expected));
+});
+
+/**
+ * A spared packet (UDF 2.60 2.2.12), which only a drive's defect management makes: the packet holding a
+ * file's entry copied to the first free spare packet the sparing tables list, the tables pointing there,
+ * the original packet zeroed. The tree reads right only through the sparing table.
+ */
+test('a sparable partition with a spared packet (made by hand from the CD-RW volume udfclient filled)', async (t) => {
+  if (!needPeers(t, 'mkudffs', 'udfclient')) return;
+  const { img: shared, src } = await filled(LAYOUTS[0].name);
+  const img = join(tempDir(t), 'spared.img');
+  sh('cp', ['--sparse=always', shared, img]);
+  const bs = 2048;
+  let ino: number;
+  {
+    const { fs, close } = await open(img);
+    ino = (await fs.lstat('/docs/deep/big.bin')).ino;
+    await close();
+  }
+  const fd = openSync(img, 'r+');
+  try {
+    const { pd, lvd } = mainDescriptors(fd, bs);
+    const start = pd.readUInt32LE(188);
+    assert.equal(lvd[440], 2, 'map 0 is a type 2 (sparable) map');
+    const packetLength = lvd.readUInt16LE(440 + 40);
+    const tables = Array.from({ length: lvd[440 + 42] }, (_, i) => lvd.readUInt32LE(440 + 48 + 4 * i));
+    const tableSize = lvd.readUInt32LE(440 + 44);
+    const packet = Math.floor((ino - start) / packetLength) * packetLength;
+    let spare = -1;
+    for (const at of tables) {
+      const table = readAt(fd, at * bs, Math.ceil(tableSize / bs) * bs);
+      const n = table.readUInt16LE(48);
+      const free = Array.from({ length: n }, (_, i) => i).find((i) => table.readUInt32LE(56 + 8 * i) === 0xffffffff); // available (0xFFFFFFF0: defective)
+      assert.ok(free !== undefined, 'a spare packet is available');
+      spare = table.readUInt32LE(60 + 8 * free);
+      table.writeUInt32LE(packet, 56 + 8 * free);
+      seal(table, table.readUInt16LE(10));
+      writeSync(fd, table, 0, table.length, at * bs);
+    }
+    const data = readAt(fd, (start + packet) * bs, packetLength * bs);
+    writeSync(fd, data, 0, data.length, spare * bs);
+    writeSync(fd, Buffer.alloc(data.length), 0, data.length, (start + packet) * bs);
+  } finally {
+    closeSync(fd);
+  }
+  const { fs, close } = await open(img);
+  t.after(close);
+  assertSameContents(await walkFs(fs), walkHost(src), { modes: true });
 });
