@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import { lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { sh } from './peers.js';
+import type { TestContext } from 'node:test';
 import type { Filesystem, FileType } from '../../src/filesystems/filesystem.js';
 
 /**
@@ -114,9 +115,18 @@ iso.write(out)
   sh('/usr/bin/python3', ['-c', script, src, iso]);
 }
 
-/** Whether python3-pycdlib is there (the system Python: a pyenv shim may shadow it). */
+/** Whether python3-pycdlib is there (in the system Python: a pyenv shim may shadow it); in CI it must be. */
 export function havePycdlib(): boolean {
-  return spawnSync('/usr/bin/python3', ['-c', 'import pycdlib'], { encoding: 'utf8' }).status === 0;
+  const ok = spawnSync('/usr/bin/python3', ['-c', 'import pycdlib'], { encoding: 'utf8' }).status === 0;
+  if (!ok && process.env.CI === 'true') throw new Error('peer missing in CI: python3-pycdlib');
+  return ok;
+}
+
+/** needPeers for python3-pycdlib. */
+export function needPycdlib(t: TestContext): boolean {
+  if (havePycdlib()) return true;
+  t.skip('peer missing: python3-pycdlib');
+  return false;
 }
 
 export interface Node {
