@@ -15,8 +15,9 @@ import { decodeCs0 } from './osta.js';
 import type { PartitionDescriptor } from './partition-descriptor.js';
 import { PartitionSpaces, type MetadataRun } from './partitions.js';
 import { pathFromComponents } from './path-component.js';
+import { UdfFile, type Extent } from './file.js';
+import { bitmapRuns, tableRuns, type SpaceIo } from './free-space.js';
 import { volumeSetUuid } from './primary-volume.js';
-import { BITMAP_HEADER, parseSpaceBitmap, parseUnallocatedSpaceEntry } from './space-bitmap.js';
 import { parseSparingTable } from './sparing-table.js';
 import { parseTag, tagProblem, TAG } from './tag.js';
 import { parseVat } from './vat.js';
@@ -38,14 +39,6 @@ interface Entry {
   sector: number;
 }
 
-/** A piece of a file: `length` bytes from file offset `offset`, at logical block `block` of space `ref`; unrecorded pieces read as zeros. */
-interface Extent {
-  offset: number;
-  length: number;
-  ref: number;
-  block: number;
-  recorded: boolean;
-}
 
 interface Fid {
   name: string;
@@ -53,7 +46,7 @@ interface Fid {
   directory: boolean;
 }
 
-/** Indirect entries followed for one ICB (strategy 4096, ECMA-167 4/A.6). */
+/** Indirect entries followed for one ICB, and newer ICBs for one file (strategy 4096, ECMA-167 4/A.6). */
 const MAX_INDIRECT = 32;
 /** Allocation extent descriptors followed for one file: each holds at least one descriptor, so this bounds a list of millions. */
 const MAX_CONTINUATIONS = 1 << 20;
@@ -69,7 +62,6 @@ const MAX_VAT = 64 << 20;
 const VAT_SCAN = 256 << 20;
 const ENTRY_CACHE = 4096;
 const DIR_CACHE = 16;
-const READ_CHUNK = 4 << 20;
 /** File entries are read in runs of neighbouring sectors of at most this many bytes. */
 const PREFETCH_RUN = 1 << 20;
 /** Linux shows an unset owner (0xFFFFFFFF, UDF 2.60 3.3.3.1) as the overflow id with default mount options. */
@@ -109,6 +101,13 @@ export class UdfReader implements FsReader<UdfNode> {
   private readonly name: string;
   private readonly spaces: PartitionSpaces;
   private rootNode!: UdfNode;
+  private readonly readExtent = (x: Extent, within: number, length: number): Promise<Buffer> => this.readBlocks(x.ref, x.block, length, within);
+  /** What the free-space module reads through. */
+  private readonly io: SpaceIo = {
+    blockSize: 0,
+    read: (ref, block, length, skip) => this.readBlocks(ref, block, length, skip),
+    corrupt: (what) => this.corrupt(what),
+  };
   private readonly entries = new Map<string, Entry>();
   private readonly dirs = new Map<string, Fid[]>();
   /** Per partition number, the VAT's block: on write-once media what follows it is the free space. */
@@ -124,6 +123,7 @@ export class UdfReader implements FsReader<UdfNode> {
     this.label = s.lvd.identifier ?? s.pvd.volumeIdentifier;
     this.uuid = volumeSetUuid(s.pvd.volumeSetIdentifier);
     this.spaces = new PartitionSpaces(s.maps, s.partitions, name);
+    this.io.blockSize = s.blockSize;
   }
 
   static async open(v: VolumeReader, ctx: FsContext): Promise<UdfReader> {
@@ -303,11 +303,35 @@ export class UdfReader implements FsReader<UdfNode> {
       }
       const fe = parseFileEntry(raw, id);
       if (typeof fe === 'string') throw this.corrupt(`${what}: ${fe}`);
+      // Strategy 4096 (ECMA-167 4/A.6): a two-entry ICB, this direct entry then, once the file was
+      // rewritten on write-once media, an indirect entry to the ICB holding the newer one.
+      if (fe.strategy === 4096) {
+        const next = await this.successor(r, b);
+        if (next) {
+          r = next.partition as number;
+          b = next.block;
+          continue;
+        }
+      }
       const e: Entry = { fe, raw, ref: r, block: b, sector };
       lru(this.entries, key, e, ENTRY_CACHE);
       return e;
     }
     throw this.corrupt(`ICB at block ${block} of partition reference ${ref}: more than ${MAX_INDIRECT} indirect entries`);
+  }
+
+  /** The indirect entry recorded after a strategy 4096 direct entry, if any. */
+  private async successor(ref: number, block: number): Promise<AllocationDescriptor | null> {
+    let raw: Buffer;
+    try {
+      raw = await this.readBlocks(ref, block + 1, this.blockSize);
+    } catch (err) {
+      if (err instanceof VdiskError) return null; // the partition's last block: nothing follows
+      throw err;
+    }
+    if (tagProblem(raw, 0, TAG.INDIRECT_ENTRY, block + 1) !== null) return null;
+    const next = parseIndirectEntry(raw);
+    return next.length > 0 ? next : null;
   }
 
   /**
@@ -379,18 +403,13 @@ export class UdfReader implements FsReader<UdfNode> {
   private openEntry(e: Entry, extents?: Extent[]): UdfFile {
     if (e.fe.adType === AD_EMBEDDED) {
       if (e.fe.length > e.fe.adLength) throw this.corrupt(`file entry at block ${e.block}: ${e.fe.length} bytes of embedded data in a ${e.fe.adLength}-byte area`);
-      return new UdfFile(e.fe.length, e.raw.subarray(e.fe.adOffset, e.fe.adOffset + e.fe.length), [], this);
+      return new UdfFile(e.fe.length, e.raw.subarray(e.fe.adOffset, e.fe.adOffset + e.fe.length), [], this.readExtent);
     }
-    return new UdfFile(e.fe.length, null, extents ?? [], this);
+    return new UdfFile(e.fe.length, null, extents ?? [], this.readExtent);
   }
 
   private async fileOf(e: Entry): Promise<UdfFile> {
     return this.openEntry(e, e.fe.adType === AD_EMBEDDED ? [] : await this.extents(e));
-  }
-
-  /** Bytes of an extent for UdfFile. */
-  async readExtent(x: Extent, within: number, length: number): Promise<Buffer> {
-    return this.readBlocks(x.ref, x.block, length, within);
   }
 
   async root(): Promise<UdfNode> {
@@ -532,8 +551,8 @@ export class UdfReader implements FsReader<UdfNode> {
       const bitmap = pd.unallocatedBitmap ?? pd.freedBitmap;
       const table = pd.unallocatedTable ?? pd.freedTable;
       const vat = this.vatBlock.get(pd.number);
-      const runs = bitmap ? this.bitmapRuns(ref, pd, bitmap.block)
-        : table ? this.tableRuns(ref, pd, table.block)
+      const runs = bitmap ? bitmapRuns(this.io, ref, pd, bitmap.block)
+        : table ? tableRuns(this.io, ref, pd, table.block)
           : vat !== undefined && vat + 1 < pd.length ? [[vat + 1, pd.length - vat - 1] as [number, number]]
             : null;
       if (!runs) continue;
@@ -550,151 +569,5 @@ export class UdfReader implements FsReader<UdfNode> {
       }
     }
     if (pending) yield pending;
-  }
-
-  /** Runs [first block, count] of set bits, streamed from the bitmap in chunks. */
-  private async *bitmapRuns(ref: number, pd: PartitionDescriptor, block: number): AsyncGenerator<[number, number]> {
-    const bs = this.blockSize;
-    const first = await this.readBlocks(ref, block, bs);
-    const sbd = parseSpaceBitmap(first, block);
-    if (typeof sbd === 'string') throw this.corrupt(`space bitmap of partition ${pd.number} at block ${block}: ${sbd}`);
-    const bits = Math.min(sbd.bits, pd.length);
-    const bytes = Math.ceil(bits / 8);
-    if (sbd.bytes < bytes) throw this.corrupt(`space bitmap of partition ${pd.number}: ${sbd.bytes} bytes for ${sbd.bits} bits`);
-    let start = -1;
-    for (let pos = 0; pos < bytes; pos += READ_CHUNK) {
-      const n = Math.min(READ_CHUNK, bytes - pos);
-      const chunk = await this.readBlocks(ref, block, n, BITMAP_HEADER + pos);
-      for (let i = 0; i < n; i++) {
-        const byte = chunk[i];
-        const base = (pos + i) * 8;
-        if (byte === 0xff && start >= 0 && base + 8 <= bits) continue;
-        if (byte === 0 && start < 0) continue;
-        for (let k = 0; k < 8 && base + k < bits; k++) {
-          const free = (byte >> k) & 1;
-          if (free && start < 0) start = base + k;
-          else if (!free && start >= 0) {
-            yield [start, base + k - start];
-            start = -1;
-          }
-        }
-      }
-    }
-    if (start >= 0) yield [start, bits - start];
-  }
-
-  /** Runs from an unallocated space entry and its continuation extents, sorted and merged. */
-  private async *tableRuns(ref: number, pd: PartitionDescriptor, block: number): AsyncGenerator<[number, number]> {
-    const bs = this.blockSize;
-    const what = `unallocated space entry of partition ${pd.number}`;
-    const use = parseUnallocatedSpaceEntry(await this.readBlocks(ref, block, bs), block);
-    if (typeof use === 'string') throw this.corrupt(`${what} at block ${block}: ${use}`);
-    const runs: [number, number][] = [];
-    let list = use;
-    for (let hops = 0; ; hops++) {
-      let next: AllocationDescriptor | null = null;
-      for (const ad of list) {
-        if (ad.kind === EXTENT_CONTINUATION) {
-          next = ad;
-          break;
-        }
-        if (runs.length >= MAX_EXTENTS) throw this.corrupt(`${what}: more than ${MAX_EXTENTS} extents`);
-        const count = Math.floor(ad.length / bs);
-        if (ad.block + count > pd.length) throw this.corrupt(`${what}: free extent at block ${ad.block} runs past the partition`);
-        if (count > 0) runs.push([ad.block, count]);
-      }
-      if (!next) break;
-      if (hops >= MAX_CONTINUATIONS) throw this.corrupt(`${what}: more than ${MAX_CONTINUATIONS} allocation extents`);
-      const d = await this.readBlocks(ref, next.block, bs);
-      const aed = parseAllocationExtent(d, next.block);
-      if (typeof aed === 'string') throw this.corrupt(`${what}: allocation extent at block ${next.block}: ${aed}`);
-      list = [];
-      for (let at = aed.adOffset; at + SHORT_AD_SIZE <= aed.adOffset + aed.adLength; at += SHORT_AD_SIZE) {
-        const ad = parseShortAd(d, at);
-        if (ad.length === 0) break;
-        list.push(ad);
-      }
-    }
-    runs.sort((a, b) => a[0] - b[0]);
-    let cur: [number, number] | null = null;
-    for (const r of runs) {
-      if (cur && r[0] <= cur[0] + cur[1]) cur[1] = Math.max(cur[1], r[0] + r[1] - cur[0]);
-      else {
-        if (cur) yield cur;
-        cur = [r[0], r[1]];
-      }
-    }
-    if (cur) yield cur;
-  }
-}
-
-/** A file's bytes: embedded in its entry, or its extents with holes for unrecorded ones. */
-class UdfFile implements FsFile {
-  readonly size: number;
-  private readonly embedded: Buffer | null;
-  private readonly extents: Extent[];
-  private readonly reader: UdfReader;
-
-  constructor(size: number, embedded: Buffer | null, extents: Extent[], reader: UdfReader) {
-    this.size = size;
-    this.embedded = embedded;
-    this.extents = extents;
-    this.reader = reader;
-  }
-
-  private find(position: number): number {
-    let lo = 0;
-    let hi = this.extents.length - 1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      const x = this.extents[mid];
-      if (position < x.offset) hi = mid - 1;
-      else if (position >= x.offset + x.length) lo = mid + 1;
-      else return mid;
-    }
-    return lo;
-  }
-
-  async read(buf: Uint8Array, position: number): Promise<number> {
-    if (position >= this.size || buf.length === 0) return 0;
-    const total = Math.min(buf.length, this.size - position);
-    const out = Buffer.from(buf.buffer, buf.byteOffset, total);
-    if (this.embedded) {
-      this.embedded.copy(out, 0, position, position + total);
-      return total;
-    }
-    let done = 0;
-    let i = this.find(position);
-    while (done < total) {
-      const pos = position + done;
-      const x = this.extents[i];
-      if (!x || pos < x.offset) {
-        // Past the last extent, or (never in valid lists) before the next: zeros.
-        const upto = x ? Math.min(total, x.offset - position) : total;
-        out.fill(0, done, upto);
-        done = upto;
-        continue;
-      }
-      const within = pos - x.offset;
-      const n = Math.min(total - done, x.length - within, READ_CHUNK);
-      if (x.recorded) (await this.reader.readExtent(x, within, n)).copy(out, done);
-      else out.fill(0, done, done + n);
-      done += n;
-      if (within + n >= x.length) i++;
-    }
-    return total;
-  }
-
-  async dataRanges(): Promise<ByteRange[]> {
-    if (this.embedded) return this.size ? [{ offset: 0, length: this.size }] : [];
-    const out: ByteRange[] = [];
-    for (const x of this.extents) {
-      if (!x.recorded || x.offset >= this.size) continue;
-      const length = Math.min(x.length, this.size - x.offset);
-      const prev = out[out.length - 1];
-      if (prev && prev.offset + prev.length === x.offset) prev.length += length;
-      else out.push({ offset: x.offset, length });
-    }
-    return out;
   }
 }
