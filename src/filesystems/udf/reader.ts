@@ -243,7 +243,7 @@ export class UdfReader implements FsReader<UdfNode> {
     if (!withHeader && e.fe.fileType !== FILE_TYPE.UNSPECIFIED) return null;
     if (e.fe.length > MAX_VAT) throw this.corrupt(`VAT of ${e.fe.length} bytes`);
     const data = Buffer.alloc(e.fe.length);
-    await this.openEntry(e).read(data, 0);
+    await (await this.fileOf(e)).read(data, 0);
     const vat = parseVat(data, withHeader);
     return typeof vat === 'string' ? null : vat.entries;
   }
@@ -400,16 +400,13 @@ export class UdfReader implements FsReader<UdfNode> {
     return out;
   }
 
-  private openEntry(e: Entry, extents?: Extent[]): UdfFile {
+  /** The bytes of a file, a directory, a symlink or the VAT: embedded in the entry, or through its extents. */
+  private async fileOf(e: Entry): Promise<UdfFile> {
     if (e.fe.adType === AD_EMBEDDED) {
       if (e.fe.length > e.fe.adLength) throw this.corrupt(`file entry at block ${e.block}: ${e.fe.length} bytes of embedded data in a ${e.fe.adLength}-byte area`);
       return new UdfFile(e.fe.length, e.raw.subarray(e.fe.adOffset, e.fe.adOffset + e.fe.length), [], this.readExtent);
     }
-    return new UdfFile(e.fe.length, null, extents ?? [], this.readExtent);
-  }
-
-  private async fileOf(e: Entry): Promise<UdfFile> {
-    return this.openEntry(e, e.fe.adType === AD_EMBEDDED ? [] : await this.extents(e));
+    return new UdfFile(e.fe.length, null, await this.extents(e), this.readExtent);
   }
 
   async root(): Promise<UdfNode> {
