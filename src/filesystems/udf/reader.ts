@@ -61,6 +61,7 @@ const MAX_VAT = 64 << 20;
 /** How far back from the end of the volume the VAT's ICB is looked for (the last recorded sector). */
 const VAT_SCAN = 256 << 20;
 const ENTRY_CACHE = 4096;
+const EMPTY = Buffer.alloc(0);
 const DIR_CACHE = 16;
 /** File entries are read in runs of neighbouring sectors of at most this many bytes. */
 const PREFETCH_RUN = 1 << 20;
@@ -264,7 +265,7 @@ export class UdfReader implements FsReader<UdfNode> {
   /** `length` bytes from logical block `block` of space `ref`, through as many sector runs as the mapping makes. */
   private async readBlocks(ref: number, block: number, length: number, skip = 0): Promise<Buffer> {
     const bs = this.blockSize;
-    const out = Buffer.allocUnsafe(length);
+    let out = EMPTY;
     let done = 0;
     let b = block + Math.floor(skip / bs);
     let within = skip % bs;
@@ -273,6 +274,8 @@ export class UdfReader implements FsReader<UdfNode> {
       const run = this.spaces.mapRun(ref, b, want);
       const n = Math.min(length - done, run.count * bs - within);
       const data = await this.v.read(run.sector * bs + within, n);
+      if (n === length) return data; // one run: no copy
+      if (out === EMPTY) out = Buffer.allocUnsafe(length);
       data.copy(out, done);
       done += n;
       b += run.count;
