@@ -2,7 +2,7 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, linkSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { havePeer, needPeers, sh, tempDir, vdisk } from './helpers/peers.js';
@@ -258,6 +258,7 @@ test('UDF 2.60 made by pycdlib: Unicode names, symlinks (relative and absolute),
   symlinkSync('../a.txt', join(src, 'sub', 'up'));
   symlinkSync('/sub/big.bin', join(src, 'abs'));
   symlinkSync('./deeper/../big.bin', join(src, 'sub', 'dots'));
+  linkSync(join(src, 'a.txt'), join(src, 'sub', 'hard-link-to-a'));
   const iso = join(dir, 'p.iso');
   makePycdlibUdf(src, iso);
   const before = readFileSync(iso);
@@ -279,6 +280,9 @@ test('UDF 2.60 made by pycdlib: Unicode names, symlinks (relative and absolute),
   assert.equal(got.code, 0, got.stderr);
   assert.deepEqual(compareTrees(src, dest), []);
   assert.equal(diffTrees(src, dest), '');
+  // pycdlib points both FIDs at one ICB but leaves its link count at 1 (so Linux, and we, show 1).
+  const [a, b] = [await fs.lstat('/a.txt'), await fs.lstat('/sub/hard-link-to-a')];
+  assert.equal(a.ino, b.ino, 'hard links share one ICB');
   const cat = vdisk(['cat', iso, '/sub/deeper/ünïcødé 日本語 ✓.txt']);
   assert.equal(cat.stdout, 'wide\n');
   assert.ok(before.equals(readFileSync(iso)));

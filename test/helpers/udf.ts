@@ -84,7 +84,7 @@ export async function makeFilledUdf(img: string, opts: { rev: string; blockSize:
 }
 
 /**
- * A UDF 2.60 image of a host tree made by pycdlib (python3-pycdlib): files, directories and symlinks,
+ * A UDF 2.60 image of a host tree made by pycdlib (python3-pycdlib): files, directories, symlinks and hard links,
  * every ISO-9660 name a short one in the root (only the UDF tree matters here).
  */
 export function makePycdlibUdf(src: string, iso: string): void {
@@ -94,6 +94,7 @@ src, out = sys.argv[1], sys.argv[2]
 iso = pycdlib.PyCdlib()
 iso.new(udf='2.60', interchange_level=4)
 n = 0
+seen = {}
 for root, dirs, files in os.walk(src):
     rel = os.path.relpath(root, src)
     for d in sorted(dirs):
@@ -105,9 +106,13 @@ for root, dirs, files in os.walk(src):
     for f in sorted(files):
         full = os.path.join(root, f)
         p = '/' + os.path.normpath(os.path.join(rel, f))
+        st = os.lstat(full)
         if os.path.islink(full):
             iso.add_symlink(udf_symlink_path=p, udf_target=os.readlink(full))
+        elif st.st_nlink > 1 and (st.st_dev, st.st_ino) in seen:
+            iso.add_hard_link(udf_old_path=seen[(st.st_dev, st.st_ino)], udf_new_path=p)
         else:
+            seen[(st.st_dev, st.st_ino)] = p
             n += 1
             iso.add_file(full, '/F%d.;1' % n, udf_path=p)
 iso.write(out)
