@@ -61,6 +61,10 @@ const MAX_VAT = 64 << 20;
 /** How far back from the end of the volume the VAT's ICB is looked for (the last recorded sector). */
 const VAT_SCAN = 256 << 20;
 const ENTRY_CACHE = 4096;
+/** Reads up to SMALL_READ bytes are served from cached windows of WINDOW bytes, at most WINDOWS of them (8 MiB). */
+const SMALL_READ = 64 << 10;
+const WINDOW = 256 << 10;
+const WINDOWS = 32;
 const EMPTY = Buffer.alloc(0);
 const DIR_CACHE = 16;
 /** File entries are read in runs of neighbouring sectors of at most this many bytes. */
@@ -110,6 +114,7 @@ export class UdfReader implements FsReader<UdfNode> {
     corrupt: (what) => this.corrupt(what),
   };
   private readonly entries = new Map<string, Entry>();
+  private readonly windows = new Map<number, Promise<Buffer>>();
   private readonly dirs = new Map<string, Fid[]>();
   /** Per partition number, the VAT's block: on write-once media what follows it is the free space. */
   private readonly vatBlock = new Map<number, number>();
@@ -262,6 +267,24 @@ export class UdfReader implements FsReader<UdfNode> {
     if (root.fe.fileType !== FILE_TYPE.DIRECTORY) throw this.corrupt(`root directory ICB at block ${set.root.block}: file type ${root.fe.fileType}`);
   }
 
+  /**
+   * Bytes of the volume. Small reads (entries, directories, small files) come from a few cached
+   * windows read whole: writers put a directory's entries and small files side by side, so one read
+   * serves many of them; large reads go straight through.
+   */
+  private async readVolume(offset: number, length: number): Promise<Buffer> {
+    const first = Math.floor(offset / WINDOW);
+    if (length > SMALL_READ || first !== Math.floor((offset + length - 1) / WINDOW)) return this.v.read(offset, length);
+    let w = this.windows.get(first);
+    if (!w) {
+      w = this.v.read(first * WINDOW, WINDOW);
+      lru(this.windows, first, w, WINDOWS);
+      w.catch(() => this.windows.delete(first));
+    }
+    const at = offset - first * WINDOW;
+    return (await w).subarray(at, at + length);
+  }
+
   /** `length` bytes from logical block `block` of space `ref`, through as many sector runs as the mapping makes. */
   private async readBlocks(ref: number, block: number, length: number, skip = 0): Promise<Buffer> {
     const bs = this.blockSize;
@@ -273,7 +296,7 @@ export class UdfReader implements FsReader<UdfNode> {
       const want = Math.ceil((within + length - done) / bs);
       const run = this.spaces.mapRun(ref, b, want);
       const n = Math.min(length - done, run.count * bs - within);
-      const data = await this.v.read(run.sector * bs + within, n);
+      const data = await this.readVolume(run.sector * bs + within, n);
       if (n === length) return data; // one run: no copy
       if (out === EMPTY) out = Buffer.allocUnsafe(length);
       data.copy(out, done);
@@ -294,7 +317,7 @@ export class UdfReader implements FsReader<UdfNode> {
     for (let hop = 0; hop <= MAX_INDIRECT; hop++) {
       const what = `file entry at block ${b} of partition reference ${r}`;
       const sector = hop === 0 && prefetched ? prefetched.sector : this.spaces.mapRun(r, b, 1).sector;
-      const raw = hop === 0 && prefetched ? prefetched.raw : await this.v.read(sector * this.blockSize, this.blockSize);
+      const raw = hop === 0 && prefetched ? prefetched.raw : await this.readVolume(sector * this.blockSize, this.blockSize);
       const problem = tagProblem(raw, 0, [TAG.FILE_ENTRY, TAG.EXTENDED_FILE_ENTRY, TAG.INDIRECT_ENTRY], b);
       if (problem) throw this.corrupt(`${what}: ${problem}`);
       const id = parseTag(raw).id;
