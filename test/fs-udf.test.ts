@@ -632,3 +632,34 @@ test('a sparable partition with a spared packet (made by hand from the CD-RW vol
   t.after(close);
   assertSameContents(await walkFs(fs), walkHost(src), { modes: true });
 });
+
+test('the anchor at sector 256 and the main descriptor sequence damaged: the last sector\'s anchor and the reserve sequence serve, with warnings', async (t) => {
+  if (!needPeers(t, 'mkudffs', 'udfclient', 'udfinfo')) return;
+  const { img: shared, src } = await filled('1.50/2048');
+  const img = join(tempDir(t), 'damaged.img');
+  sh('cp', ['--sparse=always', shared, img]);
+  const bs = 2048;
+  const fd = openSync(img, 'r+');
+  try {
+    const main = readAt(fd, 256 * bs, bs).readUInt32LE(20);
+    writeSync(fd, Buffer.alloc(bs, 0x5a), 0, bs, 256 * bs);
+    writeSync(fd, Buffer.alloc(bs, 0x5a), 0, bs, main * bs);
+  } finally {
+    closeSync(fd);
+  }
+  const { fs, close } = await open(img);
+  t.after(close);
+  assertSameContents(await walkFs(fs), walkHost(src), { modes: true });
+  assert.equal(fs.warnings.length, 2, fs.warnings.join(' | '));
+  assert.match(fs.warnings[0], /no valid anchor at sector 256; read the one at sector \d+/u);
+  assert.match(fs.warnings[1], /main volume descriptor sequence unusable \(.*sector \d+: tag identifier 23130.*\); read the reserve/u);
+  // All anchors gone: a one-line refusal.
+  const size = statSync(img).size;
+  const fd2 = openSync(img, 'r+');
+  for (const s of [size / bs - 1, size / bs - 257]) writeSync(fd2, Buffer.alloc(bs), 0, bs, s * bs);
+  closeSync(fd2);
+  const r = vdisk(['ls', img]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /^vdisk: .*damaged\.img: udf: no valid anchor volume descriptor pointer/u);
+  assert.equal(r.stderr.trim().split('\n').length, 1);
+});

@@ -10,8 +10,9 @@ const MAX_VDS = 64;
 /**
  * UDF: an NSR02/NSR03 descriptor in the volume recognition sequence, then the anchor at sector 256
  * and the main volume descriptor sequence: LABEL is the logical volume identifier, UUID the first 16
- * hex digits of the volume set identifier (as blkid derives it), VERSION the UDF revision. Like blkid,
- * the detector checks tag identifiers and the anchor's location but not checksums: the reader does.
+ * hex digits of the volume set identifier (as blkid derives it), VERSION the UDF revision. Detection
+ * looks only at tag identifiers and the anchor's location, leaving checksums and CRCs to the reader, so
+ * that a volume with one damaged descriptor is still named.
  */
 export const udf: Detector = {
   name: 'udf',

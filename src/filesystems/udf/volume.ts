@@ -35,7 +35,7 @@ export interface VolumeStructures {
 }
 
 /** The anchor and block size: sector 256 at each block size, then the last sector and 256 before it. */
-export async function findAnchor(v: VolumeReader): Promise<{ blockSize: number; anchor: Anchor } | null> {
+export async function findAnchor(v: VolumeReader): Promise<{ blockSize: number; anchor: Anchor; sector: number } | null> {
   for (const last of [false, true]) {
     for (const bs of BLOCK_SIZES) {
       const n = Math.floor(v.size / bs);
@@ -43,7 +43,7 @@ export async function findAnchor(v: VolumeReader): Promise<{ blockSize: number; 
       for (const s of sectors) {
         if (s < 256 || s >= n) continue;
         const anchor = parseAnchor(await v.read(s * bs, bs), s);
-        if (anchor) return { blockSize: bs, anchor };
+        if (anchor) return { blockSize: bs, anchor, sector: s };
       }
     }
   }
@@ -105,6 +105,7 @@ export async function readVolumeStructures(v: VolumeReader, name: string, warnin
   const found = await findAnchor(v);
   if (!found) throw new VdiskError('CORRUPT', `${name}: udf: no valid anchor volume descriptor pointer at sector 256 or at the end, for 512 to 4096-byte blocks`);
   const { blockSize: bs, anchor } = found;
+  if (found.sector !== 256) warnings.push(`udf: no valid anchor at sector 256; read the one at sector ${found.sector}`);
   const problems: string[] = [];
   let chosen: Sequence | null = null;
   for (const [which, extent] of [['main', anchor.main], ['reserve', anchor.reserve]] as const) {
