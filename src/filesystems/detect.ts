@@ -7,7 +7,7 @@ import { ext } from './ext.js';
 import { ntfs } from './ntfs.js';
 import { btrfs, f2fs, squashfs, swap, swsuspend, xfs } from './simple.js';
 import { iso9660 } from './iso9660/detector.js';
-import { udf } from './udf.js';
+import { udf } from './udf/detector.js';
 import { hpfs } from './hpfs.js';
 import { apfs, luks, lvm2, refs, zfs } from './containers.js';
 import { bitlocker } from './signatures/bitlocker.js';
