@@ -2,11 +2,11 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { lstatSync, readdirSync, readFileSync, readlinkSync, statfsSync, writeFileSync, mkdirSync, openSync, readSync, closeSync } from 'node:fs';
 import { needPeers, tempDir, vdisk, sh, sha256Buffer } from './helpers/peers.js';
 import { compareTrees, diffTrees, allocatedBytes } from './helpers/fs-tree.js';
-import { makeNtfs, mountNtfs, unmount, NTFS_PEERS, reparseHex, type NtfsFixture } from './helpers/ntfs.js';
+import { makeNtfs, mountNtfs, unmount, NTFS_PEERS, type NtfsFixture } from './helpers/ntfs.js';
 import { openImage } from '../src/formats/open.js';
 import { openFilesystem } from '../src/filesystems/open.js';
 import type { Filesystem, FsStats } from '../src/filesystems/filesystem.js';
@@ -370,5 +370,3 @@ describe('NTFS reader against mkntfs, ntfs-3g, ntfscat, ntfsls', () => {
   });
 });
 
-void reparseHex;
-void spawnSync;

@@ -287,7 +287,8 @@ export class NtfsReader implements FsReader<number> {
     const f = await this.mft.file(MFT_BITMAP);
     const data = f.attributes.find((a) => a.type === AT.DATA && a.name === '');
     if (!data) throw new VdiskError('CORRUPT', `${this.name}: $Bitmap has no data`);
-    const bits = this.boot.totalClusters;
+    // Clusters past the end of the partition (a boot sector claiming more than is there) are not ours to report.
+    const bits = Math.min(this.boot.totalClusters, Math.floor(this.volume.size / this.boot.clusterSize));
     if (data.dataSize * 8 < bits) throw new VdiskError('CORRUPT', `${this.name}: $Bitmap of ${data.dataSize} bytes is too short for ${bits} clusters`);
     const s = new AttributeStream(this.volume, this.boot.clusterSize, data, `${this.name}: $Bitmap`);
     const cluster = this.boot.clusterSize;
