@@ -107,7 +107,8 @@ export function makeNtfs(dir: string, opts: { sector: number; cluster: number; s
   file('noise.bin', noiseBytes(300_000, 4), 1_000_000_000);
   file('Ünïcödé 日本語/ファイル 🎉.txt', 'emoji and CJK\n');
   file('MixedCase.TXT', 'case\n');
-  for (let i = 0; i < 400; i++) file(`bigdir/entry with a long name number ${String(i).padStart(4, '0')}.dat`, `${i}\n`);
+  file('Long File Name.txt', 'has a DOS name too\n');
+  for (let i = 0; i < 250; i++) file(`bigdir/entry with a long name number ${String(i).padStart(4, '0')}.dat`, `${i}\n`);
   file('hard-a', 'linked twice\n');
   linkSync(join(src, 'hard-a'), join(src, 'links', 'hard-b'));
   symlinkSync('../docs/readme.txt', join(src, 'links', 'relative'));
@@ -177,11 +178,13 @@ export function makeNtfs(dir: string, opts: { sector: number; cluster: number; s
     mkdirSync(join(mnt, 'reparse', 'junction'));
     sh('setfattr', ['-n', 'system.ntfs_reparse_data', '-v', reparseHex(0xa0000003, '\\??\\C:\\Windows\\System32', 'C:\\Windows\\System32'), join(mnt, 'reparse', 'junction')]);
     symlinkSync('/.NTFS-3G/C:/Windows/System32', join(src, 'reparse', 'junction'));
+    // A Win32 name with its DOS 8.3 name in a separate $FILE_NAME (as Windows makes them).
+    sh('setfattr', ['-n', 'system.ntfs_dos_name', '-v', 'LONGFI~1.TXT', join(mnt, 'Long File Name.txt')]);
     // The read-only attribute: ntfs3 drops the write bits.
     sh('setfattr', ['-n', 'system.ntfs_attrib_be', '-v', '0x00000021', join(mnt, 'readonly.txt')]);
     chmodSync(join(src, 'readonly.txt'), 0o555);
     // What was written here rather than copied gets one fixed time on both sides, links included.
-    const extras = ['sparse.bin', 'ads.txt', 'many-streams', 'readonly.txt', ...(compress ? ['packed/text.txt', 'packed/noise.bin', 'packed/mixed.bin', 'packed/small.txt'] : [])];
+    const extras = ['sparse.bin', 'ads.txt', 'many-streams', 'readonly.txt', 'Long File Name.txt', ...(compress ? ['packed/text.txt', 'packed/noise.bin', 'packed/mixed.bin', 'packed/small.txt'] : [])];
     for (const rel of extras) for (const root of [mnt, src]) lutimesSync(join(root, rel), 1_500_000_000.25, 1_500_000_000.25);
   } finally {
     unmount(mnt);
