@@ -3,10 +3,10 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { lstatSync, readdirSync, readFileSync, readlinkSync, statfsSync, writeFileSync, mkdirSync, openSync, readSync, closeSync } from 'node:fs';
+import { lstatSync, readdirSync, readFileSync, readlinkSync, statfsSync, writeFileSync, writeSync, mkdirSync, openSync, readSync, closeSync } from 'node:fs';
 import { needPeers, tempDir, vdisk, sh, sha256Buffer } from './helpers/peers.js';
 import { compareTrees, diffTrees, allocatedBytes } from './helpers/fs-tree.js';
-import { makeNtfs, mountNtfs, unmount, NTFS_PEERS, type NtfsFixture } from './helpers/ntfs.js';
+import { makeNtfs, mountNtfs, unmount, noiseBytes, NTFS_PEERS, type NtfsFixture } from './helpers/ntfs.js';
 import { openImage } from '../src/formats/open.js';
 import { openFilesystem } from '../src/filesystems/open.js';
 import type { Filesystem, FsStats } from '../src/filesystems/filesystem.js';
@@ -313,6 +313,36 @@ describe('NTFS reader against mkntfs, ntfs-3g, ntfscat, ntfsls', () => {
     } finally {
       unmount(mnt);
     }
+    await image.close();
+  });
+
+  test('a $DATA split into extents in extension records, found through $ATTRIBUTE_LIST', async (t) => {
+    if (!needPeers(t, ...NTFS_PEERS)) return;
+    const dir = tempDir(t, 'vdisk-ntfs-');
+    const img = join(dir, 'list.img');
+    const mnt = join(dir, 'mnt');
+    sh('truncate', ['-s', String(8 * MiB), img]);
+    sh('mkntfs', ['-q', '-F', '-f', img]);
+    mountNtfs(img, mnt, 'rw');
+    try {
+      // 4 KiB of data every 8 KiB: 400 data and sparse runs outgrow the file's record.
+      const fd = openSync(join(mnt, 'scattered.bin'), 'w');
+      for (let i = 0; i < 200; i++) writeSync(fd, noiseBytes(4096, 100 + i), 0, 4096, i * 8192);
+      closeSync(fd);
+    } finally {
+      unmount(mnt);
+    }
+    const info = sh('ntfsinfo', ['-F', '/scattered.bin', img]);
+    assert.match(info, /\$ATTRIBUTE_LIST/, 'the file has an attribute list');
+    assert.ok((info.match(/Dumping attribute \$DATA/g) ?? []).length >= 2, 'its $DATA has several extents');
+    const image = await openImage(img);
+    const fs = await openFilesystem(image);
+    const scattered = await readAll(fs, '/scattered.bin');
+    assert.equal(scattered.length, 199 * 8192 + 4096);
+    for (let i = 0; i < 200; i++) assert.ok(scattered.subarray(i * 8192, i * 8192 + 4096).equals(noiseBytes(4096, 100 + i)), `block ${i}`);
+    assert.ok(scattered.equals(ntfscat(img, '/scattered.bin')), 'contents (ntfscat)');
+    const ranges = await (await fs.open('/scattered.bin')).dataRanges!();
+    assert.equal(ranges.length, 200);
     await image.close();
   });
 
