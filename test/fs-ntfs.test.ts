@@ -2,7 +2,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { lstatSync, readdirSync, readFileSync, readlinkSync, statfsSync, writeFileSync, writeSync, mkdirSync, openSync, readSync, closeSync } from 'node:fs';
 import { needPeers, tempDir, vdisk, sh, sha256Buffer } from './helpers/peers.js';
 import { compareTrees, diffTrees, allocatedBytes } from './helpers/fs-tree.js';
@@ -401,6 +401,22 @@ describe('NTFS reader against mkntfs, ntfs-3g, ntfscat, ntfsls', () => {
     assert.match(wof.stderr, /compact\.exe \(MFT record \d+\): WOF-compressed/);
     const json = vdisk(['ls', '--output', 'json', img, '/compact.exe']);
     assert.ok(JSON.parse(json.stdout)[0].flags.includes('wof-compressed'));
+
+    // A volume not cleanly unmounted: $Volume's $VOLUME_INFORMATION flags 0x0001, as ntfs-3g's ntfsinfo sees it.
+    const volRec = Number(boot.readBigUInt64LE(48)) * cluster + 3 * 1024;
+    const vrec = readFileSync(img).subarray(volRec, volRec + 1024);
+    let va = vrec.readUInt16LE(20);
+    while (vrec.readUInt32LE(va) !== 0x70) va += vrec.readUInt32LE(va + 4);
+    const flagsIn = va + vrec.readUInt16LE(va + 20) + 10;
+    // In $MFT and in its mirror ($MFTMirr keeps records 0-3, and the tools compare them).
+    for (const base of [volRec, Number(boot.readBigUInt64LE(56)) * cluster + 3 * 1024]) {
+      execFileSync('dd', [`of=${img}`, 'bs=1', `seek=${base + flagsIn}`, 'count=1', 'conv=notrunc', 'status=none'], { input: Buffer.from([vrec[flagsIn] | 1]) });
+    }
+    const peer = spawnSync('ntfsinfo', ['-m', img], { encoding: 'utf8' });
+    assert.match(peer.stderr, /Volume is scheduled for check/, 'ntfs-3g sees the volume dirty');
+    const dirty = vdisk(['ls', img]);
+    assert.equal(dirty.code, 0);
+    assert.match(dirty.stderr, /marked dirty/);
   });
 });
 

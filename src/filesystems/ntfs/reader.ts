@@ -79,6 +79,12 @@ export class NtfsReader implements FsReader<number> {
     const nameAttr = vol.attributes.find((a) => a.type === AT.VOLUME_NAME && a.resident);
     const label = nameAttr && nameAttr.value!.length > 0 ? nameAttr.value!.toString('utf16le') : undefined;
     const r = new NtfsReader(volume, boot, mft, ctx.name, label);
+    // $VOLUME_INFORMATION (NTFS Documentation, "$VOLUME_INFORMATION"): flag 0x0001 marks a volume Windows
+    // or ntfs-3g did not unmount cleanly; its metadata may be mid-change (ntfs-3g then refuses to mount it).
+    const volInfo = vol.attributes.find((a) => a.type === AT.VOLUME_INFORMATION && a.resident);
+    if (volInfo?.value && volInfo.value.length >= 12 && (volInfo.value.readUInt16LE(10) & 0x0001) !== 0) {
+      r.warnings.push(`${ctx.name}: NTFS volume is marked dirty (not cleanly unmounted); recent changes may be missing or inconsistent`);
+    }
     if (boot.totalSectors * boot.bytesPerSector > volume.size) {
       r.warnings.push(`${ctx.name}: NTFS volume of ${boot.totalSectors * boot.bytesPerSector} bytes is larger than its ${volume.size}-byte partition; the rest reads as zeros`);
     }
