@@ -116,6 +116,15 @@ async function checkAgainstPeers(fx: NtfsFixture, dir: string, vhdx?: string, pa
         // Modes as ntfs3 synthesises them: 0755, write bits dropped by the read-only attribute.
         assert.equal(st.mode & 0o777, st.flags?.includes('readonly') ? 0o555 : 0o755, `${path}: mode`);
       }
+      if (st.type === 'file' && !path.slice(1).includes('/')) {
+        // Creation time and attributes as ntfs-3g exposes them (xattrs; one process each, so top-level files only).
+        const xattr = (n: string) => execFileSync('getfattr', ['--only-values', '-n', n, join(mnt, path)], { stdio: ['ignore', 'pipe', 'pipe'] });
+        const crtime = xattr('system.ntfs_crtime').readBigUInt64LE(0);
+        assert.equal(nsOf(st.birthtime), (crtime - 116444736000000000n) * 100n, `${path}: birthtime`);
+        const attrib = xattr('system.ntfs_attrib').readUInt32LE(0);
+        const bits: [number, string][] = [[0x1, 'readonly'], [0x2, 'hidden'], [0x4, 'system'], [0x20, 'archive'], [0x200, 'sparse'], [0x400, 'reparse-point'], [0x800, 'compressed'], [0x4000, 'encrypted']];
+        for (const [bit, flag] of bits) assert.equal(st.flags?.includes(flag), (attrib & bit) !== 0, `${path}: ${flag} (attributes 0x${attrib.toString(16)})`);
+      }
       if (st.type === 'symlink') {
         const target = await fs.readlink(path);
         // ntfs-3g puts absolute Windows targets under <mount>/.NTFS-3G; we leave the mount point out.

@@ -8,7 +8,7 @@ import { sh } from './peers.js';
  * host source tree and what ntfs-3g was asked to add beyond it, so tests can compare both ways.
  */
 
-export const NTFS_PEERS = ['mkntfs', 'ntfs-3g', 'ntfsls', 'ntfscat', 'ntfsinfo', 'setfattr', 'blkid'];
+export const NTFS_PEERS = ['mkntfs', 'ntfs-3g', 'ntfsls', 'ntfscat', 'ntfsinfo', 'setfattr', 'getfattr', 'blkid'];
 
 export function mountNtfs(img: string, mnt: string, options: string): void {
   mkdirSync(mnt, { recursive: true });
