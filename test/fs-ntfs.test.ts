@@ -96,8 +96,12 @@ async function checkAgainstPeers(fx: NtfsFixture, dir: string, vhdx?: string, pa
     }
     for (const { path, st } of entries) {
       const theirs = lstatSync(join(mnt, path), { bigint: true });
-      const kind = theirs.isDirectory() ? 'directory' : theirs.isSymbolicLink() ? 'symlink' : theirs.isFile() ? 'file' : 'other';
+      const kind = theirs.isDirectory() ? 'directory' : theirs.isSymbolicLink() ? 'symlink' : theirs.isFile() ? 'file' : theirs.isFIFO() ? 'fifo' : theirs.isCharacterDevice() ? 'char' : theirs.isBlockDevice() ? 'block' : 'other';
       assert.equal(st.type, kind, `${path}: type`);
+      if (kind === 'char' || kind === 'block') {
+        const rdev = Number(theirs.rdev);
+        assert.deepEqual(st.rdev, { major: (rdev >> 8) & 0xfff, minor: (rdev & 0xff) | ((rdev >> 12) & 0xfff00) }, `${path}: device numbers`);
+      }
       assert.equal(BigInt(st.ino), theirs.ino, `${path}: ino`);
       assert.equal(nsOf(st.mtime), theirs.mtimeNs, `${path}: mtime`);
       assert.equal(nsOf(st.atime), theirs.atimeNs, `${path}: atime`);
@@ -143,6 +147,7 @@ async function checkAgainstPeers(fx: NtfsFixture, dir: string, vhdx?: string, pa
         assert.equal(st.streams?.find((s) => s.name === name)?.size, data.length);
       }
     }
+    assert.deepEqual((await fs.readdir('/special')).map((e) => `${e.name} ${e.type}`).sort(), ['disk block', 'fifo fifo', 'null char']);
     const many = await fs.stat('/many-streams');
     assert.match(sh('ntfsinfo', ['-f', '-F', '/many-streams', fx.img]), /\$ATTRIBUTE_LIST/, 'the fixture has an attribute list');
     assert.equal(many.streams?.length, 60);

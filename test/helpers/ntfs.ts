@@ -178,6 +178,12 @@ export function makeNtfs(dir: string, opts: { sector: number; cluster: number; s
     mkdirSync(join(mnt, 'reparse', 'junction'));
     sh('setfattr', ['-n', 'system.ntfs_reparse_data', '-v', reparseHex(0xa0000003, '\\??\\C:\\Windows\\System32', 'C:\\Windows\\System32'), join(mnt, 'reparse', 'junction')]);
     symlinkSync('/.NTFS-3G/C:/Windows/System32', join(src, 'reparse', 'junction'));
+    // Special files, which ntfs-3g stores as Interix system files (get skips them; src has the empty directory).
+    mkdirSync(join(mnt, 'special'));
+    mkdirSync(join(src, 'special'), { mode: 0o755 });
+    sh('mkfifo', [join(mnt, 'special', 'fifo')]);
+    sh('mknod', [join(mnt, 'special', 'null'), 'c', '1', '3']);
+    sh('mknod', [join(mnt, 'special', 'disk'), 'b', '8', '1']);
     // A Win32 name with its DOS 8.3 name in a separate $FILE_NAME (as Windows makes them).
     sh('setfattr', ['-n', 'system.ntfs_dos_name', '-v', 'LONGFI~1.TXT', join(mnt, 'Long File Name.txt')]);
     // The read-only attribute: ntfs3 drops the write bits.
