@@ -186,6 +186,16 @@ export function makeNtfs(dir: string, opts: { sector: number; cluster: number; s
     sh('mknod', [join(mnt, 'special', 'disk'), 'b', '8', '1']);
     // A Win32 name with its DOS 8.3 name in a separate $FILE_NAME (as Windows makes them).
     sh('setfattr', ['-n', 'system.ntfs_dos_name', '-v', 'LONGFI~1.TXT', join(mnt, 'Long File Name.txt')]);
+    // A WSL symlink: version 2, then the UTF-8 target.
+    const lxTarget = Buffer.from('../docs/deep/er', 'utf8');
+    const lx = Buffer.alloc(12 + lxTarget.length);
+    lx.writeUInt32LE(0xa000001d, 0);
+    lx.writeUInt16LE(4 + lxTarget.length, 4);
+    lx.writeUInt32LE(2, 8);
+    lxTarget.copy(lx, 12);
+    writeFileSync(join(mnt, 'reparse', 'wsl'), '');
+    sh('setfattr', ['-n', 'system.ntfs_reparse_data', '-v', '0x' + lx.toString('hex'), join(mnt, 'reparse', 'wsl')]);
+    symlinkSync('../docs/deep/er', join(src, 'reparse', 'wsl'));
     // The read-only attribute: ntfs3 drops the write bits.
     sh('setfattr', ['-n', 'system.ntfs_attrib_be', '-v', '0x00000021', join(mnt, 'readonly.txt')]);
     chmodSync(join(src, 'readonly.txt'), 0o555);
@@ -198,7 +208,7 @@ export function makeNtfs(dir: string, opts: { sector: number; cluster: number; s
   // ntfs-3g sees new reparse points as links only once mounted afresh.
   mountNtfs(img, mnt, 'rw');
   try {
-    for (const rel of ['reparse/relative', 'reparse/absolute', 'reparse/junction']) for (const root of [mnt, src]) lutimesSync(join(root, rel), 1_500_000_000.25, 1_500_000_000.25);
+    for (const rel of ['reparse/relative', 'reparse/absolute', 'reparse/junction', 'reparse/wsl']) for (const root of [mnt, src]) lutimesSync(join(root, rel), 1_500_000_000.25, 1_500_000_000.25);
   } finally {
     unmount(mnt);
   }

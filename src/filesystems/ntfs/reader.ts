@@ -113,8 +113,10 @@ export class NtfsReader implements FsReader<number> {
     }
   }
 
+  /** The file in messages: its name (control characters escaped, so a message stays one line) and record. */
   private what(info: { name: string; file: NtfsFile }): string {
-    return `${this.name}: ${info.name ? `${info.name} (MFT record ${info.file.number})` : `MFT record ${info.file.number}`}`;
+    const name = info.name.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+    return `${this.name}: ${name ? `${name} (MFT record ${info.file.number})` : `MFT record ${info.file.number}`}`;
   }
 
   private info(n: number): Promise<Info> {
@@ -273,7 +275,7 @@ export class NtfsReader implements FsReader<number> {
     const what = this.what(info);
     const attr = stream ? info.file.attributes.find((a) => a.type === AT.DATA && a.name === stream) : info.data;
     if (!attr) {
-      if (stream) throw new VdiskError('NOT_FOUND', `${what}: no data stream named '${stream}'`);
+      if (stream) throw new VdiskError('NOT_FOUND', `${what}: no data stream named ${JSON.stringify(stream)}`);
       return new AttributeStream(this.volume, this.boot.clusterSize, { ...emptyData, record: n }, what);
     }
     const attrs = info.si?.attributes ?? 0;
@@ -285,7 +287,7 @@ export class NtfsReader implements FsReader<number> {
     if ((attr.flags & ATTR_COMPRESSED) !== 0 && !attr.resident && attr.compressionUnit === 0) {
       throw new VdiskError('CORRUPT', `${what}: compressed stream without a compression unit`);
     }
-    return new AttributeStream(this.volume, this.boot.clusterSize, attr, stream ? `${what}: stream '${stream}'` : what);
+    return new AttributeStream(this.volume, this.boot.clusterSize, attr, stream ? `${what}: stream ${JSON.stringify(stream)}` : what);
   }
 
   /** Runs of clear bits in $Bitmap (one bit per cluster, set when in use), read in 1 MiB pieces. */

@@ -1,7 +1,8 @@
 /**
  * Links on NTFS, in the two forms ntfs-3g reads:
  * - reparse points ($REPARSE_POINT, type 0xC0; MS-FSCC 2.1.2): symbolic links (IO_REPARSE_TAG_SYMLINK)
- *   and junctions (IO_REPARSE_TAG_MOUNT_POINT), each with a substitute name and a print name;
+ *   and junctions (IO_REPARSE_TAG_MOUNT_POINT), each with a substitute name and a print name, and WSL's
+ *   links (IO_REPARSE_TAG_LX_SYMLINK, MS-FSCC 2.1.2.7);
  * - Interix special files, which ntfs-3g creates for `ln -s`, mkfifo and mknod: a system file whose data
  *   starts with "IntxLNK\1" (then the UTF-16 target), "IntxCHR\0" / "IntxBLK\0" (then 64-bit major
  *   and minor); an empty system file is a FIFO and a one-byte one a socket.
@@ -9,6 +10,8 @@
 
 export const TAG_MOUNT_POINT = 0xa0000003;
 export const TAG_SYMLINK = 0xa000000c;
+/** WSL's symbolic links: a 32-bit version (2), then the target as UTF-8, Linux-style. */
+export const TAG_LX_SYMLINK = 0xa000001d;
 export const TAG_DEDUP = 0x80000013;
 export const TAG_WOF = 0x80000017;
 
@@ -43,6 +46,10 @@ export function parseReparsePoint(b: Buffer): ReparsePoint | string {
   const tag = b.readUInt32LE(0);
   const dataLength = b.readUInt16LE(4);
   if (8 + dataLength > b.length) return `reparse data length ${dataLength} runs past the attribute`;
+  if (tag === TAG_LX_SYMLINK) {
+    if (dataLength < 4) return 'WSL link reparse data truncated';
+    return { tag, target: b.toString('utf8', 12, 8 + dataLength) };
+  }
   if (tag !== TAG_SYMLINK && tag !== TAG_MOUNT_POINT) return { tag };
   const head = tag === TAG_SYMLINK ? 12 : 8;
   if (dataLength < head) return 'link reparse data truncated';

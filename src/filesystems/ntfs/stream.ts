@@ -26,6 +26,8 @@ export class AttributeStream implements FsFile {
   private readonly what: string;
   private readonly compressed: boolean;
   private readonly unitClusters: number;
+  /** Bytes past this read as zeros (the valid-data length). */
+  private readonly initialized: number;
   /** The last decompressed unit, for the many small reads a caller may make in one unit. */
   private unitCache: { vcn: number; data: Buffer } | null = null;
 
@@ -37,21 +39,12 @@ export class AttributeStream implements FsFile {
     this.size = attr.dataSize;
     this.compressed = !attr.resident && (attr.flags & ATTR_COMPRESSED) !== 0 && attr.compressionUnit !== 0;
     this.unitClusters = 2 ** attr.compressionUnit;
-    if (!attr.resident) {
-      if (attr.initializedSize > attr.dataSize) this.initialized = attr.dataSize;
-      else this.initialized = attr.initializedSize;
-      // A data size beyond the runs is caught where a read reaches the unmapped clusters.
-      if (this.compressed) {
-        if (attr.compressionUnit > 16 || this.unitClusters * cluster > MAX_UNIT_BYTES) {
-          throw new VdiskError('UNSUPPORTED', `${what}: compression unit of ${this.unitClusters} clusters of ${cluster} bytes is larger than NTFS writes`);
-        }
-      }
-    } else {
-      this.initialized = attr.dataSize;
+    // A data size beyond the runs is caught where a read reaches the unmapped clusters.
+    this.initialized = Math.min(attr.initializedSize, attr.dataSize);
+    if (this.compressed && (attr.compressionUnit > 16 || this.unitClusters * cluster > MAX_UNIT_BYTES)) {
+      throw new VdiskError('UNSUPPORTED', `${what}: compression unit of ${this.unitClusters} clusters of ${cluster} bytes is larger than NTFS writes`);
     }
   }
-
-  private readonly initialized: number;
 
   private corrupt(what: string): VdiskError {
     return new VdiskError('CORRUPT', `${this.what}: ${what}`);
