@@ -182,7 +182,7 @@ test('mutated boot sector, MFT records, runlists, index blocks and compressed da
       }
       await bounded(b);
     }),
-    { numRuns: 300, interruptAfterTimeLimit: 20_000, ...(process.env.NTFS_REPLAY ? { seed: Number(process.env.NTFS_REPLAY.split(':')[0]), path: process.env.NTFS_REPLAY.split(':')[1], endOnFailure: true } : {}) },
+    { numRuns: 300, interruptAfterTimeLimit: 15_000, ...(process.env.NTFS_REPLAY ? { seed: Number(process.env.NTFS_REPLAY.split(':')[0]), path: process.env.NTFS_REPLAY.split(':')[1], endOnFailure: true } : {}) },
   );
   assert.equal(sha256Buffer(readFileSync(imagePath)), before, 'the image is never written');
   t.diagnostic(`${outcomes.ok} mutants read whole, ${outcomes.failed} refused with a one-line error`);

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { lstatSync, readdirSync, readFileSync, readlinkSync, statfsSync, writeFileSync, writeSync, mkdirSync, openSync, readSync, closeSync } from 'node:fs';
+import { lstatSync, unlinkSync, readdirSync, readFileSync, readlinkSync, statfsSync, writeFileSync, writeSync, mkdirSync, openSync, readSync, closeSync } from 'node:fs';
 import { needPeers, tempDir, vdisk, sh, sha256Buffer } from './helpers/peers.js';
 import { compareTrees, diffTrees, allocatedBytes } from './helpers/fs-tree.js';
 import { makeNtfs, mountNtfs, unmount, noiseBytes, NTFS_PEERS, type NtfsFixture } from './helpers/ntfs.js';
@@ -197,7 +197,7 @@ async function checkAgainstPeers(fx: NtfsFixture, dir: string, vhdx?: string, pa
   }
 }
 
-function checkCli(fx: NtfsFixture, dir: string, image: string, extra: string[] = []): void {
+function checkCli(fx: NtfsFixture, dir: string, image: string, extra: string[] = [], full = true): void {
   const out = join(dir, 'out');
   const r = vdisk(['get', ...extra, image, '/', out]);
   assert.equal(r.code, 0, r.stderr);
@@ -205,6 +205,7 @@ function checkCli(fx: NtfsFixture, dir: string, image: string, extra: string[] =
   assert.equal(diffTrees(fx.src, out), '');
   for (const p of fx.sparse) assert.ok(allocatedBytes(join(out, p)) < MiB, `${p} stays sparse`);
 
+  if (!full) return;
   // cat reads streams as FILE:STREAM; ls --output json lists them.
   for (const [path, streams] of fx.streams) {
     // A process each: all of /ads.txt's streams, two of /many-streams' sixty.
@@ -255,7 +256,8 @@ describe('NTFS reader against mkntfs, ntfs-3g, ntfscat, ntfsls', () => {
       const fx = makeNtfs(dir, { sector: v.sector, cluster: v.cluster, size: 24 * MiB });
       const before = createHash('sha256').update(readFileSync(fx.img)).digest('hex');
       await checkAgainstPeers(fx, dir);
-      checkCli(fx, dir, fx.img);
+      // The CLI's other commands once (a process each is slow here); get on every variant.
+      checkCli(fx, dir, fx.img, [], v === VARIANTS[0]);
       assert.equal(createHash('sha256').update(readFileSync(fx.img)).digest('hex'), before, 'the image is never written');
       if (v.sector === 512 && v.cluster === 4096 && needPeers(t, '7zz')) {
         // 7-Zip reads regular files and streams (it misreads ntfs-3g's sparse files and links: left out).
@@ -283,7 +285,7 @@ describe('NTFS reader against mkntfs, ntfs-3g, ntfscat, ntfsls', () => {
     const vhdx = join(dir, 'disk.vhdx');
     sh('qemu-img', ['convert', '-f', 'raw', '-O', 'vhdx', disk, vhdx]);
     await checkAgainstPeers(fx, dir, vhdx, 1);
-    checkCli(fx, dir, vhdx, ['-P', '1']);
+    checkCli(fx, dir, vhdx, ['-P', '1'], false);
   });
 
   test('a fragmented $MFT, read through its own runlist', async (t) => {
@@ -305,7 +307,7 @@ describe('NTFS reader against mkntfs, ntfs-3g, ntfscat, ntfsls', () => {
           break;
         }
       }
-      for (let i = 0; i < n; i += 2) sh('rm', ['-f', join(mnt, `fill${i}`)]);
+      for (let i = 0; i < n; i += 2) unlinkSync(join(mnt, `fill${i}`));
       mkdirSync(join(mnt, 'many'));
       for (let i = 0; i < 500; i++) writeFileSync(join(mnt, 'many', `file number ${i}`), `${i}`);
     } finally {
