@@ -84,8 +84,6 @@ export function makeNtfs(dir: string, opts: { sector: number; cluster: number; s
   const src = join(dir, 'src');
   const mnt = join(dir, 'mnt');
   const label = opts.label ?? 'Données';
-  writeFileSync(img, '');
-  closeSync(openSync(img, 'r+'));
   sh('truncate', ['-s', String(opts.size), img]);
   sh('mkntfs', ['-q', '-F', '-f', '-s', String(opts.sector), '-c', String(opts.cluster), '-L', label, img]);
 
