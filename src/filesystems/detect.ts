@@ -4,7 +4,7 @@ import type { Partition } from '../partitions/types.js';
 import { fat } from './fat.js';
 import { exfat } from './exfat/detector.js';
 import { ext } from './ext.js';
-import { ntfs } from './ntfs.js';
+import { ntfs } from './ntfs/detector.js';
 import { btrfs, f2fs, squashfs, swap, swsuspend, xfs } from './simple.js';
 import { iso9660 } from './iso9660/detector.js';
 import { udf } from './udf/detector.js';
