@@ -184,11 +184,13 @@ test('convert killed at random points leaves OUTPUT absent, as it was, or comple
   writeFileSync(src, randomBytes(24 * MiB));
   const other = join(dir, 'other.raw');
   writeFileSync(other, randomBytes(4 * MiB));
-  // How long a whole run takes, to spread the kills over it.
-  const started = Date.now();
+  // The kills are spread over the time from the first file the run makes to its end.
+  const appeared = (name: string) => () => readdirSync(dir).some((n) => n === name || n.startsWith(`.${name}.vdisk-`));
   const whole = convertRun(['-O', 'vhdx', '-o', 'block_size=1M', src, join(dir, 'timing.vhdx')]);
+  await waitFor('the first file', appeared('timing.vhdx'));
+  const started = Date.now();
   assert.equal((await whole.closed).code, 0, whole.stderr());
-  const span = Date.now() - started;
+  const span = Math.max(50, Date.now() - started);
   const complete = (out: string) =>
     spawnSync('qemu-img', ['compare', '-f', 'raw', '-F', 'vhdx', src, out], { encoding: 'utf8' }).status === 0;
   let cut = 0;
@@ -198,6 +200,8 @@ test('convert killed at random points leaves OUTPUT absent, as it was, or comple
     if (existed) assert.equal(vdisk(['convert', '-O', 'vhdx', other, out]).code, 0);
     const before = existed ? await sha256(out) : null;
     const c = convertRun(['-O', 'vhdx', '-o', 'block_size=1M', src, out]);
+    if (existed) await waitFor('the temporary file', () => readdirSync(dir).some((n) => n.startsWith(`.out${run}.vhdx.vdisk-`)));
+    else await waitFor('the first file', appeared(`out${run}.vhdx`));
     await new Promise((r) => setTimeout(r, Math.floor(Math.random() * span)));
     c.child.kill('SIGKILL');
     const end = await c.closed;
