@@ -158,3 +158,34 @@ test('qemu-img and qemu-io against vdisk holding the image: a writer keeps both 
   assert.ok(drained.stdout.equals(model), 'what the look read through the FIFO');
   assertDisk(dir, img, model, 'after qemu-io was kept out of a look');
 });
+
+test('a look through a read-only descriptor still sees a writer: on a block device, and on a file it cannot open for writing', async (t) => {
+  if (!needPeers(t, 'qemu-io', 'losetup')) return;
+  const dir = tempDir(t);
+  const backing = join(dir, 'dev.raw');
+  writeFileSync(backing, Buffer.alloc(SIZE));
+  const dev = sh('losetup', ['-f', '--show', backing]).trim();
+  t.after(() => void spawnSync('losetup', ['-d', dev]));
+  const q = hold('qemu-io', ['-f', 'raw', dev]);
+  await waitFor('qemu-io to lock the device', () => lockedByte(dev, WRITE_PERM_BYTE));
+  assertRefused(vdisk(['info', dev]), dev, /qemu-io/, 'info on the device');
+  assert.equal(vdisk(['info', '-U', dev]).code, 0);
+  assert.equal((await q.finish()).code, 0);
+  assert.equal(vdisk(['info', dev]).code, 0, 'free again once qemu-io quit');
+
+  // An immutable file cannot be opened for writing even by root: the test goes through /proc/locks.
+  const img = makeQemuVhdx(dir, { name: 'immutable', size: '8M' });
+  const q2 = hold('qemu-io', ['-f', 'vhdx', img]);
+  await waitFor('qemu-io to lock the image', () => lockedByte(img, WRITE_PERM_BYTE));
+  if (spawnSync('chattr', ['+i', img]).status !== 0) {
+    await q2.finish();
+    t.skip('chattr +i is not supported here');
+    return;
+  }
+  try {
+    assertRefused(vdisk(['info', img]), img, /qemu-io/, 'info on an immutable file');
+  } finally {
+    spawnSync('chattr', ['-i', img]);
+    await q2.finish();
+  }
+});
