@@ -1,4 +1,3 @@
-import { isatty } from 'node:tty';
 import { openImage } from '../src/formats/open.js';
 import { exportTo } from '../src/export.js';
 import { outputPlace, type OutputPlace } from '../src/io/output.js';
@@ -20,11 +19,6 @@ export async function runRead(path: string, output: string | undefined, opts: Re
   const offset = opts.offset !== undefined ? parseSize(opts.offset, '--offset') : 0;
   const length = opts.length !== undefined ? parseSize(opts.length, '--length') : undefined;
   const place: OutputPlace = output === undefined || output === '-' ? { kind: 'fd', fd: 1, name: 'stdout' } : await outputPlace(output);
-  // tty.isatty, not process.stdout.isTTY: touching process.stdout makes fd 1 non-blocking, and the
-  // export writes to fd 1 directly.
-  if (place.kind === 'fd' && isatty(place.fd)) {
-    throw new VdiskError('USAGE', 'refusing to write disk bytes to a terminal; name an OUTPUT file or redirect stdout');
-  }
   const image = await openImage(path, { format: formatOption(opts.format), forceShare: opts.forceShare });
   try {
     if (offset > image.virtualSize) {

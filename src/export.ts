@@ -1,5 +1,6 @@
 import { constants, writeSync } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
+import { isatty } from 'node:tty';
 import { Socket } from 'node:net';
 import { PositionalFile, type FileOrFd } from './io/file.js';
 import { allocIoBuffer, isZero } from './io/buffers.js';
@@ -216,6 +217,11 @@ export async function exportTo(image: DiskImage, place: OutputPlace, options: Ex
   const length = options.length ?? image.virtualSize - (options.offset ?? 0);
   switch (place.kind) {
     case 'fd':
+      // tty.isatty, not process.stdout.isTTY: touching process.stdout makes fd 1 non-blocking, and the
+      // export writes to fd 1 directly.
+      if (isatty(place.fd)) {
+        throw new VdiskError('USAGE', 'refusing to write disk bytes to a terminal; name an OUTPUT file or redirect stdout');
+      }
       return exportImage(image, { kind: 'fd', fd: place.fd, name: place.name }, options);
     case 'stream': {
       let handle;

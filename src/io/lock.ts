@@ -1,5 +1,5 @@
 import { createRequire } from 'node:module';
-import { closeSync, constants, fstatSync, openSync, readFileSync, readdirSync, statSync, type Stats } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readFileSync, readdirSync, type Stats } from 'node:fs';
 import { VdiskError } from '../errors.js';
 
 /**
@@ -124,7 +124,7 @@ const WINDOWS_LOCK_BYTE = 2 ** 52;
 /**
  * Takes the lock of `kind` on `fd` (the image's own descriptor: the locks live as long as it stays
  * open, and go with its close) or throws LOCKED. `writable` says whether `fd` was opened for writing;
- * a look-only descriptor cannot take the exclusive locks the tests need, see testFree.
+ * a look-only descriptor cannot take the exclusive locks the tests need, see lookTester.
  */
 export async function acquireLock(fd: number, path: string, writable: boolean, kind: LockKind): Promise<void> {
   const n = loadNative();
@@ -161,60 +161,85 @@ function lockLinux(n: Native, fd: number, path: string, writable: boolean, kind:
       throw inUse(path, describeHolder(fd, [b]));
     }
   }
-  const busy = conflictBytes(kind).filter((b) => !testFree(n, fd, path, writable, held, b));
+  const tester = writable ? ownTester(n, fd, held) : lookTester(n, fd, path);
+  let busy: number[];
+  try {
+    busy = conflictBytes(kind).filter((b) => !tester.free(b));
+  } finally {
+    tester.close();
+  }
   if (busy.length > 0) {
     release();
     throw inUse(path, describeHolder(fd, busy));
   }
 }
 
-/** Whether no other open file description holds a lock on byte `b`. */
-function testFree(n: Native, fd: number, path: string, writable: boolean, held: number[], b: number): boolean {
-  if (held.includes(b)) {
-    // We hold it shared (so fd is writable: only writers test bytes they hold): upgrade, then back.
-    if (!attempt(() => n.tryUpgradeLock(fd, b, 1))) return false;
-    n.tryDowngradeLock(fd, b, 1);
-    return true;
-  }
-  if (writable) {
-    if (!attempt(() => n.tryLock(fd, b, 1, { shared: false }))) return false;
-    n.unlock(fd, b, 1);
-    return true;
-  }
-  return testFreeReadOnly(n, fd, path, b);
+interface Tester {
+  /** Whether no other open file description holds a lock on byte `b`. */
+  free(b: number): boolean;
+  close(): void;
+}
+
+/** On the image's own descriptor, open for writing: an exclusive lock on the byte, undone at once. */
+function ownTester(n: Native, fd: number, held: number[]): Tester {
+  return {
+    free(b) {
+      if (held.includes(b)) {
+        // We hold it shared: an upgrade, then back.
+        if (!attempt(() => n.tryUpgradeLock(fd, b, 1))) return false;
+        n.tryDowngradeLock(fd, b, 1);
+        return true;
+      }
+      if (!attempt(() => n.tryLock(fd, b, 1, { shared: false }))) return false;
+      n.unlock(fd, b, 1);
+      return true;
+    },
+    close() {},
+  };
 }
 
 /**
- * A look-only descriptor may not take an exclusive lock (EBADF). For a regular file a second
- * descriptor opened for writing, on the same inode and used for nothing but the test, does it
- * (our own shared locks are on other bytes, so they cannot answer). A block device is not opened for
- * writing for a look (closing such a descriptor makes udev probe the device again), nor a file we may
- * not write: there /proc/locks tells, once it shows our own locks on the file (so that its device and
- * inode numbers are the ones we know). Where neither works, the test is skipped: our shared locks still
- * keep writers out, which is what protects the data.
+ * A look-only descriptor may not take an exclusive lock (EBADF), and a look tests only bytes it does
+ * not hold. For a regular file a second descriptor opened for writing, on the same inode and used for
+ * nothing but these tests, does it (our own shared locks are on other bytes, so they cannot answer).
+ * A block device is not opened for writing for a look (closing such a descriptor makes udev probe the
+ * device again), nor can a file we may not write be: there /proc/locks tells, once it shows our own
+ * locks on the file (so that its device and inode numbers are the ones we know). Where neither works
+ * the tests are skipped: our shared locks still keep writers out, which is what protects the data.
  */
-function testFreeReadOnly(n: Native, fd: number, path: string, b: number): boolean {
+function lookTester(n: Native, fd: number, path: string): Tester {
   const st = fstatSync(fd);
+  let probe = -1;
   if (st.isFile()) {
-    let probe = -1;
     try {
       probe = openSync(path, constants.O_RDWR | constants.O_NOFOLLOW);
       const ps = fstatSync(probe);
-      if (ps.dev === st.dev && ps.ino === st.ino) {
-        if (!attempt(() => n.tryLock(probe, b, 1, { shared: false }))) return false;
-        return true; // the probe's close drops the lock
+      if (ps.dev !== st.dev || ps.ino !== st.ino) {
+        closeSync(probe);
+        probe = -1;
       }
     } catch {
       // Not writable by us, or gone: ask /proc/locks.
-    } finally {
-      if (probe >= 0) closeSync(probe);
     }
   }
+  if (probe >= 0) {
+    const p = probe;
+    return {
+      free(b) {
+        if (!attempt(() => n.tryLock(p, b, 1, { shared: false }))) return false;
+        n.unlock(p, b, 1);
+        return true;
+      },
+      close: () => closeSync(p),
+    };
+  }
   const locks = procLocks(st);
-  if (!locks) return true;
   const ours = heldBytes('shared');
-  if (!ours.every((o) => locks.some((l) => l.start <= o && o <= l.end))) return true; // cannot tell
-  return !locks.some((l) => l.start <= b && b <= l.end);
+  const readable = locks !== null && ours.every((o) => locks.some((l) => l.start <= o && o <= l.end));
+  return {
+    free: (b) => !readable || !locks.some((l) => l.start <= b && b <= l.end),
+    close() {},
+  };
 }
 
 interface LockRange {
@@ -265,9 +290,8 @@ const MAX_MILLISECONDS = 500;
 
 /**
  * "pid N, COMMAND" of a process holding a lock on one of `bytes` of the file behind `fd`, or null.
- * OFD locks show pid -1 in /proc/locks, so the holder is found the other way round: each process's
- * descriptors on the same inode, and their fdinfo `lock:` lines. Bounded in processes, descriptors
- * and time.
+ * OFD locks show pid -1 in /proc/locks, so the holder is found the other way round: the `lock:` lines
+ * of each process's descriptors in /proc/PID/fdinfo. Bounded in processes, descriptors and time.
  */
 export function describeHolder(fd: number, bytes: number[]): string | null {
   if (process.platform !== 'linux') return null;
@@ -296,8 +320,8 @@ export function describeHolder(fd: number, bytes: number[]): string | null {
     for (const n of fds) {
       if (++descriptors > MAX_DESCRIPTORS) return null;
       try {
-        const t = statSync(`/proc/${pid}/fd/${n}`);
-        if (t.dev !== st.dev || t.ino !== st.ino) continue;
+        // fdinfo, not a stat of the descriptor: a stat would reach into the file's file system (a hung
+        // network or FUSE mount would hang us); fdinfo's lock lines carry the device and inode.
         const locks = parseLockLines(readFileSync(`/proc/${pid}/fdinfo/${n}`, 'utf8'), st, 'lock:');
         if (!locks?.some((l) => bytes.some((b) => l.start <= b && b <= l.end))) continue;
         let comm = '';
