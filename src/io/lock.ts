@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import { closeSync, constants, fstatSync, openSync, readFileSync, readdirSync, type Stats } from 'node:fs';
 import { VdiskError } from '../errors.js';
 
@@ -71,7 +72,19 @@ export function conflictBytes(kind: LockKind): number[] {
   return [...p.hold.map((i) => SHARED_BASE + i), ...p.unshared.map((i) => PERM_BASE + i)];
 }
 
+/**
+ * fs-native-extensions' binding: each call throws (code EAGAIN, or the platform's lock violation) when
+ * another holder is in the way. `exclusive` false is a shared lock.
+ */
 interface Native {
+  tryLock(fd: number, offset: number, length: number, exclusive: boolean): void;
+  tryUpgradeLock(fd: number, offset: number, length: number): void;
+  tryDowngradeLock(fd: number, offset: number, length: number): void;
+  unlock(fd: number, offset: number, length: number): void;
+}
+
+/** The package's own face: booleans instead of EAGAIN. */
+interface Wrapped {
   tryLock(fd: number, offset: number, length: number, opts: { shared: boolean }): boolean;
   tryUpgradeLock(fd: number, offset: number, length: number): boolean;
   tryDowngradeLock(fd: number, offset: number, length: number): boolean;
@@ -89,12 +102,34 @@ function warnOnce(why: string): void {
 
 function loadNative(): Native | null {
   if (native !== undefined) return native;
+  native = null;
+  let req: NodeRequire;
   try {
-    // A single-file executable carries no native addons: then there is nothing to lock with.
-    const req = createRequire(import.meta.url);
-    native = req('fs-native-extensions') as Native;
+    // A single-file executable carries no native addons (nor import.meta.url): nothing to lock with.
+    req = createRequire(import.meta.url);
   } catch {
-    native = null;
+    return null;
+  }
+  try {
+    // The prebuilt binary itself: the package's loader (require-addon and its resolver) measured 55-70 ms
+    // on every start, the binary 1 ms.
+    const dir = dirname(req.resolve('fs-native-extensions/package.json'));
+    native = req(join(dir, 'prebuilds', `${process.platform}-${process.arch}`, 'fs-native-extensions.node')) as Native;
+  } catch {
+    try {
+      const w = req('fs-native-extensions') as Wrapped;
+      const busy = (ok: boolean) => {
+        if (!ok) throw Object.assign(new Error('locked'), { code: 'EAGAIN' });
+      };
+      native = {
+        tryLock: (fd, o, l, exclusive) => busy(w.tryLock(fd, o, l, { shared: !exclusive })),
+        tryUpgradeLock: (fd, o, l) => busy(w.tryUpgradeLock(fd, o, l)),
+        tryDowngradeLock: (fd, o, l) => busy(w.tryDowngradeLock(fd, o, l)),
+        unlock: (fd, o, l) => w.unlock(fd, o, l),
+      };
+    } catch {
+      native = null;
+    }
   }
   return native;
 }
@@ -106,9 +141,10 @@ function isConflict(err: unknown): boolean {
 }
 
 /** True when granted; false when another holder is in the way; throws anything else. */
-function attempt(fn: () => boolean): boolean {
+function attempt(fn: () => void): boolean {
   try {
-    return fn();
+    fn();
+    return true;
   } catch (err) {
     if (isConflict(err)) return false;
     throw err;
@@ -132,12 +168,12 @@ export async function acquireLock(fd: number, path: string, writable: boolean, k
   try {
     if (process.platform === 'linux') return lockLinux(n, fd, path, writable, kind);
     if (process.platform === 'win32') {
-      if (!attempt(() => n.tryLock(fd, WINDOWS_LOCK_BYTE, 1, { shared: kind === 'shared' }))) throw inUse(path, null);
+      if (!attempt(() => n.tryLock(fd, WINDOWS_LOCK_BYTE, 1, kind === 'exclusive'))) throw inUse(path, null);
       return;
     }
     // macOS and the BSDs: flock on the whole file, between vdisk processes only (QEMU takes no lock
     // there without OFD locks).
-    if (!attempt(() => n.tryLock(fd, 0, 0, { shared: kind === 'shared' }))) throw inUse(path, null);
+    if (!attempt(() => n.tryLock(fd, 0, 0, kind === 'exclusive'))) throw inUse(path, null);
   } catch (err) {
     if (err instanceof VdiskError) throw err;
     // A file system without byte-range locks (some network and FUSE ones answer ENOLCK or EINVAL).
@@ -156,7 +192,7 @@ function lockLinux(n: Native, fd: number, path: string, writable: boolean, kind:
   };
   for (const b of held) {
     // Refused only while another vdisk is testing that byte: in use, at that instant.
-    if (!attempt(() => n.tryLock(fd, b, 1, { shared: true }))) {
+    if (!attempt(() => n.tryLock(fd, b, 1, false))) {
       release();
       throw inUse(path, describeHolder(fd, [b]));
     }
@@ -190,7 +226,7 @@ function ownTester(n: Native, fd: number, held: number[]): Tester {
         n.tryDowngradeLock(fd, b, 1);
         return true;
       }
-      if (!attempt(() => n.tryLock(fd, b, 1, { shared: false }))) return false;
+      if (!attempt(() => n.tryLock(fd, b, 1, true))) return false;
       n.unlock(fd, b, 1);
       return true;
     },
@@ -226,7 +262,7 @@ function lookTester(n: Native, fd: number, path: string): Tester {
     const p = probe;
     return {
       free(b) {
-        if (!attempt(() => n.tryLock(p, b, 1, { shared: false }))) return false;
+        if (!attempt(() => n.tryLock(p, b, 1, true))) return false;
         n.unlock(p, b, 1);
         return true;
       },

@@ -112,16 +112,18 @@ export class ReplacingOutput {
       for (let tries = 0; ; tries++) {
         const tempPath = join(dirname(target), `.${basename(target)}.vdisk-${randomBytes(4).toString('hex')}.tmp`);
         let file: PositionalFile;
+        // Tracked before it exists: a signal that arrives while it is being made still removes it.
+        track(tempPath);
         try {
           file = await PositionalFile.create(tempPath, true, target);
         } catch (err) {
+          untrack(tempPath);
           if (tries < 8 && err instanceof VdiskError && /already exists/.test(err.message)) continue;
           if (err instanceof VdiskError && err.code === 'NOT_FOUND') {
             throw new VdiskError('NOT_FOUND', `${target}: no such directory ${dirname(target)}`);
           }
           throw err;
         }
-        track(tempPath);
         try {
           await acquireLock(file.fd, target, true, 'exclusive');
           const st = await stat(tempPath);
