@@ -97,8 +97,8 @@ export class PositionalFile implements ByteSource {
       const e = err as NodeJS.ErrnoException;
       if (e?.code === 'EEXIST') throw new VdiskError('IO', `${path}: already exists`);
       // An output, not an image: fromSystemError's wording for EISDIR would mislead here.
-      if (e?.code === 'EISDIR') throw new VdiskError('NOT_A_FILE', `${path}: is a directory; cannot create a file there`);
-      throw fromSystemError(err, path, 'creating');
+      if (e?.code === 'EISDIR') throw new VdiskError('NOT_A_FILE', `${name}: is a directory; cannot create a file there`);
+      throw fromSystemError(err, name, 'creating');
     }
     return new PositionalFile(name, 'rw', handle, 0);
   }
