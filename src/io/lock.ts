@@ -13,21 +13,21 @@ import { VdiskError } from '../errors.js';
  * ahead it tests (F_OFD_GETLK) that nobody else holds byte 200+i for a permission it wants, nor byte
  * 100+i for a permission it does not share, and fails with `Failed to get shared "write" lock`.
  * Seen in /proc/locks, `qemu-io -f vhdx` (read-write) holds 100, 101, 103, 201 and 203; `qemu-io -r`
- * and `qemu-img info` hold 100, 201 and 203. We take the same two sets, so each refuses the other.
+ * (a read-only open, as qemu-img info makes) holds 100, 201 and 203. We take the same two sets, so each
+ * refuses the other.
  *
  * Node has no fcntl; fs-native-extensions gives us F_OFD_SETLK on a byte range (Linux), flock on the
  * whole file (macOS) and LockFileEx (Windows), but no F_OFD_GETLK. A test of a byte is therefore an
- * attempt to lock it exclusively on our own descriptor, undone at once: an OFD lock is an upgrade of a
- * byte we hold shared, granted only if no other description holds any lock on it.
+ * attempt to lock it exclusively, undone at once: granted only if no other open file description
+ * holds any lock on it (for a byte our descriptor holds shared, the attempt is an upgrade of our own).
  *
  * Why two processes cannot both pass: each takes every shared lock of its set first and only then
  * tests. Say A and B conflict: A holds byte x, B tests x (or the other way round). If B's test comes
  * after A took x, B sees it and refuses. If it comes before, then B's own shared locks (all taken
  * before B's tests) were already there when A took x and then ran its own tests, and A's test of the
  * byte B holds finds it. Both may refuse when they start at the same instant (a test's brief
- * exclusive lock also makes the other's shared lock attempt fail); neither ever goes ahead blind.
- * QEMU tests with F_OFD_GETLK, which takes nothing, so it never trips on our locks that way, and our
- * exclusive test lasts microseconds.
+ * exclusive lock also makes the other's shared lock attempt fail, and QEMU then reports "Failed to
+ * lock byte"); neither ever goes ahead blind. Our exclusive tests last microseconds.
  */
 
 export type LockKind = 'shared' | 'exclusive';
