@@ -8,6 +8,7 @@ export interface CheckCommandOptions {
   format?: string;
   output?: string;
   repair?: string;
+  forceShare?: boolean;
   quiet?: boolean;
   progress?: boolean;
 }
@@ -23,11 +24,12 @@ export async function runCheck(path: string, opts: CheckCommandOptions): Promise
       throw new VdiskError('USAGE', `-r must be leaks or all, not '${opts.repair}'`);
     }
     repair = opts.repair;
+    if (opts.forceShare) throw new VdiskError('USAGE', '-U cannot be used with -r: a repair always locks the image');
   }
   let r: CheckReport;
   try {
     const progress = progressReporter(opts, 'check');
-    r = await checkImage(path, { format: formatOption(opts.format), repair, onProgress: progress?.update });
+    r = await checkImage(path, { format: formatOption(opts.format), repair, forceShare: opts.forceShare, onProgress: progress?.update });
     progress?.finish();
   } catch (err) {
     if (!(err instanceof VdiskError) || err.code === 'USAGE') throw err;

@@ -15,6 +15,7 @@ const EXIT_CODES: Record<ErrorCode, number> = {
   TRUNCATED: 1,
   UNSUPPORTED: 1,
   RANGE: 1,
+  LOCKED: 1,
 };
 
 function fail(message: string, code: number): never {
@@ -41,12 +42,15 @@ function build(setExit: (code: number) => void): Command {
     });
   const formatOpt = () => new Option('-f, --format <fmt>', 'image format (vhdx, raw); probed when absent');
   const outputOpt = () => new Option('--output <kind>', 'human or json').default('human');
+  const shareOpt = () =>
+    new Option('-U, --force-share', 'look without the shared lock, even while another process writes the image (as qemu-img -U)');
 
   program
     .command('info')
     .description('format, sizes and the format’s details')
     .argument('<image>')
     .addOption(formatOpt())
+    .addOption(shareOpt())
     .addOption(outputOpt())
     .option('-q, --quiet', 'print nothing but errors')
     .action(async (image: string, opts) => {
@@ -73,6 +77,7 @@ function build(setExit: (code: number) => void): Command {
     .argument('<image>')
     .argument('[output]', 'output file; stdout when absent or -')
     .addOption(formatOpt())
+    .addOption(shareOpt())
     .option('--offset <n>', 'start at this virtual offset')
     .option('--length <n>', 'copy this many bytes')
     .option('-q, --quiet', 'print nothing but errors')
@@ -89,6 +94,7 @@ function build(setExit: (code: number) => void): Command {
     .argument('<image2>')
     .addOption(new Option('-f, --format <fmt>', 'the first image’s format (vhdx, raw); probed when absent'))
     .addOption(new Option('-F, --second-format <fmt>', 'the second image’s format (vhdx, raw); probed when absent'))
+    .addOption(shareOpt())
     .option('-s, --strict', 'images of different sizes are different, even if the larger one ends in zeros')
     .option('-q, --quiet', 'print nothing but errors')
     .option('-p, --progress', 'show progress on stderr (terminal only)')
@@ -102,6 +108,7 @@ function build(setExit: (code: number) => void): Command {
     .description('where each range of the virtual disk is stored: data, zeros, unallocated, or a parent (as qemu-img map)')
     .argument('<image>')
     .addOption(formatOpt())
+    .addOption(shareOpt())
     .addOption(outputOpt())
     .option('-q, --quiet', 'print nothing but errors')
     .action(async (image: string, opts) => {
@@ -114,6 +121,7 @@ function build(setExit: (code: number) => void): Command {
     .description('the partition table: MBR with extended chains, GPT (backup used when the primary is bad), BSD labels')
     .argument('<image>')
     .addOption(formatOpt())
+    .addOption(shareOpt())
     .addOption(outputOpt())
     .option('-q, --quiet', 'print nothing but errors')
     .action(async (image: string, opts) => {
@@ -126,6 +134,7 @@ function build(setExit: (code: number) => void): Command {
     .description('the file system of the disk or of each partition, named as blkid names it')
     .argument('<image>')
     .addOption(formatOpt())
+    .addOption(shareOpt())
     .addOption(outputOpt())
     .option('-q, --quiet', 'print nothing but errors')
     .action(async (image: string, opts) => {
@@ -138,6 +147,7 @@ function build(setExit: (code: number) => void): Command {
     .description('find inconsistencies; -r leaks|all repairs them (exit codes as qemu-img check)')
     .argument('<image>')
     .addOption(formatOpt())
+    .addOption(shareOpt())
     .addOption(outputOpt())
     .option('-r, --repair <what>', 'leaks or all')
     .option('-q, --quiet', 'print nothing but errors')
@@ -168,6 +178,7 @@ function build(setExit: (code: number) => void): Command {
     .argument('[source]')
     .argument('[output]')
     .addOption(formatOpt())
+    .addOption(shareOpt())
     .addOption(new Option('-O, --output-format <fmt>', 'the new image’s format: raw (default, as qemu-img) or vhdx'))
     .option('-o, --options <list>', 'VHDX options key=value,... as for create (repeatable; -o help lists them)', collect, [])
     .option('-t, --cache <mode>', 'writeback (default: every flush, durable when done) or unsafe (no flushes, as qemu-img convert defaults to)')
@@ -243,6 +254,8 @@ function build(setExit: (code: number) => void): Command {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  // What another vdisk or ps shows when this process holds an image ("in use by ... (pid N, vdisk)").
+  process.title = 'vdisk';
   let exitCode = 0;
   try {
     const program = build((c) => (exitCode = c));

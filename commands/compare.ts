@@ -9,6 +9,7 @@ export interface CompareCliOptions {
   format?: string;
   secondFormat?: string;
   strict?: boolean;
+  forceShare?: boolean;
   quiet?: boolean;
   progress?: boolean;
 }
@@ -25,8 +26,8 @@ export async function runCompare(first: string, second: string, opts: CompareCli
   };
   const opened: DiskImage[] = [];
   try {
-    opened.push(await openImage(first, { format: f1 }));
-    opened.push(await openImage(second, { format: f2 }));
+    opened.push(await openImage(first, { format: f1, forceShare: opts.forceShare }));
+    opened.push(await openImage(second, { format: f2, forceShare: opts.forceShare }));
     const [a, b] = opened;
     const progress = progressReporter(opts, 'compare');
     const r = await compareImages(a, b, { strict: opts.strict, onProgress: progress?.update });

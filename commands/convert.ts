@@ -10,6 +10,7 @@ export interface ConvertCliOptions {
   outputFormat?: string;
   options?: string[];
   cache?: string;
+  forceShare?: boolean;
   quiet?: boolean;
   progress?: boolean;
 }
@@ -23,7 +24,7 @@ export async function runConvert(source: string | undefined, output: string | un
   const cache = cacheOption(opts.cache);
   // Parsed before anything is opened, so a bad option leaves no output behind.
   const vhdx = newImageOptions(outFormat, list) ?? undefined;
-  const image = await openImage(source, { format: formatOption(opts.format) });
+  const image = await openImage(source, { format: formatOption(opts.format), forceShare: opts.forceShare });
   try {
     const progress = progressReporter(opts, 'convert');
     await convertImage(image, output, {

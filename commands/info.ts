@@ -6,12 +6,13 @@ import { colours, type Styler } from './colour.js';
 
 export interface InfoOptions {
   format?: string;
+  forceShare?: boolean;
   output?: string;
 }
 
 export async function runInfo(path: string, opts: InfoOptions): Promise<number> {
   const kind = outputKind(opts.output);
-  const image = await openImage(path, { format: formatOption(opts.format) });
+  const image = await openImage(path, { format: formatOption(opts.format), forceShare: opts.forceShare });
   try {
     const info = await describeImage(image);
     if (kind === 'json') printJson(info);

@@ -4,6 +4,7 @@ import { formatOption, outputKind } from './common.js';
 
 export interface MapOptions {
   format?: string;
+  forceShare?: boolean;
   output?: string;
 }
 
@@ -13,7 +14,7 @@ export interface MapOptions {
  */
 export async function runMap(path: string, opts: MapOptions): Promise<number> {
   const kind = outputKind(opts.output);
-  const image = await openImage(path, { format: formatOption(opts.format) });
+  const image = await openImage(path, { format: formatOption(opts.format), forceShare: opts.forceShare });
   const pending: string[] = [];
   let size = 0;
   const write = (s: string) => {

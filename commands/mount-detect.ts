@@ -5,13 +5,14 @@ import { formatOption, outputKind, printJson } from './common.js';
 
 export interface MountDetectOptions {
   format?: string;
+  forceShare?: boolean;
   output?: string;
   quiet?: boolean;
 }
 
 export async function runMountDetect(path: string, opts: MountDetectOptions): Promise<number> {
   const kind = outputKind(opts.output);
-  const image = await openImage(path, { format: formatOption(opts.format) });
+  const image = await openImage(path, { format: formatOption(opts.format), forceShare: opts.forceShare });
   let result;
   try {
     result = await detectVolumes(image);

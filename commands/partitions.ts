@@ -6,13 +6,14 @@ import { formatOption, outputKind, printJson } from './common.js';
 
 export interface PartitionsOptions {
   format?: string;
+  forceShare?: boolean;
   output?: string;
   quiet?: boolean;
 }
 
 export async function runPartitions(path: string, opts: PartitionsOptions): Promise<number> {
   const kind = outputKind(opts.output);
-  const image = await openImage(path, { format: formatOption(opts.format) });
+  const image = await openImage(path, { format: formatOption(opts.format), forceShare: opts.forceShare });
   let table: PartitionTable;
   try {
     table = await readPartitionTable(image);

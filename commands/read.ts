@@ -1,7 +1,6 @@
-import { isatty } from 'node:tty';
 import { openImage } from '../src/formats/open.js';
-import { exportImage } from '../src/export.js';
-import { refuseSameFile } from '../src/convert.js';
+import { exportTo } from '../src/export.js';
+import { outputPlace, type OutputPlace } from '../src/io/output.js';
 import { VdiskError } from '../src/errors.js';
 import { parseSize } from '../src/util/size.js';
 import { formatOption } from './common.js';
@@ -9,6 +8,7 @@ import { progressReporter } from './progress.js';
 
 export interface ReadOptions {
   format?: string;
+  forceShare?: boolean;
   offset?: string;
   length?: string;
   quiet?: boolean;
@@ -18,14 +18,8 @@ export interface ReadOptions {
 export async function runRead(path: string, output: string | undefined, opts: ReadOptions): Promise<number> {
   const offset = opts.offset !== undefined ? parseSize(opts.offset, '--offset') : 0;
   const length = opts.length !== undefined ? parseSize(opts.length, '--length') : undefined;
-  const toStdout = output === undefined || output === '-';
-  // tty.isatty, not process.stdout.isTTY: touching process.stdout makes fd 1 non-blocking, and the
-  // export writes to fd 1 directly.
-  if (toStdout && isatty(1)) {
-    throw new VdiskError('USAGE', 'refusing to write disk bytes to a terminal; name an OUTPUT file or redirect stdout');
-  }
-  if (!toStdout) await refuseSameFile(path, output);
-  const image = await openImage(path, { format: formatOption(opts.format) });
+  const place: OutputPlace = output === undefined || output === '-' ? { kind: 'fd', fd: 1, name: 'stdout' } : await outputPlace(output);
+  const image = await openImage(path, { format: formatOption(opts.format), forceShare: opts.forceShare });
   try {
     if (offset > image.virtualSize) {
       throw new VdiskError('RANGE', `${path}: --offset ${offset} is past the end of the virtual disk (${image.virtualSize} bytes)`);
@@ -38,11 +32,7 @@ export async function runRead(path: string, output: string | undefined, opts: Re
       );
     }
     const progress = progressReporter(opts, 'read');
-    await exportImage(image, toStdout ? { kind: 'fd', fd: 1, name: 'stdout' } : { kind: 'file', path: output }, {
-      offset,
-      length: len,
-      onProgress: progress?.update,
-    });
+    await exportTo(image, place, { offset, length: len, onProgress: progress?.update });
     progress?.finish();
     return 0;
   } finally {

@@ -19,7 +19,7 @@ await build({
   target: 'node20',
   outdir,
   // The native CRC-32C binding is loaded from node_modules at run time.
-  external: ['@node-rs/crc32'],
+  external: ['@node-rs/crc32', 'fs-native-extensions'],
   // commander is CommonJS and requires Node built-ins; ESM output needs a require to give it.
   banner: { js: "import { createRequire as __vdiskCreateRequire } from 'node:module'; const require = __vdiskCreateRequire(import.meta.url);" },
   // The version comes from package.json at build time: a bundle may run where that file is not.

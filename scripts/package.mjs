@@ -24,7 +24,7 @@ await build({
   target: 'node20',
   outfile: join(out, 'vdisk.cjs'),
   // A SEA can require only Node's built-ins: the native CRC is left out and its JavaScript twin runs.
-  external: ['@node-rs/crc32'],
+  external: ['@node-rs/crc32', 'fs-native-extensions'],
   define: { VDISK_VERSION: JSON.stringify(version), 'import.meta.url': 'undefined' },
   logLevel: 'warning',
 });

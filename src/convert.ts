@@ -1,13 +1,10 @@
-import { rm, stat } from 'node:fs/promises';
-import type { Stats } from 'node:fs';
-import { PositionalFile } from './io/file.js';
 import { VdiskError } from './errors.js';
 import type { DiskImage, ImageFormat } from './formats/image.js';
-import { openImage } from './formats/open.js';
 import { VhdxImage } from './formats/vhdx/vhdx-image.js';
-import { createVhdx, resolveCreateOptions, type VhdxCreateOptions } from './formats/vhdx/create.js';
+import { resolveCreateOptions, writeNewVhdx, type VhdxCreateOptions } from './formats/vhdx/create.js';
 import { roundUp } from './formats/vhdx/constants.js';
-import { exportImage } from './export.js';
+import { exportTo, refuseChainOutput } from './export.js';
+import { ReplacingOutput, nodeKind, outputPlace } from './io/output.js';
 import { copyInto } from './copy-into.js';
 
 export interface ConvertOptions {
@@ -27,33 +24,44 @@ export interface ConvertOptions {
 /**
  * Writes the source's virtual disk (read through any parents, with a pending log replayed in memory)
  * into a new image at `output`, as qemu-img convert does. Only what reads as non-zero is written, so the
- * output is as sparse as its format allows. On failure the half-written output is removed.
+ * output is as sparse as its format allows. A new image is written under a temporary name beside
+ * OUTPUT and renamed over it when complete (an existing file there is locked meanwhile, and left as it
+ * was if anything fails); raw output into a block device, character device or FIFO is written there in
+ * place. An output that is the source or one of its parents is refused.
  */
 export async function convertImage(source: DiskImage, output: string, options: ConvertOptions): Promise<void> {
   const cache = options.cache ?? 'writeback';
-  await refuseSameFile(source.filename, output);
-  const before = await refuseNonFile(output);
-  // Every refusal comes before OUTPUT is touched: an existing file there is only replaced by a
-  // convert that got as far as writing, and only such an output is removed when the copy fails.
+  const place = await outputPlace(output);
+  await refuseChainOutput(source, place);
+  // Every refusal comes before OUTPUT is touched.
   const vhdx = options.format === 'vhdx' ? vhdxOptionsFor(source, options.vhdx ?? {}) : null;
+  if (!vhdx) {
+    await exportTo(source, place, { onProgress: options.onProgress, sync: cache === 'writeback' });
+    return;
+  }
+  if (place.kind !== 'file') {
+    const what = place.kind === 'fd' ? 'a descriptor' : nodeKind(place.existing);
+    throw new VdiskError('NOT_A_FILE', `${output}: is ${what}; convert -O vhdx writes a new image file (-O raw writes into devices)`);
+  }
+  const out = await ReplacingOutput.begin(place.path, place.existing);
   try {
-    if (vhdx) {
-      await convertToVhdx(source, output, vhdx, cache, options.onProgress);
-    } else {
-      await exportImage(source, { kind: 'file', path: output }, { onProgress: options.onProgress });
-      if (cache === 'writeback') await syncFile(output); // a raw file has no metadata to order: one flush
+    await writeNewVhdx(out.file, vhdx);
+    out.file.cache = cache;
+    const dest = await VhdxImage.fromFile(out.file);
+    try {
+      await fillVhdx(source, dest, options.onProgress);
+    } finally {
+      await dest.close();
     }
+    await out.commit();
   } catch (err) {
-    // Removed only if this convert made or rewrote it: a file it could not even open stays as it was.
-    const now = await stat(output).catch(() => null);
-    const untouched = before && now && now.ino === before.ino && now.size === before.size && now.mtimeMs === before.mtimeMs;
-    if (now && !untouched) await rm(output, { force: true }).catch(() => undefined);
+    await out.abort();
     throw err;
   }
 }
 
 /** The new VHDX's creation options, checked: sectors inherited, size from the source. */
-function vhdxOptionsFor(source: DiskImage, requested: Omit<VhdxCreateOptions, 'size'>): VhdxCreateOptions {
+function vhdxOptionsFor(source: DiskImage, requested: Omit<VhdxCreateOptions, 'size'>): Required<VhdxCreateOptions> {
   const options = { ...inheritedSectors(source, requested), ...requested };
   // VHDX sizes are whole logical sectors; a raw source of another length is rounded up, as qemu-img does.
   const size = roundUp(source.virtualSize, options.logicalSectorSize ?? 512);
@@ -61,35 +69,23 @@ function vhdxOptionsFor(source: DiskImage, requested: Omit<VhdxCreateOptions, 's
   return resolveCreateOptions({ ...options, size });
 }
 
-async function convertToVhdx(
-  source: DiskImage,
-  output: string,
-  options: VhdxCreateOptions,
-  cache: 'writeback' | 'unsafe',
-  onProgress: ConvertOptions['onProgress'],
-): Promise<void> {
-  await createVhdx(output, options);
-  const dest = await openImage(output, { format: 'vhdx', mode: 'rw', cache });
-  try {
-    await copyInto(
-      dest,
-      {
-        length: source.virtualSize,
-        read: (buf, pos) => source.read(buf, pos),
-        nextRun: (pos, max) => nextRun(source, pos, max),
-      },
-      {
-        offset: 0,
-        // Chunks within one block of the new image (blocks are at least 1 MiB).
-        chunkSize: 4 * 1024 * 1024,
-        skipZeros: async () => true, // a new image reads as zeros everywhere
-        onProgress,
-      },
-    );
-    await dest.flush();
-  } finally {
-    await dest.close();
-  }
+async function fillVhdx(source: DiskImage, dest: DiskImage, onProgress: ConvertOptions['onProgress']): Promise<void> {
+  await copyInto(
+    dest,
+    {
+      length: source.virtualSize,
+      read: (buf, pos) => source.read(buf, pos),
+      nextRun: (pos, max) => nextRun(source, pos, max),
+    },
+    {
+      offset: 0,
+      // Chunks within one block of the new image (blocks are at least 1 MiB).
+      chunkSize: 4 * 1024 * 1024,
+      skipZeros: async () => true, // a new image reads as zeros everywhere
+      onProgress,
+    },
+  );
+  await dest.flush();
 }
 
 /**
@@ -115,34 +111,4 @@ async function nextRun(source: DiskImage, pos: number, max: number): Promise<{ z
     length += e.length;
   }
   return { zero, length };
-}
-
-async function syncFile(path: string): Promise<void> {
-  const file = await PositionalFile.open(path, 'rw');
-  try {
-    await file.flush();
-  } finally {
-    await file.close();
-  }
-}
-
-/**
- * Convert makes a new image file, and removes it again if the copy fails; a device or anything else
- * that is not a regular file must never be truncated or removed that way. Returns what is there now
- * (null: nothing), to tell after a failure whether this convert changed it.
- */
-async function refuseNonFile(output: string): Promise<Stats | null> {
-  const st = await stat(output).catch(() => null);
-  if (st && !st.isFile()) {
-    throw new VdiskError('NOT_A_FILE', `${output}: ${st.isDirectory() ? 'is a directory' : 'is not a regular file'}; convert writes a new image file`);
-  }
-  return st;
-}
-
-/** Refuses an output that is the source itself: creating it would destroy what is being read. */
-export async function refuseSameFile(source: string, output: string): Promise<void> {
-  const [a, b] = await Promise.all([stat(source).catch(() => null), stat(output).catch(() => null)]);
-  if (a && b && a.dev === b.dev && a.ino === b.ino) {
-    throw new VdiskError('USAGE', `${output}: OUTPUT is the image itself; refusing to overwrite it`);
-  }
 }

@@ -71,13 +71,26 @@ export async function copyInto(dest: DiskImage, source: CopySource, options: Cop
       readPos += len;
     }
   };
+  // A write that fails leaves the set before anyone may have awaited it: its error is kept here and
+  // thrown by the next wait, instead of escaping as an unhandled rejection (a crash with a stack).
+  let failure: { error: unknown } | null = null;
+  const settle = async (wait: Promise<unknown>) => {
+    await wait;
+    if (failure) throw failure.error;
+  };
   const startWrite = async (data: Buffer, at: number, pooled: boolean) => {
-    const w: Promise<void> = dest.write(data, at).finally(() => {
-      writing.delete(w);
-      if (pooled) recycle(data);
-    });
+    const w: Promise<void> = dest
+      .write(data, at)
+      .catch((error: unknown) => {
+        failure ??= { error };
+      })
+      .finally(() => {
+        writing.delete(w);
+        if (pooled) recycle(data);
+      });
     writing.add(w);
-    if (writing.size >= DEPTH) await Promise.race(writing);
+    if (writing.size >= DEPTH) await settle(Promise.race(writing));
+    else if (failure) throw failure.error;
   };
 
   /** Several writes out of one pooled buffer, which goes back to the pool when all of them are done. */
@@ -120,9 +133,9 @@ export async function copyInto(dest: DiskImage, source: CopySource, options: Cop
     options.onProgress?.(done, length);
     await refill();
     if (reads.length === 0 && readPos < length && writing.size > 0) {
-      await Promise.race(writing);
+      await settle(Promise.race(writing));
       await refill();
     }
   }
-  await Promise.all(writing);
+  await settle(Promise.all(writing));
 }

@@ -10,7 +10,8 @@ export type ErrorCode =
   | 'CORRUPT' // the image's structures are damaged or inconsistent
   | 'TRUNCATED' // the file ends before a structure it declares
   | 'UNSUPPORTED' // valid, but uses a feature we must not or cannot handle
-  | 'RANGE'; // a request outside the virtual disk
+  | 'RANGE' // a request outside the virtual disk
+  | 'LOCKED'; // another process has the image open in a way that excludes this use
 
 export class VdiskError extends Error {
   readonly code: ErrorCode;

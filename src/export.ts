@@ -1,12 +1,21 @@
-import { writeSync } from 'node:fs';
+import { constants, writeSync } from 'node:fs';
+import { open, stat } from 'node:fs/promises';
+import { isatty } from 'node:tty';
 import { Socket } from 'node:net';
 import { PositionalFile, type FileOrFd } from './io/file.js';
 import { allocIoBuffer, isZero } from './io/buffers.js';
 import { VdiskError, fromSystemError } from './errors.js';
 import type { DiskImage } from './formats/image.js';
 import { checkRange } from './formats/raw.js';
+import { VhdxImage } from './formats/vhdx/vhdx-image.js';
+import { ReplacingOutput, type OutputPlace } from './io/output.js';
 
-export type ExportTarget = FileOrFd;
+/**
+ * A file by path (created, or truncated, and written sparse), a descriptor (written in order), or a
+ * file already open: `holes` true for a new file (sized, then only non-zero runs written), false for
+ * a device written in place (every byte, zeros too, nothing truncated).
+ */
+export type ExportTarget = FileOrFd | { kind: 'open'; file: PositionalFile; holes: boolean };
 
 export interface ExportOptions {
   offset?: number;
@@ -68,10 +77,14 @@ export async function exportImage(image: DiskImage, target: ExportTarget, option
 
   let out: PositionalFile | null = null;
   let sink: FdSink | null = null;
-  if (target.kind === 'file') {
-    out = await PositionalFile.create(target.path);
-    await out.truncate(length); // sized first, as qemu-img does: writes then never extend the file
+  let holes = true;
+  if (target.kind === 'file') out = await PositionalFile.create(target.path);
+  else if (target.kind === 'open') {
+    out = target.file;
+    holes = target.holes;
   } else sink = new FdSink(target.fd, target.name ?? `fd ${target.fd}`);
+  // Sized first, as qemu-img does: writes then never extend the file. A device keeps its size.
+  if (out && holes) await out.truncate(length);
 
   try {
     const queue: Promise<Chunk>[] = [];
@@ -89,8 +102,10 @@ export async function exportImage(image: DiskImage, target: ExportTarget, option
     while (queue.length > 0) {
       const c = await (queue.shift() as Promise<Chunk>);
       launch();
-      if (out) {
+      if (out && holes) {
         if (c.data) await writeNonZeroRuns(out, c.data, c.offset - start);
+      } else if (out) {
+        await writeAll(out, c, c.offset - start);
       } else if (sink) {
         await sink.write(c.data ?? ZEROS.subarray(0, c.length));
       }
@@ -100,8 +115,16 @@ export async function exportImage(image: DiskImage, target: ExportTarget, option
     }
     return length;
   } finally {
-    await out?.close();
+    if (target.kind === 'file') await out?.close();
     await sink?.close();
+  }
+}
+
+/** In place on a device: what was there before must not show through, so zeros are written too. */
+async function writeAll(out: PositionalFile, c: Chunk, at: number): Promise<void> {
+  if (c.data) return out.writeAt(c.data, at);
+  for (let done = 0; done < c.length; done += ZEROS.length) {
+    await out.writeAt(ZEROS.subarray(0, Math.min(ZEROS.length, c.length - done)), at + done);
   }
 }
 
@@ -175,5 +198,89 @@ class FdSink {
   async close(): Promise<void> {
     const s = this.socket;
     if (s) await new Promise<void>((resolve) => s.end(resolve));
+  }
+}
+
+export interface ExportToOptions extends ExportOptions {
+  /** Flush a device written in place at the end (a new file is always made durable before its rename). */
+  sync?: boolean;
+}
+
+/**
+ * Writes the disk (or a range of it) to an output as `read` and `convert -O raw` do: a regular file
+ * (or nothing yet) becomes a new sparse file renamed into place; a block device is written in place,
+ * every byte, under an exclusive lock; a character device, FIFO or descriptor is written in order.
+ * Nothing is truncated or removed that this call did not make.
+ */
+export async function exportTo(image: DiskImage, place: OutputPlace, options: ExportToOptions = {}): Promise<number> {
+  await refuseChainOutput(image, place);
+  const length = options.length ?? image.virtualSize - (options.offset ?? 0);
+  switch (place.kind) {
+    case 'fd':
+      // tty.isatty, not process.stdout.isTTY: touching process.stdout makes fd 1 non-blocking, and the
+      // export writes to fd 1 directly.
+      if (isatty(place.fd)) {
+        throw new VdiskError('USAGE', 'refusing to write disk bytes to a terminal; name an OUTPUT file or redirect stdout');
+      }
+      return exportImage(image, { kind: 'fd', fd: place.fd, name: place.name }, options);
+    case 'stream': {
+      let handle;
+      try {
+        // No O_TRUNC and no O_CREAT: the node is written as it is, never made or emptied.
+        handle = await open(place.path, constants.O_WRONLY);
+      } catch (err) {
+        throw fromSystemError(err, place.path, 'opening the output');
+      }
+      try {
+        return await exportImage(image, { kind: 'fd', fd: handle.fd, name: place.path }, options);
+      } finally {
+        await handle.close();
+      }
+    }
+    case 'block': {
+      const dev = await PositionalFile.open(place.path, 'rw', { lock: 'exclusive' });
+      try {
+        if (dev.size() < length) {
+          throw new VdiskError('RANGE', `${place.path}: the device holds ${dev.size()} bytes, fewer than the ${length} to write; nothing was written`);
+        }
+        const n = await exportImage(image, { kind: 'open', file: dev, holes: false }, options);
+        if (options.sync) await dev.flush();
+        return n;
+      } finally {
+        await dev.close();
+      }
+    }
+    case 'file': {
+      const out = await ReplacingOutput.begin(place.path, place.existing);
+      try {
+        const n = await exportImage(image, { kind: 'open', file: out.file, holes: true }, options);
+        await out.file.close();
+        await out.commit();
+        return n;
+      } catch (err) {
+        await out.abort();
+        throw err;
+      }
+    }
+  }
+}
+
+/**
+ * Refuses an output that is the image itself or any image it reads through (a differencing image's
+ * parents): writing it would destroy what is being read.
+ */
+export async function refuseChainOutput(image: DiskImage, place: OutputPlace): Promise<void> {
+  if (place.kind === 'fd' || place.kind === 'stream' || !place.existing) return;
+  const target = place.existing;
+  let current: DiskImage = image;
+  for (let depth = 0; ; depth++) {
+    const st = await stat(current.filename).catch(() => null);
+    if (st && st.dev === target.dev && st.ino === target.ino) {
+      const what = depth === 0 ? 'the image itself' : `${current.filename}, ${depth === 1 ? 'the parent' : 'an ancestor'} of ${image.filename}`;
+      throw new VdiskError('USAGE', `${place.path}: OUTPUT is ${what}; refusing to overwrite it`);
+    }
+    // The chain's own depth bound (openParent refuses past 16) ends this loop.
+    if (!(current instanceof VhdxImage) || !current.layout.params.hasParent || depth > 64) return;
+    current = await current.openParent();
   }
 }

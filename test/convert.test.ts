@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, openSync, readFileSync, writeSync, writeFileSync, closeSync, ftruncateSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, openSync, readFileSync, writeSync, writeFileSync, closeSync, ftruncateSync, statSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
@@ -184,7 +184,7 @@ test('convert refuses bad requests with one line, and leaves no output behind', 
     [['convert', raw], /missing required argument OUTPUT/],
     [['convert', '-O', 'vhdx', raw, dir], /is a directory/],
     [['convert', '-O', 'vhdx', empty, out], /empty\.raw: the disk is empty/],
-    [['convert', raw, '/dev/null'], /\/dev\/null: is not a regular file/],
+    [['convert', '-O', 'vhdx', raw, '/dev/null'], /\/dev\/null: is a character device; convert -O vhdx writes a new image file/],
   ];
   for (const [args, message] of cases) {
     const r = vdisk(args);
@@ -193,6 +193,7 @@ test('convert refuses bad requests with one line, and leaves no output behind', 
     assert.match(r.stderr, message, args.join(' '));
     assert.equal(r.stderr.trim().split('\n').length, 1, `${args.join(' ')}: one line`);
     assert.ok(!existsSync(out), `${args.join(' ')}: no output left behind`);
+    assert.deepEqual(readdirSync(dir).filter((n) => n.endsWith('.tmp')), [], `${args.join(' ')}: no temporary file left behind`);
   }
   assert.equal(await sha256(raw), before, 'the source is unchanged');
 
@@ -227,6 +228,7 @@ test('convert refuses bad requests with one line, and leaves no output behind', 
   assert.match(cut.stderr, /^vdisk: .*limited\.vhdx: (writing|resizing).*EFBIG/);
   assert.equal(cut.stderr.trim().split('\n').length, 1);
   assert.ok(!existsSync(limited), 'the half-written image was removed');
+  assert.deepEqual(readdirSync(dir).filter((n) => n.endsWith('.tmp')), [], 'and its temporary file');
 
   const help = vdisk(['convert', '-O', 'vhdx', '-o', 'help']);
   assert.equal(help.code, 0);

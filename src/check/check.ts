@@ -1,4 +1,5 @@
 import { PositionalFile } from '../io/file.js';
+import { lockFor } from '../io/lock.js';
 import { VdiskError } from '../errors.js';
 import type { ImageFormat } from '../formats/image.js';
 import { probeFormat } from '../formats/open.js';
@@ -21,6 +22,8 @@ export interface CheckOptions {
   repair?: RepairMode;
   /** BAT entries examined so far, of all (the first examination). */
   onProgress?: (done: number, total: number) => void;
+  /** Look without the shared lock (-U); refused with a repair mode. */
+  forceShare?: boolean;
 }
 
 const count = (fs: Finding[], sev: Finding['severity']) => fs.filter((f) => f.severity === sev).length;
@@ -48,24 +51,26 @@ function report(file: string, format: string, ex: VhdxExamination | null): Check
  */
 export async function checkImage(path: string, options: CheckOptions = {}): Promise<CheckReport> {
   const repair = options.repair ?? 'none';
-  let file = await PositionalFile.open(path, 'r');
-  let format: ImageFormat;
-  let before: VhdxExamination;
+  // A repair holds the exclusive lock from before the first examination to its last write: a writer
+  // that slipped in between would have its not yet committed blocks taken for leaks and cut off.
+  const writer = repair === 'none' ? null : await PositionalFile.open(path, 'rw', { lock: lockFor('rw', options.forceShare) });
   try {
-    format = options.format ?? (await probeFormat(file));
-    if (format === 'raw') return report(path, 'raw', null); // a raw image has no structure to be inconsistent
-    before = await examineVhdx(file, options.onProgress);
-  } finally {
-    await file.close();
-  }
-  const first = report(path, format, before);
-  if (repair === 'none' || (first.corruptions === 0 && first.leaks === 0)) return first;
-  const fixable = before.findings.some((f) => f.repair && (repair === 'all' || f.repair === 'truncate' || f.repair === 'move-block'));
-  if (!fixable) return first;
+    let file = writer ?? (await PositionalFile.open(path, 'r', { lock: lockFor('r', options.forceShare) }));
+    let format: ImageFormat;
+    let before: VhdxExamination;
+    try {
+      format = options.format ?? (await probeFormat(file));
+      if (format === 'raw') return report(path, 'raw', null); // a raw image has no structure to be inconsistent
+      before = await examineVhdx(file, options.onProgress);
+    } finally {
+      if (!writer) await file.close();
+    }
+    const first = report(path, format, before);
+    if (!writer || (first.corruptions === 0 && first.leaks === 0)) return first;
+    const fixable = before.findings.some((f) => f.repair && (repair === 'all' || f.repair === 'truncate' || f.repair === 'move-block'));
+    if (!fixable) return first;
 
-  file = await PositionalFile.open(path, 'rw');
-  let after: VhdxExamination;
-  try {
+    file = writer;
     let ex = before;
     if (repair === 'all' && ex.findings.some((f) => f.repair === 'replay-log')) {
       const choice = await readHeaders(file);
@@ -87,10 +92,14 @@ export async function checkImage(path: string, options: CheckOptions = {}): Prom
       await file.truncate(ex.truncateTo);
       await file.flush();
     }
-    after = await examineVhdx(file);
+    const after = await examineVhdx(file);
+    return repaired(path, format, first, before, after);
   } finally {
-    await file.close();
+    await writer?.close();
   }
+}
+
+function repaired(path: string, format: ImageFormat, first: CheckReport, before: VhdxExamination, after: VhdxExamination): CheckReport {
   const final = report(path, format, after);
   const remaining = new Set(after.findings.map((f) => `${f.structure}@${f.offset}`));
   const findings: Finding[] = before.findings.map((f) =>

@@ -3,6 +3,7 @@ import { VdiskError } from '../errors.js';
 import type { DiskImage, ImageFormat } from './image.js';
 import { RawImage } from './raw.js';
 import { VhdxImage } from './vhdx/vhdx-image.js';
+import { lockFor } from '../io/lock.js';
 import { hasVhdxSignature } from './vhdx/file-identifier.js';
 import { foreignFormat } from './signatures.js';
 
@@ -12,6 +13,11 @@ export interface OpenImageOptions {
   mode?: OpenMode;
   /** 'unsafe': skip flushes (qemu-img's cache=unsafe). */
   cache?: 'writeback' | 'unsafe';
+  /**
+   * Open without the image lock (qemu-img's -U, --force-share), for looking at an image another
+   * process has open for writing. Refused with mode 'rw'.
+   */
+  forceShare?: boolean;
 }
 
 /**
@@ -40,7 +46,9 @@ export async function openImage(path: string, options: OpenImageOptions = {}): P
   if (options.format && options.format !== 'raw' && options.format !== 'vhdx') {
     throw new VdiskError('USAGE', `unknown image format '${options.format}' (vhdx, raw)`);
   }
-  const file = await PositionalFile.open(path, mode);
+  // The one place an image takes its lock (parents: VhdxImage.openParent): shared to look, exclusive
+  // to change it, before the first byte is read, held until close.
+  const file = await PositionalFile.open(path, mode, { lock: lockFor(mode, options.forceShare) });
   if (options.cache) file.cache = options.cache;
   try {
     const format = options.format ?? (await probeFormat(file));
@@ -49,7 +57,9 @@ export async function openImage(path: string, options: OpenImageOptions = {}): P
     if (!hasVhdxSignature(await readSig(file))) {
       throw new VdiskError('CORRUPT', `${path}: not a VHDX image (no vhdxfile signature)`);
     }
-    return await VhdxImage.fromFile(file);
+    const image = await VhdxImage.fromFile(file);
+    image.forceShare = options.forceShare ?? false;
+    return image;
   } catch (err) {
     await file.close();
     throw err;

@@ -1,6 +1,7 @@
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { VdiskError, fromSystemError } from '../errors.js';
+import { acquireLock, type LockKind } from './lock.js';
 
 /** Read-only access to bytes at file offsets: what every parser needs, and what a log overlay provides too. */
 export interface ByteSource {
@@ -15,6 +16,14 @@ export interface ByteSource {
 }
 
 export type OpenMode = 'r' | 'rw';
+
+export interface FileOpenOptions {
+  /**
+   * Lock the image as QEMU does (see lock.ts) before anything is read: 'shared' to look, 'exclusive'
+   * to change it (needs mode 'rw'). The lock lives as long as the descriptor, released by close().
+   */
+  lock?: LockKind;
+}
 
 /** Where a copy reads or writes bytes: a file by path, or an open descriptor (stdin, stdout, a pipe). */
 export type FileOrFd = { kind: 'file'; path: string } | { kind: 'fd'; fd: number; name?: string };
@@ -41,7 +50,7 @@ export class PositionalFile implements ByteSource {
     this.length = length;
   }
 
-  static async open(path: string, mode: OpenMode = 'r'): Promise<PositionalFile> {
+  static async open(path: string, mode: OpenMode = 'r', options: FileOpenOptions = {}): Promise<PositionalFile> {
     let st;
     try {
       st = await stat(path);
@@ -58,16 +67,28 @@ export class PositionalFile implements ByteSource {
     } catch (err) {
       throw fromSystemError(err, path, 'opening');
     }
-    let length = st.size;
-    if (st.isBlockDevice()) {
-      // A block device reports size 0 in stat; the kernel tells its size through a read at the end.
-      length = await probeDeviceSize(handle);
+    try {
+      if (options.lock) await acquireLock(handle.fd, path, mode === 'rw', options.lock);
+      let length = st.size;
+      if (st.isBlockDevice()) {
+        // A block device reports size 0 in stat; the kernel tells its size through a read at the end.
+        length = await probeDeviceSize(handle);
+      } else if (options.lock) {
+        // Another writer may have grown it between our stat and our lock.
+        length = (await handle.stat()).size;
+      }
+      return new PositionalFile(path, mode, handle, length);
+    } catch (err) {
+      await handle.close().catch(() => undefined);
+      throw err;
     }
-    return new PositionalFile(path, mode, handle, length);
   }
 
-  /** Creates (or truncates) a file for writing. */
-  static async create(path: string, exclusive = false): Promise<PositionalFile> {
+  /**
+   * Creates (or truncates) a file for writing. `name`, when given, is what messages call it (a
+   * temporary file is named for the output it becomes).
+   */
+  static async create(path: string, exclusive = false, name = path): Promise<PositionalFile> {
     let handle: FileHandle;
     try {
       const flags = constants.O_RDWR | constants.O_CREAT | (exclusive ? constants.O_EXCL : constants.O_TRUNC);
@@ -76,10 +97,10 @@ export class PositionalFile implements ByteSource {
       const e = err as NodeJS.ErrnoException;
       if (e?.code === 'EEXIST') throw new VdiskError('IO', `${path}: already exists`);
       // An output, not an image: fromSystemError's wording for EISDIR would mislead here.
-      if (e?.code === 'EISDIR') throw new VdiskError('NOT_A_FILE', `${path}: is a directory; cannot create a file there`);
-      throw fromSystemError(err, path, 'creating');
+      if (e?.code === 'EISDIR') throw new VdiskError('NOT_A_FILE', `${name}: is a directory; cannot create a file there`);
+      throw fromSystemError(err, name, 'creating');
     }
-    return new PositionalFile(path, 'rw', handle, 0);
+    return new PositionalFile(name, 'rw', handle, 0);
   }
 
   size(): number {

@@ -1,6 +1,7 @@
-import { rm } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
 import { PositionalFile } from '../../io/file.js';
 import { nonZeroRuns } from '../../io/buffers.js';
+import { ReplacingOutput, nodeKind, outputPlace } from '../../io/output.js';
 import { VdiskError } from '../../errors.js';
 import {
   GiB, HEADER1_OFFSET, HEADER2_OFFSET, HEADER_SECTION_SIZE, ITEM_FILE_PARAMETERS, ITEM_LOGICAL_SECTOR_SIZE,
@@ -68,11 +69,41 @@ export function resolveCreateOptions(o: VhdxCreateOptions): Required<VhdxCreateO
 }
 
 /**
- * Creates a VHDX. Fixed images get every payload block mapped to consecutive space that the file
- * system leaves sparse, so creation costs the same whatever the size.
+ * Creates a VHDX at `path`: a new file, written under a temporary name and renamed over `path` when
+ * complete (see ReplacingOutput). A device, FIFO or anything but a regular file at `path` is refused
+ * and left alone; an image there that another process has open is refused before anything is made.
  */
 export async function createVhdx(path: string, options: VhdxCreateOptions): Promise<void> {
   const o = resolveCreateOptions(options);
+  await createNew(path, (file) => writeNewVhdx(file, o));
+}
+
+/** Refuses what create must not replace; returns the file to replace or make. */
+export async function newImagePlace(path: string): Promise<{ path: string; existing: Stats | null }> {
+  const place = await outputPlace(path);
+  if (place.kind === 'file') return place;
+  const what = place.kind === 'fd' ? 'a descriptor' : nodeKind(place.existing);
+  throw new VdiskError('NOT_A_FILE', `${path}: is ${what}; an image is made as a new regular file, so it is left alone`);
+}
+
+async function createNew(path: string, write: (file: PositionalFile) => Promise<void>): Promise<void> {
+  const place = await newImagePlace(path);
+  const out = await ReplacingOutput.begin(place.path, place.existing);
+  try {
+    await write(out.file);
+    await out.file.close();
+    await out.commit();
+  } catch (err) {
+    await out.abort();
+    throw err;
+  }
+}
+
+/**
+ * Writes a new VHDX into an empty file. Fixed images get every payload block mapped to consecutive
+ * space that the file system leaves sparse, so creation costs the same whatever the size.
+ */
+export async function writeNewVhdx(file: PositionalFile, o: Required<VhdxCreateOptions>): Promise<void> {
   const g = batGeometry(o.blockSize, o.logicalSectorSize, o.size, false);
   const logOffset = HEADER_SECTION_SIZE;
   const batOffset = roundUp(logOffset + o.logSize, MiB);
@@ -82,98 +113,83 @@ export async function createVhdx(path: string, options: VhdxCreateOptions): Prom
   const payloadStart = metadataOffset + metadataLength;
   const fixed = o.subformat === 'fixed';
 
-  const file = await PositionalFile.create(path);
-  try {
-    // Header section.
-    const section = Buffer.alloc(HEADER_SECTION_SIZE);
-    serializeFileIdentifier({ creator: o.creator }).copy(section, 0);
-    const fileWriteGuid = newGuid();
-    const dataWriteGuid = newGuid();
-    const header = {
-      sequenceNumber: 0n,
-      fileWriteGuid,
-      dataWriteGuid,
-      logGuid: ZERO_GUID,
-      logVersion: 0,
-      version: 1,
-      logLength: o.logSize,
-      logOffset,
-    };
-    serializeHeader({ ...header, sequenceNumber: 1n }).copy(section, HEADER1_OFFSET);
-    serializeHeader({ ...header, sequenceNumber: 2n }).copy(section, HEADER2_OFFSET);
-    const regions = serializeRegionTable([
-      { guid: REGION_BAT, fileOffset: batOffset, length: batLength, required: true },
-      { guid: REGION_METADATA, fileOffset: metadataOffset, length: metadataLength, required: true },
-    ]);
-    regions.copy(section, REGION_TABLE1_OFFSET);
-    regions.copy(section, REGION_TABLE2_OFFSET);
+  // Header section.
+  const section = Buffer.alloc(HEADER_SECTION_SIZE);
+  serializeFileIdentifier({ creator: o.creator }).copy(section, 0);
+  const fileWriteGuid = newGuid();
+  const dataWriteGuid = newGuid();
+  const header = {
+    sequenceNumber: 0n,
+    fileWriteGuid,
+    dataWriteGuid,
+    logGuid: ZERO_GUID,
+    logVersion: 0,
+    version: 1,
+    logLength: o.logSize,
+    logOffset,
+  };
+  serializeHeader({ ...header, sequenceNumber: 1n }).copy(section, HEADER1_OFFSET);
+  serializeHeader({ ...header, sequenceNumber: 2n }).copy(section, HEADER2_OFFSET);
+  const regions = serializeRegionTable([
+    { guid: REGION_BAT, fileOffset: batOffset, length: batLength, required: true },
+    { guid: REGION_METADATA, fileOffset: metadataOffset, length: metadataLength, required: true },
+  ]);
+  regions.copy(section, REGION_TABLE1_OFFSET);
+  regions.copy(section, REGION_TABLE2_OFFSET);
 
-    // Metadata region: the table, then the five items packed from 64 KiB.
-    const meta = Buffer.alloc(METADATA_TABLE_SIZE + 64);
-    const items: MetadataEntry[] = [];
-    let at = METADATA_TABLE_SIZE;
-    const put = (itemId: string, data: Buffer, isVirtualDisk: boolean) => {
-      data.copy(meta, at);
-      items.push({ itemId, offset: at, length: data.length, isUser: false, isVirtualDisk, isRequired: true });
-      at += data.length;
-    };
-    put(ITEM_FILE_PARAMETERS, serializeFileParameters({ blockSize: o.blockSize, leaveBlocksAllocated: fixed, hasParent: false }), false);
-    const size = Buffer.alloc(8);
-    size.writeBigUInt64LE(BigInt(o.size));
-    put(ITEM_VIRTUAL_DISK_SIZE, size, true);
-    const page83 = Buffer.alloc(16);
-    writeGuid(page83, 0, newGuid());
-    put(ITEM_PAGE83, page83, true);
-    const lss = Buffer.alloc(4);
-    lss.writeUInt32LE(o.logicalSectorSize);
-    put(ITEM_LOGICAL_SECTOR_SIZE, lss, true);
-    const pss = Buffer.alloc(4);
-    pss.writeUInt32LE(o.physicalSectorSize);
-    put(ITEM_PHYSICAL_SECTOR_SIZE, pss, true);
-    serializeMetadataTable(items).copy(meta, 0);
+  // Metadata region: the table, then the five items packed from 64 KiB.
+  const meta = Buffer.alloc(METADATA_TABLE_SIZE + 64);
+  const items: MetadataEntry[] = [];
+  let at = METADATA_TABLE_SIZE;
+  const put = (itemId: string, data: Buffer, isVirtualDisk: boolean) => {
+    data.copy(meta, at);
+    items.push({ itemId, offset: at, length: data.length, isUser: false, isVirtualDisk, isRequired: true });
+    at += data.length;
+  };
+  put(ITEM_FILE_PARAMETERS, serializeFileParameters({ blockSize: o.blockSize, leaveBlocksAllocated: fixed, hasParent: false }), false);
+  const size = Buffer.alloc(8);
+  size.writeBigUInt64LE(BigInt(o.size));
+  put(ITEM_VIRTUAL_DISK_SIZE, size, true);
+  const page83 = Buffer.alloc(16);
+  writeGuid(page83, 0, newGuid());
+  put(ITEM_PAGE83, page83, true);
+  const lss = Buffer.alloc(4);
+  lss.writeUInt32LE(o.logicalSectorSize);
+  put(ITEM_LOGICAL_SECTOR_SIZE, lss, true);
+  const pss = Buffer.alloc(4);
+  pss.writeUInt32LE(o.physicalSectorSize);
+  put(ITEM_PHYSICAL_SECTOR_SIZE, pss, true);
+  serializeMetadataTable(items).copy(meta, 0);
 
-    // BAT: NOT_PRESENT is all zeros and stays a hole; other states are written out in pieces.
-    let fileEnd = payloadStart;
-    if (fixed || o.blockStateZero) {
-      const CHUNK_ENTRIES = 512 * 1024;
-      let block = 0;
-      for (let first = 0; first < g.totalEntries; first += CHUNK_ENTRIES) {
-        const n = Math.min(CHUNK_ENTRIES, g.totalEntries - first);
-        const chunk = Buffer.alloc(n * 8);
-        for (let i = 0; i < n; i++) {
-          if (isBitmapEntry(g, first + i)) continue;
-          if (fixed) encodeBatEntry(chunk, i * 8, PAYLOAD_FULLY_PRESENT, payloadStart + block * o.blockSize);
-          else encodeBatEntry(chunk, i * 8, PAYLOAD_ZERO, 0);
-          block++;
-        }
-        await file.writeAt(chunk, batOffset + first * 8);
+  // BAT: NOT_PRESENT is all zeros and stays a hole; other states are written out in pieces.
+  let fileEnd = payloadStart;
+  if (fixed || o.blockStateZero) {
+    const CHUNK_ENTRIES = 512 * 1024;
+    let block = 0;
+    for (let first = 0; first < g.totalEntries; first += CHUNK_ENTRIES) {
+      const n = Math.min(CHUNK_ENTRIES, g.totalEntries - first);
+      const chunk = Buffer.alloc(n * 8);
+      for (let i = 0; i < n; i++) {
+        if (isBitmapEntry(g, first + i)) continue;
+        if (fixed) encodeBatEntry(chunk, i * 8, PAYLOAD_FULLY_PRESENT, payloadStart + block * o.blockSize);
+        else encodeBatEntry(chunk, i * 8, PAYLOAD_ZERO, 0);
+        block++;
       }
-      if (fixed) fileEnd = payloadStart + g.dataBlocks * o.blockSize;
+      await file.writeAt(chunk, batOffset + first * 8);
     }
-    for (const [s, e] of nonZeroRuns(meta)) await file.writeAt(meta.subarray(s, e), metadataOffset + s);
-    await file.truncate(fileEnd);
-    await file.flush();
-    // The header section last: until it is there the file is not a VHDX at all. Only what is not zero
-    // is written (the section is mostly padding), the file identifier at offset 0 last of all.
-    for (const [s, e] of nonZeroRuns(section).reverse()) await file.writeAt(section.subarray(s, e), s);
-    await file.flush();
-  } catch (err) {
-    await file.close();
-    await rm(path, { force: true });
-    throw err;
+    if (fixed) fileEnd = payloadStart + g.dataBlocks * o.blockSize;
   }
-  await file.close();
+  for (const [s, e] of nonZeroRuns(meta)) await file.writeAt(meta.subarray(s, e), metadataOffset + s);
+  await file.truncate(fileEnd);
+  await file.flush();
+  // The header section last: until it is there the file is not a VHDX at all. Only what is not zero
+  // is written (the section is mostly padding), the file identifier at offset 0 last of all.
+  for (const [s, e] of nonZeroRuns(section).reverse()) await file.writeAt(section.subarray(s, e), s);
+  await file.flush();
 }
 
+/** Creates a sparse raw image, as createVhdx does: a new regular file renamed into place. */
 export async function createRaw(path: string, size: number): Promise<void> {
   if (!Number.isSafeInteger(size) || size < 0) throw usage(`size must be a number of bytes, not ${size}`);
-  const file = await PositionalFile.create(path);
-  try {
-    await file.truncate(size);
-  } catch (err) {
-    await file.close();
-    await rm(path, { force: true });
-    throw err;
-  }
-  await file.close();
+  await createNew(path, (file) => file.truncate(size));
 }

@@ -1,7 +1,7 @@
 import { stat } from 'node:fs/promises';
 import { PositionalFile, type ByteSource, type OpenMode } from '../../io/file.js';
 import { isZero, SPARSE_GRAIN } from '../../io/buffers.js';
-
+import { lockFor } from '../../io/lock.js';
 import { VdiskError, corrupt, unsupported } from '../../errors.js';
 import type { DiskImage, Extent, ExtentState } from '../image.js';
 import { mergeExtents } from '../image.js';
@@ -36,6 +36,8 @@ export interface BlockRun {
 
 export interface VhdxOpenOptions {
   mode?: OpenMode;
+  /** Skip the image locks (qemu-img's -U): for this image and its parents. Look-only opens only. */
+  forceShare?: boolean;
   /** Position in a differencing chain (internal). */
   depth?: number;
 }
@@ -64,6 +66,8 @@ export class VhdxImage implements DiskImage {
   private parent: Promise<DiskImage> | null = null;
   /** How deep this image sits in a chain, so a locator loop cannot recurse without end. */
   private depth = 0;
+  /** Parents are opened without their shared lock too (-U). */
+  forceShare = false;
   /** BAT changes made by writes and not yet committed through the log: entry index -> entry. */
   private readonly pendingBat = new Map<number, BatEntry>();
   private allocEnd = 0;
@@ -94,10 +98,11 @@ export class VhdxImage implements DiskImage {
 
   static async open(path: string, options: VhdxOpenOptions = {}): Promise<VhdxImage> {
     const mode = options.mode ?? 'r';
-    const file = await PositionalFile.open(path, mode);
+    const file = await PositionalFile.open(path, mode, { lock: lockFor(mode, options.forceShare) });
     try {
       const image = await VhdxImage.fromFile(file);
       image.depth = options.depth ?? 0;
+      image.forceShare = options.forceShare ?? false;
       return image;
     } catch (err) {
       await file.close();
@@ -234,7 +239,8 @@ export class VhdxImage implements DiskImage {
       if (!locator) throw corrupt(this.filename, 'differencing image without a parent locator');
       if (this.depth >= MAX_CHAIN) throw corrupt(this.filename, `differencing chain deeper than ${MAX_CHAIN} images (a loop?)`);
       const path = findParent(this.filename, locator);
-      const parent = await VhdxImage.open(path, { depth: this.depth + 1 });
+      // A parent is only read, by writers of the child too: a shared lock keeps writers out of it.
+      const parent = await VhdxImage.open(path, { depth: this.depth + 1, forceShare: this.forceShare });
       const linkage = locator.entries.parent_linkage;
       const problem =
         linkage && !sameGuid(linkage, parent.layout.header.dataWriteGuid)
