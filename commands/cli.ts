@@ -198,6 +198,7 @@ function build(setExit: (code: number) => void): Command {
     .argument('[path]', 'directory or file inside the file system (default /)')
     .addOption(formatOpt())
     .addOption(partitionOpt())
+    .addOption(shareOpt())
     .option('-l, --long', 'long listing: mode, links, owner, group, size, mtime, symlink target')
     .option('-R, --recursive', 'list subdirectories too')
     .option('-a, --all', 'include names starting with a dot')
@@ -215,6 +216,7 @@ function build(setExit: (code: number) => void): Command {
     .argument('<path>')
     .addOption(formatOpt())
     .addOption(partitionOpt())
+    .addOption(shareOpt())
     .option('-q, --quiet', 'print no warnings')
     .action(async (image: string, path: string, opts) => {
       const { runCat } = await import('./cat.js');
@@ -229,6 +231,7 @@ function build(setExit: (code: number) => void): Command {
     .argument('[dest]', 'an existing directory to copy into, or a new name (default .)')
     .addOption(formatOpt())
     .addOption(partitionOpt())
+    .addOption(shareOpt())
     .option('-q, --quiet', 'print no warnings')
     .option('-p, --progress', 'show progress on stderr (terminal only)')
     .action(async (image: string, path: string, dest: string | undefined, opts) => {
@@ -243,6 +246,7 @@ function build(setExit: (code: number) => void): Command {
     .argument('[path]', 'the tree’s top (default /)')
     .addOption(formatOpt())
     .addOption(partitionOpt())
+    .addOption(shareOpt())
     .option('-q, --quiet', 'print no warnings')
     .option('-p, --progress', 'show progress on stderr (terminal only)')
     .action(async (image: string, path: string | undefined, opts) => {

@@ -9,6 +9,7 @@ export interface VolumeOptions {
   format?: string;
   partition?: string;
   quiet?: boolean;
+  forceShare?: boolean;
 }
 
 export function partitionOption(value: string | undefined): number | undefined {
@@ -25,7 +26,7 @@ export function partitionOption(value: string | undefined): number | undefined {
  */
 export async function withVolume<T>(path: string, opts: VolumeOptions, body: (fs: Filesystem, image: DiskImage) => Promise<T>): Promise<T> {
   const partition = partitionOption(opts.partition);
-  const image = await openImage(path, { format: formatOption(opts.format) });
+  const image = await openImage(path, { format: formatOption(opts.format), forceShare: opts.forceShare });
   try {
     const fs = await openFilesystem(image, { partition });
     try {
