@@ -65,7 +65,7 @@ export class FatReader implements FsReader<FatNode> {
     this.layout = layout;
     this.blockSize = layout.clusterSize;
     this.uuid = uuid;
-    this.table = new FatTable(volume, layout, `${name}: ${layout.version}`);
+    this.table = new FatTable(volume, layout, name);
     for (const n of layout.notes) this.warn(n);
     if (layout.totalBytes > volume.size) {
       this.warn(`the ${layout.version} file system spans ${layout.totalBytes} bytes but the volume has ${volume.size}; the missing part reads as zeros`);
@@ -262,6 +262,12 @@ export class FatReader implements FsReader<FatNode> {
     return new FatFile(this.volume, this.table, e.size, chain);
   }
 
+  /** Where a file's clusters lie on the volume, run by run (`filefrag`'s view). */
+  async fileExtents(node: FatNode): Promise<ByteRange[]> {
+    const file = await this.open(node);
+    return (file as FatFile).extents();
+  }
+
   async *freeExtents(): AsyncGenerator<ByteRange> {
     yield* this.table.freeExtents();
   }
@@ -305,6 +311,11 @@ class FatFile implements FsFile {
       else hi = mid - 1;
     }
     return lo;
+  }
+
+  extents(): ByteRange[] {
+    const cs = this.table.layout.clusterSize;
+    return this.runs.starts.map((s, i) => ({ offset: this.table.clusterOffset(s), length: this.runs.counts[i] * cs }));
   }
 
   async read(buf: Uint8Array, position: number): Promise<number> {

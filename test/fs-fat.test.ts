@@ -1,0 +1,272 @@
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { readFileSync, writeFileSync, openSync, writeSync, readSync, closeSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { havePeer, needPeers, tempDir } from './helpers/peers.js';
+import {
+  mdir,
+  mdirFree,
+  PEER_ENV,
+  openFat,
+  readSource,
+  run,
+  sampleTree,
+  sevenZip,
+  sha,
+  utcSecond,
+  walkAll,
+  writeTree,
+  type Listed,
+} from './helpers/fat.js';
+import type { FatReader } from '../src/filesystems/fat/reader.js';
+import type { Filesystem } from '../src/filesystems/filesystem.js';
+import { VdiskError } from '../src/errors.js';
+
+const MiB = 1024 * 1024;
+const SEVEN = havePeer('7zz') ? '7zz' : '7z';
+
+interface Shape {
+  name: string;
+  size: number;
+  mkfs: string[];
+  version: string;
+  sector: number;
+}
+
+const SHAPES: Shape[] = [
+  { name: 'FAT12', size: 4 * MiB, mkfs: ['-F', '12', '-n', 'TWELVE'], version: 'FAT12', sector: 512 },
+  { name: 'FAT16', size: 32 * MiB, mkfs: ['-F', '16', '-n', 'Sixteen'], version: 'FAT16', sector: 512 },
+  { name: 'FAT32', size: 64 * MiB, mkfs: ['-F', '32', '-n', 'THIRTY TWO'], version: 'FAT32', sector: 512 },
+  // 65525 clusters of at least one 4 KiB sector: FAT32 needs 256 MiB here (a sparse file).
+  { name: 'FAT32 on 4 KiB sectors', size: 300 * MiB, mkfs: ['-F', '32', '-S', '4096', '-n', 'FOURK'], version: 'FAT32', sector: 4096 },
+];
+
+/**
+ * Builds a FAT volume from the sample tree with mkfs.vfat and mcopy, then makes the hard cases the
+ * tree alone does not: a deleted entry (mdel), a file whose clusters are in two runs (written into the
+ * hole the deleted one left), and attributes (mattrib).
+ */
+function buildVolume(dir: string, shape: Shape): { img: string; src: string } {
+  const src = join(dir, 'src');
+  writeTree(src, sampleTree());
+  const img = join(dir, 'fat.img');
+  run('truncate', ['-s', String(shape.size), img]);
+  run('mkfs.vfat', [...shape.mkfs, img]);
+  run('mcopy', ['-s', '-m', '-i', img, ...listTop(src), '::/']);
+  return { img, src };
+}
+
+function listTop(src: string): string[] {
+  return [...readSource(src).keys()].filter((p) => p.lastIndexOf('/') === 0).map((p) => join(src, p));
+}
+
+/** Adds a deleted entry and a two-run file to the volume, and the same file to the source tree. */
+function fragment(img: string, src: string, cluster: number): void {
+  const pad = join(src, '..', 'pad');
+  writeFileSync(pad, Buffer.alloc(3 * cluster, 1));
+  run('mcopy', ['-m', '-i', img, pad, '::/pad1']);
+  run('mcopy', ['-m', '-i', img, pad, '::/pad2']);
+  run('mcopy', ['-m', '-i', img, pad, '::/pad3']);
+  run('mdel', ['-i', img, '::/pad2']);
+  forgetNextFree(img);
+  const two = join(src, 'two runs.bin');
+  writeFileSync(two, Buffer.from(Array.from({ length: 7 * cluster + 123 }, (_, i) => (i * 7 + (i >> 9)) & 0xff)));
+  run('mcopy', ['-m', '-i', img, two, '::/two runs.bin']);
+  run('mdel', ['-i', img, '::/pad1', '::/pad3']);
+  run('mattrib', ['-i', img, '+r', '::/UPPER.TXT']);
+  run('mattrib', ['-i', img, '+h', '+s', '::/empty']);
+}
+
+/**
+ * On FAT32 mtools allocates after the FSInfo sector's next-free hint and would not reuse the hole:
+ * the hint set to "unknown" (0xFFFFFFFF, fatgen103 section 5) makes it search from the start.
+ */
+function forgetNextFree(img: string): void {
+  const boot = Buffer.alloc(512);
+  const fd = openSync(img, 'r+');
+  try {
+    readSync(fd, boot, 0, 512, 0);
+    if (boot.readUInt16LE(22) !== 0) return; // not FAT32
+    const at = boot.readUInt16LE(48) * boot.readUInt16LE(11) + 492;
+    writeSync(fd, Buffer.from([0xff, 0xff, 0xff, 0xff]), 0, 4, at);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function byPath(items: Listed[]): Map<string, Listed> {
+  return new Map(items.map((i) => [i.path, i]));
+}
+
+/** The reader's tree equals the source tree: names, types, contents, sizes, mtimes, modes. */
+function assertSameAsSource(ours: Listed[], src: string, readOnly: Set<string>): void {
+  const source = readSource(src);
+  assert.deepEqual(ours.map((o) => o.path).sort(), [...source.keys()].sort(), 'the same paths');
+  for (const o of ours) {
+    const s = source.get(o.path)!;
+    assert.equal(o.stats.type, s.dir ? 'directory' : 'file', o.path);
+    // FAT keeps modification times in two-second steps, rounding down as mtools writes them.
+    assert.equal(o.stats.mtime!.sec, s.mtime - (s.mtime % 2), `${o.path} mtime`);
+    if (s.dir) {
+      assert.equal(o.stats.mode, 0o40755, `${o.path} mode`);
+      continue;
+    }
+    assert.equal(o.stats.size, s.data!.length, `${o.path} size`);
+    assert.equal(sha(o.content!), sha(s.data!), `${o.path} content`);
+    assert.equal(o.stats.mode, readOnly.has(o.path) ? 0o100555 : 0o100755, `${o.path} mode`);
+    assert.equal(o.stats.nlink, 1);
+  }
+}
+
+/** Our listing against `mdir -/ -a`: every name, long and short, size, type and mtime to the minute. */
+function assertSameAsMdir(ours: Listed[], img: string, offset?: number): void {
+  const theirs = mdir(img, offset);
+  assert.equal(ours.length, theirs.length, 'as many entries as mdir lists');
+  const mine = byPath(ours);
+  for (const t of theirs) {
+    const path = t.dir === '/' ? `/${t.name}` : `${t.dir}/${t.name}`;
+    const o = mine.get(path);
+    assert.ok(o, `mdir lists ${path}`);
+    assert.equal(o.shortName, t.shortName, `${path}: short name`);
+    assert.equal(o.stats.type, t.directory ? 'directory' : 'file', path);
+    if (!t.directory) assert.equal(o.stats.size, t.size, `${path}: size`);
+    assert.equal(utcSecond(o.stats.mtime!.sec).slice(0, 16), t.minute, `${path}: mtime`);
+  }
+}
+
+/** Our stats against `7z l -slt`: sizes, modification, creation (10 ms) and access times, attributes. */
+function assertSameAs7z(ours: Listed[], img: string, reader: FatReader): void {
+  const { archive, entries } = sevenZip(img);
+  assert.equal(archive['File System'], reader.layout.version);
+  assert.equal(archive.Label, reader.label);
+  assert.equal(Number(archive['Cluster Size']), reader.blockSize);
+  assert.equal(entries.length, ours.length, 'as many entries as 7-Zip lists');
+  const mine = byPath(ours);
+  let compared = 0;
+  for (const e of entries) {
+    // 7-Zip decodes short names in another code page than mtools wrote them in; those are mdir's to check.
+    if (e.Path.includes('\ufffd')) continue;
+    const o = mine.get(`/${e.Path}`);
+    assert.ok(o, `7-Zip lists ${e.Path}`);
+    compared++;
+    assert.equal(o.stats.type, e.Folder === '+' ? 'directory' : 'file', e.Path);
+    if (e.Folder !== '+') assert.equal(String(o.stats.size), e.Size, `${e.Path}: size`);
+    assert.equal(utcSecond(o.stats.mtime!.sec), e.Modified, `${e.Path}: mtime`);
+    const b = o.stats.birthtime!;
+    assert.equal(`${utcSecond(b.sec)}.${String(b.nsec / 1e7).padStart(2, '0')}`, e.Created, `${e.Path}: creation time`);
+    assert.equal(utcSecond(o.stats.atime!.sec), e.Accessed, `${e.Path}: access date`);
+    const attrs = ['readonly', 'hidden', 'system', 'archive'].filter((f) => o.stats.flags!.includes(f)).map((f) => ({ readonly: 'R', hidden: 'H', system: 'S', archive: 'A' })[f]).join('');
+    assert.equal((o.stats.type === 'directory' ? 'D' : '') + attrs, e.Attributes.replace(/[^RHSAD]/g, '').replace(/^(.*)D(.*)$/, 'D$1$2'), `${e.Path}: attributes`);
+  }
+  assert.ok(compared >= ours.length - 2, `7-Zip decoded ${compared} of ${ours.length} names`);
+}
+
+async function freeBytes(fs: Filesystem, reader: FatReader): Promise<number> {
+  let total = 0;
+  let last = -1;
+  for await (const r of fs.freeExtents()) {
+    assert.ok(r.offset > last, 'free extents in order, merged');
+    assert.equal((r.offset - reader.layout.dataOffset) % reader.blockSize, 0, 'free extents start on a cluster');
+    assert.ok(r.offset + r.length <= reader.layout.totalBytes);
+    last = r.offset + r.length;
+    total += r.length;
+  }
+  return total;
+}
+
+describe('FAT reader against mkfs.vfat, mcopy, mdir and 7-Zip', () => {
+  for (const shape of SHAPES) {
+    test(shape.name, async (t) => {
+      if (!needPeers(t, 'mkfs.vfat', 'mcopy', 'mdir', 'mdel', 'mattrib', SEVEN)) return;
+      const dir = tempDir(t);
+      const { img, src } = buildVolume(dir, shape);
+      const cluster = Number(sevenZip(img).archive['Cluster Size']);
+      fragment(img, src, cluster);
+      const before = sha(readFileSync(img));
+      const { fs, close } = await openFat(img);
+      try {
+        const reader = fs.reader as FatReader;
+        assert.equal(reader.layout.version, shape.version);
+        assert.equal(reader.layout.sectorSize, shape.sector);
+        assert.deepEqual(reader.warnings, []);
+        const ours = await walkAll(fs);
+        assertSameAsSource(ours, src, new Set(['/UPPER.TXT']));
+        assertSameAsMdir(ours, img);
+        assertSameAs7z(ours, img, reader);
+        const empty = ours.find((o) => o.path === '/empty')!;
+        assert.deepEqual(empty.stats.flags, ['hidden', 'system', 'archive']);
+        // The two-run file really is in two runs (else the test proves nothing about coalescing).
+        const twoRuns = await reader.fileExtents((await reader.lookup(await reader.root(), 'two runs.bin'))!);
+        assert.ok(twoRuns.length >= 2, `two runs.bin lies in ${twoRuns.length} runs`);
+        assert.equal(await freeBytes(fs, reader), mdirFree(img));
+        assert.equal(await freeBytes(fs, reader), Number(sevenZip(img).archive['Free Space']));
+        // Lower-case 8.3 names come from the NT flags, not from a long name.
+        assert.equal(ours.find((o) => o.path === '/readme.txt')!.shortName, 'readme.txt');
+        assert.equal(ours.find((o) => o.path === '/Õ.TXT')!.shortName, 'Õ.TXT');
+        // Directory link counts as Linux gives them: subdirectories plus . and .. (the root: plus 2).
+        assert.equal((await fs.stat('/')).nlink, 4);
+        assert.equal((await fs.stat('/deep')).nlink, 3);
+        assert.equal((await fs.stat('/many')).nlink, 2);
+        assert.equal((await fs.stat('/deep/a/b/c/d/e/f/g')).nlink, 2);
+      } finally {
+        await fs.close();
+        await close();
+      }
+      assert.equal(sha(readFileSync(img)), before, 'the image is not written');
+    });
+  }
+
+  test('lookups ignore case and accept the short names mdir shows', async (t) => {
+    if (!needPeers(t, 'mkfs.vfat', 'mcopy', 'mdir')) return;
+    const dir = tempDir(t);
+    const { img } = buildVolume(dir, SHAPES[1]);
+    const { fs, close } = await openFat(img);
+    try {
+      const want = (await fs.stat('/Long file name with spaces.text')).ino;
+      assert.equal((await fs.stat('/LONG FILE NAME WITH SPACES.TEXT')).ino, want);
+      const alias = mdir(img).find((e) => e.name === 'Long file name with spaces.text')!.shortName;
+      assert.match(alias, /~/);
+      assert.equal((await fs.stat(`/${alias}`)).ino, want);
+      assert.equal((await fs.stat(`/${alias.toLowerCase()}`)).ino, want);
+      assert.equal((await fs.stat('/ÜNÏ.TXT')).ino, (await fs.stat('/ünï.txt')).ino);
+      assert.equal((await fs.stat('/DEEP/A/b/C/d/E/f/G/LEAF WITH A LONG NAME.TXT')).size, 5);
+      await assert.rejects(fs.stat('/nothing'), (e: unknown) => e instanceof VdiskError && e.code === 'NOT_FOUND');
+      await assert.rejects(fs.readlink('/readme.txt'), VdiskError);
+      const chunks: Buffer[] = [];
+      for await (const c of await fs.createReadStream('/big.bin')) chunks.push(c as Buffer);
+      assert.equal(sha(Buffer.concat(chunks)), sha(readFileSync(join(dir, 'src', 'big.bin'))));
+    } finally {
+      await close();
+    }
+  });
+
+  test('in a GPT partition of a VHDX', async (t) => {
+    if (!needPeers(t, 'mkfs.vfat', 'mcopy', 'mdir', 'sfdisk', 'qemu-img')) return;
+    const dir = tempDir(t);
+    const { img: part, src } = buildVolume(dir, SHAPES[2]);
+    const disk = join(dir, 'disk.img');
+    run('truncate', ['-s', String(80 * MiB), disk]);
+    const table = `label: gpt\nstart=2048, size=${(64 * MiB) / 512}, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B\n`;
+    const r = spawnSync('sfdisk', ['-q', disk], { input: table, env: PEER_ENV });
+    assert.equal(r.status, 0, String(r.stderr));
+    const fd = openSync(disk, 'r+');
+    writeSync(fd, readFileSync(part), 0, 64 * MiB, 2048 * 512);
+    closeSync(fd);
+    const vhdx = join(dir, 'disk.vhdx');
+    run('qemu-img', ['convert', '-O', 'vhdx', disk, vhdx]);
+    for (const image of [disk, vhdx]) {
+      const { fs, close } = await openFat(image, 1);
+      try {
+        assert.equal(fs.name, `${image} partition 1`);
+        const ours = await walkAll(fs);
+        assertSameAsSource(ours, src, new Set());
+        assertSameAsMdir(ours, disk, 2048 * 512);
+        assert.equal((fs.reader as FatReader).label, 'THIRTY TWO');
+      } finally {
+        await close();
+      }
+    }
+  });
+});
+
