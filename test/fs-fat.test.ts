@@ -270,3 +270,218 @@ describe('FAT reader against mkfs.vfat, mcopy, mdir and 7-Zip', () => {
   });
 });
 
+
+/** The FAT16 sample volume, with its geometry for hand edits. */
+async function fat16Sample(dir: string): Promise<{ img: string; src: string; fatAt: number; rootAt: number; clusterAt: (c: number) => number }> {
+  const { img, src } = buildVolume(dir, SHAPES[1]);
+  const b = readFileSync(img).subarray(0, 512);
+  const bps = b.readUInt16LE(11);
+  const fatAt = b.readUInt16LE(14) * bps;
+  const rootAt = fatAt + b[16] * b.readUInt16LE(22) * bps;
+  const dataAt = rootAt + b.readUInt16LE(17) * 32;
+  const cs = b[13] * bps;
+  return { img, src, fatAt, rootAt, clusterAt: (c) => dataAt + (c - 2) * cs };
+}
+
+function patch(img: string, at: number, bytes: Buffer | number[]): void {
+  const fd = openSync(img, 'r+');
+  const b = Buffer.from(bytes as number[]);
+  writeSync(fd, b, 0, b.length, at);
+  closeSync(fd);
+}
+
+/** Offsets of the 32-byte slots of a directory region whose long-name characters or short name contain `text`. */
+function slotsOf(img: string, from: number, length: number, text: string): number[] {
+  const b = readFileSync(img).subarray(from, from + length);
+  const out: number[] = [];
+  for (let at = 0; at < b.length; at += 32) {
+    const chars = (b[at + 11] & 0x3f) === 0x0f
+      ? Buffer.concat([b.subarray(at + 1, at + 11), b.subarray(at + 14, at + 26), b.subarray(at + 28, at + 32)]).toString('utf16le')
+      : b.toString('latin1', at, at + 11);
+    if (chars.includes(text)) out.push(from + at);
+  }
+  return out;
+}
+
+async function corruptError(p: Promise<unknown>, pattern: RegExp): Promise<void> {
+  await assert.rejects(p, (e: unknown) => {
+    assert.ok(e instanceof VdiskError, String(e));
+    assert.equal(e.code, 'CORRUPT');
+    assert.doesNotMatch(e.message, /\n/);
+    assert.match(e.message, pattern);
+    return true;
+  });
+}
+
+describe('FAT reader on damaged and unusual volumes', () => {
+  test('long names whose slots are orphaned, out of order or fail the checksum fall back to the short name, as mdir shows', async (t) => {
+    if (!needPeers(t, 'mkfs.vfat', 'mcopy', 'mdir')) return;
+    const dir = tempDir(t);
+    const { img, rootAt } = await fat16Sample(dir);
+    // A checksum that does not match the short name.
+    const [mixed] = slotsOf(img, rootAt, 16384, 'MiXed');
+    patch(img, mixed + 13, [readFileSync(img)[mixed + 13] ^ 0x5a]);
+    // The middle slot of a three-slot name swapped with the last.
+    const spaces = slotsOf(img, rootAt, 16384, 'name with ').concat(slotsOf(img, rootAt, 16384, 'Long file '));
+    const all = readFileSync(img);
+    const first = spaces.sort((a, b) => a - b)[0];
+    const a = Buffer.from(all.subarray(first, first + 32));
+    const b = Buffer.from(all.subarray(first + 32, first + 64));
+    patch(img, first, b);
+    patch(img, first + 32, a);
+    // A short entry deleted under its long name: the slots are orphans and nothing is listed.
+    const [greekShort] = slotsOf(img, rootAt, 16384, '~1DAT');
+    patch(img, greekShort, [0xe5]);
+    const { fs, close } = await openFat(img);
+    try {
+      const ours = await walkAll(fs, false);
+      const names = ours.filter((o) => o.path.lastIndexOf('/') === 0).map((o) => o.path.slice(1));
+      assert.ok(names.includes('MIXED.TXT'), names.join(', '));
+      assert.ok(!names.includes('MiXed.Txt'));
+      assert.ok(!names.includes('Long file name with spaces.text'));
+      assert.ok(names.some((n) => /^LONGFI~\d\.TEX$/.test(n)), names.join(', '));
+      assert.ok(!names.some((n) => n.startsWith('Ελληνικά')));
+      assertSameAsMdir(ours, img);
+    } finally {
+      await close();
+    }
+  });
+
+  for (const floppy of [
+    { media: 0xfe, kib: 160, spc: 1, root: 64 },
+    { media: 0xfd, kib: 360, spc: 2, root: 112 },
+  ]) {
+    test(`a PC-DOS 1.0 ${floppy.kib} KiB floppy without a BPB reads as mdir reads the same volume with one`, async (t) => {
+      if (!needPeers(t, 'mkfs.vfat', 'mcopy', 'mdir')) return;
+      const dir = tempDir(t);
+      const withBpb = join(dir, 'bpb.img');
+      run('truncate', ['-s', String(floppy.kib * 1024), withBpb]);
+      run('mkfs.vfat', ['-F', '12', '-S', '512', '-s', String(floppy.spc), '-R', '1', '-f', '2', '-r', String(floppy.root), '-M', `0x${floppy.media.toString(16)}`, withBpb]);
+      const src = join(dir, 'src');
+      writeTree(src, [
+        { path: 'COMMAND.COM', data: Buffer.alloc(4959, 0x90) },
+        { path: 'basic.bas', data: Buffer.from('10 PRINT "HELLO"\r\n') },
+        { path: 'SUB', dir: true },
+        { path: 'SUB/README.TXT', data: Buffer.alloc(3000, 0x41) },
+      ]);
+      run('mcopy', ['-s', '-m', '-i', withBpb, ...listTop(src), '::/']);
+      const dos1 = join(dir, 'dos1.img');
+      const bytes = readFileSync(withBpb);
+      bytes.fill(0, 3, 62); // no OEM name, no BPB: as PC-DOS 1.0 wrote its boot sector
+      bytes[510] = 0;
+      bytes[511] = 0;
+      writeFileSync(dos1, bytes);
+      const { fs, close } = await openFat(dos1);
+      try {
+        const reader = fs.reader as FatReader;
+        assert.equal(reader.layout.version, 'FAT12');
+        assert.equal(reader.blockSize, floppy.spc * 512);
+        assert.equal(reader.uuid, undefined);
+        const ours = await walkAll(fs);
+        assertSameAsSource(ours, src, new Set());
+        assertSameAsMdir(ours, withBpb);
+        assert.equal(await freeBytes(fs, reader), mdirFree(withBpb));
+      } finally {
+        await close();
+      }
+    });
+  }
+
+  test('broken chains, sizes and directories end in one-line CORRUPT errors naming the volume and the path', async (t) => {
+    if (!needPeers(t, 'mkfs.vfat', 'mcopy')) return;
+    const dir = tempDir(t);
+    const { img, fatAt, rootAt } = await fat16Sample(dir);
+    const clean = readFileSync(img);
+    const setFat = (c: number, v: number) => patch(img, fatAt + c * 2, [v & 0xff, v >> 8]);
+    const { fs: fs0, close: close0 } = await openFat(img);
+    const reader0 = fs0.reader as FatReader;
+    const root = await reader0.root();
+    const big = (await reader0.lookup(root, 'big.bin'))!;
+    const many = (await reader0.lookup(root, 'many'))!;
+    const deep = (await reader0.lookup(root, 'deep'))!;
+    const cs = reader0.blockSize;
+    const bigFirst = big.entry!.startCluster;
+    const bigClusters = Math.ceil(big.entry!.size / cs);
+    const manyFirst = many.entry!.startCluster;
+    const clusterCount = reader0.layout.clusterCount;
+    await close0();
+
+    const cases: [string, () => void, (fs: Filesystem) => Promise<unknown>, RegExp][] = [
+      ['a file chain that loops', () => setFat(bigFirst + 3, bigFirst + 1), (fs) => fs.open('/big.bin'), /big\.bin: cluster chain loops back to cluster/],
+      ['a file chain that points outside the volume', () => setFat(bigFirst + 2, clusterCount + 10), (fs) => fs.open('/big.bin'), /big\.bin: cluster chain links cluster \d+ to \d+, outside/],
+      ['a file chain that runs into a free cluster', () => setFat(bigFirst + 2, 0), (fs) => fs.open('/big.bin'), /big\.bin: cluster chain runs into free cluster/],
+      ['a file chain that runs into a bad cluster', () => setFat(bigFirst + 2, 0xfff7), (fs) => fs.open('/big.bin'), /big\.bin: cluster chain runs into bad cluster/],
+      ['a file chain shorter than its size', () => setFat(bigFirst + bigClusters - 2, 0xffff), (fs) => fs.open('/big.bin'), /big\.bin: size 200000 needs \d+ clusters but the cluster chain ends after/],
+      ['a size beyond the volume', () => {
+        const [slot] = slotsOf(img, rootAt, 16384, 'BIG     BIN');
+        patch(img, slot + 28, [0xff, 0xff, 0xff, 0xff]);
+      }, (fs) => fs.open('/big.bin'), /big\.bin: size 4294967295 needs \d+ clusters, more than the volume's/],
+      ['a directory chain that loops', () => setFat(manyFirst, manyFirst), (fs) => fs.readdir('/many'), /directory \/many: cluster chain loops back/],
+      ['a directory larger than 2 MiB', () => {
+        // many's chain continued through 1100 clusters at the volume's end.
+        const from = clusterCount + 1 - 1100;
+        setFat(lastOf(manyFirst), from);
+        for (let c = from; c < from + 1099; c++) setFat(c, c + 1);
+        setFat(from + 1099, 0xffff);
+      }, (fs) => fs.readdir('/many'), /directory \/many: directory is larger than 2097152 bytes/],
+      ['a first cluster outside the volume', () => {
+        const [slot] = slotsOf(img, rootAt, 16384, 'UPPER   TXT');
+        patch(img, slot + 26, [0xfe, 0xff]);
+      }, (fs) => fs.open('/UPPER.TXT'), /UPPER\.TXT: first cluster 65534 is outside the volume's/],
+    ];
+    function lastOf(first: number): number {
+      const b = readFileSync(img);
+      let c = first;
+      while (b.readUInt16LE(fatAt + c * 2) < 0xfff8) c = b.readUInt16LE(fatAt + c * 2);
+      return c;
+    }
+    for (const [what, damage, op, pattern] of cases) {
+      writeFileSync(img, clean);
+      damage();
+      const { fs, close } = await openFat(img);
+      try {
+        await corruptError(op(fs), new RegExp(`^${img.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: FAT16 .*${pattern.source}`));
+      } catch (e) {
+        throw new Error(`${what}: ${(e as Error).message}`);
+      } finally {
+        await close();
+      }
+    }
+
+    // A chain longer than its file's size is read, with a warning.
+    writeFileSync(img, clean);
+    const free = clusterCount; // the last cluster: free on this volume
+    setFat(lastOf(bigFirst), free);
+    setFat(free, 0xffff);
+    {
+      const { fs, close } = await openFat(img);
+      const f = await fs.open('/big.bin');
+      assert.equal(f.size, 200000);
+      assert.match(fs.warnings.join('\n'), /big\.bin: cluster chain goes on past the \d+ clusters its size 200000 needs/);
+      await close();
+    }
+
+    // A subdirectory pointing at its parent: the same inode number, so tree walkers see the cycle.
+    writeFileSync(img, clean);
+    {
+      const { fs, close } = await openFat(img);
+      const reader = fs.reader as FatReader;
+      const a = (await reader.lookup(deep, 'a'))!;
+      await close();
+      const where = await entryOffset(img, reader, deep, 'A          ');
+      patch(img, where + 26, [deep.entry!.startCluster & 0xff, deep.entry!.startCluster >> 8]);
+      const again = await openFat(img);
+      assert.equal((await again.fs.stat('/deep/a')).ino, (await again.fs.stat('/deep')).ino);
+      assert.equal((await again.fs.stat('/deep/a/a/a/a')).ino, (await again.fs.stat('/deep')).ino);
+      assert.notEqual(a.ino, deep.ino);
+      await again.close();
+    }
+  });
+});
+
+/** Where the short entry named `raw` (11 bytes as stored) lies in a directory of one cluster. */
+async function entryOffset(img: string, reader: FatReader, dir: { entry: { startCluster: number } | null }, raw: string): Promise<number> {
+  const at = reader.layout.dataOffset + (dir.entry!.startCluster - 2) * reader.blockSize;
+  const [slot] = slotsOf(img, at, reader.blockSize, raw);
+  return slot;
+}
