@@ -109,8 +109,13 @@ export async function walkAll(fs: Filesystem, withContent = true): Promise<Liste
 
 export async function openFat(img: string, partition?: number): Promise<{ fs: Filesystem; close: () => Promise<void> }> {
   const image = await openImage(img);
-  const fs = await openFilesystem(image, partition === undefined ? {} : { partition });
-  return { fs, close: () => image.close() };
+  try {
+    const fs = await openFilesystem(image, partition === undefined ? {} : { partition });
+    return { fs, close: () => image.close() };
+  } catch (e) {
+    await image.close();
+    throw e;
+  }
 }
 
 /** The source tree as path -> { dir, data, mtime seconds }. */
