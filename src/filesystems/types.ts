@@ -12,6 +12,11 @@ export interface FsInfo {
 export interface VolumeReader {
   readonly size: number;
   read(offset: number, length: number): Promise<Buffer>;
+  /**
+   * Fills `buf` from `offset`, as `read` would return it: for large reads into a buffer the caller
+   * reuses, without a fresh allocation (whose first touch costs page faults) and a copy per read.
+   */
+  readInto?(buf: Uint8Array, offset: number): Promise<void>;
 }
 
 export interface Detector {

@@ -15,6 +15,11 @@ export function sectorReader(image: DiskImage): SectorReader {
       if (n > 0) await image.read(buf.subarray(0, n), offset);
       return buf;
     },
+    async readInto(buf: Uint8Array, offset: number): Promise<void> {
+      const n = Math.max(0, Math.min(buf.length, image.virtualSize - offset));
+      if (n > 0) await image.read(buf.subarray(0, n), offset);
+      buf.fill(0, n);
+    },
   };
 }
 

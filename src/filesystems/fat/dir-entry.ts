@@ -36,6 +36,9 @@ const CP850_HIGH =
   'ÇüéâäàåçêëèïîìÄÅÉæÆôöòûùÿÖÜø£Ø×ƒáíóúñÑªº¿®¬½¼¡«»░▒▓│┤ÁÂÀ©╣║╗╝¢¥┐└┴┬├─┼ãÃ╚╔╩╦╠═╬¤ðÐÊËÈıÍÎÏ┘┌█▄¦Ì▀ÓßÔÒõÕµþÞÚÛÙýÝ¯´\u00ad±‗¾¶§÷¸°¨·¹³²■\u00a0';
 
 function oemChars(b: Buffer, from: number, to: number): string {
+  let ascii = b[from] !== KANJI_E5 || from !== 0;
+  for (let i = from; i < to && ascii; i++) ascii = b[i] < 0x80;
+  if (ascii) return b.toString('latin1', from, to).replace(/ +$/u, '');
   let s = '';
   for (let i = from; i < to; i++) {
     const c = i === 0 && b[0] === KANJI_E5 ? DELETED : b[i];
@@ -91,6 +94,14 @@ export function isLongNameSlot(b: Buffer, at: number): boolean {
   return (b[at + 11] & ATTR_LONG_NAME_MASK) === ATTR_LONG_NAME;
 }
 
+/** The `.` and `..` entries a subdirectory starts with (section 6.7). */
+export function isDotEntry(b: Buffer, at: number): boolean {
+  if (b[at] !== 0x2e) return false;
+  let i = b[at + 1] === 0x2e ? 2 : 1;
+  for (; i < 11; i++) if (b[at + i] !== 0x20) return false;
+  return true;
+}
+
 /** A volume label entry: the volume bit without the directory bit, and not a long-name slot. */
 export function isVolumeLabel(b: Buffer, at: number): boolean {
   return !isLongNameSlot(b, at) && (b[at + 11] & (ATTR_VOLUME_ID | ATTR_DIRECTORY)) === ATTR_VOLUME_ID;
@@ -102,20 +113,20 @@ export interface LongNameSlot {
   /** LDIR_Ord bit 0x40: the slot with the name's end, stored first. */
   last: boolean;
   checksum: number;
-  /** The 13 UTF-16 code units the slot carries (LDIR_Name1, 2, 3). */
-  units: number[];
 }
 
+export const UNITS_PER_SLOT = 13;
+/** Where LDIR_Name1, 2 and 3 keep the slot's 13 UTF-16 code units. */
 const UNIT_OFFSETS = [1, 3, 5, 7, 9, 14, 16, 18, 20, 22, 24, 28, 30];
 
 export function parseLongNameSlot(b: Buffer, at: number): LongNameSlot {
   const ord = b[at];
-  return {
-    order: ord & ~0x40,
-    last: (ord & 0x40) !== 0,
-    checksum: b[at + 13],
-    units: UNIT_OFFSETS.map((o) => b.readUInt16LE(at + o)),
-  };
+  return { order: ord & ~0x40, last: (ord & 0x40) !== 0, checksum: b[at + 13] };
+}
+
+/** Copies the slot's 13 code units to `into` from `index` (the slot of order n holds characters 13(n-1) on). */
+export function copyLongNameUnits(b: Buffer, at: number, into: Uint16Array, index: number): void {
+  for (let k = 0; k < UNITS_PER_SLOT; k++) into[index + k] = b[at + UNIT_OFFSETS[k]] | (b[at + UNIT_OFFSETS[k] + 1] << 8);
 }
 
 /** Section 7.2: the checksum of the 11-byte short name each long-name slot of its name carries. */

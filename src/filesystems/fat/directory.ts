@@ -4,6 +4,9 @@ import {
   DELETED,
   END_OF_DIRECTORY,
   ENTRY_SIZE,
+  UNITS_PER_SLOT,
+  copyLongNameUnits,
+  isDotEntry,
   isLongNameSlot,
   isVolumeLabel,
   parseLongNameSlot,
@@ -15,7 +18,6 @@ import {
 
 /** A long name has at most 255 characters: 20 slots of 13 (fatgen103 section 7). */
 const MAX_LONG_SLOTS = 20;
-const UNITS_PER_SLOT = 13;
 
 export interface DirRecord {
   /** The long name when its slots are whole and match the short name's checksum, else the short name. */
@@ -42,7 +44,8 @@ interface PendingName {
   checksum: number;
   /** The order number of the slot expected next; 0 once all slots are in. */
   expect: number;
-  units: number[];
+  /** Slots in the name. */
+  count: number;
 }
 
 /**
@@ -55,6 +58,7 @@ interface PendingName {
 export function parseDirectory(buf: Buffer, fat32: boolean): ParsedDirectory {
   const out: ParsedDirectory = { records: [], dotDirs: 0, ended: false, unnamed: [] };
   let pending: PendingName | null = null;
+  const units = new Uint16Array(MAX_LONG_SLOTS * UNITS_PER_SLOT);
   for (let at = 0; at + ENTRY_SIZE <= buf.length; at += ENTRY_SIZE) {
     const first = buf[at];
     if (first === END_OF_DIRECTORY) {
@@ -66,7 +70,7 @@ export function parseDirectory(buf: Buffer, fat32: boolean): ParsedDirectory {
       continue;
     }
     if (isLongNameSlot(buf, at)) {
-      pending = nextSlot(pending, buf, at);
+      pending = nextSlot(pending, buf, at, units);
       continue;
     }
     const slots = pending;
@@ -76,14 +80,12 @@ export function parseDirectory(buf: Buffer, fat32: boolean): ParsedDirectory {
       continue;
     }
     if (buf[at + 11] & ATTR_VOLUME_ID) continue; // neither a file nor a directory
-    const raw = buf.subarray(at, at + 11);
-    const rawName = raw.toString('latin1');
-    if (rawName === '.          ' || rawName === '..         ') {
+    if (isDotEntry(buf, at)) {
       if (buf[at + 11] & ATTR_DIRECTORY) out.dotDirs++;
       continue;
     }
     const entry = parseShortEntry(buf, at, fat32);
-    const long = slots && slots.expect === 0 && slots.checksum === shortNameChecksum(raw) ? longName(slots.units) : undefined;
+    const long = slots && slots.expect === 0 && slots.checksum === shortNameChecksum(entry.raw) ? longName(units, slots.count) : undefined;
     const name = long !== undefined && usable(long) ? long : entry.name;
     if (!usable(name)) {
       out.unnamed.push(at);
@@ -95,25 +97,25 @@ export function parseDirectory(buf: Buffer, fat32: boolean): ParsedDirectory {
 }
 
 /** Takes a long-name slot into the name being assembled, or drops the name when the slot does not continue it. */
-function nextSlot(pending: PendingName | null, buf: Buffer, at: number): PendingName | null {
+function nextSlot(pending: PendingName | null, buf: Buffer, at: number, units: Uint16Array): PendingName | null {
   const slot = parseLongNameSlot(buf, at);
   if (slot.order < 1 || slot.order > MAX_LONG_SLOTS) return null;
   if (slot.last) {
-    const units = new Array<number>(slot.order * UNITS_PER_SLOT).fill(0xffff);
-    units.splice((slot.order - 1) * UNITS_PER_SLOT, UNITS_PER_SLOT, ...slot.units);
-    return { checksum: slot.checksum, expect: slot.order - 1, units };
+    copyLongNameUnits(buf, at, units, (slot.order - 1) * UNITS_PER_SLOT);
+    return { checksum: slot.checksum, expect: slot.order - 1, count: slot.order };
   }
   if (!pending || slot.order !== pending.expect || slot.checksum !== pending.checksum) return null;
-  pending.units.splice((slot.order - 1) * UNITS_PER_SLOT, UNITS_PER_SLOT, ...slot.units);
+  copyLongNameUnits(buf, at, units, (slot.order - 1) * UNITS_PER_SLOT);
   pending.expect--;
   return pending;
 }
 
-/** UTF-16 code units up to the first NUL (the rest is 0xFFFF padding). */
-function longName(units: number[]): string | undefined {
-  const end = units.indexOf(0);
-  const used = end < 0 ? units : units.slice(0, end);
-  return used.length === 0 ? undefined : String.fromCharCode(...used);
+/** The name's UTF-16 code units up to the first NUL (the rest is 0xFFFF padding). */
+function longName(units: Uint16Array, slots: number): string | undefined {
+  let end = 0;
+  const max = slots * UNITS_PER_SLOT;
+  while (end < max && units[end] !== 0) end++;
+  return end === 0 ? undefined : String.fromCharCode(...units.subarray(0, end));
 }
 
 /** A name a path can hold: not empty, not `.` or `..`, without `/` or NUL. */

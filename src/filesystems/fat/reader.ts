@@ -6,6 +6,7 @@ import { ATTR_ARCHIVE, ATTR_DIRECTORY, ATTR_HIDDEN, ATTR_READ_ONLY, ATTR_SYSTEM,
 import { parseDirectory } from './directory.js';
 import { dosTime } from './dos-time.js';
 import { FatTable, type ClusterRuns } from './fat-table.js';
+import { ReadWindows } from './read-window.js';
 
 /** FAT directories hold at most 65536 entries, 2 MiB (fatgen103 section 6; Linux's FAT_MAX_DIR_SIZE). */
 const MAX_DIR_BYTES = 2 * 1024 * 1024;
@@ -14,7 +15,7 @@ const MAX_CACHED_ENTRIES = 200_000;
 /** Warnings kept; a badly damaged volume would otherwise grow the list without bound. */
 const MAX_WARNINGS = 100;
 /** The largest single read a file read issues; larger spans go as several reads in flight. */
-const MAX_READ = 16 * 1024 * 1024;
+const MAX_READ = 2 * 1024 * 1024;
 /** Linux's inode number for the root (MSDOS_ROOT_INO). */
 const ROOT_INO = 1;
 
@@ -52,6 +53,8 @@ export class FatReader implements FsReader<FatNode> {
   readonly uuid?: string;
   readonly layout: FatLayout;
   private readonly table: FatTable;
+  /** File and directory contents: small reads share 1 MiB windows. */
+  private readonly data: ReadWindows;
   private readonly listings = new Map<number, Listing>();
   private cachedEntries = 0;
   private readonly rootNode: FatNode = { path: '/', ino: ROOT_INO, directory: true, entry: null };
@@ -66,6 +69,7 @@ export class FatReader implements FsReader<FatNode> {
     this.blockSize = layout.clusterSize;
     this.uuid = uuid;
     this.table = new FatTable(volume, layout, name);
+    this.data = new ReadWindows(volume);
     for (const n of layout.notes) this.warn(n);
     if (layout.totalBytes > volume.size) {
       this.warn(`the ${layout.version} file system spans ${layout.totalBytes} bytes but the volume has ${volume.size}; the missing part reads as zeros`);
@@ -113,7 +117,7 @@ export class FatReader implements FsReader<FatNode> {
   private async dirBytes(node: FatNode, key: number): Promise<{ bytes: Buffer; volumeOffset: (at: number) => number }> {
     if (key === -1) {
       const start = this.layout.rootOffset;
-      return { bytes: await this.volume.read(start, this.layout.rootBytes), volumeOffset: (at) => start + at };
+      return { bytes: await this.data.read(start, this.layout.rootBytes), volumeOffset: (at) => start + at };
     }
     const cs = this.layout.clusterSize;
     const limit = Math.max(1, Math.floor(MAX_DIR_BYTES / cs));
@@ -121,7 +125,7 @@ export class FatReader implements FsReader<FatNode> {
     if (chain.ended === 'limit') {
       throw new VdiskError('CORRUPT', `${this.where(node)}: directory is larger than ${MAX_DIR_BYTES} bytes (65536 entries), the most FAT allows`);
     }
-    const parts = await Promise.all(chain.starts.map((s, i) => this.volume.read(this.table.clusterOffset(s), chain.counts[i] * cs)));
+    const parts = await Promise.all(chain.starts.map((s, i) => this.data.read(this.table.clusterOffset(s), chain.counts[i] * cs)));
     const clusters = chain.starts.flatMap((s, i) => Array.from({ length: chain.counts[i] }, (_, k) => s + k));
     return {
       bytes: parts.length === 1 ? parts[0] : Buffer.concat(parts),
@@ -249,7 +253,7 @@ export class FatReader implements FsReader<FatNode> {
     const e = node.entry;
     if (e === null || node.directory) throw new VdiskError('USAGE', `${this.where(node)}: is a directory`);
     const cs = this.layout.clusterSize;
-    if (e.size === 0) return new FatFile(this.volume, this.table, 0, { starts: [], counts: [], clusters: 0 });
+    if (e.size === 0) return new FatFile(this.data, this.table, 0, { starts: [], counts: [], clusters: 0 });
     const needed = Math.ceil(e.size / cs);
     if (needed > this.layout.clusterCount) {
       throw new VdiskError('CORRUPT', `${this.where(node)}: size ${e.size} needs ${needed} clusters, more than the volume's ${this.layout.clusterCount}`);
@@ -259,7 +263,7 @@ export class FatReader implements FsReader<FatNode> {
       throw new VdiskError('CORRUPT', `${this.where(node)}: size ${e.size} needs ${needed} clusters but the cluster chain ends after ${chain.clusters}`);
     }
     if (chain.ended === 'limit') this.warn(`${this.where(node)}: cluster chain goes on past the ${needed} clusters its size ${e.size} needs`);
-    return new FatFile(this.volume, this.table, e.size, chain);
+    return new FatFile(this.data, this.table, e.size, chain);
   }
 
   /** Where a file's clusters lie on the volume, run by run (`filefrag`'s view). */
@@ -289,7 +293,7 @@ class FatFile implements FsFile {
   private readonly before: number[] = [];
 
   constructor(
-    private readonly volume: VolumeReader,
+    private readonly volume: ReadWindows,
     private readonly table: FatTable,
     readonly size: number,
     private readonly runs: ClusterRuns,
@@ -332,7 +336,7 @@ class FatFile implements FsFile {
       const n = Math.min(total - done, runEnd - pos, MAX_READ);
       const from = this.table.clusterOffset(this.runs.starts[run]) + (pos - runStart);
       const into = done;
-      reads.push(this.volume.read(from, n).then((b) => void buf.set(b, into)));
+      reads.push(this.volume.readInto(buf.subarray(into, into + n), from));
       done += n;
       if (pos + n === runEnd) run++;
     }
