@@ -2,6 +2,7 @@ import { mkdirSync, writeFileSync, utimesSync, readdirSync, statSync, readFileSy
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
+import assert from 'node:assert/strict';
 import { openImage } from '../../src/formats/open.js';
 import { openFilesystem } from '../../src/filesystems/open.js';
 import type { Filesystem, FsStats } from '../../src/filesystems/filesystem.js';
@@ -67,7 +68,7 @@ export function sampleTree(): TreeFile[] {
     { path: 'Ελληνικά αρχεία.dat', data: pattern(3, 7) },
     { path: 'кириллица', data: pattern(4, 1) },
     { path: 'empty', data: Buffer.alloc(0) },
-    { path: 'big.bin', data: pattern(5, 200_000) },
+    { path: 'big.bin', data: pattern(5, 700_000) },
     { path: 'deep', dir: true },
     { path: 'deep/a/b/c/d/e/f/g/leaf with a long name.txt', data: Buffer.from('deep\n') },
     { path: 'many', dir: true },
@@ -95,8 +96,12 @@ export async function walkAll(fs: Filesystem, withContent = true): Promise<Liste
       if (withContent && e.type === 'file') {
         const f = await reader.open(e.node);
         const buf = Buffer.alloc(f.size);
-        // Odd-sized reads at odd offsets cross cluster and run boundaries.
+        // Odd-sized reads at odd offsets cross cluster, run and read-window boundaries.
         for (let at = 0; at < f.size; at += 6553) await f.read(buf.subarray(at, Math.min(f.size, at + 6553)), at);
+        // One read of the whole file goes straight into the buffer: the same bytes.
+        const whole = Buffer.alloc(f.size + 100, 0xaa);
+        assert.equal(await f.read(whole, 0), f.size);
+        assert.ok(buf.equals(whole.subarray(0, f.size)), `${p}: whole and piecewise reads agree`);
         item.content = buf;
       }
       out.push(item);
