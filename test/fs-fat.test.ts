@@ -485,3 +485,27 @@ async function entryOffset(img: string, reader: FatReader, dir: { entry: { start
   const [slot] = slotsOf(img, at, reader.blockSize, raw);
   return slot;
 }
+
+describe('FAT reader warnings', () => {
+  test('a dirty volume (boot sector flag or FAT[1] clean-shutdown bit) is warned about when fsck.fat -n finds it dirty', async (t) => {
+    if (!needPeers(t, 'mkfs.vfat', 'mcopy', 'fsck.fat')) return;
+    const dir = tempDir(t);
+    const { img, fatAt } = await fat16Sample(dir);
+    const clean = readFileSync(img);
+    const fsckDirty = () => /Dirty bit is set/.test(spawnSync('fsck.fat', ['-n', img], { env: PEER_ENV, encoding: 'utf8' }).stdout);
+    const damage: [string, () => void][] = [
+      ['clean', () => {}],
+      ['boot sector dirty flag', () => patch(img, 37, [clean[37] | 1])],
+      ['FAT[1] clean-shutdown bit clear', () => patch(img, fatAt + 3, [clean[fatAt + 3] & 0x7f])],
+    ];
+    for (const [what, make] of damage) {
+      writeFileSync(img, clean);
+      make();
+      const { fs, close } = await openFat(img);
+      const warned = fs.warnings.some((w) => /not cleanly unmounted/.test(w));
+      await close();
+      assert.equal(warned, fsckDirty(), what);
+      assert.equal(warned, what !== 'clean', what);
+    }
+  });
+});

@@ -169,6 +169,14 @@ export async function readBpb(v: VolumeReader): Promise<{ bpb: Bpb; boot: Buffer
   return bpb ? { bpb, boot } : null;
 }
 
+/**
+ * The boot sector's dirty flag: bit 0 of the byte after BS_DrvNum (BS_Reserved1, offset 37, or 65 on
+ * FAT32), which Windows NT and Linux set while the volume is mounted.
+ */
+export function bootDirty(boot: Buffer, bpb: Bpb): boolean {
+  return !bpb.dos1 && (boot[bpb.fat32 ? 65 : 37] & 0x01) !== 0;
+}
+
 /** The volume serial (BS_VolID) as blkid shows it, present when the extended boot signature 0x29 is (section 3.2, 3.3). */
 export function volumeSerial(boot: Buffer, bpb: Bpb): string | undefined {
   if (bpb.dos1) return undefined;

@@ -48,8 +48,6 @@ function oemChars(b: Buffer, from: number, to: number): string {
 }
 
 export interface ShortEntry {
-  /** The 11 name bytes as stored, for the long-name checksum. */
-  raw: Buffer;
   /** The 8.3 name as shown: trailing blanks dropped, the NT lower-case flags applied. */
   name: string;
   attr: number;
@@ -76,7 +74,6 @@ export function parseShortEntry(b: Buffer, at: number, fat32: boolean): ShortEnt
   if (nt & NT_LOWER_BASE) base = base.toLowerCase();
   if (nt & NT_LOWER_EXT) ext = ext.toLowerCase();
   return {
-    raw: slot.subarray(0, 11),
     name: ext === '' ? base : `${base}.${ext}`,
     attr: slot[11],
     startCluster: (fat32 ? slot.readUInt16LE(20) * 0x10000 : 0) + slot.readUInt16LE(26),
@@ -130,9 +127,9 @@ export function copyLongNameUnits(b: Buffer, at: number, into: Uint16Array, inde
 }
 
 /** Section 7.2: the checksum of the 11-byte short name each long-name slot of its name carries. */
-export function shortNameChecksum(raw: Buffer): number {
+export function shortNameChecksum(b: Buffer, at: number): number {
   let sum = 0;
-  for (let i = 0; i < 11; i++) sum = (((sum & 1) << 7) + (sum >> 1) + raw[i]) & 0xff;
+  for (let i = 0; i < 11; i++) sum = (((sum & 1) << 7) + (sum >> 1) + b[at + i]) & 0xff;
   return sum;
 }
 

@@ -85,7 +85,7 @@ export function parseDirectory(buf: Buffer, fat32: boolean): ParsedDirectory {
       continue;
     }
     const entry = parseShortEntry(buf, at, fat32);
-    const long = slots && slots.expect === 0 && slots.checksum === shortNameChecksum(entry.raw) ? longName(units, slots.count) : undefined;
+    const long = slots && slots.expect === 0 && slots.checksum === shortNameChecksum(buf, at) ? longName(units, slots.count) : undefined;
     const name = long !== undefined && usable(long) ? long : entry.name;
     if (!usable(name)) {
       out.unnamed.push(at);

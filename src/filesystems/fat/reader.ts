@@ -1,7 +1,7 @@
 import { VdiskError } from '../../errors.js';
 import { modeOf, type ByteRange, type FsContext, type FsDirEntry, type FsFile, type FsReader, type FsStats } from '../filesystem.js';
 import type { VolumeReader } from '../types.js';
-import { fatLayout, readBpb, volumeSerial, type FatLayout } from './boot-sector.js';
+import { bootDirty, fatLayout, readBpb, volumeSerial, type FatLayout } from './boot-sector.js';
 import { ATTR_ARCHIVE, ATTR_DIRECTORY, ATTR_HIDDEN, ATTR_READ_ONLY, ATTR_SYSTEM, ENTRY_SIZE, type ShortEntry } from './dir-entry.js';
 import { parseDirectory } from './directory.js';
 import { dosTime } from './dos-time.js';
@@ -10,7 +10,8 @@ import { ReadWindows } from './read-window.js';
 
 /** FAT directories hold at most 65536 entries, 2 MiB (fatgen103 section 6; Linux's FAT_MAX_DIR_SIZE). */
 const MAX_DIR_BYTES = 2 * 1024 * 1024;
-/** Parsed directories kept, counted in entries. */
+/** Parsed directories kept: at most this many, holding at most this many entries in all. */
+const MAX_CACHED_DIRS = 1024;
 const MAX_CACHED_ENTRIES = 200_000;
 /** Warnings kept; a badly damaged volume would otherwise grow the list without bound. */
 const MAX_WARNINGS = 100;
@@ -83,8 +84,25 @@ export class FatReader implements FsReader<FatNode> {
     if (!layout) throw new VdiskError('CORRUPT', `${ctx.name}: FAT boot sector: reserved sectors, FATs and root directory leave no data region`);
     if (layout.clusterCount === 0) throw new VdiskError('CORRUPT', `${ctx.name}: ${layout.version} has no data clusters`);
     const reader = new FatReader(volume, ctx.name, layout, volumeSerial(found.boot, found.bpb));
+    await reader.checkClean(bootDirty(found.boot, found.bpb));
     reader.label = (await reader.listing(reader.rootNode)).label;
     return reader;
+  }
+
+  /**
+   * FAT[1] keeps two flags on FAT16 and FAT32 (fatgen103 section 4.2, ClnShutBitMask and
+   * HrdErrBitMask): a clear bit means the volume was not cleanly unmounted, resp. that a disk I/O
+   * error was met. With the boot sector's dirty bit, worth a warning: the last writer may not have finished.
+   */
+  private async checkClean(bootSaysDirty: boolean): Promise<void> {
+    const bits = this.layout.bits;
+    const entry1 = bits === 12 ? -1 : await this.table.entry(1);
+    const clean = bits === 16 ? 0x8000 : 0x08000000;
+    const noErrors = bits === 16 ? 0x4000 : 0x04000000;
+    if (bootSaysDirty || (entry1 >= 0 && !(entry1 & clean))) {
+      this.warn(`the ${this.layout.version} volume was not cleanly unmounted (dirty flag set): what its last writer was doing may be unfinished`);
+    }
+    if (entry1 >= 0 && !(entry1 & noErrors)) this.warn(`the ${this.layout.version} volume records disk I/O errors (FAT hard-error flag)`);
   }
 
   private warn(msg: string): void {
@@ -179,7 +197,7 @@ export class FatReader implements FsReader<FatNode> {
     this.listings.set(key, listing);
     this.cachedEntries += listing.nodes.length;
     for (const [k, l] of this.listings) {
-      if (this.cachedEntries <= MAX_CACHED_ENTRIES || k === key) break;
+      if ((this.cachedEntries <= MAX_CACHED_ENTRIES && this.listings.size <= MAX_CACHED_DIRS) || k === key) break;
       this.listings.delete(k);
       this.cachedEntries -= l.nodes.length;
     }
