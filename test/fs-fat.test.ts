@@ -217,6 +217,32 @@ describe('FAT reader against mkfs.vfat, mcopy, mdir and 7-Zip', () => {
     });
   }
 
+  test('a FAT32 FAT of 16 MiB: chains across FAT pieces, free space across scan chunks', async (t) => {
+    if (!needPeers(t, 'mkfs.vfat', 'mcopy', 'mdir', SEVEN)) return;
+    const dir = tempDir(t);
+    const img = join(dir, 'fat.img');
+    run('truncate', ['-s', String(2048 * MiB), img]);
+    run('mkfs.vfat', ['-F', '32', '-s', '1', img]);
+    // 20 MiB of 512-byte clusters: 40960 FAT entries, past the 32768 a cached FAT piece holds.
+    const data = Buffer.alloc(20 * MiB);
+    for (let i = 0; i < data.length; i += 4) data.writeUInt32LE(i * 2654435761 >>> 0, i);
+    writeFileSync(join(dir, 'large.bin'), data);
+    run('mcopy', ['-m', '-i', img, join(dir, 'large.bin'), '::/']);
+    const { fs, close } = await openFat(img);
+    try {
+      const reader = fs.reader as FatReader;
+      assert.ok(reader.layout.fatBytes > 8 * MiB, `FAT of ${reader.layout.fatBytes} bytes`);
+      const f = await fs.open('/large.bin');
+      const got = Buffer.alloc(f.size);
+      assert.equal(await f.read(got, 0), data.length);
+      assert.ok(got.equals(data));
+      assert.equal(await freeBytes(fs, reader), mdirFree(img));
+      assert.equal(await freeBytes(fs, reader), Number(sevenZip(img).archive['Free Space']));
+    } finally {
+      await close();
+    }
+  });
+
   test('lookups ignore case and accept the short names mdir shows', async (t) => {
     if (!needPeers(t, 'mkfs.vfat', 'mcopy', 'mdir')) return;
     const dir = tempDir(t);

@@ -7,6 +7,8 @@ import { BAD_CLUSTER, type FatLayout } from './boot-sector.js';
 const PIECE = 128 * 1024;
 /** Pieces kept (16 MiB): a FAT32 FAT can be hundreds of MiB, so it is never held whole. */
 const MAX_PIECES = 128;
+/** Bytes of FAT read at a time by the one pass that finds the free clusters. */
+const SCAN = 4 * 1024 * 1024;
 
 /** A chain as runs of consecutive clusters: `starts[i]` and the `counts[i]` clusters after it. */
 export interface ClusterRuns {
@@ -147,16 +149,16 @@ export class FatTable {
   /** The free clusters (entry 0) as byte ranges of the volume, merged and in order, read piece by piece. */
   async *freeExtents(): AsyncGenerator<ByteRange> {
     const { clusterCount, clusterSize, bits } = this.layout;
-    const perPiece = bits === 12 ? clusterCount + 2 : (PIECE * 8) / bits;
+    const perScan = bits === 12 ? clusterCount + 2 : (SCAN * 8) / bits;
     let runStart = -1;
     let runEnd = -1;
-    for (let first = 0; first < clusterCount + 2; first += perPiece) {
-      const index = bits === 12 ? 0 : first / perPiece;
-      // Read outside the cache: one pass over a large FAT would only evict the pieces in use.
-      const buf = await this.readPiece(index);
-      const end = Math.min(first + perPiece, clusterCount + 2);
+    for (let first = 0; first < clusterCount + 2; first += perScan) {
+      // Large reads outside the cache: one pass over a large FAT would only evict the pieces in use.
+      const at = bits === 12 ? 0 : (first * bits) / 8;
+      const buf = await this.volume.read(this.layout.fatOffset + at, Math.min(bits === 12 ? this.usedBytes : SCAN, this.usedBytes - at));
+      const end = Math.min(first + perScan, clusterCount + 2);
       for (let c = Math.max(first, 2); c < end; c++) {
-        if (this.entryIn(buf, c, index * PIECE) !== 0) continue;
+        if (this.entryIn(buf, c, at) !== 0) continue;
         if (c === runEnd) runEnd++;
         else {
           if (runStart >= 0) yield { offset: this.clusterOffset(runStart), length: (runEnd - runStart) * clusterSize };
