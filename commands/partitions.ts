@@ -19,7 +19,7 @@ export async function runPartitions(path: string, opts: PartitionsOptions): Prom
   } finally {
     await image.close();
   }
-  for (const w of table.warnings) process.stderr.write(`vdisk: warning: ${path}: ${w}\n`);
+  if (!opts.quiet) for (const w of table.warnings) process.stderr.write(`vdisk: warning: ${path}: ${w}\n`);
   if (kind === 'json') {
     printJson({ scheme: table.scheme, sectorSize: table.sectorSize, ...(table.id ? { id: table.id } : {}), partitions: table.partitions, warnings: table.warnings });
     return 0;

@@ -1,8 +1,10 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { openSync, writeSync, readSync, closeSync } from 'node:fs';
+import { openSync, writeSync, readSync, closeSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { needPeers, tempDir, vdisk, sh } from './helpers/peers.js';
+import { makeBsdLabel } from './helpers/handmade.js';
 import type { Partition } from '../src/index.js';
 
 const MiB = 1024 * 1024;
@@ -28,6 +30,12 @@ function ours(img: string): Ours {
   const r = vdisk(['partitions', '--output', 'json', img]);
   assert.equal(r.code, 0, r.stderr);
   return JSON.parse(r.stdout) as Ours;
+}
+
+function zero(file: string, offset: number, length: number): void {
+  const fd = openSync(file, 'r+');
+  writeSync(fd, Buffer.alloc(length), 0, length, offset);
+  closeSync(fd);
 }
 
 function raw(size: number, dir: string, name = 'disk.img'): string {
@@ -176,6 +184,50 @@ describe('partition tables compared with util-linux', () => {
     sameAsVhdx(img, dir, o);
   });
 
+  test('a BSD disklabel on the bare disk with absolute offsets, one entry past the end: listed as partx lists it', (t) => {
+    if (!needPeers(t, 'partx', 'qemu-img')) return;
+    const dir = tempDir(t);
+    const img = raw(64 * MiB, dir);
+    makeBsdLabel(img, 131072, [[0, 16, 20480, 7], [2, 0, 131072, 0], [3, 40000, 16384, 7], [6, 90000, 70000, 7]]);
+    const o = ours(img);
+    assert.equal(o.scheme, 'bsd');
+    const px = sh('partx', ['-g', '-o', 'NR,START,SECTORS', img]).trim().split('\n').map((l) => l.trim().split(/\s+/).map(Number));
+    assert.deepEqual(o.partitions.map((p) => [p.index, p.start / 512, p.size / 512]), px);
+    assert.deepEqual(o.partitions.map((p) => p.name), ['a', 'd', 'g']);
+    assert.match(o.warnings.join(' '), /BSD partition g .* ends past the end of the disk/);
+    sameAsVhdx(img, dir, o);
+  });
+
+  test('a good primary GPT with its backup damaged, missing or not at the end: warned about as sfdisk does', (t) => {
+    if (!needPeers(t, 'sgdisk', 'sfdisk')) return;
+    const dir = tempDir(t);
+    const base = raw(32 * MiB, dir, 'base.img');
+    sh('sgdisk', ['-n', '1:2048:+4M', base]);
+    const last = 32 * 2048 - 1;
+    const cases: [string, (img: string) => void][] = [
+      ['backup header wiped', (img) => zero(img, last * 512, 512)],
+      ['backup entries wiped', (img) => zero(img, (last - 32) * 512, 32 * 512)],
+      ['disk grown since', (img) => sh('truncate', ['-s', String(48 * MiB), img])],
+    ];
+    for (const [name, damage] of cases) {
+      const img = join(dir, `${name.replace(/ /g, '-')}.img`);
+      writeFileSync(img, readFileSync(base));
+      damage(img);
+      const peer = spawnSync('sfdisk', ['--json', img], { encoding: 'utf8', env: { ...process.env, PATH: `${process.env.PATH}:/usr/sbin:/sbin` } });
+      const o = ours(img);
+      assert.equal(o.partitions.length, 1, name);
+      const theirs = peer.stderr.trim().split('\n').filter(Boolean);
+      assert.ok(theirs.length > 0, `${name}: sfdisk warns`);
+      // Each of sfdisk's sentences, less its own advice, is in our warnings.
+      for (const line of theirs) {
+        const gist = line.replace(/ will be corrected by write\.$/, '').replace(/\.$/, '').replace(/^The/, 'the').replace(/, but the primary/, '');
+        const words = gist.split(/[ ,]+/).filter((w) => !/^\(?\d/.test(w));
+        const text = o.warnings.join(' | ');
+        for (const w of words) assert.ok(text.includes(w), `${name}: sfdisk says "${line}"; ours: ${text}`);
+      }
+    }
+  });
+
   test('a looping EBR chain ends, lists each valid logical once, and warns', (t) => {
     if (!needPeers(t, 'sfdisk')) return;
     const dir = tempDir(t);
@@ -199,6 +251,32 @@ describe('partition tables compared with util-linux', () => {
     const o = JSON.parse(r.stdout) as Ours;
     assert.deepEqual(o.partitions.map((p) => p.index), [1, 2, 5, 6]);
     assert.match(o.warnings.join(' '), /links backwards|loops/);
+  });
+
+  test('an EBR with two data entries and its link in the last slot, as DOS wrote them: every data entry, as partx lists them', (t) => {
+    if (!needPeers(t, 'sfdisk', 'partx')) return;
+    const dir = tempDir(t);
+    const img = raw(64 * MiB, dir);
+    sh('sfdisk', ['-q', img], Buffer.from('label: dos\n,8M,83\n,,5\n,4M,83\n,4M,83\n'));
+    const ext = ours(img).partitions.find((p) => p.type === '0x05') as Ours['partitions'][number];
+    const fd = openSync(img, 'r+');
+    const ebr = Buffer.alloc(512);
+    readSync(fd, ebr, 0, 512, ext.start);
+    const link = Buffer.from(ebr.subarray(446 + 16, 446 + 32));
+    // Slot 2: a second data partition, 4 MiB placed 20 MiB into the EBR's area; slot 4: the link.
+    const data = Buffer.alloc(16);
+    data[4] = 0x0c;
+    data.writeUInt32LE(20 * 2048, 8);
+    data.writeUInt32LE(4 * 2048, 12);
+    data.copy(ebr, 446 + 16);
+    link.copy(ebr, 446 + 48);
+    writeSync(fd, ebr, 0, 512, ext.start);
+    closeSync(fd);
+    const o = ours(img);
+    const px = sh('partx', ['-g', '-o', 'NR,START,SECTORS,TYPE', img]).trim().split('\n').map((l) => l.trim().split(/\s+/));
+    assert.deepEqual(o.partitions.map((p) => [String(p.index), String(p.start / 512), String(p.size / 512), `0x${parseInt(p.type, 16).toString(16)}`]), px);
+    assert.equal(o.partitions.length, 5, 'two primaries, three logicals');
+    assert.deepEqual(o.warnings, []);
   });
 
   test('a disk without a table, and a whole-disk FAT volume, have none', (t) => {

@@ -5,19 +5,32 @@ import { fat } from './fat/detector.js';
 import { exfat } from './exfat.js';
 import { ext } from './ext.js';
 import { ntfs } from './ntfs.js';
-import { btrfs, f2fs, squashfs, swap, xfs } from './simple.js';
+import { btrfs, f2fs, squashfs, swap, swsuspend, xfs } from './simple.js';
 import { iso9660 } from './iso9660.js';
 import { udf } from './udf.js';
 import { hpfs } from './hpfs.js';
 import { apfs, bitlocker, hfsplus, luks, lvm2, refs, zfs } from './containers.js';
 import type { Detector, FsInfo, VolumeReader } from './types.js';
+import { reiserfs, reiser4 } from './signatures/reiserfs.js';
+import { jfs } from './signatures/jfs.js';
+import { minix } from './signatures/minix.js';
+import { bfs } from './signatures/bfs.js';
+import { nilfs2 } from './signatures/nilfs2.js';
+import { ocfs2 } from './signatures/ocfs2.js';
+import { gfs, gfs2 } from './signatures/gfs.js';
+import { cramfs } from './signatures/cramfs.js';
+import { romfs } from './signatures/romfs.js';
+import { bcache } from './signatures/bcache.js';
+import { erofs } from './signatures/erofs.js';
+import { mdraid } from './signatures/mdraid.js';
 
 /**
  * In order of preference when more than one signature matches: containers own the whole volume;
  * UDF and ISO-9660 describe the whole disc even when it starts with a FAT boot image; then the rest.
  */
 export const DETECTORS: Detector[] = [
-  luks, lvm2, bitlocker, udf, iso9660, ntfs, exfat, fat, ext, xfs, btrfs, f2fs, squashfs, swap, hpfs, hfsplus, apfs, refs, zfs,
+  mdraid, luks, lvm2, bcache, bitlocker, udf, iso9660, ntfs, exfat, fat, ext, xfs, btrfs, f2fs, squashfs, swap, swsuspend, hpfs, hfsplus, apfs, refs, zfs,
+  reiserfs, reiser4, jfs, nilfs2, ocfs2, gfs, gfs2, cramfs, romfs, minix, bfs, erofs,
 ];
 
 export interface Detection {
@@ -27,14 +40,22 @@ export interface Detection {
 }
 
 /** libblkid's probing order, for the case where it picks the first match itself (tiny devices). */
-const BLKID_ORDER = ['LVM2_member', 'crypto_LUKS', 'vfat', 'swap', 'xfs', 'ext4', 'ext3', 'ext2', 'jbd', 'udf', 'iso9660', 'zfs_member', 'hfsplus', 'hpfs', 'ntfs', 'refs', 'squashfs', 'squashfs3', 'btrfs', 'exfat', 'BitLocker', 'f2fs', 'apfs'];
+const BLKID_ORDER = ['linux_raid_member', 'bcache', 'LVM2_member', 'crypto_LUKS', 'BitLocker', 'vfat', 'swsuspend', 'swap', 'xfs', 'ext4', 'ext3', 'ext2', 'jbd', 'reiserfs', 'reiser4', 'jfs', 'udf', 'iso9660', 'zfs_member', 'hfsplus', 'hpfs', 'ntfs', 'refs', 'cramfs', 'romfs', 'minix', 'gfs', 'gfs2', 'ocfs2', 'squashfs', 'squashfs3', 'btrfs', 'bfs', 'nilfs2', 'exfat', 'f2fs', 'apfs', 'erofs'];
 /** blkid treats devices up to a 1.44 MB floppy as tiny: there it reports the first match, not "ambivalent". */
 const TINY = 1440 * 1024;
 
 /**
+ * Signatures that own the whole device, as blkid's RAID and crypto probers do: blkid probes them before
+ * any file system and stops at the first, so a stale file-system or swap signature left inside a LUKS
+ * header or an md member is no reason for doubt (and is not reported).
+ */
+const OWNERS = ['linux_raid_member', 'bcache', 'LVM2_member', 'crypto_LUKS', 'BitLocker'];
+
+/**
  * Runs every detector. With several matches, blkid -p gives up ("ambivalent result") except on tiny
  * devices, where it reports the first in its probing order: we do the same there, and elsewhere pick
- * by DETECTORS' preference; either way the other signatures are reported.
+ * by DETECTORS' preference; either way the other signatures are reported. A device-owning signature
+ * (OWNERS, in blkid's order) is decisive, as in blkid.
  */
 export async function detectFilesystem(v: VolumeReader): Promise<Detection> {
   const found: FsInfo[] = [];
@@ -42,6 +63,8 @@ export async function detectFilesystem(v: VolumeReader): Promise<Detection> {
     const r = await d.probe(v);
     if (r) found.push(r);
   }
+  const owner = OWNERS.map((name) => found.find((f) => f.filesystem === name)).find((f) => f !== undefined);
+  if (owner) return { info: owner, others: [] };
   if (v.size <= TINY) {
     const rank = (f: FsInfo) => (BLKID_ORDER.indexOf(f.filesystem) + BLKID_ORDER.length + 1) % (BLKID_ORDER.length + 1);
     found.sort((a, b) => rank(a) - rank(b));

@@ -37,9 +37,8 @@ export function parseBsdLabel(buf: Buffer): BsdLabel | null {
 
 /**
  * The partitions of a BSD label at `base` sectors (0 for a whole-disk label, the slice start inside
- * an MBR slice). Offsets are absolute as libblkid reads them; one that only fits the slice as
- * relative is taken as relative (some writers use that). The entry equal to the slice and unused
- * entries are left out.
+ * an MBR slice). The entry equal to the slice and unused entries are left out; the rest are listed as
+ * partx lists them, with a warning for one that runs past the disk or its slice.
  */
 export async function readBsd(
   disk: SectorReader,
@@ -53,27 +52,27 @@ export async function readBsd(
   const warnings: string[] = [];
   if (label.npartitions > MAX_PARTITIONS) warnings.push(`BSD label claims ${label.npartitions} partitions; read ${MAX_PARTITIONS}`);
   const lo = base;
-  const hi = slice ? slice.start + slice.sectors : Math.floor(disk.size / sector);
+  const diskSectors = Math.floor(disk.size / sector);
+  const hi = slice ? slice.start + slice.sectors : diskSectors;
   const partitions: Partition[] = [];
   let index = firstIndex;
   for (const p of label.partitions) {
     if (p.fstype === 0 || p.size === 0) continue;
     if (slice && p.offset === slice.start && p.size === slice.sectors) continue;
+    // Offsets are absolute (FreeBSD before 2002, util-linux); one that does not lie inside its slice
+    // that way is relative to the slice, as partx decides. Either way it is listed, as partx lists it.
     let start = p.offset;
-    if (start < lo || start + p.size > hi) {
-      if (slice && p.offset + p.size <= slice.sectors) start = slice.start + p.offset;
-      else {
-        warnings.push(`BSD partition ${String.fromCharCode(97 + p.slot)} (${p.offset}+${p.size}) lies outside its ${slice ? 'slice' : 'disk'}; skipped`);
-        continue;
-      }
-    }
+    if (slice && (start < lo || start + p.size > hi)) start = slice.start + p.offset;
+    const name = String.fromCharCode(97 + p.slot);
+    if (start + p.size > diskSectors) warnings.push(`BSD partition ${name} (${start}+${p.size}) ends past the end of the disk (${diskSectors} sectors)`);
+    else if (slice && start + p.size > hi) warnings.push(`BSD partition ${name} (${start}+${p.size}) ends past the end of its slice`);
     partitions.push({
       index: index++,
       start: start * sector,
       size: p.size * sector,
       type: hex(p.fstype),
       description: bsdDescription(p.fstype),
-      name: String.fromCharCode(97 + p.slot),
+      name,
       ...(slice ? { scheme: 'bsd' as const, parent: slice.index } : {}),
     });
   }

@@ -38,8 +38,15 @@ export async function readPartitionTable(image: DiskImage): Promise<PartitionTab
     const gpt = await readGpt(disk, sector);
     if (!gpt) continue;
     const warnings = [...gpt.warnings];
-    if (!mbr || !mbr.entries.some((e) => e.type === 0xee)) warnings.push('GPT without a protective MBR');
+    const pmbr = mbr?.entries.find((e) => e.type === 0xee);
+    if (!mbr || !pmbr) warnings.push('GPT without a protective MBR');
     else if (mbr.entries.some((e) => e.type !== 0 && e.type !== 0xee)) warnings.push('hybrid MBR: the MBR lists partitions besides the GPT protective one');
+    else {
+      // As sfdisk: a protective entry should reach the last sector (or say 0xFFFFFFFF on larger disks).
+      const last = Math.min(Math.floor(image.virtualSize / sector) - 1, 0xffffffff);
+      const covers = pmbr.lba + pmbr.sectors - 1;
+      if (covers !== last && pmbr.sectors !== 0xffffffff) warnings.push(`GPT PMBR size mismatch (${covers} != ${last})`);
+    }
     return { scheme: 'gpt', sectorSize: sector, id: gpt.diskGuid, partitions: gpt.partitions, warnings };
   }
 

@@ -91,6 +91,24 @@ export async function readGptEntries(disk: SectorReader, sector: number, h: GptH
   return { ok: true, partitions, warnings };
 }
 
+/**
+ * What sfdisk says of the backup when the primary is good: a backup not at the end of the device (a
+ * disk grown since), or one that is missing or damaged there.
+ */
+async function backupWarnings(disk: SectorReader, sector: number, primary: GptHeader, total: number): Promise<string[]> {
+  const alt = primary.alternateLba;
+  const out: string[] = [];
+  if (alt !== total - 1) out.push(`the backup GPT table is not on the end of the device (primary says LBA ${alt}, the last is ${total - 1})`);
+  if (alt >= total) return [...out, `the backup GPT header (LBA ${alt}) lies past the end of the disk; the primary is used`];
+  const backup = parseGptHeader(await disk.read(alt * sector, sector), alt, total);
+  const entries = backup.ok ? await readGptEntries(disk, sector, backup.header) : null;
+  if (!backup.ok || !entries?.ok) {
+    const why = !backup.ok ? `header: ${backup.reason}` : `entries: ${(entries as { reason: string }).reason}`;
+    out.push(`the backup GPT table is corrupt (${why}), but the primary appears OK, so that will be used`);
+  }
+  return out;
+}
+
 export interface GptResult {
   diskGuid: string;
   partitions: Partition[];
@@ -109,9 +127,7 @@ export async function readGpt(disk: SectorReader, sector: number): Promise<GptRe
   if (primary.ok) {
     const entries = await readGptEntries(disk, sector, primary.header);
     if (entries.ok) {
-      if (primary.header.alternateLba !== total - 1) {
-        warnings.push(`backup GPT header expected at LBA ${total - 1}, primary says ${primary.header.alternateLba}`);
-      }
+      warnings.push(...(await backupWarnings(disk, sector, primary.header, total)));
       return { diskGuid: primary.header.diskGuid, partitions: entries.partitions, warnings: [...warnings, ...entries.warnings] };
     }
     warnings.push(`primary GPT: ${entries.reason}`);

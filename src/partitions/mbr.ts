@@ -95,6 +95,9 @@ export async function readMbr(disk: SectorReader, sector: number, first: MbrSect
     const extEnd = ext.lba + ext.sectors;
     const seen = new Set<number>();
     let ebr = extStart;
+    // How far the current EBR's area reaches: the whole extended partition for the first, then the
+    // size its link gives.
+    let areaSectors = ext.sectors;
     for (let hops = 0; ; hops++) {
       if (hops >= MAX_LOGICAL) {
         warnings.push(`extended partition chain longer than ${MAX_LOGICAL} links; stopped`);
@@ -114,24 +117,35 @@ export async function readMbr(disk: SectorReader, sector: number, first: MbrSect
         if (hops > 0) warnings.push(`EBR at sector ${ebr} has no 0x55AA signature; chain stopped`);
         break;
       }
-      const logical = m.entries[0];
-      if (logical.type !== 0 && logical.sectors > 0) {
-        const start = ebr + logical.lba;
-        if (start < extStart || start + logical.sectors > extEnd) {
-          warnings.push(`logical partition in the EBR at sector ${ebr} lies outside the extended partition; skipped`);
-        } else {
-          partitions.push({
-            index: next++,
-            start: start * sector,
-            size: logical.sectors * sector,
-            type: hex(logical.type),
-            description: mbrDescription(logical.type),
-            bootable: logical.bootIndicator === 0x80,
-          });
+      // Every data entry of an EBR is a logical partition, in slot order, as the kernel and partx read
+      // them (DOS and early Windows wrote EBRs with two); entries 3 and 4 must also lie inside the area
+      // the EBR describes, or they are taken for junk.
+      m.entries.forEach((e, slot) => {
+        if (e.type === 0 || e.sectors === 0 || EXTENDED_TYPES.has(e.type)) return;
+        const start = ebr + e.lba;
+        const inside = start >= extStart && start + e.sectors <= extEnd;
+        if (slot >= 2 && (!inside || e.lba + e.sectors > areaSectors)) {
+          warnings.push(`EBR at sector ${ebr}: entry ${slot + 1} lies outside the area it describes; skipped`);
+          return;
         }
+        if (!inside) warnings.push(`logical partition ${next} (EBR at sector ${ebr}) lies outside the extended partition`);
+        partitions.push({
+          index: next++,
+          start: start * sector,
+          size: e.sectors * sector,
+          type: hex(e.type),
+          description: mbrDescription(e.type),
+          bootable: e.bootIndicator === 0x80,
+        });
+      });
+      // The first link entry, in whichever slot, leads on; other extended entries are junk.
+      const link = m.entries.find((e) => EXTENDED_TYPES.has(e.type) && e.sectors > 0);
+      if (!link) break;
+      if (link.lba === 0) {
+        // The kernel and partx end the chain here without a word; it can only be a damaged link.
+        warnings.push(`EBR at sector ${ebr} loops back to the first EBR; chain stopped`);
+        break;
       }
-      const link = m.entries[1];
-      if (!EXTENDED_TYPES.has(link.type) || link.sectors === 0) break;
       const target = extStart + link.lba;
       if (target <= ebr) {
         warnings.push(`EBR at sector ${ebr} links backwards to sector ${target}; chain stopped`);
@@ -141,6 +155,7 @@ export async function readMbr(disk: SectorReader, sector: number, first: MbrSect
         warnings.push(`EBR at sector ${ebr} links outside the extended partition (sector ${target}); chain stopped`);
         break;
       }
+      areaSectors = link.sectors;
       ebr = target;
     }
   }

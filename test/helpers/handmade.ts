@@ -1,4 +1,4 @@
-import { writeFileSync } from 'node:fs';
+import { closeSync, openSync, writeFileSync, writeSync } from 'node:fs';
 import { lvmCrc } from '../../src/filesystems/containers.js';
 
 /** HPFS from its published layout: boot sector with extended BPB, superblock (16) and spare block (17). */
@@ -74,4 +74,32 @@ export function makeLuks1(path: string, uuid: string, size = 4 * 1024 * 1024): v
   b.write(uuid, 168, 'latin1');
   for (let k = 0; k < 8; k++) b.writeUInt32BE(0x0000dead, 208 + k * 48); // key slots disabled
   writeFileSync(path, b);
+}
+
+/**
+ * A BSD disklabel on the bare disk (sector 1), offsets absolute as FreeBSD and util-linux write them;
+ * each entry is [slot, offset, size, fstype], in sectors. The checksum is the XOR of the label's words.
+ */
+export function makeBsdLabel(path: string, sectors: number, entries: [number, number, number, number][]): void {
+  const n = 8;
+  const label = Buffer.alloc(148 + 16 * n);
+  label.writeUInt32LE(0x82564557, 0);
+  label.writeUInt32LE(512, 40); // bytes per sector
+  label.writeUInt32LE(sectors, 60); // sectors per unit
+  label.writeUInt32LE(0x82564557, 132);
+  label.writeUInt16LE(n, 138);
+  label.writeUInt32LE(8192, 140); // boot area
+  label.writeUInt32LE(8192, 144); // largest superblock
+  for (const [slot, offset, size, fstype] of entries) {
+    const o = 148 + 16 * slot;
+    label.writeUInt32LE(size, o);
+    label.writeUInt32LE(offset, o + 4);
+    label[o + 12] = fstype;
+  }
+  let sum = 0;
+  for (let o = 0; o < label.length; o += 2) sum ^= label.readUInt16LE(o);
+  label.writeUInt16LE(sum, 136);
+  const fd = openSync(path, 'r+');
+  writeSync(fd, label, 0, label.length, 512);
+  closeSync(fd);
 }
