@@ -1,9 +1,10 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { readFileSync, writeFileSync, openSync, writeSync, readSync, closeSync } from 'node:fs';
+import { readFileSync, writeFileSync, openSync, writeSync, readSync, closeSync, statSync, mkdirSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
-import { havePeer, needPeers, tempDir } from './helpers/peers.js';
+import { havePeer, needPeers, tempDir, vdisk, VDISK } from './helpers/peers.js';
+import { compareTrees, diffTrees } from './helpers/fs-tree.js';
 import {
   mdir,
   mdirFree,
@@ -533,5 +534,115 @@ describe('FAT reader warnings', () => {
       assert.equal(warned, fsckDirty(), what);
       assert.equal(warned, what !== 'clean', what);
     }
+  });
+});
+
+/** `vdisk ls -lR` output as entries: directory, name, type, mode string, links, size, 'YYYY-MM-DD HH:MM'. */
+function lsLR(out: string): { dir: string; name: string; modeString: string; nlink: number; size: number; minute: string }[] {
+  const rows = [];
+  let dir = '/';
+  for (const line of out.split('\n')) {
+    const h = /^(\/.*):$/.exec(line);
+    if (h) {
+      dir = h[1];
+      continue;
+    }
+    const m = /^([-dlrwxst]{10}) +(\d+) +\d+ +\d+ +(\d+) (\d{4}-\d\d-\d\d \d\d:\d\d) (.*)$/.exec(line);
+    if (m) rows.push({ dir, name: m[5], modeString: m[1], nlink: Number(m[2]), size: Number(m[3]), minute: m[4] });
+  }
+  return rows;
+}
+
+describe('vdisk ls, cat, get and tar on FAT volumes', () => {
+  test('get of the whole tree equals the source tree; ls -lR agrees with mdir, ls --output json with 7-Zip; cat and tar give the same bytes', async (t) => {
+    if (!needPeers(t, 'mkfs.vfat', 'mcopy', 'mdir', 'mdel', 'mattrib', 'tar', SEVEN)) return;
+    const dir = tempDir(t);
+    const { img, src } = buildVolume(dir, SHAPES[2]);
+    fragment(img, src, Number(sevenZip(img).archive['Cluster Size']));
+    const before = sha(readFileSync(img));
+
+    const dest = join(dir, 'got');
+    const got = vdisk(['get', img, '/', dest]);
+    assert.equal(got.code, 0, got.stderr);
+    assert.equal(got.stderr, '');
+    assert.deepEqual(compareTrees(src, dest, { mtimeMs: 1999 }), []);
+    assert.equal(diffTrees(src, dest), '');
+    // Modes as Linux's vfat shows them: 0755, and 0555 for the file with the read-only attribute.
+    assert.equal(statSync(join(dest, 'readme.txt')).mode & 0o777, 0o755);
+    assert.equal(statSync(join(dest, 'UPPER.TXT')).mode & 0o777, 0o555);
+
+    const ls = vdisk(['ls', '-lR', img]);
+    assert.equal(ls.code, 0, ls.stderr);
+    const rows = lsLR(ls.stdout);
+    const theirs = mdir(img);
+    assert.equal(rows.length, theirs.length, 'as many entries as mdir lists');
+    for (const e of theirs) {
+      const r = rows.find((x) => x.dir === e.dir && x.name === e.name);
+      assert.ok(r, `ls -lR lists ${e.dir} ${e.name}`);
+      assert.equal(r.modeString[0], e.directory ? 'd' : '-', e.name);
+      if (!e.directory) assert.equal(r.size, e.size, e.name);
+      assert.equal(r.minute, e.minute, e.name);
+    }
+
+    const json = vdisk(['ls', '-R', '--output', 'json', img]);
+    assert.equal(json.code, 0, json.stderr);
+    const entries = JSON.parse(json.stdout) as { path: string; mtime: string; birthtime?: string; atime?: string; size: number; type: string }[];
+    for (const e of sevenZip(img).entries) {
+      if (e.Path.includes('\ufffd')) continue;
+      const o = entries.find((x) => x.path === `/${e.Path}`);
+      assert.ok(o, `ls --output json lists ${e.Path}`);
+      assert.equal(o.mtime.slice(0, 19).replace('T', ' '), e.Modified, e.Path);
+      assert.equal(o.birthtime!.slice(0, 22).replace('T', ' '), e.Created, e.Path);
+      assert.equal(o.atime!.slice(0, 19).replace('T', ' '), e.Accessed, e.Path);
+    }
+
+    const cat = vdisk(['cat', img, '/two runs.bin']);
+    assert.equal(cat.code, 0, cat.stderr);
+    assert.ok(cat.stdoutBytes.equals(readFileSync(join(src, 'two runs.bin'))));
+
+    const tarFile = join(dir, 'tree.tar');
+    const tarred = spawnSync(process.execPath, [VDISK, 'tar', img, '/'], { maxBuffer: 256 * MiB });
+    assert.equal(tarred.status, 0, String(tarred.stderr));
+    writeFileSync(tarFile, tarred.stdout);
+    const untarred = join(dir, 'untarred');
+    mkdirSync(untarred);
+    run('tar', ['-xf', tarFile, '-C', untarred]);
+    assert.deepEqual(compareTrees(src, untarred, { mtimeMs: 1999 }), []);
+
+    assert.equal(sha(readFileSync(img)), before, 'the image is not written');
+  });
+
+  test('get from a GPT partition of a VHDX with -P', async (t) => {
+    if (!needPeers(t, 'mkfs.vfat', 'mcopy', 'sfdisk', 'qemu-img')) return;
+    const dir = tempDir(t);
+    const { img: part, src } = buildVolume(dir, SHAPES[0]);
+    const disk = join(dir, 'disk.img');
+    run('truncate', ['-s', String(8 * MiB), disk]);
+    const r = spawnSync('sfdisk', ['-q', disk], { input: `label: gpt\nstart=2048, size=${(4 * MiB) / 512}, type=EBD0A0A2-B9E5-4433-87C0-68B6B72699C7\n`, env: PEER_ENV });
+    assert.equal(r.status, 0, String(r.stderr));
+    const fd = openSync(disk, 'r+');
+    writeSync(fd, readFileSync(part), 0, 4 * MiB, 2048 * 512);
+    closeSync(fd);
+    const vhdx = join(dir, 'disk.vhdx');
+    run('qemu-img', ['convert', '-O', 'vhdx', disk, vhdx]);
+    const dest = join(dir, 'got');
+    const got = vdisk(['get', '-P', '1', vhdx, '/', dest]);
+    assert.equal(got.code, 0, got.stderr);
+    assert.deepEqual(compareTrees(src, dest, { mtimeMs: 1999 }), []);
+  });
+
+  test('a damaged chain ends cat with one line and exit code 1', async (t) => {
+    if (!needPeers(t, 'mkfs.vfat', 'mcopy')) return;
+    const dir = tempDir(t);
+    const { img, fatAt } = await fat16Sample(dir);
+    const { fs, close } = await openFat(img);
+    const big = (await (fs.reader as FatReader).lookup(await fs.reader.root() as never, 'big.bin'))!;
+    await close();
+    const first = big.entry!.startCluster;
+    patch(img, fatAt + (first + 2) * 2, [first & 0xff, first >> 8]);
+    const r = vdisk(['cat', img, '/big.bin']);
+    assert.equal(r.code, 1);
+    assert.equal(r.stdout, '');
+    assert.match(r.stderr, /^vdisk: .*fat\.img: FAT16 file \/big\.bin: cluster chain loops back to cluster \d+\n$/);
   });
 });
