@@ -29,6 +29,8 @@ export interface Chain extends ClusterRuns {
  */
 export class FatTable {
   private readonly pieces = new Map<number, Buffer>();
+  /** Pieces being read, so that chains walked at the same time read each piece once. */
+  private readonly loading = new Map<number, Promise<Buffer>>();
   private readonly bad: number;
 
   constructor(
@@ -51,9 +53,16 @@ export class FatTable {
       this.pieces.set(index, hit);
       return hit;
     }
-    const buf = await this.readPiece(index);
-    if (this.pieces.size >= MAX_PIECES) this.pieces.delete(this.pieces.keys().next().value as number);
-    this.pieces.set(index, buf);
+    let pending = this.loading.get(index);
+    if (!pending) {
+      pending = this.readPiece(index).finally(() => this.loading.delete(index));
+      this.loading.set(index, pending);
+    }
+    const buf = await pending;
+    if (!this.pieces.has(index)) {
+      if (this.pieces.size >= MAX_PIECES) this.pieces.delete(this.pieces.keys().next().value as number);
+      this.pieces.set(index, buf);
+    }
     return buf;
   }
 
