@@ -96,6 +96,20 @@ function forgetNextFree(img: string): void {
   }
 }
 
+/** A raw disk with one GPT partition (made by sfdisk) at 1 MiB holding the volume, and the same disk as a VHDX (qemu-img). */
+function inGptDisk(dir: string, volume: string, size: number, type: string): { disk: string; vhdx: string } {
+  const disk = join(dir, 'disk.img');
+  run('truncate', ['-s', String(size + 16 * MiB), disk]);
+  const r = spawnSync('sfdisk', ['-q', disk], { input: `label: gpt\nstart=2048, size=${size / 512}, type=${type}\n`, env: PEER_ENV });
+  assert.equal(r.status, 0, String(r.stderr));
+  const fd = openSync(disk, 'r+');
+  writeSync(fd, readFileSync(volume), 0, size, 2048 * 512);
+  closeSync(fd);
+  const vhdx = join(dir, 'disk.vhdx');
+  run('qemu-img', ['convert', '-O', 'vhdx', disk, vhdx]);
+  return { disk, vhdx };
+}
+
 function byPath(items: Listed[]): Map<string, Listed> {
   return new Map(items.map((i) => [i.path, i]));
 }
@@ -272,16 +286,7 @@ describe('FAT reader against mkfs.vfat, mcopy, mdir and 7-Zip', () => {
     if (!needPeers(t, 'mkfs.vfat', 'mcopy', 'mdir', 'sfdisk', 'qemu-img')) return;
     const dir = tempDir(t);
     const { img: part, src } = buildVolume(dir, SHAPES[2]);
-    const disk = join(dir, 'disk.img');
-    run('truncate', ['-s', String(80 * MiB), disk]);
-    const table = `label: gpt\nstart=2048, size=${(64 * MiB) / 512}, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B\n`;
-    const r = spawnSync('sfdisk', ['-q', disk], { input: table, env: PEER_ENV });
-    assert.equal(r.status, 0, String(r.stderr));
-    const fd = openSync(disk, 'r+');
-    writeSync(fd, readFileSync(part), 0, 64 * MiB, 2048 * 512);
-    closeSync(fd);
-    const vhdx = join(dir, 'disk.vhdx');
-    run('qemu-img', ['convert', '-O', 'vhdx', disk, vhdx]);
+    const { disk, vhdx } = inGptDisk(dir, part, SHAPES[2].size, 'C12A7328-F81F-11D2-BA4B-00A0C93EC93B');
     for (const image of [disk, vhdx]) {
       const { fs, close } = await openFat(image, 1);
       try {
@@ -616,15 +621,7 @@ describe('vdisk ls, cat, get and tar on FAT volumes', () => {
     if (!needPeers(t, 'mkfs.vfat', 'mcopy', 'sfdisk', 'qemu-img')) return;
     const dir = tempDir(t);
     const { img: part, src } = buildVolume(dir, SHAPES[0]);
-    const disk = join(dir, 'disk.img');
-    run('truncate', ['-s', String(8 * MiB), disk]);
-    const r = spawnSync('sfdisk', ['-q', disk], { input: `label: gpt\nstart=2048, size=${(4 * MiB) / 512}, type=EBD0A0A2-B9E5-4433-87C0-68B6B72699C7\n`, env: PEER_ENV });
-    assert.equal(r.status, 0, String(r.stderr));
-    const fd = openSync(disk, 'r+');
-    writeSync(fd, readFileSync(part), 0, 4 * MiB, 2048 * 512);
-    closeSync(fd);
-    const vhdx = join(dir, 'disk.vhdx');
-    run('qemu-img', ['convert', '-O', 'vhdx', disk, vhdx]);
+    const { vhdx } = inGptDisk(dir, part, SHAPES[0].size, 'EBD0A0A2-B9E5-4433-87C0-68B6B72699C7');
     const dest = join(dir, 'got');
     const got = vdisk(['get', '-P', '1', vhdx, '/', dest]);
     assert.equal(got.code, 0, got.stderr);
