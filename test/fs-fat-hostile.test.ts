@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import fc from 'fast-check';
-import { needPeers, tempDir } from './helpers/peers.js';
+import { needPeers, tempDir, vdisk } from './helpers/peers.js';
 import { openFat, pattern, run, sha, writeTree } from './helpers/fat.js';
 import { VdiskError } from '../src/errors.js';
 import { Filesystem } from '../src/filesystems/filesystem.js';
@@ -170,4 +170,38 @@ test('damaged FAT volumes: every walk, read and free-space scan ends, or fails w
   );
   t.diagnostic(`slowest damaged volume: ${slowest} ms`);
   for (const [k, n] of [...outcomes].sort((a, b) => b[1] - a[1])) t.diagnostic(`${n} x ${k}`);
+});
+
+test('damaged FAT volumes through the command line: ls -lR, get and tar end with exit 0 or 1 and one-line messages, the image untouched', { timeout: 240_000 }, async (t) => {
+  if (!needPeers(t, 'mkfs.vfat', 'mcopy')) return;
+  const dir = tempDir(t);
+  const b = base(dir, 'fat12', 1440 * 1024, ['-F', '12']);
+  const img = join(dir, 'hostile.img');
+  let run = 0;
+  const codes = { ok: 0, refused: 0 };
+  await fc.assert(
+    fc.asyncProperty(fc.array(edit, { minLength: 1, maxLength: 6 }), async (edits) => {
+      const buf = Buffer.from(b.buf);
+      for (const e of edits) {
+        const [start, len] = b.hot[e.region % b.hot.length];
+        const at = start + (e.pos % (len - 4));
+        if (e.width === 1) buf[at] = e.value & 0xff;
+        else if (e.width === 2) buf.writeUInt16LE(e.value & 0xffff, at);
+        else buf.writeUInt32LE(e.value >>> 0, at);
+      }
+      writeFileSync(img, buf);
+      const before = sha(buf);
+      for (const argv of [['ls', '-lR', img], ['get', img, '/', join(dir, `got${++run}`)], ['tar', img, '/']]) {
+        const r = vdisk(argv);
+        assert.ok(r.code === 0 || r.code === 1, `${argv[0]}: exit ${r.code}: ${r.stderr}`);
+        codes[r.code === 0 ? 'ok' : 'refused']++;
+        const lines = r.stderr.split('\n').filter((l) => l !== '');
+        for (const l of lines) assert.match(l, /^vdisk: /, `${argv[0]}: ${r.stderr}`);
+        if (r.code === 1) assert.ok(lines.length >= 1 && !lines[lines.length - 1].startsWith('vdisk: warning:'), `${argv[0]}: ${r.stderr}`);
+      }
+      assert.equal(sha(readFileSync(img)), before, 'the image file is unchanged');
+    }),
+    { numRuns: 12, seed: Number(process.env.FC_SEED ?? 17) },
+  );
+  t.diagnostic(`commands that succeeded: ${codes.ok}, refused in one line: ${codes.refused}`);
 });
