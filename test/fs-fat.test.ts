@@ -480,6 +480,15 @@ describe('FAT reader on damaged and unusual volumes', () => {
       }
     }
 
+    // A FAT32 root directory whose cluster lies outside the volume: the volume does not open.
+    const f32 = join(dir, 'fat32.img');
+    run('truncate', ['-s', String(40 * MiB), f32]);
+    run('mkfs.vfat', ['-F', '32', f32]);
+    for (const root of [0, 1, 0x0ffffff8]) {
+      patch(f32, 44, [root & 0xff, (root >> 8) & 0xff, (root >> 16) & 0xff, root >>> 24]);
+      await corruptError(openFat(f32), new RegExp(`^${f32.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: FAT32 directory /: first cluster ${root} is outside the volume's \\d+ clusters$`));
+    }
+
     // A chain longer than its file's size is read, with a warning.
     writeFileSync(img, clean);
     const free = clusterCount; // the last cluster: free on this volume

@@ -153,8 +153,9 @@ export class FatReader implements FsReader<FatNode> {
 
   private async listing(node: FatNode): Promise<Listing> {
     const key = this.dirKey(node);
-    // A subdirectory entry without a cluster has nothing to read: Linux shows it empty.
-    if (key === 0) return { nodes: [], bytes: 0, links: 2 };
+    // A subdirectory entry without a cluster has nothing to read: Linux shows it empty. (A FAT32 root
+    // without one is corrupt: the chain walk says so.)
+    if (key === 0 && node.entry !== null) return { nodes: [], bytes: 0, links: 2 };
     const hit = this.listings.get(key);
     if (hit) {
       this.listings.delete(key);
