@@ -71,6 +71,28 @@ report([
   { name: `  reader alone: the ${bigMiB} MiB file`, ours: readerBig, peer: 'mcopy', theirs: mcopyBig, ratio: readerBig / mcopyBig, target },
   { name: `  reader alone: the ${files}-file tree`, ours: readerTree, peer: 'mcopy -s', theirs: mcopyTree, ratio: readerTree / mcopyTree, target },
 ]);
+/**
+ * CPU seconds (user + system) of one run, where /usr/bin/time is there: on a machine shared with other
+ * work, wall time follows the share of the CPU a command gets, and CPU time tells what it asked for.
+ */
+function cpu(script) {
+  if (!existsSync('/usr/bin/time')) return null;
+  clean();
+  const r = spawnSync('/usr/bin/time', ['-f', '%U %S', 'sh', '-c', script], { encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'] });
+  const m = /([\d.]+) ([\d.]+)\s*$/.exec(r.stderr ?? '');
+  return m ? Number(m[1]) + Number(m[2]) : null;
+}
+const cpuRows = [
+  ['vdisk get, the file', `node ${VDISK} get ${img} /big.bin ${out}/big.bin`],
+  ['reader alone, the file', `node ${extract} ${img} /big.bin ${out}/big.bin`],
+  ['mcopy, the file', `mcopy -n -m -i ${img} ::/big.bin ${out}/big.bin`],
+  ['vdisk get, the tree', `node ${VDISK} get ${img} /tree ${out}/tree`],
+  ['reader alone, the tree', `node ${extract} ${img} /tree ${out}/tree`],
+  ['mcopy -s, the tree', `mcopy -s -n -m -i ${img} ::/tree ${out}/`],
+  ['node -e 0', 'node -e 0'],
+].map(([name, script]) => [name, cpu(script)]);
+clean();
+if (cpuRows.every(([, s]) => s !== null)) console.log(`  CPU seconds: ${cpuRows.map(([n, s]) => `${n} ${s.toFixed(2)}`).join(', ')}`);
 // Node's bare start is a fixed cost mcopy (a small C program) does not pay: it bounds what any ratio can reach.
 console.log(`  node -e 0 alone: ${nodeStart.toFixed(3)}s = ${(nodeStart / mcopyBig).toFixed(2)}x mcopy of the file, ${(nodeStart / mcopyTree).toFixed(2)}x mcopy -s of the tree`);
 process.exitCode = ok ? 0 : 1;
