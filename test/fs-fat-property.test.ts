@@ -5,6 +5,7 @@ import { mkdirSync, rmSync, readdirSync } from 'node:fs';
 import fc from 'fast-check';
 import { needPeers, tempDir } from './helpers/peers.js';
 import { openFat, pattern, readSource, run, sha, walkAll, writeTree, type TreeFile } from './helpers/fat.js';
+import { ReadWindows } from '../src/filesystems/fat/read-window.js';
 
 /**
  * Letters from many scripts, and the punctuation long names allow. mtools writes only the Basic
@@ -94,5 +95,51 @@ test('random trees round-trip through mkfs.vfat + mcopy and the reader', async (
       }
     }),
     { numRuns: 15, interruptAfterTimeLimit: 40_000 },
+  );
+});
+
+test('read windows: concurrent small and large reads anywhere return the volume bytes, with and without readInto', async () => {
+  const size = 12 * 1024 * 1024 + 777;
+  const bytes = pattern(9, size);
+  const plain = {
+    size,
+    async read(offset: number, length: number) {
+      const out = Buffer.alloc(length);
+      // Reads finish out of order, as thread-pool reads do: a window refilled while a reader still
+      // waits to copy from it would show here.
+      await new Promise((r) => setTimeout(r, (offset >> 20) % 3));
+      if (offset < size) bytes.copy(out, 0, offset, Math.min(size, offset + length));
+      return out;
+    },
+  };
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  const withInto = {
+    ...plain,
+    // As a thread-pool read: the bytes land in the buffer some time before the caller hears of it.
+    async readInto(buf: Uint8Array, offset: number) {
+      await sleep((offset >> 20) % 2);
+      buf.fill(0);
+      if (offset < size) buf.set(bytes.subarray(offset, Math.min(size, offset + buf.length)));
+      await sleep(((offset >> 20) * 7) % 4);
+    },
+  };
+  const read = fc.record({ offset: fc.integer({ min: 0, max: size + 4096 }), length: fc.oneof(fc.integer({ min: 0, max: 5000 }), fc.integer({ min: 0, max: 600_000 })) });
+  await fc.assert(
+    fc.asyncProperty(fc.boolean(), fc.array(fc.array(read, { minLength: 1, maxLength: 12 }), { minLength: 1, maxLength: 6 }), async (into, batches) => {
+      const windows = new ReadWindows(into ? withInto : plain);
+      for (const batch of batches) {
+        const got = await Promise.all(batch.map(async (r) => {
+          const buf = Buffer.alloc(r.length, 0xee);
+          await windows.readInto(buf, r.offset);
+          return buf;
+        }));
+        batch.forEach((r, i) => {
+          const want = Buffer.alloc(r.length);
+          if (r.offset < size) bytes.copy(want, 0, r.offset, Math.min(size, r.offset + r.length));
+          assert.ok(got[i].equals(want), `${r.length} bytes at ${r.offset}`);
+        });
+      }
+    }),
+    { numRuns: 150 },
   );
 });
