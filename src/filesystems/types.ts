@@ -13,8 +13,8 @@ export interface VolumeReader {
   readonly size: number;
   read(offset: number, length: number): Promise<Buffer>;
   /**
-   * Fills `buf` from `offset`, as `read` would return it: for large reads into a buffer the caller
-   * reuses, without a fresh allocation (whose first touch costs page faults) and a copy per read.
+   * Fills `buf` from `offset` (past the end: zeros) without allocating: file readers use it for large
+   * reads, where a fresh buffer per read and the copy out of it cost more than the read itself.
    */
   readInto?(buf: Uint8Array, offset: number): Promise<void>;
 }

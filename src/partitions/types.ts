@@ -32,6 +32,6 @@ export interface PartitionTable {
 export interface SectorReader {
   readonly size: number;
   read(offset: number, length: number): Promise<Buffer>;
-  /** Fills `buf` from `offset` as `read` would return it, into the caller's buffer. */
+  /** Fills `buf` from `offset`, zeros past the end, without allocating. */
   readInto?(buf: Uint8Array, offset: number): Promise<void>;
 }
