@@ -85,14 +85,6 @@ export function volumeReader(disk: VolumeReader, offset: number, size: number): 
       const buf = await disk.read(offset + o, n);
       return n === len ? buf : Buffer.concat([buf, Buffer.alloc(len - n)]);
     },
-    readInto: async (buf, o) => {
-      const n = Math.max(0, Math.min(buf.length, size - o));
-      if (n > 0) {
-        if (disk.readInto) await disk.readInto(buf.subarray(0, n), offset + o);
-        else buf.set(await disk.read(offset + o, n));
-      }
-      buf.fill(0, n);
-    },
   };
 }
 
