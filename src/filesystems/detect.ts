@@ -1,7 +1,7 @@
 import type { DiskImage } from '../formats/image.js';
 import { readPartitionTable, sectorReader } from '../partitions/detect.js';
 import type { Partition } from '../partitions/types.js';
-import { fat } from './fat.js';
+import { fat } from './fat/detector.js';
 import { exfat } from './exfat/detector.js';
 import { ext } from './ext.js';
 import { ntfs } from './ntfs/detector.js';
