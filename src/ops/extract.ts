@@ -239,8 +239,14 @@ async function copyFile(file: FsFile, host: string, st: FsStats, owners: boolean
   }
 }
 
+/**
+ * A time as the seconds Node's utimes takes. libuv turns that double into whole seconds and nanoseconds
+ * and then drops all but whole microseconds, so the value aims at the middle of the wanted microsecond:
+ * the double's rounding error (a quarter of a microsecond in this century) cannot then fall into the one
+ * before. Times keep microsecond precision on every host; coarser ones (FAT, exFAT, ISO) stay exact.
+ */
 function seconds(t: FsTime): number {
-  return t.sec + t.nsec / 1e9;
+  return t.sec + (Math.round(t.nsec / 1000) + 0.5) / 1e6;
 }
 
 async function applyMeta(host: string, st: FsStats, owners: boolean, isLink: boolean): Promise<void> {
