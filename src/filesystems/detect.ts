@@ -65,6 +65,26 @@ export function volumeReader(disk: VolumeReader, offset: number, size: number): 
   };
 }
 
+/**
+ * Detectors probe a volume's first 128 KiB with a dozen or more small reads; with tens of
+ * thousands of partitions (a GPT may list 32,768) those reads, not the probing, were the cost. The
+ * head is read once, on the first read that falls in it, and those reads are served from it.
+ */
+const HEAD = 192 * 1024;
+
+function headCached(volume: VolumeReader): VolumeReader {
+  let head: Promise<Buffer> | null = null;
+  const headLength = Math.min(volume.size, HEAD);
+  return {
+    size: volume.size,
+    read: async (o, len) => {
+      if (o + len > headLength) return volume.read(o, len);
+      head ??= volume.read(0, headLength);
+      return Buffer.from((await head).subarray(o, o + len));
+    },
+  };
+}
+
 export interface Volume {
   partition: number | null;
   offset: number;
@@ -91,7 +111,7 @@ export async function detectVolumes(image: DiskImage): Promise<{ volumes: Volume
   for (const p of targets) {
     const offset = p ? p.start : 0;
     const size = p ? Math.max(0, Math.min(p.size, image.virtualSize - p.start)) : image.virtualSize;
-    const d = await detectFilesystem(volumeReader(disk, offset, size));
+    const d = await detectFilesystem(headCached(volumeReader(disk, offset, size)));
     const where = p ? `partition ${p.index}` : 'the disk';
     if (d.others.length && d.info) warnings.push(`${where}: also carries ${d.others.join(', ')} signatures; reporting ${d.info.filesystem}`);
     volumes.push({
