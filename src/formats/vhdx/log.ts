@@ -3,6 +3,7 @@ import type { ByteSource } from '../../io/file.js';
 import { LOG_SECTOR_SIZE, MiB } from './constants.js';
 import { readGuid, writeGuid } from './guid.js';
 import { VdiskError } from '../../errors.js';
+import { openBulkReader, type BulkReader } from './log-source.js';
 
 export const ENTRY_SIGNATURE = 0x65676f6c; // 'loge'
 export const ZERO_SIGNATURE = 0x6f72657a; // 'zero'
@@ -94,6 +95,8 @@ export const MAX_LOG_OPERATIONS = 1 << 20;
 const CHUNK = MiB;
 
 interface LogArea extends LogRegion {
+  /** Where the scan's large reads go (see log-source.ts). */
+  bulk: BulkReader;
   guid: string;
   /** Bytes entry validation may still read; overlapping bogus entry headers must not cost n^2 reads. */
   budget: number;
@@ -105,13 +108,15 @@ interface LogArea extends LogRegion {
 }
 
 /** Reads `length` bytes of the circular log starting at log position `pos`, wrapping at the end. */
-async function readCircular(area: LogRegion, pos: number, length: number, into?: Buffer): Promise<Buffer> {
+async function readCircular(area: LogRegion | LogArea, pos: number, length: number, into?: Buffer): Promise<Buffer> {
   const buf = into ? into.subarray(0, length) : Buffer.alloc(length);
   let done = 0;
   while (done < length) {
     const at = (pos + done) % area.length;
     const n = Math.min(length - done, area.length - at);
-    await area.source.readAt(buf.subarray(done, done + n), area.offset + at);
+    const part = buf.subarray(done, done + n);
+    if ('bulk' in area) await area.bulk.read(part, area.offset + at);
+    else await area.source.readAt(part, area.offset + at);
     done += n;
   }
   return buf;
@@ -241,15 +246,24 @@ export async function findActiveSequence(
   fileLimit: number,
 ): Promise<LogSearch> {
   // Two full reads of the log, or 256 MiB, whichever is more: enough for any log a writer left.
-  const area: LogArea = {
-    source, offset, length, guid, budget: Math.max(256 * MiB, 2 * length), operationsLeft: MAX_LOG_OPERATIONS, fileLimit, rejected: [],
-  };
+  const bulk = await openBulkReader(source, length);
+  try {
+    return await search({
+      source, offset, length, bulk, guid, budget: Math.max(256 * MiB, 2 * length), operationsLeft: MAX_LOG_OPERATIONS, fileLimit, rejected: [],
+    });
+  } finally {
+    await bulk.close();
+  }
+}
+
+async function search(area: LogArea): Promise<LogSearch> {
+  const { source, offset, length } = area;
   const valid = new Map<number, LogEntry>();
   const WINDOW = MiB;
   const win = Buffer.alloc(Math.min(WINDOW, length));
   for (let w = 0; w < length; ) {
     const view = win.subarray(0, Math.min(WINDOW, length - w));
-    await source.readAt(view, offset + w);
+    await area.bulk.read(view, offset + w);
     let next = w + view.length;
     for (let s = 0; s < view.length; s += LOG_SECTOR_SIZE) {
       if (view.readUInt32LE(s) !== ENTRY_SIGNATURE) continue;
