@@ -137,11 +137,18 @@ export function hugeLog(path: string, length: number, entryLength: number): void
   writeLogEntry(path, offset, { entryLength });
 }
 
+/** A parent locator of the VHDX type with no key-value entries. */
+function defaultLocator(): Buffer {
+  const locator = Buffer.alloc(20);
+  Buffer.from('b7ef4ab09ed1814ab78925b8e9445913', 'hex').copy(locator, 0);
+  return locator;
+}
+
 /**
  * Marks the image differencing and gives it a parent locator item of `itemLength` bytes: the
  * metadata region moves past the end of the file (sparse) and grows to hold it.
  */
-export function hugeParentLocator(path: string, itemLength: number): void {
+export function hugeParentLocator(path: string, itemLength: number, locator: Buffer = defaultLocator()): void {
   const r = regions(path);
   withFile(path, (fd) => {
     const table = pread(fd, MiB, r.metadata);
@@ -161,8 +168,6 @@ export function hugeParentLocator(path: string, itemLength: number): void {
     table.writeUInt32LE(4, o + 24); // IsRequired
     table.writeUInt16LE(n + 1, 10);
     pwrite(fd, table, at);
-    const locator = Buffer.alloc(20);
-    Buffer.from('b7ef4ab09ed1814ab78925b8e9445913', 'hex').copy(locator, 0);
     pwrite(fd, locator, at + MiB);
     for (const rt of RT) {
       const t = pread(fd, 64 * KiB, rt);

@@ -28,11 +28,9 @@ export async function openBulkReader(source: ByteSource, length: number): Promis
   } catch {
     return buffered;
   }
-  // Large allocations are mmap-backed and page aligned but for the allocator's 16-byte header; the
-  // view that starts at the next page boundary is aligned when that holds, and refused (EINVAL, then
-  // the fallback) when it does not.
-  const backing = Buffer.allocUnsafeSlow(1024 * 1024 + ALIGN);
-  const aligned = backing.subarray(ALIGN - 16, ALIGN - 16 + 1024 * 1024);
+  // O_DIRECT wants a page-aligned buffer, and JavaScript cannot see an address. A WebAssembly
+  // memory is mapped by the engine on its own pages, so its start is aligned (16 pages of 64 KiB).
+  const aligned = Buffer.from(new WebAssembly.Memory({ initial: 16, maximum: 16 }).buffer);
   let direct = true;
   return {
     async read(buf, pos) {
