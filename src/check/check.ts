@@ -1,7 +1,4 @@
 import { PositionalFile, readExact } from '../io/file.js';
-
-const ENTRIES_PER_SECTOR = LOG_SECTOR_SIZE / 8;
-const SECTORS_PER_PAGE = MiB / LOG_SECTOR_SIZE;
 import { VdiskError } from '../errors.js';
 import type { ImageFormat } from '../formats/image.js';
 import { probeFormat } from '../formats/open.js';
@@ -16,6 +13,9 @@ import { BatTable } from '../formats/vhdx/bat-table.js';
 import { ZERO_GUID, newGuid } from '../formats/vhdx/guid.js';
 import { BatFix, MAX_LISTED, examineVhdx, type VhdxExamination } from './vhdx-check.js';
 import type { CheckReport, Finding } from './report.js';
+
+const ENTRIES_PER_SECTOR = LOG_SECTOR_SIZE / 8;
+const SECTORS_PER_PAGE = MiB / LOG_SECTOR_SIZE;
 
 export type RepairMode = 'none' | 'leaks' | 'all';
 
@@ -84,7 +84,7 @@ export async function checkImage(path: string, options: CheckOptions = {}): Prom
     }
     // Leaked space inside the file: fill each hole with the last block, so that the leak moves to the
     // end of the file where truncation gives it back.
-    let changed = passes.length === 1; // a -r leaks run has examined nothing since `before`
+    let changed = false;
     for (let round = 0; round < 1024 && ex.interiorLeaks.length > 0; round++) {
       if (!(await moveLastBlockInto(file, ex))) break;
       ex = await examineVhdx(file);
