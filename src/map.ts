@@ -66,9 +66,9 @@ async function mapVhdx(image: VhdxImage, start: number, length: number, depth: n
   const bs = image.blockSize;
   const end = start + length;
   // File MiBs that stored blocks already map: two blocks sharing file space are a corrupt BAT, which
-  // a map must not present as two copies of data (check -r all clears the later entry).
-  let claimed = claims.get(image);
-  if (!claimed) claims.set(image, (claimed = new Bitmap(Math.ceil(image.source.size() / MiB))));
+  // a map must not present as two copies of data (check -r all clears the later entry). Watched on
+  // the image mapped whole; a parent is mapped in pieces, where one block may be met more than once.
+  if (start === 0 && length === image.virtualSize) claims.set(image, new Bitmap(Math.ceil(image.source.size() / MiB)));
   for (let at = start; at < end; ) {
     const next = Math.min(end, (Math.floor(at / bs) + WINDOW_BLOCKS) * bs);
     await mapWindow(image, at, next - at, depth, push, claims);
@@ -84,7 +84,7 @@ async function mapWindow(
   push: (e: MapExtent) => void,
   claims: Claims,
 ): Promise<void> {
-  const claimed = claims.get(image) as Bitmap;
+  const claimed = claims.get(image) ?? null;
   const bs = image.blockSize;
   const hasParent = image.layout.params.hasParent;
   const end = start + length;
@@ -125,7 +125,8 @@ async function mapWindow(
 }
 
 /** Marks the file space of `count` stored blocks from `first`; refuses space another block maps. */
-function claim(image: VhdxImage, claimed: Bitmap, first: number, fileOffset: number, count: number): void {
+function claim(image: VhdxImage, claimed: Bitmap | null, first: number, fileOffset: number, count: number): void {
+  if (!claimed) return;
   const from = fileOffset / MiB;
   const to = (fileOffset + count * image.blockSize) / MiB;
   const taken = claimed.firstSet(from, to);
