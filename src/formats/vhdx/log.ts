@@ -202,11 +202,15 @@ async function validateEntry(area: LogArea, pos: number, h: LogEntryHeader): Pro
             if (length % LOG_SECTOR_SIZE !== 0) { problem = `zero descriptor ${i} length ${length} not 4 KiB aligned`; break; }
             if (fileOffset + length > area.fileLimit) {
               outOfRange ??= `zero descriptor ${i} clears ${length} bytes at ${fileOffset}, past the largest file this image can need (${area.fileLimit} bytes)`;
+            } else if (intoLog(area, fileOffset, length)) {
+              outOfRange ??= `zero descriptor ${i} clears the log itself (${length} bytes at ${fileOffset})`;
             }
             operations.push({ kind: 'zero', fileOffset, length });
           } else if (sig === DESC_SIGNATURE) {
             if (fileOffset + LOG_SECTOR_SIZE > area.fileLimit) {
               outOfRange ??= `data descriptor ${i} writes at ${fileOffset}, past the largest file this image can need (${area.fileLimit} bytes)`;
+            } else if (intoLog(area, fileOffset, LOG_SECTOR_SIZE)) {
+              outOfRange ??= `data descriptor ${i} writes into the log itself (at ${fileOffset})`;
             }
             const op = { kind: 'logged' as const, fileOffset, descriptor: (pos + done + d) % area.length, sector: 0 };
             operations.push(op);
@@ -229,6 +233,15 @@ async function validateEntry(area: LogArea, pos: number, h: LogEntryHeader): Pro
   if (outOfRange) throw new VdiskError('CORRUPT', `${area.source.path}: log entry at log offset ${pos}: ${outOfRange}`);
   area.operationsLeft -= operations.length;
   return { position: pos, header: h, operations };
+}
+
+/**
+ * True when [fileOffset, fileOffset+length) overlaps the log: a replay reads each data sector from
+ * the log as it applies it, so an entry that rewrote the log would change what it replays. No writer
+ * logs changes to the log itself.
+ */
+function intoLog(area: LogArea, fileOffset: number, length: number): boolean {
+  return fileOffset < area.offset + area.length && area.offset < fileOffset + length;
 }
 
 /**
