@@ -56,6 +56,7 @@ async function renderHuman(r: CheckReport): Promise<string> {
     const tag = f.fixed ? out.green('Repaired:') : f.severity === 'corruption' ? out.red('ERROR') : f.severity === 'leak' ? out.yellow('Leaked') : 'Warning:';
     lines.push(`${tag} ${f.structure}${f.entry !== undefined ? ` entry ${f.entry}` : ''} at offset ${f.offset}: ${f.message}`);
   }
+  if (r['unlisted-findings']) lines.push(`... and ${r['unlisted-findings']} more findings not listed`);
   if (lines.length) lines.push('');
   if (r['corruptions-fixed'] || r['leaks-fixed']) {
     lines.push('The following inconsistencies were found and repaired:', '');

@@ -6,9 +6,10 @@ export interface Styler {
   red(s: string): string;
   green(s: string): string;
   yellow(s: string): string;
+  cyan(s: string): string;
 }
 
-const PLAIN: Styler = { bold: (s) => s, red: (s) => s, green: (s) => s, yellow: (s) => s };
+const PLAIN: Styler = { bold: (s) => s, red: (s) => s, green: (s) => s, yellow: (s) => s, cyan: (s) => s };
 
 /**
  * Colour only where a person reads it: NO_COLOR (any non-empty value) turns it off, FORCE_COLOR still

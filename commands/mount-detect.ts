@@ -2,6 +2,7 @@ import { openImage } from '../src/formats/open.js';
 import { detectVolumes } from '../src/filesystems/detect.js';
 import { formatSize } from '../src/util/size.js';
 import { formatOption, outputKind, printJson } from './common.js';
+import { renderTable } from './table.js';
 
 export interface MountDetectOptions {
   format?: string;
@@ -25,15 +26,11 @@ export async function runMountDetect(path: string, opts: MountDetectOptions): Pr
     return 0;
   }
   if (opts.quiet) return 0;
-  const { default: Table } = await import('cli-table3');
-  const t = new Table({
-    head: ['Partition', 'Offset', 'Size', 'Filesystem', 'Version', 'Label', 'UUID'],
-    style: { head: process.stdout.isTTY ? ['cyan'] : [], border: [], compact: true },
-    chars: { mid: '', 'left-mid': '', 'mid-mid': '', 'right-mid': '' },
-  });
-  for (const v of result.volumes) {
-    t.push([v.partition === null ? '(disk)' : String(v.partition), String(v.offset), formatSize(v.size), v.filesystem ?? '-', v.version ?? '', v.label ?? '', v.uuid ?? '']);
-  }
-  process.stdout.write(t.toString() + '\n');
+  const { out } = await (await import('./colour.js')).colours();
+  const head = ['Partition', 'Offset', 'Size', 'Filesystem', 'Version', 'Label', 'UUID'];
+  const rows = result.volumes.map((v) => [
+    v.partition === null ? '(disk)' : String(v.partition), String(v.offset), formatSize(v.size), v.filesystem ?? '-', v.version ?? '', v.label ?? '', v.uuid ?? '',
+  ]);
+  process.stdout.write(renderTable(head, rows, out.cyan) + '\n');
   return 0;
 }

@@ -3,6 +3,7 @@ import { readPartitionTable } from '../src/partitions/detect.js';
 import type { PartitionTable } from '../src/partitions/types.js';
 import { formatSize } from '../src/util/size.js';
 import { formatOption, outputKind, printJson } from './common.js';
+import { renderTable } from './table.js';
 
 export interface PartitionsOptions {
   format?: string;
@@ -30,18 +31,12 @@ export async function runPartitions(path: string, opts: PartitionsOptions): Prom
     process.stdout.write(`${path}: no partition table\n`);
     return 0;
   }
-  const { default: Table } = await import('cli-table3');
   const { out } = await (await import('./colour.js')).colours();
   process.stdout.write(`${out.bold('Disk')} ${path}: ${table.scheme.toUpperCase()}, ${table.sectorSize}-byte sectors${table.id ? `, id ${table.id}` : ''}\n`);
   const gpt = table.scheme === 'gpt';
   const named = table.partitions.some((p) => p.name);
   const head = ['#', 'Start', 'End', 'Sectors', 'Size', 'Type', 'Description', ...(gpt ? ['Name', 'UUID'] : ['Boot', ...(named ? ['Name'] : [])])];
-  const t = new Table({
-    head,
-    style: { head: process.stdout.isTTY ? ['cyan'] : [], border: [], compact: true },
-    chars: { mid: '', 'left-mid': '', 'mid-mid': '', 'right-mid': '' },
-  });
-  for (const p of table.partitions) {
+  const rows = table.partitions.map((p) => {
     const s = table.sectorSize;
     const row = [
       String(p.index) + (p.parent !== undefined ? ` (in ${p.parent})` : ''),
@@ -54,8 +49,8 @@ export async function runPartitions(path: string, opts: PartitionsOptions): Prom
     ];
     if (gpt) row.push(p.name ?? '', p.uuid ?? '');
     else row.push(p.bootable ? '*' : '', ...(named ? [p.name ?? ''] : []));
-    t.push(row);
-  }
-  process.stdout.write(t.toString() + '\n');
+    return row;
+  });
+  process.stdout.write(renderTable(head, rows, out.cyan) + '\n');
   return 0;
 }

@@ -1,8 +1,7 @@
-import { createReadStream, createWriteStream, fstatSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { createReadStream, fstatSync } from 'node:fs';
+import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import { PositionalFile, type FileOrFd } from './io/file.js';
 import { copyInto } from './copy-into.js';
 import { VdiskError, fromSystemError } from './errors.js';
@@ -35,11 +34,7 @@ export async function importIntoImage(image: DiskImage, source: ImportSource, op
     } else {
       spoolDir = await mkdtemp(join(tmpdir(), 'vdisk-write-'));
       const spool = join(spoolDir, 'input');
-      try {
-        await pipeline(createReadStream('', { fd: source.fd, autoClose: false, highWaterMark: 1024 * 1024 }), createWriteStream(spool));
-      } catch (err) {
-        throw fromSystemError(err, source.name ?? 'stdin', 'reading');
-      }
+      await spoolUpTo(source.fd, source.name ?? 'stdin', spool, room(image, offset), image, offset);
       input = await PositionalFile.open(spool, 'r');
     }
   } catch (err) {
@@ -48,12 +43,7 @@ export async function importIntoImage(image: DiskImage, source: ImportSource, op
   }
   try {
     const length = input.size();
-    if (!Number.isSafeInteger(offset) || offset < 0 || offset + length > image.virtualSize) {
-      throw new VdiskError(
-        'RANGE',
-        `${image.filename}: writing ${length} bytes at offset ${offset} would run past the end of the virtual disk (${image.virtualSize} bytes); nothing was written`,
-      );
-    }
+    if (length > room(image, offset)) throw tooLong(image, offset, `${length} bytes`);
     await copyInto(
       image,
       { length, read: async (buf, pos) => void (await input.readAt(buf, pos)) },
@@ -72,6 +62,43 @@ export async function importIntoImage(image: DiskImage, source: ImportSource, op
   }
 }
 
+/** Bytes the disk holds from `offset` to its end; -1 for an offset outside it. */
+function room(image: DiskImage, offset: number): number {
+  return Number.isSafeInteger(offset) && offset >= 0 && offset <= image.virtualSize ? image.virtualSize - offset : -1;
+}
+
+function tooLong(image: DiskImage, offset: number, what: string): VdiskError {
+  return new VdiskError(
+    'RANGE',
+    `${image.filename}: writing ${what} at offset ${offset} would run past the end of the virtual disk (${image.virtualSize} bytes); nothing was written`,
+  );
+}
+
+/**
+ * Copies a pipe into `spool`, refusing as soon as it has delivered more than `limit` bytes: input
+ * longer than the disk is known to be too long at that point, however much more would come (an
+ * endless `yes |` included), and the spool never grows past the disk's size.
+ */
+async function spoolUpTo(fd: number, name: string, spool: string, limit: number, image: DiskImage, offset: number): Promise<void> {
+  const out = await open(spool, 'w');
+  try {
+    let total = 0;
+    const stream = createReadStream('', { fd, autoClose: false, highWaterMark: 1024 * 1024 });
+    try {
+      for await (const chunk of stream as AsyncIterable<Buffer>) {
+        total += chunk.length;
+        if (total > limit) throw tooLong(image, offset, `more than ${Math.max(0, limit)} bytes`);
+        await out.write(chunk, 0, chunk.length);
+      }
+    } catch (err) {
+      throw err instanceof VdiskError ? err : fromSystemError(err, name, 'reading');
+    } finally {
+      stream.destroy();
+    }
+  } finally {
+    await out.close();
+  }
+}
 
 /**
  * A regular file on a descriptor (stdin redirected from a file), opened again by its /dev/fd path so

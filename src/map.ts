@@ -1,6 +1,9 @@
 import type { DiskImage } from './formats/image.js';
 import { VhdxImage } from './formats/vhdx/vhdx-image.js';
 import { PAYLOAD_NOT_PRESENT, PAYLOAD_PARTIALLY_PRESENT } from './formats/vhdx/bat.js';
+import { MiB } from './formats/vhdx/constants.js';
+import { corrupt } from './errors.js';
+import { Bitmap } from './util/bitmap.js';
 
 /**
  * One run of the virtual disk, as `qemu-img map --output json` describes it: `depth` is the image of a
@@ -34,7 +37,7 @@ export async function mapImage(image: DiskImage, emit: (e: MapExtent) => void): 
     if (last) emit(last);
     last = { ...e };
   };
-  await mapRange(image, 0, image.virtualSize, 0, push);
+  await mapRange(image, 0, image.virtualSize, 0, push, new Map());
   if (last) emit(last);
 }
 
@@ -45,15 +48,43 @@ function mergeable(a: MapExtent, b: MapExtent): boolean {
   return a.offset + a.length === b.offset;
 }
 
-async function mapRange(image: DiskImage, start: number, length: number, depth: number, push: (e: MapExtent) => void): Promise<void> {
+/** File space each image of the chain has mapped so far (see `claim`). */
+type Claims = Map<VhdxImage, Bitmap>;
+
+async function mapRange(image: DiskImage, start: number, length: number, depth: number, push: (e: MapExtent) => void, claims: Claims): Promise<void> {
   if (length === 0) return;
-  if (image instanceof VhdxImage) return mapVhdx(image, start, length, depth, push);
+  if (image instanceof VhdxImage) return mapVhdx(image, start, length, depth, push, claims);
   // A raw image stores every byte where it is; holes cannot be told apart from data without
   // SEEK_DATA, which Node does not offer.
   push({ start, length, depth, present: true, zero: false, data: true, offset: start, filename: image.filename });
 }
 
-async function mapVhdx(image: VhdxImage, start: number, length: number, depth: number, push: (e: MapExtent) => void): Promise<void> {
+/** Blocks whose BAT runs are gathered at a time: a map of 64 Mi blocks must not hold them all. */
+const WINDOW_BLOCKS = 65536;
+
+async function mapVhdx(image: VhdxImage, start: number, length: number, depth: number, push: (e: MapExtent) => void, claims: Claims): Promise<void> {
+  const bs = image.blockSize;
+  const end = start + length;
+  // File MiBs that stored blocks already map: two blocks sharing file space are a corrupt BAT, which
+  // a map must not present as two copies of data (check -r all clears the later entry). Watched on
+  // the image mapped whole; a parent is mapped in pieces, where one block may be met more than once.
+  if (start === 0 && length === image.virtualSize) claims.set(image, new Bitmap(Math.ceil(image.source.size() / MiB)));
+  for (let at = start; at < end; ) {
+    const next = Math.min(end, (Math.floor(at / bs) + WINDOW_BLOCKS) * bs);
+    await mapWindow(image, at, next - at, depth, push, claims);
+    at = next;
+  }
+}
+
+async function mapWindow(
+  image: VhdxImage,
+  start: number,
+  length: number,
+  depth: number,
+  push: (e: MapExtent) => void,
+  claims: Claims,
+): Promise<void> {
+  const claimed = claims.get(image) ?? null;
   const bs = image.blockSize;
   const hasParent = image.layout.params.hasParent;
   const end = start + length;
@@ -64,13 +95,14 @@ async function mapVhdx(image: VhdxImage, start: number, length: number, depth: n
     const runEnd = Math.min(end, (run.first + run.count) * bs);
     const here = { start: runStart, length: runEnd - runStart, depth, filename: image.filename };
     if (hasParent && run.state === PAYLOAD_NOT_PRESENT) {
-      await mapRange(await image.openParent(), runStart, runEnd - runStart, depth + 1, push);
+      await mapRange(await image.openParent(), runStart, runEnd - runStart, depth + 1, push, claims);
     } else if (hasParent && run.state === PAYLOAD_PARTIALLY_PRESENT) {
       const e = await image.blockEntry(run.first);
+      claim(image, claimed, run.first, e.fileOffset, 1);
       const inBlock = runStart - run.first * bs;
       for (const s of await image.sectorRuns(run.first, inBlock, runEnd - runStart)) {
         if (s.here) push({ ...here, start: runStart + s.from, length: s.to - s.from, present: true, zero: false, data: true, offset: e.fileOffset + inBlock + s.from });
-        else await mapRange(await image.openParent(), runStart + s.from, s.to - s.from, depth + 1, push);
+        else await mapRange(await image.openParent(), runStart + s.from, s.to - s.from, depth + 1, push, claims);
       }
     } else {
       // The image's own reading of the state, invalid states refused as reads refuse them. ZERO,
@@ -79,6 +111,7 @@ async function mapVhdx(image: VhdxImage, start: number, length: number, depth: n
         case 'data':
           await image.blockEntry(run.first); // the file-size and header-section checks reads get
           await image.blockEntry(run.first + run.count - 1);
+          claim(image, claimed, run.first, run.fileOffset, run.count);
           push({ ...here, present: true, zero: false, data: true, offset: run.fileOffset + (runStart - run.first * bs) });
           break;
         case 'unallocated':
@@ -89,4 +122,17 @@ async function mapVhdx(image: VhdxImage, start: number, length: number, depth: n
       }
     }
   }
+}
+
+/** Marks the file space of `count` stored blocks from `first`; refuses space another block maps. */
+function claim(image: VhdxImage, claimed: Bitmap | null, first: number, fileOffset: number, count: number): void {
+  if (!claimed) return;
+  const from = fileOffset / MiB;
+  const to = (fileOffset + count * image.blockSize) / MiB;
+  const taken = claimed.firstSet(from, to);
+  if (taken >= 0) {
+    const block = first + Math.floor((taken - from) * MiB / image.blockSize);
+    throw corrupt(image.filename, `block ${block} is stored at file offset ${taken * MiB}, where another block already is: the BAT is corrupt (vdisk check -r all repairs it)`);
+  }
+  claimed.setRange(from, to);
 }

@@ -1,12 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { needPeers, tempDir, vdisk } from './helpers/peers.js';
 import { makeQemuVhdx, scatteredWrites } from './helpers/qemu.js';
 import { buildKillShim, qemuIoCutOff } from './helpers/crash.js';
 import { mapVhdx, reseal, resealLog, type VhdxMap } from './helpers/mutate.js';
+import { LOG_GUID, fillBat, hugeParentLocator, setLog, writeLogEntry, type Descriptor } from './helpers/hostile-vhdx.js';
+import { sh } from './helpers/peers.js';
 import { openImage, describeImage, checkImage, mapImage, VdiskError } from '../src/index.js';
 
 const MiB = 1024 * 1024;
@@ -156,5 +158,151 @@ test('mutated headers, region tables, metadata, BATs and logs never hang, throw 
       },
     ),
     { numRuns: 300, seed: Number(process.env.FC_SEED ?? 20261122) },
+  );
+});
+
+/** Every look the commands take at an image, in process: open, describe, map, block status, reads. */
+async function lookEverywhere(file: string): Promise<void> {
+  const img = await openImage(file);
+  try {
+    await describeImage(img);
+    let mapped = 0;
+    await mapImage(img, (e) => void (mapped += e.length));
+    assert.equal(mapped, img.virtualSize, 'the map tiles the disk');
+    for (const [o, l] of [[0, MiB], [Math.max(0, img.virtualSize - MiB), MiB]]) {
+      const len = Math.min(l, img.virtualSize - o);
+      if (len > 0) await img.read(Buffer.alloc(len), o);
+    }
+  } finally {
+    await img.close();
+  }
+}
+
+/** Runs `fn`; a failure must be a one-line VdiskError, and nothing may take over `ms`. */
+async function typedOrFine(fn: () => Promise<unknown>, ms: number, what: string): Promise<void> {
+  try {
+    await withTimeout(fn(), ms, what);
+  } catch (err) {
+    assert.ok(err instanceof VdiskError, `${what}: untyped error ${(err as Error)?.stack ?? String(err)}`);
+    assert.doesNotMatch(err.message, /\n/, 'one-line message');
+  }
+}
+
+const MiBs = (n: number) => n * MiB;
+const u32Length = fc.oneof(
+  fc.constantFrom(0, 4096, MiB, 2 ** 31, 2 ** 32 - 4096, 2 ** 32 - MiB),
+  fc.integer({ min: 0, max: 2 ** 20 - 1 }).map((n) => n * 4096),
+  fc.integer({ min: 0, max: 0xffffffff }),
+);
+
+test('hostile log lengths: logs up to 4 GiB, entries of any length, descriptors reaching anywhere', async (t) => {
+  if (!needPeers(t, 'qemu-img', 'qemu-io')) return;
+  const dir = tempDir(t);
+  const base = makeQemuVhdx(dir, { name: 'base', size: '16M', options: ['block_size=1M', 'log_size=1M'], io: ['write -P 0x11 0 64k'] });
+  const file = join(dir, 'log.vhdx');
+  const rssBefore = process.memoryUsage().rss;
+  const descriptor: fc.Arbitrary<Descriptor> = fc.oneof(
+    fc.record({
+      kind: fc.constant('zero' as const),
+      fileOffset: fc.oneof(fc.constantFrom(0, MiB, 8 * MiB), fc.integer({ min: 0, max: 2 ** 40 }).map((n) => n * 4096)),
+      length: fc.oneof(fc.constantFrom(4096, MiB, 2 ** 40, 2 ** 52), fc.integer({ min: 0, max: 2 ** 30 }).map((n) => n * 4096)),
+    }),
+    fc.record({
+      kind: fc.constant('data' as const),
+      fileOffset: fc.oneof(fc.constantFrom(MiB, 2 * MiB, 3 * MiB), fc.integer({ min: 0, max: 2 ** 40 }).map((n) => n * 4096)),
+      fill: fc.integer({ min: 0, max: 255 }),
+    }),
+  );
+  await fc.assert(
+    fc.asyncProperty(
+      // Mostly logs of a few MiB; now and then 2 or 4 GiB (sparse).
+      fc.oneof({ weight: 6, arbitrary: fc.constantFrom(1, 2, 8) }, { weight: 1, arbitrary: fc.constantFrom(2048, 4095) }),
+      fc.oneof(fc.constant(-1), u32Length),
+      fc.array(descriptor, { maxLength: 4 }),
+      fc.oneof(fc.constant(-1), fc.constantFrom(0, 2 ** 40, 2 ** 60)),
+      async (logMiB, entryLength, descriptors, last) => {
+        copyFileSync(base, file);
+        const logLength = MiBs(logMiB);
+        const offset = 32 * MiB; // past everything QEMU placed, the file grows sparse to hold it
+        truncateSync(file, offset + logLength);
+        setLog(file, { offset, length: logLength, guid: LOG_GUID });
+        // A correct checksum however long the entry claims to be, so that the length is what is tested.
+        writeLogEntry(file, offset, {
+          ...(entryLength >= 0 && entryLength <= logLength ? { entryLength } : {}),
+          descriptors,
+          ...(last >= 0 ? { last } : {}),
+        });
+        await typedOrFine(() => lookEverywhere(file), 10_000, `log of ${logMiB} MiB`);
+        await typedOrFine(() => checkImage(file), 10_000, `check of a log of ${logMiB} MiB`);
+        assert.ok(process.memoryUsage().rss - rssBefore < 512 * MiB, 'memory stays bounded');
+      },
+    ),
+    { numRuns: 15, seed: Number(process.env.FC_SEED ?? 20261122) },
+  );
+});
+
+test('hostile parent locator items: any length, any key-value table', async (t) => {
+  if (!needPeers(t, 'qemu-img', 'qemu-io')) return;
+  const dir = tempDir(t);
+  const base = makeQemuVhdx(dir, { name: 'base', size: '16M', options: ['block_size=1M', 'log_size=1M'] });
+  const file = join(dir, 'loc.vhdx');
+  const entry = fc.record({ keyOff: u32Length, valOff: u32Length, keyLen: fc.integer({ min: 0, max: 0xffff }), valLen: fc.integer({ min: 0, max: 0xffff }) });
+  await fc.assert(
+    fc.asyncProperty(
+      fc.oneof(fc.constantFrom(20, 64, MiB, MiB + 1, 2 ** 31, 2 ** 32 - 2 * MiB), fc.integer({ min: 0, max: 2 * MiB })),
+      fc.integer({ min: 0, max: 0xffff }),
+      fc.array(entry, { maxLength: 3 }),
+      async (length, count, entries) => {
+        copyFileSync(base, file);
+        const locator = Buffer.alloc(20 + 12 * entries.length + 64);
+        Buffer.from('b7ef4ab09ed1814ab78925b8e9445913', 'hex').copy(locator, 0);
+        locator.writeUInt16LE(count, 18);
+        entries.forEach((e, i) => {
+          locator.writeUInt32LE(e.keyOff % 2 ** 32, 20 + i * 12);
+          locator.writeUInt32LE(e.valOff % 2 ** 32, 24 + i * 12);
+          locator.writeUInt16LE(e.keyLen, 28 + i * 12);
+          locator.writeUInt16LE(e.valLen, 30 + i * 12);
+        });
+        hugeParentLocator(file, length, locator);
+        const started = Date.now();
+        await typedOrFine(() => lookEverywhere(file), 10_000, `locator of ${length} bytes`);
+        await typedOrFine(() => checkImage(file), 10_000, `check, locator of ${length} bytes`);
+        assert.ok(Date.now() - started < 10_000);
+      },
+    ),
+    { numRuns: 40, seed: Number(process.env.FC_SEED ?? 20261122) },
+  );
+});
+
+test('hostile BAT states: whatever the entries say, check -r all leaves an image that checks clean and maps whole', async (t) => {
+  if (!needPeers(t, 'qemu-img', 'qemu-io')) return;
+  const dir = tempDir(t);
+  const base = makeQemuVhdx(dir, { name: 'base', size: '16M', options: ['block_size=1M', 'log_size=1M'], io: scatteredWrites(16 * MiB, MiB) });
+  const size = readFileSync(base).length;
+  const file = join(dir, 'bat.vhdx');
+  // Offsets an entry may carry: stored blocks (shared when two pick one), the header section, the
+  // log, past the end, absurdly far.
+  const offsets = fc.oneof(
+    fc.constantFrom(0, 1, 2, 3, 4, 8, Math.floor(size / MiB) - 1, Math.floor(size / MiB), 2 ** 20, 2 ** 40),
+    fc.integer({ min: 0, max: Math.floor(size / MiB) + 4 }),
+  );
+  const batEntry = fc.record({ state: fc.integer({ min: 0, max: 7 }), mib: offsets, reserved: fc.oneof({ weight: 5, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.integer({ min: 1, max: 0x1ffff }) }) });
+  await fc.assert(
+    fc.asyncProperty(fc.array(batEntry, { minLength: 16, maxLength: 16 }), async (entries) => {
+      copyFileSync(base, file);
+      fillBat(file, entries.length, (i) => entries[i].mib * 2 ** 20 + entries[i].reserved * 8 + entries[i].state);
+      await typedOrFine(() => lookEverywhere(file), 5000, 'look');
+      const first = await withTimeout(checkImage(file), 5000, 'check');
+      assert.ok(first.findings.filter((f) => f.severity === 'corruption').length <= first.corruptions, 'listed corruptions are counted');
+      const repaired = await withTimeout(checkImage(file, { repair: 'all' }), 5000, 'check -r all');
+      assert.equal(repaired.corruptions, 0, `repairs converge: ${JSON.stringify(repaired.findings.filter((f) => !f.fixed))}`);
+      assert.equal(repaired['corruptions-fixed'], first.corruptions, 'every corruption counted as fixed');
+      const again = await checkImage(file);
+      assert.equal(again.corruptions + again.leaks, 0, JSON.stringify(again.findings));
+      await lookEverywhere(file);
+      // QEMU's own check finds nothing wrong with what the repair left.
+      sh('qemu-img', ['check', '-f', 'vhdx', file]);
+    }),
+    { numRuns: 30, seed: Number(process.env.FC_SEED ?? 20261122) },
   );
 });

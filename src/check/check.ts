@@ -1,19 +1,22 @@
-import { PositionalFile } from '../io/file.js';
+import { PositionalFile, readExact } from '../io/file.js';
 import { lockFor } from '../io/lock.js';
 import { VdiskError } from '../errors.js';
 import type { ImageFormat } from '../formats/image.js';
 import { probeFormat } from '../formats/open.js';
 import { LOG_SECTOR_SIZE, MiB, REGION_TABLE1_OFFSET, REGION_TABLE2_OFFSET, REGION_TABLE_SIZE, roundUp } from '../formats/vhdx/constants.js';
-import { readHeaders } from '../formats/vhdx/layout.js';
+import { readHeaders, replayFileLimit } from '../formats/vhdx/layout.js';
 import { findActiveSequence, type LogOperation } from '../formats/vhdx/log.js';
 import { HeaderPair } from '../formats/vhdx/header-pair.js';
-import { entryCapacity, logTransaction, replayOnDisk } from '../formats/vhdx/log-writer.js';
-import { PAYLOAD_FULLY_PRESENT, PAYLOAD_ZERO, isBitmapEntry } from '../formats/vhdx/bat.js';
+import { LogSession, entryCapacity, logTransaction, replayOnDisk } from '../formats/vhdx/log-writer.js';
+import { PAYLOAD_FULLY_PRESENT, encodeBatEntry } from '../formats/vhdx/bat.js';
 import { batSectorUpdates } from '../formats/vhdx/bat-update.js';
 import { BatTable } from '../formats/vhdx/bat-table.js';
 import { ZERO_GUID, newGuid } from '../formats/vhdx/guid.js';
-import { examineVhdx, type VhdxExamination } from './vhdx-check.js';
+import { BatFix, MAX_LISTED, examineVhdx, type VhdxExamination } from './vhdx-check.js';
 import type { CheckReport, Finding } from './report.js';
+
+const ENTRIES_PER_SECTOR = LOG_SECTOR_SIZE / 8;
+const SECTORS_PER_PAGE = MiB / LOG_SECTOR_SIZE;
 
 export type RepairMode = 'none' | 'leaks' | 'all';
 
@@ -26,21 +29,18 @@ export interface CheckOptions {
   forceShare?: boolean;
 }
 
-const count = (fs: Finding[], sev: Finding['severity']) => fs.filter((f) => f.severity === sev).length;
-
 function report(file: string, format: string, ex: VhdxExamination | null): CheckReport {
-  const all = ex?.findings ?? [];
-  const extra = ex?.unlisted ?? 0;
   return {
     filename: file,
     format,
     'check-errors': 0,
-    corruptions: count(all, 'corruption') + extra,
-    leaks: count(all, 'leak'),
+    corruptions: ex?.counts.corruption ?? 0,
+    leaks: ex?.counts.leak ?? 0,
     'corruptions-fixed': 0,
     'leaks-fixed': 0,
     ...(ex?.layout ? { 'image-end-offset': ex.imageEnd, 'total-blocks': ex.totalBlocks, 'allocated-blocks': ex.allocatedBlocks } : {}),
-    findings: all,
+    findings: ex?.findings ?? [],
+    ...(ex?.unlisted ? { 'unlisted-findings': ex.unlisted } : {}),
   };
 }
 
@@ -54,10 +54,11 @@ export async function checkImage(path: string, options: CheckOptions = {}): Prom
   // A repair holds the exclusive lock from before the first examination to its last write: a writer
   // that slipped in between would have its not yet committed blocks taken for leaks and cut off.
   const writer = repair === 'none' ? null : await PositionalFile.open(path, 'rw', { lock: lockFor('rw', options.forceShare) });
+  let format: ImageFormat;
+  let before: VhdxExamination;
+  const passes: VhdxExamination[] = [];
   try {
-    let file = writer ?? (await PositionalFile.open(path, 'r', { lock: lockFor('r', options.forceShare) }));
-    let format: ImageFormat;
-    let before: VhdxExamination;
+    const file = writer ?? (await PositionalFile.open(path, 'r', { lock: lockFor('r', options.forceShare) }));
     try {
       format = options.format ?? (await probeFormat(file));
       if (format === 'raw') return report(path, 'raw', null); // a raw image has no structure to be inconsistent
@@ -67,53 +68,78 @@ export async function checkImage(path: string, options: CheckOptions = {}): Prom
     }
     const first = report(path, format, before);
     if (!writer || (first.corruptions === 0 && first.leaks === 0)) return first;
-    const fixable = before.findings.some((f) => f.repair && (repair === 'all' || f.repair === 'truncate' || f.repair === 'move-block'));
+    const fixable = [...before.repairs].some((r) => repair === 'all' || r === 'truncate' || r === 'move-block');
     if (!fixable) return first;
 
-    file = writer;
+    // Every examination along the way: a repair step fixes what one finds and the next does not, and
+    // a step can reveal problems the one before hid (a replayed log shows the file as it really is).
+    passes.push(before);
     let ex = before;
-    if (repair === 'all' && ex.findings.some((f) => f.repair === 'replay-log')) {
-      const choice = await readHeaders(file);
-      const { plan } = await findActiveSequence(file, choice.header.logOffset, choice.header.logLength, choice.header.logGuid, Math.max(file.size(), 2 ** 47));
-      if (plan) await replayOnDisk(file, new HeaderPair(file, choice.headers, choice.current), plan);
-      ex = await examineVhdx(file);
+    if (repair === 'all' && ex.repairs.has('replay-log')) {
+      const choice = await readHeaders(writer);
+      const limit = await replayFileLimit(writer, choice);
+      const { plan } = await findActiveSequence(writer, choice.header.logOffset, choice.header.logLength, choice.header.logGuid, limit);
+      if (plan) await replayOnDisk(writer, new HeaderPair(writer, choice.headers, choice.current), plan);
+      ex = await examineVhdx(writer);
+      passes.push(ex);
     }
     if (repair === 'all') {
-      await repairStructures(file, ex);
-      ex = await examineVhdx(file);
+      await repairStructures(writer, ex);
+      ex = await examineVhdx(writer);
+      passes.push(ex);
     }
     // Leaked space inside the file: fill each hole with the last block, so that the leak moves to the
     // end of the file where truncation gives it back.
+    let changed = false;
     for (let round = 0; round < 1024 && ex.interiorLeaks.length > 0; round++) {
-      if (!(await moveLastBlockInto(file, ex))) break;
-      ex = await examineVhdx(file);
+      if (!(await moveLastBlockInto(writer, ex))) break;
+      ex = await examineVhdx(writer);
+      changed = true;
     }
-    if (ex.truncateTo !== null && ex.truncateTo < file.size()) {
-      await file.truncate(ex.truncateTo);
-      await file.flush();
+    if (ex.truncateTo !== null && ex.truncateTo < writer.size()) {
+      await writer.truncate(ex.truncateTo);
+      await writer.flush();
+      changed = true;
     }
-    const after = await examineVhdx(file);
-    return repaired(path, format, first, before, after);
+    if (changed) passes.push(await examineVhdx(writer));
   } finally {
     await writer?.close();
   }
+  const after = passes[passes.length - 1];
+  const final = report(path, format, after);
+  const merged = mergeFindings(passes);
+  const unlisted = Math.max(...passes.map((p) => p.unlisted)) + Math.max(0, merged.length - MAX_LISTED);
+  return { ...final, ...fixedCounts(passes), findings: merged.slice(0, MAX_LISTED), ...(unlisted ? { 'unlisted-findings': unlisted } : {}) };
 }
 
-function repaired(path: string, format: ImageFormat, first: CheckReport, before: VhdxExamination, after: VhdxExamination): CheckReport {
-  const final = report(path, format, after);
-  const remaining = new Set(after.findings.map((f) => `${f.structure}@${f.offset}`));
-  const findings: Finding[] = before.findings.map((f) =>
-    f.repair ? { ...f, fixed: !remaining.has(`${f.structure}@${f.offset}`) } : f,
-  );
-  for (const f of after.findings) {
-    if (!before.findings.some((b) => b.structure === f.structure && b.offset === f.offset)) findings.push(f);
+/**
+ * What the repair fixed, counted as qemu-img counts it: each step (log replay, structure rewrite,
+ * block moves and truncation) fixed the corruptions and leaks one examination found and the next
+ * does not. A leak that only the replayed log revealed, then truncated, is a leak fixed; a replayed
+ * log is a corruption fixed (QEMU's vhdx check counts its replay the same way).
+ */
+function fixedCounts(passes: VhdxExamination[]): Pick<CheckReport, 'corruptions-fixed' | 'leaks-fixed'> {
+  let corruptions = 0;
+  let leaks = 0;
+  for (let k = 1; k < passes.length; k++) {
+    corruptions += Math.max(0, passes[k - 1].counts.corruption - passes[k].counts.corruption);
+    leaks += Math.max(0, passes[k - 1].counts.leak - passes[k].counts.leak);
   }
-  return {
-    ...final,
-    'corruptions-fixed': Math.max(0, first.corruptions - final.corruptions),
-    'leaks-fixed': Math.max(0, first.leaks - final.leaks),
-    findings,
-  };
+  return { 'corruptions-fixed': corruptions, 'leaks-fixed': leaks };
+}
+
+/** The listed findings of every pass, each once, marked fixed when the last pass no longer has it. */
+function mergeFindings(passes: VhdxExamination[]): Finding[] {
+  const key = (f: Finding) => `${f.structure}@${f.offset}`;
+  const remaining = new Set(passes[passes.length - 1].findings.map(key));
+  const out = new Map<string, Finding>();
+  for (const ex of passes) {
+    for (const f of ex.findings) {
+      if (out.has(key(f))) continue;
+      out.set(key(f), f.repair && ex !== passes[passes.length - 1] ? { ...f, fixed: !remaining.has(key(f)) } : f);
+    }
+  }
+  return [...out.values()];
 }
 
 /**
@@ -123,8 +149,8 @@ function repaired(path: string, format: ImageFormat, first: CheckReport, before:
  */
 async function moveLastBlockInto(file: PositionalFile, ex: VhdxExamination): Promise<boolean> {
   const layout = ex.layout;
-  if (!layout || ex.blocks.length === 0) return false;
-  const last = ex.blocks[ex.blocks.length - 1];
+  const last = ex.lastBlock;
+  if (!layout || !last) return false;
   const hole = ex.interiorLeaks.find((g) => roundUp(g.start, MiB) + last.size <= g.end && g.start < last.offset);
   if (!hole) return false;
   const to = roundUp(hole.start, MiB);
@@ -145,15 +171,25 @@ async function moveLastBlockInto(file: PositionalFile, ex: VhdxExamination): Pro
 
 async function repairStructures(file: PositionalFile, ex: VhdxExamination): Promise<void> {
   if (!ex.choice) return;
-  const needs = (r: Finding['repair']) => ex.findings.some((f) => f.repair === r);
-  const work = needs('rewrite-header') || needs('rewrite-region-table') || ex.batFixes.size > 0 || needs('map-block');
+  const needs = (r: NonNullable<Finding['repair']>) => ex.repairs.has(r);
+  const work = needs('rewrite-header') || needs('rewrite-region-table') || ex.batFixes.size > 0;
   if (!work) return;
   const choice = await readHeaders(file);
   const pair = new HeaderPair(file, choice.headers, choice.current);
   // Writing both slots also rewrites a damaged copy from the good one.
   await pair.update({ fileWriteGuid: newGuid(), dataWriteGuid: newGuid(), logGuid: ZERO_GUID });
+  const capacity = entryCapacity(pair.header.logLength);
+  if (capacity <= 0) throw new VdiskError('CORRUPT', `${file.path}: the log is too small to carry repairs`);
 
-  const ops: LogOperation[] = [];
+  let ops: LogOperation[] = [];
+  const session = await LogSession.begin(file, pair);
+  /** Logs the gathered operations a full entry at a time; with `all`, the rest too. */
+  const commit = async (all: boolean) => {
+    while (ops.length >= capacity || (all && ops.length > 0)) {
+      await session.commit(ops.slice(0, capacity));
+      ops = ops.slice(capacity);
+    }
+  };
   if (ex.goodRegionTable !== null) {
     const good = ex.goodRegionTable === 0 ? REGION_TABLE1_OFFSET : REGION_TABLE2_OFFSET;
     const bad = ex.goodRegionTable === 0 ? REGION_TABLE2_OFFSET : REGION_TABLE1_OFFSET;
@@ -164,29 +200,52 @@ async function repairStructures(file: PositionalFile, ex: VhdxExamination): Prom
     }
   }
   const layout = ex.layout;
-  if (layout) {
-    const fixes = new Map(ex.batFixes);
-    if (needs('map-block')) {
-      // A fixed image must map every block: give unmapped ones fresh zero blocks at the end.
-      const g = layout.geometry;
-      const bat = new BatTable(file, layout.bat.fileOffset, g.totalEntries);
-      let end = roundUp(file.size(), MiB);
-      const missing: number[] = [];
-      await bat.scan((i, e) => {
-        if (!isBitmapEntry(g, i) && e.state !== PAYLOAD_FULLY_PRESENT && e.state !== PAYLOAD_ZERO && !fixes.has(i)) missing.push(i);
-      });
-      for (const i of missing) {
-        fixes.set(i, { state: PAYLOAD_FULLY_PRESENT, fileOffset: end });
+  if (layout && ex.batFixes.size > 0) {
+    // A fixed image must map every block: unmapped ones get fresh zero blocks at the end, made
+    // before any entry points at them.
+    let end = roundUp(file.size(), MiB);
+    let newBlocks = 0;
+    for (const i of ex.batFixes.indices()) if (ex.batFixes.get(i) === BatFix.MapNew) newBlocks++;
+    if (newBlocks > 0) {
+      await file.truncate(end + newBlocks * layout.params.blockSize);
+      await file.flush();
+    }
+    // The BAT is rewritten a 4 KiB sector at a time, as many sectors per log entry as the log holds:
+    // a BAT of millions of fixes never sits in memory at once.
+    let sector = -1;
+    let data: Buffer | null = null;
+    // Read a MiB of the BAT at a time: one read per 4 KiB sector costs more than the rest together.
+    let page: Buffer | null = null;
+    let pageIndex = -1;
+    for (const i of ex.batFixes.indices()) {
+      const s = Math.floor(i / ENTRIES_PER_SECTOR);
+      if (s !== sector) {
+        if (data) ops.push({ kind: 'data', fileOffset: layout.bat.fileOffset + sector * LOG_SECTOR_SIZE, data });
+        await commit(false);
+        sector = s;
+        const p = Math.floor(s / SECTORS_PER_PAGE);
+        if (p !== pageIndex) {
+          pageIndex = p;
+          const length = Math.min(MiB, layout.bat.length - p * MiB);
+          page = await readExact(file, layout.bat.fileOffset + p * MiB, length, 'BAT');
+        }
+        const from = (s % SECTORS_PER_PAGE) * LOG_SECTOR_SIZE;
+        data = Buffer.from((page as Buffer).subarray(from, from + LOG_SECTOR_SIZE));
+      }
+      // Bits 0-2 state, 3-19 reserved, 20-63 the offset in MiB (../shared/docs/vhdx-format.md, BAT).
+      const at = (i % ENTRIES_PER_SECTOR) * 8;
+      const buf = data as Buffer;
+      const fix = ex.batFixes.get(i);
+      if (fix === BatFix.Clear) buf.fill(0, at, at + 8);
+      else if (fix === BatFix.DropOffset) buf.writeUInt32LE(buf.readUInt32LE(at) & 7, at), buf.writeUInt32LE(0, at + 4);
+      else if (fix === BatFix.DropReserved) buf.writeUInt32LE((buf.readUInt32LE(at) & 0xfff00007) >>> 0, at);
+      else if (fix === BatFix.MapNew) {
+        encodeBatEntry(buf, at, PAYLOAD_FULLY_PRESENT, end);
         end += layout.params.blockSize;
       }
-      if (end > file.size()) {
-        await file.truncate(end);
-        await file.flush();
-      }
     }
-    ops.push(...(await batSectorUpdates(file, layout.bat.fileOffset, fixes)));
+    if (data) ops.push({ kind: 'data', fileOffset: layout.bat.fileOffset + sector * LOG_SECTOR_SIZE, data });
   }
-  const capacity = entryCapacity(pair.header.logLength);
-  if (capacity <= 0 && ops.length > 0) throw new VdiskError('CORRUPT', `${file.path}: the log is too small to carry repairs`);
-  for (let i = 0; i < ops.length; i += capacity) await logTransaction(file, pair, ops.slice(i, i + capacity));
+  await commit(true);
+  await session.end();
 }

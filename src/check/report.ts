@@ -23,7 +23,10 @@ export interface CheckReport {
   'image-end-offset'?: number;
   'total-blocks'?: number;
   'allocated-blocks'?: number;
+  /** The first findings (at most 100), each naming its structure and offset. */
   findings: Finding[];
+  /** Findings counted but not listed, past the first 100. */
+  'unlisted-findings'?: number;
   /** Set when the check could not complete (the image could not be read at all). */
   error?: string;
 }

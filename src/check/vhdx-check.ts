@@ -7,49 +7,110 @@ import {
 import { parseFileIdentifier } from '../formats/vhdx/file-identifier.js';
 import { parseHeader, type VhdxHeader } from '../formats/vhdx/header.js';
 import { parseRegionTable } from '../formats/vhdx/region-table.js';
-import { readLayout, type HeaderChoice, type VhdxLayout } from '../formats/vhdx/layout.js';
+import { readLayout, replayFileLimit, type HeaderChoice, type VhdxLayout } from '../formats/vhdx/layout.js';
 import { findActiveSequence } from '../formats/vhdx/log.js';
 import { BatTable } from '../formats/vhdx/bat-table.js';
 import {
-  PAYLOAD_FULLY_PRESENT, PAYLOAD_NOT_PRESENT, PAYLOAD_PARTIALLY_PRESENT, PAYLOAD_ZERO, SB_NOT_PRESENT, SB_PRESENT, STATE_NAMES,
-  blockOfEntry, isBitmapEntry,
+  PAYLOAD_FULLY_PRESENT, PAYLOAD_PARTIALLY_PRESENT, PAYLOAD_ZERO, SB_NOT_PRESENT, SB_PRESENT, STATE_NAMES, blockOfEntry,
+  isBitmapEntry, type BatEntry,
 } from '../formats/vhdx/bat.js';
 import { ZERO_GUID } from '../formats/vhdx/guid.js';
 import type { Finding } from './report.js';
+import { Bitmap } from '../util/bitmap.js';
 
-const MAX_LISTED = 1000;
+/** Findings listed one by one; past this many they are only counted ("and N more"). */
+export const MAX_LISTED = 100;
+/** Interior leaks remembered for moving blocks into; a repair fills at most this many per run anyway. */
+const MAX_INTERIOR_LEAKS = 1024;
 
 /** What a full read of the image found, and what repairs would need. */
 export interface VhdxExamination {
+  /** The first MAX_LISTED findings. */
   findings: Finding[];
-  /** More findings than were listed (the count is still right). */
+  /** Every finding by severity, listed or not. */
+  counts: Record<Finding['severity'], number>;
+  /** More findings than were listed. */
   unlisted: number;
+  /** The repairs that any finding, listed or not, asks for. */
+  repairs: Set<NonNullable<Finding['repair']>>;
   fileSize: number;
   layout: VhdxLayout | null;
   choice: HeaderChoice | null;
   /** Index of the region-table copy that is good when the other is damaged. */
   goodRegionTable: 0 | 1 | null;
-  /** BAT entries to rewrite: index -> new raw state and file offset. */
-  batFixes: Map<number, { state: number; fileOffset: number }>;
+  /** BAT entries to rewrite, and how. */
+  batFixes: BatFixes;
   /** Where unreferenced data ends the file: truncating here drops only leaked space. */
   truncateTo: number | null;
   totalBlocks: number;
   allocatedBlocks: number;
   imageEnd: number;
-  /** Payload and bitmap blocks in file order: where each BAT entry's space is. */
-  blocks: { index: number; offset: number; size: number }[];
+  /** The payload or bitmap block that lies furthest into the file: the one a repair moves into a hole. */
+  lastBlock: { index: number; offset: number; size: number } | null;
   /** Unreferenced ranges holding data before the last referenced byte (truncation cannot reach them). */
   interiorLeaks: { start: number; end: number }[];
+}
+
+/** How a repair rewrites one BAT entry. */
+export const BatFix = {
+  /** NOT_PRESENT, offset 0: the entry's data is given up. */
+  Clear: 1,
+  /** Same state, offset 0 (a non-present entry carrying an offset). */
+  DropOffset: 2,
+  /** Same state and offset, reserved bits cleared. */
+  DropReserved: 3,
+  /** FULLY_PRESENT in a new zero block at the end of the file (a fixed image's missing block). */
+  MapNew: 4,
+} as const;
+export type BatFix = (typeof BatFix)[keyof typeof BatFix];
+
+/**
+ * BAT entries a repair rewrites: one byte per entry, allocated on the first fix. A BAT of millions
+ * of bad entries costs a few MiB here, where a Map of them outgrew the engine.
+ */
+export class BatFixes {
+  private kinds: Uint8Array | null = null;
+  size = 0;
+  constructor(readonly entries: number) {}
+  set(index: number, fix: BatFix): void {
+    this.kinds ??= new Uint8Array(this.entries);
+    if (this.kinds[index] === 0) this.size++;
+    this.kinds[index] = fix;
+  }
+  get(index: number): BatFix | 0 {
+    return (this.kinds?.[index] ?? 0) as BatFix | 0;
+  }
+  /** The fixed entries in BAT order. */
+  *indices(): Generator<number> {
+    const k = this.kinds;
+    if (!k) return;
+    for (let i = 0; i < k.length; i++) if (k[i] !== 0) yield i;
+  }
 }
 
 class Collector {
   findings: Finding[] = [];
   unlisted = 0;
   counts = { corruption: 0, leak: 0, warning: 0 };
+  repairs = new Set<NonNullable<Finding['repair']>>();
+  /** True while findings are still listed one by one. */
+  get listing(): boolean {
+    return this.findings.length < MAX_LISTED;
+  }
   add(f: Finding): void {
-    this.counts[f.severity]++;
-    if (this.findings.length < MAX_LISTED) this.findings.push(f);
-    else this.unlisted++;
+    this.note(f.severity, f.repair, () => f);
+  }
+  /** Counts a finding, and builds it only when it is still to be listed: millions may come. */
+  note(severity: Finding['severity'], repair: Finding['repair'], make: () => Finding): Finding | null {
+    this.counts[severity]++;
+    if (repair) this.repairs.add(repair);
+    if (this.findings.length >= MAX_LISTED) {
+      this.unlisted++;
+      return null;
+    }
+    const f = make();
+    this.findings.push(f);
+    return f;
   }
 }
 
@@ -61,17 +122,19 @@ export async function examineVhdx(file: PositionalFile, onProgress?: (done: numb
   const c = new Collector();
   const ex: VhdxExamination = {
     findings: c.findings,
+    counts: c.counts,
     unlisted: 0,
+    repairs: c.repairs,
     fileSize: file.size(),
     layout: null,
     choice: null,
     goodRegionTable: null,
-    batFixes: new Map(),
+    batFixes: new BatFixes(0),
     truncateTo: null,
     totalBlocks: 0,
     allocatedBlocks: 0,
     imageEnd: file.size(),
-    blocks: [],
+    lastBlock: null,
     interiorLeaks: [],
   };
   const done = () => {
@@ -118,7 +181,7 @@ export async function examineVhdx(file: PositionalFile, onProgress?: (done: numb
   if (logUsable && h.logGuid !== ZERO_GUID && h.logLength > 0) {
     let plan = null;
     try {
-      const search = await findActiveSequence(file, h.logOffset, h.logLength, h.logGuid, Math.max(file.size(), 2 ** 47));
+      const search = await findActiveSequence(file, h.logOffset, h.logLength, h.logGuid, await replayFileLimit(file, ex.choice));
       plan = search.plan;
       for (const r of search.rejected) {
         // A torn entry is harmless (it is never replayed) but says a writer was cut off mid-entry.
@@ -187,101 +250,86 @@ export async function examineVhdx(file: PositionalFile, onProgress?: (done: numb
   ];
   if (logUsable && h.logLength > 0) structures.push({ start: h.logOffset, end: h.logOffset + h.logLength, what: 'log' });
 
-  // BAT.
+  // BAT, in one pass with state compact whatever its size: fixes one byte per entry, the file space
+  // the entries claim one bit per MiB of the file.
   const bat = new BatTable(file, layout.bat.fileOffset, g.totalEntries);
-  const starts: number[] = [];
-  const indices: number[] = [];
+  const fixes = new BatFixes(g.totalEntries);
+  ex.batFixes = fixes;
+  const claimed = new Bitmap(Math.ceil(file.size() / MiB));
+  /** Listed sharing findings still to name the entry they share with, by the MiB they collide at. */
+  const unnamed = new Map<number, { finding: Finding; index: number }[]>();
   let allocated = 0;
   ex.totalBlocks = g.dataBlocks;
+  const batAt = (i: number) => layout.bat.fileOffset + i * 8;
+  // Messages are built only while findings are still listed (c.listing): millions may be counted.
+  const bad = (i: number, message: string, repair: NonNullable<Finding['repair']>) =>
+    c.note('corruption', repair, () => ({ severity: 'corruption', structure: 'BAT', offset: batAt(i), entry: i, message, repair }));
   const zeroRun = (first: number, count: number) => {
     // NOT_PRESENT with offset 0 is right everywhere except in a fixed image.
     if (!fixed) return;
     for (let i = first; i < first + count; i++) {
       if (isBitmapEntry(g, i)) continue;
-      c.add({ severity: 'corruption', structure: 'BAT', offset: layout.bat.fileOffset + i * 8, entry: i, message: `fixed image, but block ${blockOfEntry(g, i)} is NOT_PRESENT`, repair: 'map-block' });
+      fixes.set(i, BatFix.MapNew);
+      bad(i, c.listing ? `fixed image, but block ${blockOfEntry(g, i)} is NOT_PRESENT` : '', 'map-block');
     }
   };
   await bat.scan((i, e) => {
-    const at = layout.bat.fileOffset + i * 8;
     const bitmap = isBitmapEntry(g, i);
-    const where = { structure: 'BAT', offset: at, entry: i };
-    const clear = () => ex.batFixes.set(i, { state: PAYLOAD_NOT_PRESENT, fileOffset: 0 });
     if (e.reserved !== 0) {
-      c.add({ ...where, severity: 'corruption', message: `BAT entry ${i} has reserved bits set (0x${e.reserved.toString(16)})`, repair: 'clear-bat-entry' });
-      if (!ex.batFixes.has(i)) ex.batFixes.set(i, { state: e.state, fileOffset: e.fileOffset });
+      bad(i, c.listing ? `BAT entry ${i} has reserved bits set (0x${e.reserved.toString(16)})` : '', 'clear-bat-entry');
+      fixes.set(i, BatFix.DropReserved);
     }
-    const present = bitmap ? e.state === SB_PRESENT : e.state === PAYLOAD_FULLY_PRESENT || e.state === PAYLOAD_PARTIALLY_PRESENT;
-    const validStates = bitmap ? [SB_NOT_PRESENT, SB_PRESENT] : hasParent ? [0, 1, 2, 3, 5, 6, 7] : [0, 1, 2, 3, 5, 6];
-    if (!validStates.includes(e.state)) {
-      c.add({ ...where, severity: 'corruption', message: `BAT entry ${i} (${bitmap ? 'sector bitmap' : `block ${blockOfEntry(g, i)}`}) has invalid state ${e.state} (${STATE_NAMES[e.state] ?? '?'}); clearing it loses that block's data`, repair: 'clear-bat-entry' });
-      clear();
+    const where = placement(g, layout, structures, file.size(), i, e, c.listing);
+    if (typeof where === 'string') {
+      bad(i, c.listing ? `BAT entry ${i} ${where}; clearing it loses that block's data` : '', 'clear-bat-entry');
+      fixes.set(i, BatFix.Clear);
       return;
     }
-    if (bitmap && e.state === SB_PRESENT && !hasParent) {
-      c.add({ ...where, severity: 'corruption', message: `BAT entry ${i} is a PRESENT sector bitmap in an image without a parent`, repair: 'clear-bat-entry' });
-      clear();
-      return;
-    }
-    if (!present) {
+    if (where === null) {
       if (e.fileOffset !== 0) {
-        c.add({ ...where, severity: 'corruption', message: `BAT entry ${i} is ${STATE_NAMES[e.state]} but carries file offset ${e.fileOffset} (Hyper-V refuses that)`, repair: 'clear-bat-entry' });
-        ex.batFixes.set(i, { state: e.state, fileOffset: 0 });
+        bad(i, c.listing ? `BAT entry ${i} is ${STATE_NAMES[e.state]} but carries file offset ${e.fileOffset} (Hyper-V refuses that)` : '', 'clear-bat-entry');
+        fixes.set(i, BatFix.DropOffset);
       }
       // ZERO is allowed: QEMU makes fixed images with every block ZERO (its block_state_zero default).
       if (fixed && !bitmap && e.state !== PAYLOAD_ZERO) {
-        c.add({ ...where, severity: 'corruption', message: `fixed image, but block ${blockOfEntry(g, i)} is ${STATE_NAMES[e.state]}`, repair: 'map-block' });
+        bad(i, c.listing ? `fixed image, but block ${blockOfEntry(g, i)} is ${STATE_NAMES[e.state]}` : '', 'map-block');
+        if (!fixes.get(i)) fixes.set(i, BatFix.MapNew);
       }
       return;
     }
-    const size = bitmap ? MiB : bs;
-    if (e.fileOffset < HEADER_SECTION_SIZE || e.fileOffset + size > file.size()) {
-      c.add({ ...where, severity: 'corruption', message: `BAT entry ${i} points to ${e.fileOffset}..${e.fileOffset + size}, ${e.fileOffset < HEADER_SECTION_SIZE ? 'inside the header section' : `past the end of the file (${file.size()} bytes)`}; clearing it loses that block's data`, repair: 'clear-bat-entry' });
-      clear();
+    // Two entries sharing file space: the later one (in BAT order) gives way.
+    const first = where.start / MiB;
+    const miBs = where.size / MiB;
+    const taken = claimed.firstSet(first, first + miBs);
+    if (taken >= 0) {
+      const f = bad(i, c.listing ? `BAT entries ${i} and ? share file space at ${where.start}; clearing entry ${i} loses its view of that data` : '', 'clear-bat-entry');
+      if (f) unnamed.set(taken, [...(unnamed.get(taken) ?? []), { finding: f, index: i }]);
+      fixes.set(i, BatFix.Clear);
       return;
     }
-    for (const s of structures) {
-      if (e.fileOffset < s.end && s.start < e.fileOffset + size) {
-        c.add({ ...where, severity: 'corruption', message: `BAT entry ${i} points to ${e.fileOffset}, overlapping the ${s.what}; clearing it loses that block's data`, repair: 'clear-bat-entry' });
-        clear();
-        return;
-      }
-    }
+    claimed.setRange(first, first + miBs);
     if (!bitmap) allocated++;
-    starts.push(e.fileOffset);
-    indices.push(i);
+    if (!ex.lastBlock || where.start > ex.lastBlock.offset) ex.lastBlock = { index: i, offset: where.start, size: where.size };
   }, zeroRun, onProgress);
-
-  // Two entries sharing file space: sort by offset and compare neighbours.
-  const order = starts.map((_, k) => k).sort((a, b) => starts[a] - starts[b] || indices[a] - indices[b]);
-  const sizeOf = (i: number) => (isBitmapEntry(g, i) ? MiB : bs);
-  let prevEnd = -1;
-  let prevIndex = -1;
-  const used: { start: number; end: number }[] = [];
-  for (const k of order) {
-    const start = starts[k];
-    const i = indices[k];
-    if (start < prevEnd) {
-      c.add({ severity: 'corruption', structure: 'BAT', offset: layout.bat.fileOffset + i * 8, entry: i, message: `BAT entries ${prevIndex} and ${i} share file space at ${start}; clearing entry ${i} loses its view of that data`, repair: 'clear-bat-entry' });
-      ex.batFixes.set(i, { state: PAYLOAD_NOT_PRESENT, fileOffset: 0 });
-      if (!isBitmapEntry(g, i)) allocated--;
-      continue;
-    }
-    prevEnd = start + sizeOf(i);
-    prevIndex = i;
-    used.push({ start, end: prevEnd });
-    ex.blocks.push({ index: i, offset: start, size: sizeOf(i) });
-  }
   ex.allocatedBlocks = allocated;
+  if (unnamed.size > 0) await nameSharers(bat, g, layout, structures, file.size(), unnamed);
 
   // Leaks: unreferenced space holding data. Zero slack (QEMU keeps 5 MiB after the BAT) is free space.
-  const all = [...structures, ...used].sort((a, b) => a.start - b.start);
+  const sorted = [...structures].sort((a, b) => a.start - b.start);
   let end = 0;
   const gaps: { start: number; end: number }[] = [];
-  for (const r of all) {
+  const visit = (r: { start: number; end: number }) => {
     // Only bytes the file has can leak: a structure claimed past the end leaves no gap to scan.
     if (r.start > end && end < file.size()) gaps.push({ start: end, end: Math.min(r.start, file.size()) });
     end = Math.max(end, r.end);
+  };
+  let k = 0;
+  for (const run of claimed.runs()) {
+    const r = { start: run.start * MiB, end: run.end * MiB };
+    while (k < sorted.length && sorted[k].start <= r.start) visit(sorted[k++]);
+    visit(r);
   }
+  while (k < sorted.length) visit(sorted[k++]);
   ex.imageEnd = end;
   if (file.size() > end) gaps.push({ start: end, end: file.size() });
   let firstTailLeak: number | null = null;
@@ -297,10 +345,74 @@ export async function examineVhdx(file: PositionalFile, onProgress?: (done: numb
       repair: tail ? 'truncate' : 'move-block',
     });
     if (tail) firstTailLeak = gap.start;
-    else ex.interiorLeaks.push(gap);
+    else if (ex.interiorLeaks.length < MAX_INTERIOR_LEAKS) ex.interiorLeaks.push(gap);
   }
   if (firstTailLeak !== null) ex.truncateTo = roundUp(firstTailLeak, MiB);
   return done();
+}
+
+type Structure = { start: number; end: number; what: string };
+
+/** Valid BAT states as bit masks (bit n: state n): sector bitmaps, payload, payload with a parent. */
+const BITMAP_STATES = (1 << SB_NOT_PRESENT) | (1 << SB_PRESENT);
+const PAYLOAD_STATES = 0b1101111; // 0, 1, 2, 3, 5 (UNMAPPED in draft 0.95), 6
+const DIFFERENCING_STATES = PAYLOAD_STATES | (1 << PAYLOAD_PARTIALLY_PRESENT);
+
+/**
+ * Where BAT entry `i` puts its block: null when the entry is not present (nothing stored), a reason
+ * when its state or placement is invalid, else the file range it claims.
+ */
+function placement(
+  g: VhdxLayout['geometry'],
+  layout: VhdxLayout,
+  structures: Structure[],
+  fileSize: number,
+  i: number,
+  e: BatEntry,
+  explain = true,
+): { start: number; size: number } | string | null {
+  const bitmap = isBitmapEntry(g, i);
+  const hasParent = layout.params.hasParent;
+  const validStates = bitmap ? BITMAP_STATES : hasParent ? DIFFERENCING_STATES : PAYLOAD_STATES;
+  if (((validStates >> e.state) & 1) === 0) {
+    return explain ? `(${bitmap ? 'sector bitmap' : `block ${blockOfEntry(g, i)}`}) has invalid state ${e.state} (${STATE_NAMES[e.state] ?? '?'})` : 'invalid';
+  }
+  if (bitmap && e.state === SB_PRESENT && !hasParent) return 'is a PRESENT sector bitmap in an image without a parent';
+  const present = bitmap ? e.state === SB_PRESENT : e.state === PAYLOAD_FULLY_PRESENT || e.state === PAYLOAD_PARTIALLY_PRESENT;
+  if (!present) return null;
+  const size = bitmap ? MiB : layout.params.blockSize;
+  if (e.fileOffset < HEADER_SECTION_SIZE || e.fileOffset + size > fileSize) {
+    return explain ? `points to ${e.fileOffset}..${e.fileOffset + size}, ${e.fileOffset < HEADER_SECTION_SIZE ? 'inside the header section' : `past the end of the file (${fileSize} bytes)`}` : 'invalid';
+  }
+  for (const s of structures) {
+    if (e.fileOffset < s.end && s.start < e.fileOffset + size) return explain ? `points to ${e.fileOffset}, overlapping the ${s.what}` : 'invalid';
+  }
+  return { start: e.fileOffset, size };
+}
+
+/**
+ * Names, in the listed sharing findings, the entry each shares with: the first entry in BAT order
+ * whose valid block covers the MiB they collided at. A second pass, taken only when sharing was found.
+ */
+async function nameSharers(
+  bat: BatTable,
+  g: VhdxLayout['geometry'],
+  layout: VhdxLayout,
+  structures: Structure[],
+  fileSize: number,
+  unnamed: Map<number, { finding: Finding; index: number }[]>,
+): Promise<void> {
+  await bat.scan((i, e) => {
+    const where = placement(g, layout, structures, fileSize, i, e, false);
+    if (!where || typeof where === 'string') return;
+    for (let m = where.start / MiB; m < (where.start + where.size) / MiB && unnamed.size > 0; m++) {
+      const waiting = unnamed.get(m);
+      if (!waiting) continue;
+      // The first entry in BAT order over this MiB is the one every later claimant collided with.
+      for (const w of waiting) w.finding.message = w.finding.message.replace(`BAT entries ${w.index} and ? `, `BAT entries ${i} and ${w.index} `);
+      unnamed.delete(m);
+    }
+  });
 }
 
 /** Offset of the first non-zero byte in [start, end), or null: leaked data is what holds anything. */

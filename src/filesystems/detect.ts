@@ -105,6 +105,29 @@ export function volumeReader(disk: VolumeReader, offset: number, size: number, w
   };
 }
 
+/**
+ * Detectors probe a volume's first 128 KiB with a dozen or more small reads; with tens of
+ * thousands of partitions (a GPT may list 32,768) those reads, not the probing, were the cost. The
+ * head is read once, on the first read that falls in it, and those reads are served from it.
+ */
+const HEAD = 192 * 1024;
+/** Volumes probed at once by detectVolumes. */
+const PROBES_IN_FLIGHT = 8;
+
+function headCached(volume: VolumeReader): VolumeReader {
+  let head: Promise<Buffer> | null = null;
+  const headLength = Math.min(volume.size, HEAD);
+  return {
+    size: volume.size,
+    wholeDisk: volume.wholeDisk,
+    read: async (o, len) => {
+      if (o + len > headLength) return volume.read(o, len);
+      head ??= volume.read(0, headLength);
+      return Buffer.from((await head).subarray(o, o + len));
+    },
+  };
+}
+
 export interface Volume {
   partition: number | null;
   offset: number;
@@ -128,10 +151,22 @@ export async function detectVolumes(image: DiskImage): Promise<{ volumes: Volume
     ? table.partitions.filter((p) => !(table.scheme === 'mbr' && p.parent === undefined && CONTAINER_TYPES.has(p.type)) && !nestedParents.has(p.index))
     : [null];
   const volumes: Volume[] = [];
-  for (const p of targets) {
-    const offset = p ? p.start : 0;
-    const size = p ? Math.max(0, Math.min(p.size, image.virtualSize - p.start)) : image.virtualSize;
-    const d = await detectFilesystem(volumeReader(disk, offset, size, p === null));
+  // A few volumes are probed at once, so that their reads overlap; results are taken in order.
+  const span = (p: Partition | null) => ({
+    offset: p ? p.start : 0,
+    size: p ? Math.max(0, Math.min(p.size, image.virtualSize - p.start)) : image.virtualSize,
+  });
+  const detect = (p: Partition | null) => {
+    const { offset, size } = span(p);
+    return detectFilesystem(headCached(volumeReader(disk, offset, size, p === null)));
+  };
+  const inFlight: ReturnType<typeof detect>[] = [];
+  for (let k = 0; k < Math.min(PROBES_IN_FLIGHT, targets.length); k++) inFlight.push(detect(targets[k]));
+  for (let k = 0; k < targets.length; k++) {
+    const p = targets[k];
+    const d = await (inFlight.shift() as ReturnType<typeof detect>);
+    if (k + PROBES_IN_FLIGHT < targets.length) inFlight.push(detect(targets[k + PROBES_IN_FLIGHT]));
+    const { offset, size } = span(p);
     const where = p ? `partition ${p.index}` : 'the disk';
     if (d.others.length && d.info) warnings.push(`${where}: also carries ${d.others.join(', ')} signatures; reporting ${d.info.filesystem}`);
     volumes.push({

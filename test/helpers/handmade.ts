@@ -1,4 +1,5 @@
-import { closeSync, openSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, ftruncateSync, openSync, writeFileSync, writeSync } from 'node:fs';
+import { crc32 } from '@node-rs/crc32';
 import { lvmCrc } from '../../src/filesystems/containers.js';
 
 /** HPFS from its published layout: boot sector with extended BPB, superblock (16) and spare block (17). */
@@ -191,4 +192,61 @@ export function ufs2Superblock(volname: string, id: [number, number], endian: 'l
   s.write(volname, 680, 'latin1');
   w(0x19540119, 1372);
   return s;
+}
+
+/**
+ * A raw disk with a GPT of `entries` entries (UEFI 2.x 5.3: protective MBR, primary header at LBA 1
+ * and its entry array at LBA 2, backup array and header at the end, CRC-32 over each), of which the
+ * first `partitions` hold Linux-data partitions of `sectorsEach` 512-byte sectors, back to back.
+ * Sparse: only the tables are written.
+ */
+export function makeGpt(path: string, entries: number, partitions: number, sectorsEach = 8): void {
+  const S = 512;
+  const arraySectors = Math.ceil((entries * 128) / S);
+  const firstUsable = 2 + arraySectors;
+  const total = firstUsable + partitions * sectorsEach + 2048 + arraySectors + 1;
+  const lastUsable = total - 2 - arraySectors;
+  const array = Buffer.alloc(arraySectors * S);
+  const linux = Buffer.from('af3dc60f838472478e793d69d8477de4', 'hex'); // 0FC63DAF-8483-4772-8E79-3D69D8477DE4
+  for (let i = 0; i < partitions; i++) {
+    const o = i * 128;
+    linux.copy(array, o);
+    array.writeUInt32LE(i + 1, o + 16); // a unique partition GUID
+    array.writeUInt32LE(0x5eed, o + 28);
+    array.writeBigUInt64LE(BigInt(firstUsable + i * sectorsEach), o + 32);
+    array.writeBigUInt64LE(BigInt(firstUsable + (i + 1) * sectorsEach - 1), o + 40);
+    Buffer.from(`p${i + 1}`, 'utf16le').copy(array, o + 56);
+  }
+  const arrayCrc = crc32(array.subarray(0, entries * 128)) >>> 0;
+  const header = (my: number, alternate: number, entriesLba: number) => {
+    const h = Buffer.alloc(S);
+    h.write('EFI PART', 0, 'latin1');
+    h.writeUInt32LE(0x00010000, 8);
+    h.writeUInt32LE(92, 12);
+    h.writeBigUInt64LE(BigInt(my), 24);
+    h.writeBigUInt64LE(BigInt(alternate), 32);
+    h.writeBigUInt64LE(BigInt(firstUsable), 40);
+    h.writeBigUInt64LE(BigInt(lastUsable), 48);
+    Buffer.from('0123456789abcdef0123456789abcdef', 'hex').copy(h, 56);
+    h.writeBigUInt64LE(BigInt(entriesLba), 72);
+    h.writeUInt32LE(entries, 80);
+    h.writeUInt32LE(128, 84);
+    h.writeUInt32LE(arrayCrc, 88);
+    h.writeUInt32LE(crc32(h.subarray(0, 92)) >>> 0, 16);
+    return h;
+  };
+  const mbr = Buffer.alloc(S);
+  mbr[446 + 4] = 0xee;
+  mbr.writeUInt32LE(1, 446 + 8);
+  mbr.writeUInt32LE(Math.min(total - 1, 0xffffffff), 446 + 12);
+  mbr[510] = 0x55;
+  mbr[511] = 0xaa;
+  const fd = openSync(path, 'w');
+  try {
+    ftruncateSync(fd, total * S);
+    writeSync(fd, Buffer.concat([mbr, header(1, total - 1, 2), array]), 0, undefined, 0);
+    writeSync(fd, Buffer.concat([array, header(total - 1, 1, total - 1 - arraySectors)]), 0, undefined, (total - 1 - arraySectors) * S);
+  } finally {
+    closeSync(fd);
+  }
 }

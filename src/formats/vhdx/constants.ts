@@ -14,6 +14,8 @@ export const REGION_TABLE_SIZE = 64 * KiB;
 export const METADATA_TABLE_SIZE = 64 * KiB;
 export const LOG_SECTOR_SIZE = 4 * KiB;
 export const MAX_TABLE_ENTRIES = 2047;
+/** A metadata item's length is at most 1 MiB (MS-VHDX 2.6.1.2). */
+export const MAX_METADATA_ITEM = MiB;
 
 export const MIN_BLOCK_SIZE = MiB;
 export const MAX_BLOCK_SIZE = 256 * MiB;

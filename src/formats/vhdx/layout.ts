@@ -3,8 +3,8 @@ import { VdiskError, corrupt, unsupported } from '../../errors.js';
 import {
   HEADER1_OFFSET, HEADER2_OFFSET, HEADER_SECTION_SIZE, HEADER_SIZE, ITEM_FILE_PARAMETERS, ITEM_LOGICAL_SECTOR_SIZE,
   ITEM_PAGE83, ITEM_PARENT_LOCATOR, ITEM_PHYSICAL_SECTOR_SIZE, ITEM_VIRTUAL_DISK_SIZE, MAX_BLOCK_SIZE,
-  MAX_VIRTUAL_SIZE, METADATA_TABLE_SIZE, MIN_BLOCK_SIZE, MiB, REGION_BAT, REGION_METADATA, REGION_TABLE1_OFFSET,
-  REGION_TABLE2_OFFSET, REGION_TABLE_SIZE, isPowerOfTwo,
+  MAX_METADATA_ITEM, MAX_VIRTUAL_SIZE, METADATA_TABLE_SIZE, MIN_BLOCK_SIZE, MiB, REGION_BAT, REGION_METADATA, REGION_TABLE1_OFFSET,
+  REGION_TABLE2_OFFSET, REGION_TABLE_SIZE, GiB, isPowerOfTwo,
 } from './constants.js';
 import { parseFileIdentifier } from './file-identifier.js';
 import { parseHeader, type VhdxHeader } from './header.js';
@@ -15,6 +15,15 @@ import {
 } from './metadata.js';
 import { batGeometry, type BatGeometry } from './bat.js';
 import { ZERO_GUID, readGuid } from './guid.js';
+
+const ITEM_NAMES: Record<string, string> = {
+  [ITEM_FILE_PARAMETERS]: 'file parameters',
+  [ITEM_VIRTUAL_DISK_SIZE]: 'virtual disk size',
+  [ITEM_PAGE83]: 'virtual disk id',
+  [ITEM_LOGICAL_SECTOR_SIZE]: 'logical sector size',
+  [ITEM_PHYSICAL_SECTOR_SIZE]: 'physical sector size',
+  [ITEM_PARENT_LOCATOR]: 'parent locator',
+};
 
 /** Everything the header section and metadata say about an image, validated. */
 export interface VhdxLayout {
@@ -166,6 +175,9 @@ export async function readLayout(src: ByteSource, choice: HeaderChoice): Promise
       continue;
     }
     if (items.has(e.itemId)) throw corrupt(file, `metadata item ${e.itemId} appears twice`);
+    if (e.length > MAX_METADATA_ITEM) {
+      throw corrupt(file, `metadata ${ITEM_NAMES[e.itemId]} item is ${e.length} bytes, over the format's limit of ${MAX_METADATA_ITEM} (MS-VHDX 2.6.1.2)`);
+    }
     if (e.length > 0 && (e.offset < METADATA_TABLE_SIZE || e.offset + e.length > metadata.length)) {
       throw corrupt(file, `metadata item ${e.itemId} (offset ${e.offset}, length ${e.length}) lies outside the metadata region`);
     }
@@ -230,4 +242,32 @@ export async function readLayout(src: ByteSource, choice: HeaderChoice): Promise
     geometry,
     warnings,
   };
+}
+
+/**
+ * The largest file this image can need: everything the header section, log and regions occupy (or
+ * the file as it is, leaks included), plus every payload and sector-bitmap block allocated anew. A
+ * log entry reaching further describes no change this image could make (MS-VHDX 2.3.1: the log only
+ * carries metadata updates and the file's growth to hold new blocks).
+ */
+export function largestFileNeeded(layout: VhdxLayout, fileSize: number): number {
+  const h = layout.header;
+  let end = Math.max(fileSize, HEADER_SECTION_SIZE, h.logOffset + h.logLength);
+  for (const r of layout.regions) end = Math.max(end, r.fileOffset + r.length);
+  const g = layout.geometry;
+  return end + g.dataBlocks * g.blockSize + (g.hasParent ? g.bitmapBlocks * MiB : 0);
+}
+
+/**
+ * What `largestFileNeeded` says before a pending log is replayed, from the structures as they are
+ * on disk; when those cannot be read (the log may be what repairs them), the largest file any VHDX
+ * can need: 64 TiB of payload, its sector bitmaps, a 4 GiB log and the largest BAT and metadata.
+ */
+export async function replayFileLimit(src: ByteSource, choice: HeaderChoice): Promise<number> {
+  try {
+    return largestFileNeeded(await readLayout(src, choice), src.size());
+  } catch (err) {
+    if (!(err instanceof VdiskError)) throw err;
+    return Math.max(src.size(), MAX_VIRTUAL_SIZE + 16 * GiB);
+  }
 }

@@ -3,7 +3,10 @@ import { VdiskError } from '../../errors.js';
 import { LOG_SECTOR_SIZE, MiB } from './constants.js';
 import { ZERO_GUID, newGuid } from './guid.js';
 import type { HeaderPair } from './header-pair.js';
-import { descriptorSectors, replayedFileSize, serializeLogEntry, type LogOperation, type ReplayPlan } from './log.js';
+import {
+  descriptorSectors, loggedData, replayedFileSize, serializeLogEntry, type LogOperation, type LogRegion, type LoggedOperation,
+  type ReplayPlan,
+} from './log.js';
 
 /** How many 4 KiB data descriptors fit in one entry of a log of `logLength` bytes (one sector kept free). */
 export function entryCapacity(logLength: number): number {
@@ -21,39 +24,96 @@ export function entryCapacity(logLength: number): number {
  */
 export async function logTransaction(file: PositionalFile, headers: HeaderPair, ops: LogOperation[]): Promise<void> {
   if (ops.length === 0) return;
-  const h = headers.header;
-  const capacity = entryCapacity(h.logLength);
-  if (ops.length > capacity) {
-    throw new VdiskError('IO', `${file.path}: ${ops.length} sectors do not fit one entry of the ${h.logLength}-byte log`);
+  const session = await LogSession.begin(file, headers);
+  await session.commit(ops);
+  await session.end();
+}
+
+/**
+ * Several transactions under one log GUID, for changes too large for one entry (a repair rewriting
+ * thousands of BAT sectors): each entry is written at the start of the log with the next sequence
+ * number and its tail at itself, flushed, applied and flushed before the next overwrites it. A crash
+ * leaves at most one valid entry, whose replay repeats the last step; the header is written twice
+ * per session instead of four times per entry.
+ */
+export class LogSession {
+  private sequence = 1n;
+
+  private constructor(
+    private readonly file: PositionalFile,
+    private readonly headers: HeaderPair,
+    private readonly logGuid: string,
+  ) {}
+
+  static async begin(file: PositionalFile, headers: HeaderPair): Promise<LogSession> {
+    const logGuid = newGuid();
+    await headers.update({ logGuid });
+    return new LogSession(file, headers, logGuid);
   }
-  const logGuid = newGuid();
-  await headers.update({ logGuid });
-  const size = file.size();
-  const entry = serializeLogEntry({
-    sequenceNumber: 1n,
-    tail: 0,
-    logGuid,
-    flushedFileOffset: size,
-    lastFileOffset: size,
-    operations: ops,
-  });
-  await file.writeAt(entry, h.logOffset);
-  await file.flush();
-  await applyOperations(file, ops);
-  await file.flush();
-  await headers.update({ logGuid: ZERO_GUID });
+
+  async commit(ops: LogOperation[]): Promise<void> {
+    if (ops.length === 0) return;
+    const h = this.headers.header;
+    const capacity = entryCapacity(h.logLength);
+    if (ops.length > capacity) {
+      throw new VdiskError('IO', `${this.file.path}: ${ops.length} sectors do not fit one entry of the ${h.logLength}-byte log`);
+    }
+    const size = this.file.size();
+    const entry = serializeLogEntry({
+      sequenceNumber: this.sequence++,
+      tail: 0,
+      logGuid: this.logGuid,
+      flushedFileOffset: size,
+      lastFileOffset: size,
+      operations: ops,
+    });
+    await this.file.writeAt(entry, h.logOffset);
+    await this.file.flush();
+    await applyOperations(this.file, ops);
+    await this.file.flush();
+  }
+
+  async end(): Promise<void> {
+    await this.headers.update({ logGuid: ZERO_GUID });
+  }
 }
 
 async function applyOperations(file: PositionalFile, ops: LogOperation[]): Promise<void> {
-  const zeros = Buffer.alloc(MiB);
-  for (const op of ops) {
-    if (op.kind === 'data') {
-      await file.writeAt(op.data, op.fileOffset);
-    } else {
-      for (let at = 0; at < op.length; at += zeros.length) {
-        await file.writeAt(zeros.subarray(0, Math.min(zeros.length, op.length - at)), op.fileOffset + at);
-      }
+  for (let i = 0; i < ops.length; ) {
+    const op = ops[i];
+    if (op.kind === 'zero') {
+      await zeroRange(file, op.fileOffset, op.length);
+      i++;
+      continue;
     }
+    // Sectors that follow each other in the file (a run of BAT sectors) go in one write.
+    let j = i + 1;
+    while (j < ops.length && j - i < 256) {
+      const next = ops[j];
+      if (next.kind !== 'data' || next.fileOffset !== op.fileOffset + (j - i) * LOG_SECTOR_SIZE) break;
+      j++;
+    }
+    const run = ops.slice(i, j) as Extract<LogOperation, { kind: 'data' }>[];
+    await file.writeAt(run.length === 1 ? op.data : Buffer.concat(run.map((o) => o.data)), op.fileOffset);
+    i = j;
+  }
+}
+
+/**
+ * Writes zeros over [offset, offset+length) of the file as it is now, a MiB at a time. Bytes past
+ * its end are zeros already, or become zeros when the replay extends the file.
+ */
+async function zeroRange(file: PositionalFile, offset: number, length: number): Promise<void> {
+  const end = Math.min(offset + length, file.size());
+  const zeros = Buffer.alloc(Math.min(MiB, Math.max(0, end - offset)));
+  for (let at = offset; at < end; at += zeros.length) await file.writeAt(zeros.subarray(0, Math.min(zeros.length, end - at)), at);
+}
+
+/** Applies one entry found in the log, reading each data sector from the log as it goes. */
+async function applyLogged(file: PositionalFile, log: LogRegion, ops: LoggedOperation[]): Promise<void> {
+  for (const op of ops) {
+    if (op.kind === 'logged') await file.writeAt(await loggedData(log, op), op.fileOffset);
+    else await zeroRange(file, op.fileOffset, op.length);
   }
 }
 
@@ -71,7 +131,7 @@ export async function replayOnDisk(file: PositionalFile, headers: HeaderPair, pl
   }
   // A new file write GUID before the first write of this session, keeping the log GUID until replayed.
   await headers.update({ fileWriteGuid: newGuid() });
-  for (const entry of plan.entries) await applyOperations(file, entry.operations);
+  for (const entry of plan.entries) await applyLogged(file, plan.log, entry.operations);
   const size = replayedFileSize(plan, file.size());
   if (size > file.size()) await file.truncate(size);
   await file.flush();

@@ -1,9 +1,9 @@
 import { crc32c } from '../../util/crc.js';
-import { checksumWithField } from './checksum.js';
 import type { ByteSource } from '../../io/file.js';
 import { LOG_SECTOR_SIZE, MiB } from './constants.js';
 import { readGuid, writeGuid } from './guid.js';
 import { VdiskError } from '../../errors.js';
+import { openBulkReader, type BulkReader } from './log-source.js';
 
 export const ENTRY_SIGNATURE = 0x65676f6c; // 'loge'
 export const ZERO_SIGNATURE = 0x6f72657a; // 'zero'
@@ -23,19 +23,36 @@ export interface LogEntryHeader {
   lastFileOffset: number;
 }
 
+/** A change the writer puts in a log entry: 4 KiB of data, or a run of zeros. */
 export type LogOperation =
   | { kind: 'data'; fileOffset: number; data: Buffer }
+  | { kind: 'zero'; fileOffset: number; length: number };
+
+/**
+ * A change found in the log. A data sector stays where it is in the log (`sector` and its
+ * `descriptor`, as log positions) and is read when applied: a log may hold gigabytes of them.
+ */
+export type LoggedOperation =
+  | { kind: 'logged'; fileOffset: number; descriptor: number; sector: number }
   | { kind: 'zero'; fileOffset: number; length: number };
 
 export interface LogEntry {
   /** Offset of the entry inside the log. */
   position: number;
   header: LogEntryHeader;
-  operations: LogOperation[];
+  operations: LoggedOperation[];
+}
+
+/** The log area of a file: where its entries' data sectors are read from. */
+export interface LogRegion {
+  source: ByteSource;
+  offset: number;
+  length: number;
 }
 
 /** What a replay has to do: the entries of the active sequence, tail to head, in order. */
 export interface ReplayPlan {
+  log: LogRegion;
   entries: LogEntry[];
   head: LogEntry;
   /** Set when the head's tail pointer is not in the run and the run's first entry was used instead. */
@@ -68,39 +85,62 @@ export function parseEntryHeader(buf: Buffer): LogEntryHeader | null {
   };
 }
 
-interface LogArea {
-  source: ByteSource;
-  offset: number;
-  length: number;
+/**
+ * Operations a search keeps for all the valid entries of a log together. Each costs a small record,
+ * never its data; a log of 4 GiB of data sectors holds at most a million. More is refused.
+ */
+export const MAX_LOG_OPERATIONS = 1 << 20;
+
+/** Entries are read and checksummed this much at a time, however long they claim to be. */
+const CHUNK = MiB;
+
+interface LogArea extends LogRegion {
+  /** Where the scan's large reads go (see log-source.ts). */
+  bulk: BulkReader;
   guid: string;
   /** Bytes entry validation may still read; overlapping bogus entry headers must not cost n^2 reads. */
   budget: number;
+  /** Operations the valid entries may still hold. */
+  operationsLeft: number;
+  /** File offsets descriptors may touch: the largest file this image can need. */
+  fileLimit: number;
   rejected: { position: number; reason: string }[];
 }
 
 /** Reads `length` bytes of the circular log starting at log position `pos`, wrapping at the end. */
-async function readCircular(area: LogArea, pos: number, length: number): Promise<Buffer> {
-  const buf = Buffer.alloc(length);
+async function readCircular(area: LogRegion | LogArea, pos: number, length: number, into?: Buffer): Promise<Buffer> {
+  const buf = into ? into.subarray(0, length) : Buffer.alloc(length);
   let done = 0;
   while (done < length) {
     const at = (pos + done) % area.length;
     const n = Math.min(length - done, area.length - at);
-    await area.source.readAt(buf.subarray(done, done + n), area.offset + at);
+    const part = buf.subarray(done, done + n);
+    if ('bulk' in area) await area.bulk.read(part, area.offset + at);
+    else await area.source.readAt(part, area.offset + at);
     done += n;
   }
   return buf;
 }
 
+/** The 4 KiB a logged data descriptor writes: leading bytes, the data sector's 4084, trailing bytes. */
+export async function loggedData(log: LogRegion, op: { descriptor: number; sector: number }): Promise<Buffer> {
+  const desc = await readCircular(log, op.descriptor, DESCRIPTOR_SIZE);
+  const sector = await readCircular(log, op.sector, LOG_SECTOR_SIZE);
+  const data = Buffer.alloc(LOG_SECTOR_SIZE);
+  desc.copy(data, 0, 8, 16); // leading bytes
+  sector.copy(data, 8, 8, 4092);
+  desc.copy(data, 4092, 4, 8); // trailing bytes
+  return data;
+}
+
 /**
  * Validates the entry at `pos` as the format requires (signature, length, GUID, checksum, every
  * descriptor's and data sector's sequence number) and decodes its operations; null when invalid.
- * `limit` bounds the file offsets descriptors may touch, so a hostile entry cannot extend the file
- * without bound.
  */
-async function readEntry(area: LogArea, pos: number, first: Buffer, limit: number): Promise<LogEntry | null> {
+async function readEntry(area: LogArea, pos: number, first: Buffer): Promise<LogEntry | null> {
   const h = parseEntryHeader(first);
   if (!h || h.logGuid !== area.guid) return null; // other GUIDs: leftovers of earlier sessions
-  const entry = await validateEntry(area, pos, h, limit);
+  const entry = await validateEntry(area, pos, h);
   if (typeof entry === 'string') {
     area.rejected.push({ position: pos, reason: entry });
     return null;
@@ -108,8 +148,13 @@ async function readEntry(area: LogArea, pos: number, first: Buffer, limit: numbe
   return entry;
 }
 
-/** The decoded entry, or why it is invalid. */
-async function validateEntry(area: LogArea, pos: number, h: LogEntryHeader, limit: number): Promise<LogEntry | string> {
+/**
+ * The decoded entry, or why it is invalid. The entry is read a chunk at a time: its checksum runs
+ * over the chunks, descriptors are decoded as their sectors pass, and data sectors are checked and
+ * remembered by position. A checksum that matches makes the entry a deliberate write: a descriptor
+ * reaching past the largest file the image can need is then refused, not skipped as torn.
+ */
+async function validateEntry(area: LogArea, pos: number, h: LogEntryHeader): Promise<LogEntry | string> {
   if (h.entryLength === 0 || h.entryLength % LOG_SECTOR_SIZE !== 0 || h.entryLength > area.length) return `entry length ${h.entryLength} invalid`;
   if (h.sequenceNumber === 0n) return 'sequence number 0';
   if (h.tail % LOG_SECTOR_SIZE !== 0 || h.tail >= area.length) return `tail ${h.tail} invalid`;
@@ -119,65 +164,131 @@ async function validateEntry(area: LogArea, pos: number, h: LogEntryHeader, limi
   if (area.budget < 0) {
     throw new VdiskError('CORRUPT', `${area.source.path}: log holds too many overlapping entry headers to search`);
   }
-  const entry = await readCircular(area, pos, h.entryLength);
-  if (checksumWithField(entry, 4) !== h.checksum) return 'checksum mismatch';
 
   const seqLo = Number(h.sequenceNumber & 0xffffffffn);
   const seqHi = Number(h.sequenceNumber >> 32n);
-  const operations: LogOperation[] = [];
-  let dataSector = descSectors;
-  for (let i = 0; i < h.descriptorCount; i++) {
-    const d = ENTRY_HEADER_SIZE + i * DESCRIPTOR_SIZE;
-    const sig = entry.readUInt32LE(d);
-    const fileOffset = Number(entry.readBigUInt64LE(d + 16));
-    if (entry.readBigUInt64LE(d + 24) !== h.sequenceNumber) return `descriptor ${i} has another sequence number`;
-    if (fileOffset % LOG_SECTOR_SIZE !== 0) return `descriptor ${i} file offset ${fileOffset} not 4 KiB aligned`;
-    if (sig === ZERO_SIGNATURE) {
-      const length = Number(entry.readBigUInt64LE(d + 8));
-      if (length % LOG_SECTOR_SIZE !== 0 || fileOffset + length > limit) return `zero descriptor ${i} out of range`;
-      operations.push({ kind: 'zero', fileOffset, length });
-    } else if (sig === DESC_SIGNATURE) {
-      if (fileOffset + LOG_SECTOR_SIZE > limit) return `descriptor ${i} out of range`;
-      const s = dataSector * LOG_SECTOR_SIZE;
-      if (s + LOG_SECTOR_SIZE > h.entryLength) return `data sector of descriptor ${i} outside the entry`;
-      if (entry.readUInt32LE(s) !== DATA_SIGNATURE) return `data sector of descriptor ${i} has no signature`;
-      if (entry.readUInt32LE(s + 4) !== seqHi || entry.readUInt32LE(s + 4092) !== seqLo) return `data sector of descriptor ${i} has another sequence number`;
-      const data = Buffer.alloc(LOG_SECTOR_SIZE);
-      entry.copy(data, 0, d + 8, d + 16); // leading bytes
-      entry.copy(data, 8, s + 8, s + 4092);
-      entry.copy(data, 4092, d + 4, d + 8); // trailing bytes
-      operations.push({ kind: 'data', fileOffset, data });
-      dataSector++;
-    } else {
-      return `descriptor ${i} has no signature`;
+  const operations: LoggedOperation[] = [];
+  const dataOps: Extract<LoggedOperation, { kind: 'logged' }>[] = [];
+  let problem: string | null = null; // the first format fault; reported only if the checksum holds
+  let outOfRange: string | null = null;
+  let crc = 0;
+  let dataSeen = 0;
+  if (h.descriptorCount > area.operationsLeft) {
+    problem = `${h.descriptorCount} descriptors: more than the ${MAX_LOG_OPERATIONS} operations vdisk replays from one log`;
+  }
+  if (h.lastFileOffset > area.fileLimit) {
+    outOfRange = `last file offset ${h.lastFileOffset} is past the largest file this image can need (${area.fileLimit} bytes)`;
+  }
+  const scratch = Buffer.allocUnsafe(Math.min(CHUNK, h.entryLength));
+  for (let done = 0; done < h.entryLength; done += CHUNK) {
+    const chunk = await readCircular(area, pos + done, Math.min(CHUNK, h.entryLength - done), scratch);
+    if (done === 0) chunk.writeUInt32LE(0, 4); // the checksum covers the entry with its own field zeroed
+    crc = crc32c(chunk, crc);
+    if (problem) continue;
+    for (let s = 0; s < chunk.length && !problem; s += LOG_SECTOR_SIZE) {
+      const sectorIndex = (done + s) / LOG_SECTOR_SIZE;
+      if (sectorIndex < descSectors) {
+        // Descriptors: 126 after the 64-byte header in the first sector, 128 in each further one.
+        const firstDesc = sectorIndex === 0 ? 0 : 126 + (sectorIndex - 1) * 128;
+        const lastDesc = Math.min(h.descriptorCount, sectorIndex === 0 ? 126 : firstDesc + 128);
+        for (let i = firstDesc; i < lastDesc; i++) {
+          const d = s + (sectorIndex === 0 ? ENTRY_HEADER_SIZE : 0) + (i - firstDesc) * DESCRIPTOR_SIZE;
+          const sig = chunk.readUInt32LE(d);
+          const fileOffset = Number(chunk.readBigUInt64LE(d + 16));
+          if (chunk.readBigUInt64LE(d + 24) !== h.sequenceNumber) { problem = `descriptor ${i} has another sequence number`; break; }
+          if (fileOffset % LOG_SECTOR_SIZE !== 0) { problem = `descriptor ${i} file offset ${fileOffset} not 4 KiB aligned`; break; }
+          if (sig === ZERO_SIGNATURE) {
+            const length = Number(chunk.readBigUInt64LE(d + 8));
+            if (length % LOG_SECTOR_SIZE !== 0) { problem = `zero descriptor ${i} length ${length} not 4 KiB aligned`; break; }
+            if (fileOffset + length > area.fileLimit) {
+              outOfRange ??= `zero descriptor ${i} clears ${length} bytes at ${fileOffset}, past the largest file this image can need (${area.fileLimit} bytes)`;
+            } else if (intoLog(area, fileOffset, length)) {
+              outOfRange ??= `zero descriptor ${i} clears the log itself (${length} bytes at ${fileOffset})`;
+            }
+            operations.push({ kind: 'zero', fileOffset, length });
+          } else if (sig === DESC_SIGNATURE) {
+            if (fileOffset + LOG_SECTOR_SIZE > area.fileLimit) {
+              outOfRange ??= `data descriptor ${i} writes at ${fileOffset}, past the largest file this image can need (${area.fileLimit} bytes)`;
+            } else if (intoLog(area, fileOffset, LOG_SECTOR_SIZE)) {
+              outOfRange ??= `data descriptor ${i} writes into the log itself (at ${fileOffset})`;
+            }
+            const op = { kind: 'logged' as const, fileOffset, descriptor: (pos + done + d) % area.length, sector: 0 };
+            operations.push(op);
+            dataOps.push(op);
+          } else {
+            problem = `descriptor ${i} has no signature`;
+            break;
+          }
+        }
+      } else if (dataSeen < dataOps.length) {
+        if (chunk.readUInt32LE(s) !== DATA_SIGNATURE) { problem = `data sector of descriptor ${dataSeen} has no signature`; break; }
+        if (chunk.readUInt32LE(s + 4) !== seqHi || chunk.readUInt32LE(s + 4092) !== seqLo) { problem = `data sector of data descriptor ${dataSeen} has another sequence number`; break; }
+        dataOps[dataSeen++].sector = (pos + done + s) % area.length;
+      }
     }
   }
+  if ((crc >>> 0) !== h.checksum) return 'checksum mismatch';
+  if (problem) return problem;
+  if (dataSeen < dataOps.length) return `data sector of data descriptor ${dataSeen} outside the entry`;
+  if (outOfRange) throw new VdiskError('CORRUPT', `${area.source.path}: log entry at log offset ${pos}: ${outOfRange}`);
+  area.operationsLeft -= operations.length;
   return { position: pos, header: h, operations };
+}
+
+/**
+ * True when [fileOffset, fileOffset+length) overlaps the log: a replay reads each data sector from
+ * the log as it applies it, so an entry that rewrote the log would change what it replays. No writer
+ * logs changes to the log itself.
+ */
+function intoLog(area: LogArea, fileOffset: number, length: number): boolean {
+  return fileOffset < area.offset + area.length && area.offset < fileOffset + length;
 }
 
 /**
  * Finds the active sequence of the log at `offset`/`length` whose entries carry `guid`. Every 4 KiB
  * sector is tried as an entry start, as the format asks, so entries left by earlier sessions or torn
  * writes are recognised and passed over. The plan is null when nothing is to be replayed.
+ * `fileLimit` is the largest file the image can need (see `largestFileNeeded`): descriptors that
+ * reach past it are refused.
  */
 export async function findActiveSequence(
   source: ByteSource,
   offset: number,
   length: number,
   guid: string,
-  fileOffsetLimit: number,
+  fileLimit: number,
 ): Promise<LogSearch> {
-  const area: LogArea = { source, offset, length, guid, budget: Math.max(256 * MiB, 8 * length), rejected: [] };
+  // Two full reads of the log, or 256 MiB, whichever is more: enough for any log a writer left.
+  const bulk = await openBulkReader(source, length);
+  try {
+    return await search({
+      source, offset, length, bulk, guid, budget: Math.max(256 * MiB, 2 * length), operationsLeft: MAX_LOG_OPERATIONS, fileLimit, rejected: [],
+    });
+  } finally {
+    await bulk.close();
+  }
+}
+
+async function search(area: LogArea): Promise<LogSearch> {
+  const { source, offset, length } = area;
   const valid = new Map<number, LogEntry>();
   const WINDOW = MiB;
-  for (let w = 0; w < length; w += WINDOW) {
-    const win = Buffer.alloc(Math.min(WINDOW, length - w));
-    await source.readAt(win, offset + w);
-    for (let s = 0; s < win.length; s += LOG_SECTOR_SIZE) {
-      if (win.readUInt32LE(s) !== ENTRY_SIGNATURE) continue;
-      const entry = await readEntry(area, w + s, win.subarray(s, s + ENTRY_HEADER_SIZE), fileOffsetLimit);
-      if (entry) valid.set(w + s, entry);
+  const win = Buffer.alloc(Math.min(WINDOW, length));
+  for (let w = 0; w < length; ) {
+    const view = win.subarray(0, Math.min(WINDOW, length - w));
+    await area.bulk.read(view, offset + w);
+    let next = w + view.length;
+    for (let s = 0; s < view.length; s += LOG_SECTOR_SIZE) {
+      if (view.readUInt32LE(s) !== ENTRY_SIGNATURE) continue;
+      const entry = await readEntry(area, w + s, Buffer.from(view.subarray(s, s + ENTRY_HEADER_SIZE)));
+      if (!entry) continue;
+      valid.set(w + s, entry);
+      // No entry starts inside a valid one (its sectors are descriptors and data), as QEMU's search
+      // also assumes: go on after its end, so that a long entry is not read twice.
+      next = Math.min(length, w + s + entry.header.entryLength);
+      break;
     }
+    w = next;
   }
   if (valid.size === 0) return { plan: null, rejected: area.rejected };
 
@@ -201,7 +312,7 @@ export async function findActiveSequence(
     seen.add(prev.position);
     tailFound = prev.position === head.header.tail;
   }
-  const plan: ReplayPlan = { entries: run, head };
+  const plan: ReplayPlan = { log: { source, offset, length }, entries: run, head };
   if (!tailFound) {
     plan.warning = `log tail at offset ${head.header.tail} is not a valid entry of the active sequence; replaying from offset ${run[0].position}`;
   }

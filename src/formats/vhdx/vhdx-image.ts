@@ -14,7 +14,7 @@ import { HeaderPair } from './header-pair.js';
 import { entryCapacity, logTransaction, replayOnDisk } from './log-writer.js';
 import { findParent, sameGuid } from './parent.js';
 import { LogOverlay } from './log-overlay.js';
-import { readHeaders, readLayout, validateLogFields, type VhdxLayout } from './layout.js';
+import { readHeaders, readLayout, replayFileLimit, validateLogFields, type VhdxLayout } from './layout.js';
 import { BatTable } from './bat-table.js';
 import {
   PAYLOAD_FULLY_PRESENT, PAYLOAD_NOT_PRESENT, PAYLOAD_PARTIALLY_PRESENT, PAYLOAD_UNDEFINED, PAYLOAD_UNMAPPED,
@@ -123,8 +123,9 @@ export class VhdxImage implements DiskImage {
     const pair = file.mode === 'rw' ? new HeaderPair(file, choice.headers, choice.current) : null;
     if (choice.header.logGuid !== ZERO_GUID) {
       // Descriptors may touch the file up to a little past its end (the entry says how far); bound it by
-      // the largest file a 64 TiB disk can need so a hostile entry cannot grow the overlay without limit.
-      const limit = Math.max(file.size(), 2 ** 47);
+      // the largest file this image can need, so that a hostile entry cannot make a replay write
+      // terabytes or extend the file without limit.
+      const limit = await replayFileLimit(file, choice);
       plan = (await findActiveSequence(file, choice.header.logOffset, choice.header.logLength, choice.header.logGuid, limit)).plan;
       if (plan && pair) {
         await replayOnDisk(file, pair, plan);
