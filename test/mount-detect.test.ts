@@ -115,16 +115,16 @@ function ours(img: string): { volumes: Vol[]; warnings: string[] } {
 function blkid(img: string, offset?: number, size?: number): Record<string, string | null> {
   const args = ['-p', '-o', 'export', ...(offset !== undefined ? ['-O', String(offset)] : []), ...(size !== undefined ? ['-S', String(size)] : []), img];
   const r = spawnSync('blkid', args, { encoding: 'utf8', env: { ...process.env, PATH: `${process.env.PATH}:/usr/sbin:/sbin` } });
-  const out: Record<string, string | null> = { TYPE: null, VERSION: null, LABEL: null, UUID: null };
+  const out: Record<string, string | null> = { TYPE: null, VERSION: null, LABEL: null, UUID: null, LABEL_FATBOOT: null };
   for (const line of r.stdout.split('\n')) {
-    const m = /^(TYPE|VERSION|LABEL|UUID)=(.*)$/.exec(line);
+    const m = /^(TYPE|VERSION|LABEL|UUID|LABEL_FATBOOT)=(.*)$/.exec(line);
     if (m) out[m[1]] = m[2].replace(/\\(.)/g, '$1');
   }
   return out;
 }
 
 function asBlkid(v: Vol): Record<string, string | null> {
-  return { TYPE: v.filesystem, VERSION: v.version, LABEL: v.label, UUID: v.uuid };
+  return { TYPE: v.filesystem, VERSION: v.version, LABEL: v.label, UUID: v.uuid, LABEL_FATBOOT: v.labelFatboot ?? null };
 }
 
 interface Maker {
@@ -139,6 +139,17 @@ const MAKERS: Maker[] = [
   { name: 'FAT16', size: 64 * MiB, tool: 'mkfs.vfat', make: (i) => sh('mkfs.vfat', ['-F', '16', '-n', 'MID', i]) },
   { name: 'FAT32', size: 64 * MiB, tool: 'mkfs.vfat', make: (i) => sh('mkfs.vfat', ['-F', '32', '-n', 'BIG32', i]) },
   { name: 'FAT32 without a label', size: 64 * MiB, tool: 'mkfs.vfat', make: (i) => sh('mkfs.vfat', ['-F', '32', i]) },
+  {
+    name: 'FAT16 whose root-directory label differs from the boot sector\'s (LABEL and LABEL_FATBOOT)',
+    size: 16 * MiB,
+    tool: 'mkfs.vfat',
+    make: (i) => {
+      sh('mkfs.vfat', ['-F', '16', '-n', 'BOOTLBL', i]);
+      const b = readFileSync(i).subarray(0, 512);
+      const root = (b.readUInt16LE(14) + b[16] * b.readUInt16LE(22)) * b.readUInt16LE(11);
+      patch(i, root, (e) => e.write('ROOTLBL    ', 0, 'latin1'), 11);
+    },
+  },
   { name: 'exFAT', size: 64 * MiB, tool: 'mkfs.exfat', make: (i) => sh('mkfs.exfat', ['-L', 'ExLabel', i]) },
   { name: 'ext2', size: 32 * MiB, tool: 'mkfs.ext2', make: (i) => sh('mkfs.ext2', ['-q', '-L', 'two', i]) },
   { name: 'ext3', size: 32 * MiB, tool: 'mkfs.ext3', make: (i) => sh('mkfs.ext3', ['-q', '-L', 'three', i]) },
@@ -401,12 +412,29 @@ describe('mount-detect names file systems exactly as blkid -p does', () => {
     });
   }
 
+  test('a FAT label whose first byte is 0x05 means 0xE5, byte for byte as blkid reads it', (t) => {
+    if (!needPeers(t, 'mkfs.vfat', 'blkid')) return;
+    const dir = tempDir(t);
+    const img = join(dir, 'e5.img');
+    sh('truncate', ['-s', String(16 * MiB), img]);
+    sh('mkfs.vfat', ['-F', '16', '-n', 'XOOTLBL', img]);
+    const b = readFileSync(img).subarray(0, 512);
+    const root = (b.readUInt16LE(14) + b[16] * b.readUInt16LE(22)) * b.readUInt16LE(11);
+    patch(img, root, (e) => (e[0] = 0x05), 1);
+    // -o udev spells the label's bytes out (\xe5), where -o export would show them as M-e.
+    const udev = spawnSync('blkid', ['-p', '-o', 'udev', img], { encoding: 'latin1', env: { ...process.env, PATH: `${process.env.PATH}:/usr/sbin:/sbin` } }).stdout;
+    const enc = /^ID_FS_LABEL_ENC=(.*)$/m.exec(udev)?.[1] ?? '';
+    const theirs = Buffer.from(enc.replace(/\\x([0-9a-f]{2})/g, (_, h) => String.fromCharCode(parseInt(h, 16))), 'latin1');
+    assert.deepEqual([...theirs], [0xe5, ...Buffer.from('OOTLBL')]);
+    assert.deepEqual([...Buffer.from(ours(img).volumes[0].label ?? '', 'latin1')], [...theirs]);
+  });
+
   test('a PC-DOS 1.0 floppy without a BPB (built by hand) is FAT12', (t) => {
     const dir = tempDir(t);
     const img = join(dir, 'dos1.img');
     makeDos1Floppy(img);
     const o = ours(img);
-    assert.deepEqual(asBlkid(o.volumes[0]), { TYPE: 'vfat', VERSION: 'FAT12', LABEL: null, UUID: null });
+    assert.deepEqual(asBlkid(o.volumes[0]), { TYPE: 'vfat', VERSION: 'FAT12', LABEL: null, UUID: null, LABEL_FATBOOT: null });
     // The same bytes one size off are not a DOS 1.0 floppy.
     writeFileSync(img, Buffer.concat([readFileSync(img), Buffer.alloc(512)]));
     assert.equal(ours(img).volumes[0].filesystem, null);

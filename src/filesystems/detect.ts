@@ -136,6 +136,8 @@ export interface Volume {
   version: string | null;
   label: string | null;
   uuid: string | null;
+  /** FAT: the boot sector's label when it has one (blkid's LABEL_FATBOOT); `label` is the root directory's. */
+  labelFatboot?: string;
   fsSize?: number;
 }
 
@@ -177,6 +179,7 @@ export async function detectVolumes(image: DiskImage): Promise<{ volumes: Volume
       version: d.info?.version ?? null,
       label: d.info?.label ?? null,
       uuid: d.info?.uuid ?? null,
+      ...(d.info?.labelFatboot !== undefined ? { labelFatboot: d.info.labelFatboot } : {}),
       ...(d.info?.size !== undefined ? { fsSize: d.info.size } : {}),
     });
   }

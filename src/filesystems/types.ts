@@ -3,6 +3,8 @@ export interface FsInfo {
   filesystem: string;
   version?: string;
   label?: string;
+  /** FAT's boot-sector copy of the label, which blkid reports beside LABEL (LABEL_FATBOOT). */
+  labelFatboot?: string;
   uuid?: string;
   /** Bytes, where the superblock states it. */
   size?: number;

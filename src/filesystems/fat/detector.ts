@@ -1,4 +1,4 @@
-import type { Detector, FsInfo, VolumeReader } from '../types.js';
+import { trimLabel, type Detector, type FsInfo, type VolumeReader } from '../types.js';
 import { dos1Bpb, fatLayout, parseBpb, volumeSerial, type FatLayout } from './boot-sector.js';
 import { parseDirectory } from './directory.js';
 import { FatTable } from './fat-table.js';
@@ -30,9 +30,22 @@ export const fat: Detector = {
     const uuid = volumeSerial(b, bpb);
     if (uuid !== undefined) info.uuid = uuid;
     info.label = await rootLabel(v, layout);
+    const boot = bootLabel(b, bpb.fat32);
+    if (boot !== undefined) info.labelFatboot = boot;
     return info;
   },
 };
+
+/**
+ * The boot sector's copy of the label (blkid's LABEL_FATBOOT), present with the extended boot signature
+ * 0x29; "NO NAME" there means none. It may differ from the root directory's, which is the LABEL.
+ */
+function bootLabel(b: Buffer, fat32: boolean): string | undefined {
+  const base = fat32 ? 28 : 0;
+  if (b[38 + base] !== 0x29) return undefined;
+  const l = b.toString('latin1', 43 + base, 54 + base);
+  return l === 'NO NAME    ' ? undefined : trimLabel(l);
+}
 
 /** The root directory's label, read leniently: a damaged root only means no label. */
 async function rootLabel(v: VolumeReader, layout: FatLayout): Promise<string | undefined> {

@@ -137,6 +137,7 @@ const NO_NAME = 'NO NAME';
 
 /** The label a volume-label entry holds, as blkid reads it: bytes as they are, trimmed ("NO NAME" is no label). */
 export function volumeLabelOf(b: Buffer, at: number): string | undefined {
-  const l = b.toString('latin1', at, at + 11);
+  // 0x05 in the first byte stands for 0xE5, which would mark the entry deleted (as in file names).
+  const l = (b[at] === 0x05 ? '\xe5' : '') + b.toString('latin1', b[at] === 0x05 ? at + 1 : at, at + 11);
   return l.startsWith(NO_NAME) ? undefined : trimLabel(l);
 }
