@@ -115,16 +115,16 @@ function ours(img: string): { volumes: Vol[]; warnings: string[] } {
 function blkid(img: string, offset?: number, size?: number): Record<string, string | null> {
   const args = ['-p', '-o', 'export', ...(offset !== undefined ? ['-O', String(offset)] : []), ...(size !== undefined ? ['-S', String(size)] : []), img];
   const r = spawnSync('blkid', args, { encoding: 'utf8', env: { ...process.env, PATH: `${process.env.PATH}:/usr/sbin:/sbin` } });
-  const out: Record<string, string | null> = { TYPE: null, VERSION: null, LABEL: null, UUID: null, LABEL_FATBOOT: null };
+  const out: Record<string, string | null> = { TYPE: null, VERSION: null, LABEL: null, UUID: null, LABEL_FATBOOT: null, LOGUUID: null };
   for (const line of r.stdout.split('\n')) {
-    const m = /^(TYPE|VERSION|LABEL|UUID|LABEL_FATBOOT)=(.*)$/.exec(line);
+    const m = /^(TYPE|VERSION|LABEL|UUID|LABEL_FATBOOT|LOGUUID)=(.*)$/.exec(line);
     if (m) out[m[1]] = m[2].replace(/\\(.)/g, '$1');
   }
   return out;
 }
 
 function asBlkid(v: Vol): Record<string, string | null> {
-  return { TYPE: v.filesystem, VERSION: v.version, LABEL: v.label, UUID: v.uuid, LABEL_FATBOOT: v.labelFatboot ?? null };
+  return { TYPE: v.filesystem, VERSION: v.version, LABEL: v.label, UUID: v.uuid, LABEL_FATBOOT: v.labelFatboot ?? null, LOGUUID: v.logUuid ?? null };
 }
 
 interface Maker {
@@ -158,6 +158,16 @@ const MAKERS: Maker[] = [
   { name: 'NTFS', size: 32 * MiB, tool: 'mkntfs', make: (i) => sh('mkntfs', ['-q', '-F', '-f', '-L', 'Windows Vol', i]) },
   { name: 'NTFS on 4 KiB sectors', size: 32 * MiB, tool: 'mkntfs', make: (i) => sh('mkntfs', ['-q', '-F', '-f', '-s', '4096', '-L', 'four-k', i]) },
   { name: 'XFS', size: 320 * MiB, tool: 'mkfs.xfs', make: (i) => sh('mkfs.xfs', ['-q', '-L', 'xfsvol', i]) },
+  {
+    name: 'XFS external log device',
+    size: 80 * MiB,
+    tool: 'mkfs.xfs',
+    make: (i, d) => {
+      const data = join(d, 'xfs-data.img');
+      sh('truncate', ['-s', '320M', data]);
+      sh('mkfs.xfs', ['-q', '-f', '-l', `logdev=${i},size=64m`, data]);
+    },
+  },
   { name: 'Btrfs', size: 128 * MiB, tool: 'mkfs.btrfs', make: (i) => sh('mkfs.btrfs', ['-q', '-L', 'butter', i]) },
   { name: 'swap', size: 16 * MiB, tool: 'mkswap', make: (i) => sh('mkswap', ['-L', 'swappy', i]) },
   { name: 'F2FS', size: 64 * MiB, tool: 'mkfs.f2fs', make: (i) => sh('mkfs.f2fs', ['-q', '-l', 'flash', i]) },
@@ -434,7 +444,7 @@ describe('mount-detect names file systems exactly as blkid -p does', () => {
     const img = join(dir, 'dos1.img');
     makeDos1Floppy(img);
     const o = ours(img);
-    assert.deepEqual(asBlkid(o.volumes[0]), { TYPE: 'vfat', VERSION: 'FAT12', LABEL: null, UUID: null, LABEL_FATBOOT: null });
+    assert.deepEqual(asBlkid(o.volumes[0]), { TYPE: 'vfat', VERSION: 'FAT12', LABEL: null, UUID: null, LABEL_FATBOOT: null, LOGUUID: null });
     // The same bytes one size off are not a DOS 1.0 floppy.
     writeFileSync(img, Buffer.concat([readFileSync(img), Buffer.alloc(512)]));
     assert.equal(ours(img).volumes[0].filesystem, null);

@@ -29,6 +29,7 @@ import { ufs } from './signatures/ufs.js';
 import { integrity, lvm1, snapshotCow, verity } from './signatures/dm.js';
 import { vxfs } from './signatures/vxfs.js';
 import { drbd } from './signatures/drbd.js';
+import { xfsLog } from './signatures/xfs-log.js';
 import { FIRMWARE_RAIDS } from './signatures/firmware-raid.js';
 import { vmfs, vmfsVolume } from './signatures/vmfs.js';
 import { bluestore, stratis, vdo, zonefs } from './signatures/storage.js';
@@ -39,7 +40,7 @@ import { bluestore, stratis, vdo, zonefs } from './signatures/storage.js';
  */
 export const DETECTORS: Detector[] = [
   mdraid, ...FIRMWARE_RAIDS, drbd, vmfsVolume, stratis, luks, lvm2, lvm1, verity, integrity, snapshotCow, bcache, bitlocker, vdo, bluestore, udf, iso9660, ntfs, exfat, fat, ext, xfs, btrfs, f2fs, squashfs, swap, swsuspend, hpfs, hfsplus, hfs, apfs, refs, zfs,
-  reiserfs, reiser4, jfs, nilfs2, ocfs2, gfs, gfs2, cramfs, romfs, minix, bfs, erofs, ufs, vmfs, zonefs, vxfs,
+  reiserfs, reiser4, jfs, nilfs2, ocfs2, gfs, gfs2, cramfs, romfs, minix, bfs, erofs, ufs, vmfs, zonefs, vxfs, xfsLog,
 ];
 
 export interface Detection {
@@ -49,7 +50,7 @@ export interface Detection {
 }
 
 /** libblkid's probing order, for the case where it picks the first match itself (tiny devices). */
-const BLKID_ORDER = ['linux_raid_member', 'ddf_raid_member', 'isw_raid_member', 'lsi_mega_raid_member', 'via_raid_member', 'silicon_medley_raid_member', 'nvidia_raid_member', 'promise_fasttrack_raid_member', 'hpt45x_raid_member', 'hpt37x_raid_member', 'adaptec_raid_member', 'jmicron_raid_member', 'bcache', 'drbd', 'LVM2_member', 'LVM1_member', 'DM_snapshot_cow', 'DM_verity_hash', 'DM_integrity', 'VMFS_volume_member', 'vdo', 'stratis', 'crypto_LUKS', 'BitLocker', 'vfat', 'swsuspend', 'swap', 'xfs', 'ext4', 'ext3', 'ext2', 'jbd', 'reiserfs', 'reiser4', 'jfs', 'udf', 'iso9660', 'zfs_member', 'hfsplus', 'hfs', 'ufs', 'hpfs', 'ntfs', 'refs', 'cramfs', 'romfs', 'minix', 'gfs', 'gfs2', 'ocfs2', 'vxfs', 'squashfs', 'squashfs3', 'btrfs', 'bfs', 'nilfs2', 'exfat', 'f2fs', 'apfs', 'zonefs', 'erofs', 'VMFS', 'ceph_bluestore'];
+const BLKID_ORDER = ['linux_raid_member', 'ddf_raid_member', 'isw_raid_member', 'lsi_mega_raid_member', 'via_raid_member', 'silicon_medley_raid_member', 'nvidia_raid_member', 'promise_fasttrack_raid_member', 'hpt45x_raid_member', 'hpt37x_raid_member', 'adaptec_raid_member', 'jmicron_raid_member', 'bcache', 'drbd', 'LVM2_member', 'LVM1_member', 'DM_snapshot_cow', 'DM_verity_hash', 'DM_integrity', 'VMFS_volume_member', 'vdo', 'stratis', 'crypto_LUKS', 'BitLocker', 'vfat', 'swsuspend', 'swap', 'xfs_external_log', 'xfs', 'ext4', 'ext3', 'ext2', 'jbd', 'reiserfs', 'reiser4', 'jfs', 'udf', 'iso9660', 'zfs_member', 'hfsplus', 'hfs', 'ufs', 'hpfs', 'ntfs', 'refs', 'cramfs', 'romfs', 'minix', 'gfs', 'gfs2', 'ocfs2', 'vxfs', 'squashfs', 'squashfs3', 'btrfs', 'bfs', 'nilfs2', 'exfat', 'f2fs', 'apfs', 'zonefs', 'erofs', 'VMFS', 'ceph_bluestore'];
 /** blkid treats devices up to a 1.44 MB floppy as tiny: there it reports the first match, not "ambivalent". */
 const TINY = 1440 * 1024;
 
@@ -138,6 +139,8 @@ export interface Volume {
   uuid: string | null;
   /** FAT: the boot sector's label when it has one (blkid's LABEL_FATBOOT); `label` is the root directory's. */
   labelFatboot?: string;
+  /** An external journal or log: the UUID of the file system it belongs to (blkid's LOGUUID). */
+  logUuid?: string;
   fsSize?: number;
 }
 
@@ -180,6 +183,7 @@ export async function detectVolumes(image: DiskImage): Promise<{ volumes: Volume
       label: d.info?.label ?? null,
       uuid: d.info?.uuid ?? null,
       ...(d.info?.labelFatboot !== undefined ? { labelFatboot: d.info.labelFatboot } : {}),
+      ...(d.info?.logUuid !== undefined ? { logUuid: d.info.logUuid } : {}),
       ...(d.info?.size !== undefined ? { fsSize: d.info.size } : {}),
     });
   }

@@ -6,6 +6,8 @@ export interface FsInfo {
   /** FAT's boot-sector copy of the label, which blkid reports beside LABEL (LABEL_FATBOOT). */
   labelFatboot?: string;
   uuid?: string;
+  /** An external journal or log's file-system UUID (blkid's LOGUUID). */
+  logUuid?: string;
   /** Bytes, where the superblock states it. */
   size?: number;
 }
