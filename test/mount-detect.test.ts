@@ -398,6 +398,30 @@ const MAKERS: Maker[] = [
     tool: 'blkid',
     make: (i) => makeWith(i, 4 * MiB, [[back < 0 ? -back : 4 * MiB - back * 512, sector()]]),
   })),
+  {
+    name: 'UBIFS image (mkfs.ubifs)',
+    size: 0,
+    tool: 'mkfs.ubifs',
+    make: (i, d) => {
+      mkdirSync(join(d, 'ubiroot'), { recursive: true });
+      writeFileSync(join(d, 'ubiroot', 'f'), 'x');
+      sh('mkfs.ubifs', ['-r', join(d, 'ubiroot'), '-m', '2048', '-e', '129024', '-c', '100', '-o', i]);
+    },
+  },
+  {
+    name: 'UBI image (ubinize)',
+    size: 0,
+    tool: 'ubinize',
+    make: (i, d) => {
+      mkdirSync(join(d, 'ubiroot'), { recursive: true });
+      writeFileSync(join(d, 'ubiroot', 'f'), 'x');
+      const fs = join(d, 'fs.ubifs');
+      sh('mkfs.ubifs', ['-r', join(d, 'ubiroot'), '-m', '2048', '-e', '129024', '-c', '100', '-o', fs]);
+      const ini = join(d, 'ubi.ini');
+      writeFileSync(ini, `[vol]\nmode=ubi\nimage=${fs}\nvol_id=0\nvol_size=8MiB\nvol_type=dynamic\nvol_name=rootfs\n`);
+      sh('ubinize', ['-o', i, '-m', '2048', '-p', '128KiB', '-s', '512', ini]);
+    },
+  },
   { name: 'HPFS (built by hand)', size: 0, tool: 'blkid', make: (i) => makeHpfs(i, 'OS2 DISK', 0x1234abcd) },
   { name: 'LVM2 member (built by hand)', size: 0, tool: 'blkid', make: (i) => makeLvm2(i, 'aBcDeF0123456789aBcDeF0123456789') },
   { name: 'LUKS1 (built by hand)', size: 0, tool: 'blkid', make: (i) => makeLuks1(i, '9d2b3d51-7d2f-4a8b-a9f4-1b0b9e2e1c55') },
