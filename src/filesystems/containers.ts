@@ -74,17 +74,3 @@ export const refs: Detector = {
   },
 };
 
-/** ZFS pool member: an uberblock magic in the ring of the first vdev label (at 128 KiB). */
-export const zfs: Detector = {
-  name: 'zfs_member',
-  async probe(v: VolumeReader): Promise<FsInfo | null> {
-    if (v.size < 256 * 1024) return null;
-    const ring = await v.read(128 * 1024, 128 * 1024);
-    let found = 0;
-    for (let o = 0; o + 8 <= ring.length; o += 1024) {
-      const m = ring.readBigUInt64LE(o);
-      if (m === 0x00bab10cn || m === 0x0cb1ba0000000000n) found++;
-    }
-    return found >= 4 ? { filesystem: 'zfs_member' } : null;
-  },
-};

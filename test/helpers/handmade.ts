@@ -250,3 +250,48 @@ export function makeGpt(path: string, entries: number, partitions: number, secto
     closeSync(fd);
   }
 }
+
+/**
+ * A ZFS pool member's first vdev label as blkid reads it: the XDR name-value list at 16 KiB (pool
+ * name, pool GUID, vdev GUID) and four uberblocks at 128 KiB carrying the SPA version.
+ */
+export function makeZfsMember(path: string, pool: string, poolGuid: bigint, version: bigint, size = 64 * 1024 * 1024): void {
+  const pad4 = (n: number) => (n + 3) & ~3;
+  const pair = (name: string, value: Buffer) => {
+    const nameBytes = Buffer.alloc(pad4(name.length));
+    nameBytes.write(name, 'latin1');
+    const head = Buffer.alloc(12);
+    head.writeUInt32BE(12 + nameBytes.length + value.length, 0);
+    head.writeUInt32BE(name.length, 8);
+    return Buffer.concat([head, nameBytes, value]);
+  };
+  const u64 = (n: bigint) => {
+    const b = Buffer.alloc(16);
+    b.writeUInt32BE(8, 0);
+    b.writeUInt32BE(1, 4);
+    b.writeBigUInt64BE(n, 8);
+    return b;
+  };
+  const str = (s: string) => {
+    const b = Buffer.alloc(12 + pad4(s.length));
+    b.writeUInt32BE(9, 0);
+    b.writeUInt32BE(1, 4);
+    b.writeUInt32BE(s.length, 8);
+    b.write(s, 12, 'latin1');
+    return b;
+  };
+  const list = Buffer.concat([Buffer.alloc(12), pair('version', u64(version)), pair('name', str(pool)), pair('state', u64(0n)), pair('pool_guid', u64(poolGuid)), pair('guid', u64(42n))]);
+  const img = Buffer.alloc(1024 * 1024);
+  list.copy(img, 16 * 1024);
+  for (let i = 0; i < 4; i++) {
+    img.writeBigUInt64LE(0x00bab10cn, 128 * 1024 + i * 1024);
+    img.writeBigUInt64LE(version, 128 * 1024 + i * 1024 + 8);
+  }
+  const fd = openSync(path, 'w');
+  try {
+    ftruncateSync(fd, size);
+    writeSync(fd, img, 0, img.length, 0);
+  } finally {
+    closeSync(fd);
+  }
+}
