@@ -29,7 +29,7 @@ function collect(value: string, previous: string[]): string[] {
 
 function build(setExit: (code: number) => void): Command {
   const program = new Command('vdisk')
-    .description('inspect, read and repair virtual disk images (VHDX, raw)')
+    .description('inspect, read, write, convert and repair virtual disk images (VHDX, raw); partitions, file systems and the files inside them')
     .version(version(), '-V, --version')
     .showSuggestionAfterError(true)
     .exitOverride()
