@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { mkdirSync, writeFileSync, openSync, writeSync, readFileSync, readSync, closeSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { needPeers, tempDir, vdisk, sh } from './helpers/peers.js';
-import { makeBitLocker, makeDos1Floppy, makeHfs, makeHfsPlus, makeHpfs, makeLuks1, makeLvm2, makeWith, makeZfsMember, ufs2Superblock } from './helpers/handmade.js';
+import { makeBitLocker, makeDos1Floppy, makeHfs, makeHfsPlus, makeHpfs, makeLuks1, makeLvm2, makeWith, makeZfsMember, makeBefs, ufs2Superblock } from './helpers/handmade.js';
 import { crc32, crc32c } from '../src/util/crc.js';
 import type { Volume } from '../src/index.js';
 
@@ -423,6 +423,7 @@ const MAKERS: Maker[] = [
     },
   },
   { name: 'ZFS pool member (built by hand)', size: 0, tool: 'blkid', make: (i) => makeZfsMember(i, 'tank', 12345678901234567890n, 5000n) },
+  { name: 'BeOS BFS (built by hand)', size: 0, tool: 'blkid', make: (i) => makeBefs(i, 'Haiku', 0x0123456789abcdefn) },
   { name: 'HPFS (built by hand)', size: 0, tool: 'blkid', make: (i) => makeHpfs(i, 'OS2 DISK', 0x1234abcd) },
   { name: 'LVM2 member (built by hand)', size: 0, tool: 'blkid', make: (i) => makeLvm2(i, 'aBcDeF0123456789aBcDeF0123456789') },
   { name: 'LUKS1 (built by hand)', size: 0, tool: 'blkid', make: (i) => makeLuks1(i, '9d2b3d51-7d2f-4a8b-a9f4-1b0b9e2e1c55') },

@@ -295,3 +295,35 @@ export function makeZfsMember(path: string, pool: string, poolGuid: bigint, vers
     closeSync(fd);
   }
 }
+
+/** A BeOS BFS volume's superblock and root inode, with the volume id in the inode's small data. */
+export function makeBefs(path: string, name: string, volumeId: bigint, size = 4 * 1024 * 1024): void {
+  const img = Buffer.alloc(size);
+  const s = img.subarray(512);
+  s.write(name, 0, 'latin1');
+  s.writeUInt32LE(0x42465331, 32);
+  s.writeUInt32LE(0x42494745, 36);
+  s.writeUInt32LE(2048, 40);
+  s.writeUInt32LE(11, 44);
+  s.writeBigInt64LE(BigInt(size / 2048), 48);
+  s.writeInt32LE(2048, 64);
+  s.writeUInt32LE(0xdd121031, 68);
+  s.writeInt32LE(8192, 72);
+  s.writeInt32LE(13, 76);
+  s.writeInt32LE(1, 80);
+  s.writeUInt32LE(0x15b6830e, 112);
+  // Root directory: allocation group 0, block 8, one block.
+  s.writeInt32LE(0, 116);
+  s.writeUInt16LE(8, 120);
+  s.writeUInt16LE(1, 122);
+  const inode = img.subarray(8 * 2048);
+  inode.writeUInt32LE(0x3bbe0ad9, 0);
+  inode.writeInt32LE(2048, 64);
+  const sd = inode.subarray(232);
+  sd.writeUInt32LE(0x554c4c47, 0);
+  sd.writeUInt16LE(12, 4);
+  sd.writeUInt16LE(8, 6);
+  sd.write('be:volume_id', 8, 'latin1');
+  sd.writeBigUInt64LE(volumeId, 8 + 12 + 3);
+  writeFileSync(path, img);
+}
