@@ -41,6 +41,71 @@ function makeMdMember(file: string, version: '0.90' | '1.0' | '1.1' | '1.2', siz
   closeSync(fd);
 }
 
+/** The rarer signatures blkid knows, each as its own tools would leave it: name, image size, what is written where. */
+const LEGACY: [string, number, () => [number, Buffer][]][] = [
+  ['OCFS version 1', 16 * MiB, () => {
+    const l = Buffer.alloc(132);
+    l.write('ocfs-one', 48, 'latin1');
+    l.writeUInt16LE(8, 112);
+    Buffer.from('00112233445566778899aabbccddeeff', 'hex').copy(l, 114);
+    return [[8192, Buffer.from('OracleCFS')], [8192 + 512, l]];
+  }],
+  ['Oracle ASM disk', 4 * MiB, () => [[32, Buffer.from('ORCLDISKDATA_DISK01')]]],
+  ['Xenix', 4 * MiB, () => [[2048, Buffer.from('2b5544', 'hex')], [1024 + 632, Buffer.from('xroot')]]],
+  ['System V', 4 * MiB, () => {
+    const sb = Buffer.alloc(512);
+    sb.write('sysvfs', 440, 'latin1');
+    sb.writeUInt32LE(0xfd187e20, 504);
+    return [[9 * 1024 + 512, sb]];
+  }],
+  ['NetWare NSS pool', 4 * MiB, () => {
+    const sb = Buffer.alloc(364);
+    sb.write('SPB5', 0, 'latin1');
+    sb.writeUInt16LE(5, 8);
+    sb.writeUInt16LE(3, 10);
+    Buffer.from('a0a1a2a3a4a5a6a7a8a9aaabacadaeaf', 'hex').copy(sb, 348);
+    return [[4096, sb]];
+  }],
+  ['SGI EXFS', 4 * MiB, () => {
+    const s = Buffer.alloc(128);
+    s.write('EXFS', 0, 'latin1');
+    s.writeUInt32BE(4096, 4);
+    s.writeBigUInt64BE(1000n, 8);
+    Buffer.from('0f0e0d0c0b0a09080706050403020100', 'hex').copy(s, 32);
+    s.writeUInt32BE(1, 80);
+    s.writeUInt32BE(1000, 84);
+    s.writeUInt32BE(1, 88);
+    s.writeUInt16BE(512, 102);
+    s.writeUInt16BE(256, 104);
+    s.write('exfsvol', 108, 'latin1');
+    [s[120], s[121], s[122], s[123]] = [12, 9, 8, 4];
+    s[127] = 25;
+    return [[0, s]];
+  }],
+  ['Micron mpool', 4 * MiB, () => {
+    const d = Buffer.alloc(66);
+    d.write('mpoolDev', 0, 'latin1');
+    d.write('pool0', 8, 'latin1');
+    Buffer.from('11112222333344445555666677778888', 'hex').copy(d, 40);
+    d.writeUInt32LE(crc32c(d.subarray(0, 62), 0), 62);
+    return [[0, d]];
+  }],
+  ['DRBDmanage control volume', 4 * MiB, () => [[0, Buffer.from('$DRBDmgr=q 0123456789abcdef0123456789abcdef\n', 'latin1')]]],
+  ['DRBD proxy data log', 4 * MiB, () => {
+    const h = Buffer.alloc(40);
+    h.write('DRBDdlh*', 0, 'latin1');
+    h.writeBigUInt64LE(3n, 8);
+    Buffer.from('cafebabe000011112222333344445555', 'hex').copy(h, 16);
+    return [[0, h]];
+  }],
+  ['ReFS', 4 * MiB, () => {
+    const h = Buffer.alloc(32);
+    h.write('ReFS\0\0\0\0', 3, 'latin1');
+    h.write('FSRS', 16, 'latin1');
+    return [[0, h]];
+  }],
+];
+
 /** BIOS RAID members: name, sectors back from the end (negative: bytes from the start), the metadata. */
 const FIRMWARE_RAID_MEMBERS: [string, number, () => Buffer][] = [
   ['Intel Matrix', 2, () => Buffer.from('Intel Raid ISM Cfg Sig. 1.3.00\0', 'latin1')],
@@ -424,6 +489,7 @@ const MAKERS: Maker[] = [
   },
   { name: 'ZFS pool member (built by hand)', size: 0, tool: 'blkid', make: (i) => makeZfsMember(i, 'tank', 12345678901234567890n, 5000n) },
   { name: 'BeOS BFS (built by hand)', size: 0, tool: 'blkid', make: (i) => makeBefs(i, 'Haiku', 0x0123456789abcdefn) },
+  ...LEGACY.map(([name, size, parts]): Maker => ({ name: `${name} (built by hand)`, size: 0, tool: 'blkid', make: (i) => makeWith(i, size, parts()) })),
   { name: 'HPFS (built by hand)', size: 0, tool: 'blkid', make: (i) => makeHpfs(i, 'OS2 DISK', 0x1234abcd) },
   { name: 'LVM2 member (built by hand)', size: 0, tool: 'blkid', make: (i) => makeLvm2(i, 'aBcDeF0123456789aBcDeF0123456789') },
   { name: 'LUKS1 (built by hand)', size: 0, tool: 'blkid', make: (i) => makeLuks1(i, '9d2b3d51-7d2f-4a8b-a9f4-1b0b9e2e1c55') },

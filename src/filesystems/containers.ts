@@ -66,11 +66,11 @@ export const apfs: Detector = {
 
 /** ReFS and BitLocker announce themselves in the OEM field of the boot sector. */
 export const refs: Detector = {
-  name: 'refs',
+  name: 'ReFS',
   async probe(v: VolumeReader): Promise<FsInfo | null> {
     const h = await v.read(0, 32);
     if (!h.subarray(3, 11).equals(Buffer.from('ReFS\0\0\0\0', 'latin1')) || h.toString('latin1', 16, 20) !== 'FSRS') return null;
-    return { filesystem: 'refs' };
+    return { filesystem: 'ReFS' };
   },
 };
 

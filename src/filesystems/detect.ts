@@ -33,6 +33,7 @@ import { drbd } from './signatures/drbd.js';
 import { xfsLog } from './signatures/xfs-log.js';
 import { ubi, ubifs } from './signatures/ubi.js';
 import { befs } from './signatures/befs.js';
+import { drbdmanage, drbdproxyDatalog, exfs, mpool, nss, ocfs, oracleasm, sysv, xenix } from './signatures/legacy.js';
 import { FIRMWARE_RAIDS } from './signatures/firmware-raid.js';
 import { vmfs, vmfsVolume } from './signatures/vmfs.js';
 import { bluestore, stratis, vdo, zonefs } from './signatures/storage.js';
@@ -44,6 +45,7 @@ import { bluestore, stratis, vdo, zonefs } from './signatures/storage.js';
 export const DETECTORS: Detector[] = [
   mdraid, ...FIRMWARE_RAIDS, ubi, drbd, vmfsVolume, stratis, luks, lvm2, lvm1, verity, integrity, snapshotCow, bcache, bitlocker, vdo, bluestore, udf, iso9660, ntfs, exfat, fat, ext, xfs, btrfs, f2fs, squashfs, swap, swsuspend, hpfs, hfsplus, hfs, apfs, refs, zfs,
   reiserfs, reiser4, jfs, nilfs2, ocfs2, gfs, gfs2, cramfs, romfs, minix, bfs, erofs, ufs, vmfs, zonefs, vxfs, xfsLog, ubifs, befs,
+  ocfs, oracleasm, sysv, xenix, nss, exfs, mpool, drbdmanage, drbdproxyDatalog,
 ];
 
 export interface Detection {
@@ -53,7 +55,7 @@ export interface Detection {
 }
 
 /** libblkid's probing order, for the case where it picks the first match itself (tiny devices). */
-const BLKID_ORDER = ['linux_raid_member', 'ddf_raid_member', 'isw_raid_member', 'lsi_mega_raid_member', 'via_raid_member', 'silicon_medley_raid_member', 'nvidia_raid_member', 'promise_fasttrack_raid_member', 'hpt45x_raid_member', 'hpt37x_raid_member', 'adaptec_raid_member', 'jmicron_raid_member', 'bcache', 'drbd', 'LVM2_member', 'LVM1_member', 'DM_snapshot_cow', 'DM_verity_hash', 'DM_integrity', 'VMFS_volume_member', 'ubi', 'vdo', 'stratis', 'crypto_LUKS', 'BitLocker', 'vfat', 'swsuspend', 'swap', 'xfs_external_log', 'xfs', 'ext4', 'ext3', 'ext2', 'jbd', 'reiserfs', 'reiser4', 'jfs', 'udf', 'iso9660', 'zfs_member', 'hfsplus', 'hfs', 'ufs', 'hpfs', 'ntfs', 'refs', 'cramfs', 'romfs', 'minix', 'gfs', 'gfs2', 'ocfs2', 'vxfs', 'squashfs', 'squashfs3', 'btrfs', 'ubifs', 'befs', 'bfs', 'nilfs2', 'exfat', 'f2fs', 'apfs', 'zonefs', 'erofs', 'VMFS', 'ceph_bluestore'];
+const BLKID_ORDER = ['linux_raid_member', 'ddf_raid_member', 'isw_raid_member', 'lsi_mega_raid_member', 'via_raid_member', 'silicon_medley_raid_member', 'nvidia_raid_member', 'promise_fasttrack_raid_member', 'hpt45x_raid_member', 'hpt37x_raid_member', 'adaptec_raid_member', 'jmicron_raid_member', 'bcache', 'drbd', 'drbdmanage_control_volume', 'drbdproxy_datalog', 'LVM2_member', 'LVM1_member', 'DM_snapshot_cow', 'DM_verity_hash', 'DM_integrity', 'VMFS_volume_member', 'ubi', 'vdo', 'stratis', 'crypto_LUKS', 'BitLocker', 'vfat', 'swsuspend', 'swap', 'xfs_external_log', 'xfs', 'ext4', 'ext3', 'ext2', 'jbd', 'reiserfs', 'reiser4', 'jfs', 'udf', 'iso9660', 'zfs_member', 'hfsplus', 'hfs', 'ufs', 'hpfs', 'sysv', 'xenix', 'ntfs', 'ReFS', 'cramfs', 'romfs', 'minix', 'gfs', 'gfs2', 'ocfs', 'ocfs2', 'oracleasm', 'vxfs', 'squashfs', 'squashfs3', 'nss', 'btrfs', 'ubifs', 'befs', 'bfs', 'nilfs2', 'exfat', 'exfs', 'mpool', 'f2fs', 'apfs', 'zonefs', 'erofs', 'VMFS', 'ceph_bluestore'];
 /** blkid treats devices up to a 1.44 MB floppy as tiny: there it reports the first match, not "ambivalent". */
 const TINY = 1440 * 1024;
 
