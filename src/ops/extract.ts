@@ -1,5 +1,5 @@
-import { constants } from 'node:fs';
-import { chmod, lchown, link, lstat, lutimes, mkdir, open, symlink, utimes, type FileHandle } from 'node:fs/promises';
+import { closeSync, constants, fchmodSync, fchownSync, ftruncateSync, futimesSync, openSync, writeSync } from 'node:fs';
+import { chmod, lchown, link, lstat, lutimes, mkdir, symlink, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
 import { VdiskError, fromSystemError } from '../errors.js';
 import type { Filesystem, FsFile, FsStats, FsTime } from '../filesystems/filesystem.js';
@@ -25,6 +25,8 @@ export interface ExtractResult {
 }
 
 const CHUNK = 4 * 1024 * 1024;
+/** Files up to this size are read whole into a buffer of their own size. */
+const SMALL_FILE = 1024 * 1024;
 /** Files copied at once: enough to keep the host file system busy, few enough to bound memory (a chunk each). */
 const PARALLEL_FILES = 16;
 
@@ -192,9 +194,12 @@ function safeName(name: string, warn: (m: string) => void, where: string): strin
  * the mode, owner and times through the open handle, before it is closed.
  */
 async function copyFile(file: FsFile, host: string, st: FsStats, owners: boolean, onCreated: () => void, onBytes: (n: number) => void): Promise<void> {
-  let out: FileHandle;
+  // The host side is done with synchronous calls: each asynchronous one is a trip through libuv's four
+  // worker threads, and a tree of small files spent its time in those trips (5,000 files: 0.85 s
+  // against mcopy's 0.07 s), not in the kernel. A synchronous call on a local file takes microseconds.
+  let fd: number;
   try {
-    out = await open(host, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+    fd = openSync(host, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new VdiskError('USAGE', `${host}: already exists; vdisk get writes only new files`);
     throw fromSystemError(err, host, 'creating');
@@ -202,7 +207,7 @@ async function copyFile(file: FsFile, host: string, st: FsStats, owners: boolean
   onCreated();
   try {
     const ranges = file.dataRanges ? await file.dataRanges() : [{ offset: 0, length: file.size }];
-    const buf = allocIoBuffer(Math.min(CHUNK, Math.max(1, file.size)));
+    const buf = file.size <= SMALL_FILE ? Buffer.allocUnsafe(Math.max(1, file.size)) : allocIoBuffer(Math.min(CHUNK, file.size));
     let end = 0;
     for (const r of ranges) {
       const stop = Math.min(file.size, r.offset + r.length);
@@ -215,7 +220,7 @@ async function copyFile(file: FsFile, host: string, st: FsStats, owners: boolean
         if (!isZero(data)) {
           try {
             let done = 0;
-            while (done < got) done += (await out.write(data, done, got - done, pos + done)).bytesWritten;
+            while (done < got) done += writeSync(fd, data, done, got - done, pos + done);
           } catch (err) {
             throw fromSystemError(err, host, 'writing');
           }
@@ -227,15 +232,26 @@ async function copyFile(file: FsFile, host: string, st: FsStats, owners: boolean
     }
     // Trailing zeros or holes were not written: the length says where the file ends.
     if (end !== file.size) {
-      await out.truncate(file.size).catch((err) => {
+      try {
+        ftruncateSync(fd, file.size);
+      } catch (err) {
         throw fromSystemError(err, host, 'setting the length');
-      });
+      }
     }
-    if (owners) await out.chown(st.uid, st.gid).catch(() => undefined);
-    await out.chmod(st.mode & 0o7777).catch(() => undefined);
-    if (st.mtime) await out.utimes(seconds(st.atime ?? st.mtime), seconds(st.mtime)).catch(() => undefined);
+    if (owners) ignore(() => fchownSync(fd, st.uid, st.gid));
+    ignore(() => fchmodSync(fd, st.mode & 0o7777));
+    if (st.mtime) ignore(() => futimesSync(fd, seconds(st.atime ?? st.mtime as FsTime), seconds(st.mtime as FsTime)));
   } finally {
-    await out.close().catch(() => undefined);
+    ignore(() => closeSync(fd));
+  }
+}
+
+/** Metadata the host may refuse (an owner on a file system without them): the copy goes on without it. */
+function ignore(f: () => void): void {
+  try {
+    f();
+  } catch {
+    // left as the host made it
   }
 }
 
