@@ -3,7 +3,7 @@ import { readPartitionTable, sectorReader } from '../partitions/detect.js';
 import type { Partition } from '../partitions/types.js';
 import { fat } from './fat.js';
 import { exfat } from './exfat.js';
-import { ext } from './ext.js';
+import { ext } from './ext/detector.js';
 import { ntfs } from './ntfs.js';
 import { btrfs, f2fs, squashfs, swap, xfs } from './simple.js';
 import { iso9660 } from './iso9660.js';

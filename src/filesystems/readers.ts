@@ -1,10 +1,11 @@
 import type { FilesystemDriver } from './filesystem.js';
+import { extDriver } from './ext/driver.js';
 
 /**
  * The table of file-system readers, looked up by the type `mount-detect` reports. Adding a file system
  * is adding its folder and a row here; nothing else switches on a file system's name.
  */
-export const FILESYSTEM_DRIVERS: FilesystemDriver[] = [];
+export const FILESYSTEM_DRIVERS: FilesystemDriver[] = [extDriver];
 
 export function driverFor(type: string): FilesystemDriver | undefined {
   return FILESYSTEM_DRIVERS.find((d) => d.types.includes(type));
