@@ -1,0 +1,369 @@
+import { test, describe, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { mkdtempSync, rmSync, writeFileSync, readFileSync, openSync, writeSync, closeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { spawnSync } from 'node:child_process';
+import { needPeers, havePeer } from './helpers/peers.js';
+import {
+  bytes, debugfsLs, debugfsStats, dumpe2fsFree, makeTree, run, sourceXattrs, walkSource, walkVolume, type Seen,
+} from './helpers/ext.js';
+import { openImage, openFilesystem, type Filesystem } from '../src/index.js';
+import { VdiskError } from '../src/errors.js';
+
+const MiB = 1024 * 1024;
+const PEERS = ['mkfs.ext4', 'debugfs', 'dumpe2fs', 'e2fsck', 'setfattr', 'getfattr'];
+
+let work = '';
+let src = '';
+before(() => {
+  if (!PEERS.every(havePeer)) return;
+  work = mkdtempSync(join(tmpdir(), 'vdisk-ext-'));
+  src = join(work, 'src');
+  makeTree(src);
+  process.on('exit', () => rmSync(work, { recursive: true, force: true }));
+});
+
+async function withFs<T>(img: string, fn: (fs: Filesystem) => Promise<T>, partition?: number): Promise<T> {
+  const image = await openImage(img);
+  try {
+    const fs = await openFilesystem(image, partition === undefined ? {} : { partition });
+    return await fn(fs);
+  } finally {
+    await image.close();
+  }
+}
+
+function mkfs(img: string, args: string[], sizeMiB: number, from = src): void {
+  rmSync(img, { force: true });
+  run('mkfs.ext4', ['-q', '-F', ...args, '-d', from, img, `${sizeMiB}M`], { E2FSPROGS_FAKE_TIME: '' });
+}
+
+/** Every file, directory, link and special file of the source equals what the reader shows. */
+function compareWithSource(seen: Map<string, Seen>, source: string): void {
+  const want = walkSource(source);
+  const xattrs = sourceXattrs(source);
+  const got = [...seen.keys()].filter((p) => p !== '/lost+found' && !p.startsWith('/lost+found/'));
+  assert.deepEqual(got.sort(), [...want.keys()].sort(), 'the same paths');
+  for (const [path, w] of want) {
+    if (path === '/') continue;
+    const s = seen.get(path)!;
+    const st = s.stats;
+    const type = w.st.isFile() ? 'file' : w.st.isDirectory() ? 'directory' : w.st.isSymbolicLink() ? 'symlink'
+      : w.st.isFIFO() ? 'fifo' : w.st.isCharacterDevice() ? 'char' : w.st.isBlockDevice() ? 'block' : 'socket';
+    assert.equal(st.type, type, `${path}: type`);
+    assert.equal(st.mode, Number(w.st.mode), `${path}: mode`);
+    assert.equal(st.uid, Number(w.st.uid), `${path}: uid`);
+    assert.equal(st.gid, Number(w.st.gid), `${path}: gid`);
+    if (type !== 'directory') {
+      assert.equal(st.size, Number(w.st.size), `${path}: size`);
+      assert.equal(st.nlink, Number(w.st.nlink), `${path}: nlink`);
+    }
+    // mke2fs -d copies whole seconds of the source's times.
+    assert.equal(st.mtime?.sec, Math.floor(Number(w.st.mtimeMs) / 1000), `${path}: mtime`);
+    assert.equal(s.target, w.target, `${path}: symlink target`);
+    assert.equal(s.sha, w.sha, `${path}: contents`);
+    if (type === 'char') assert.deepEqual(st.rdev, { major: 1, minor: 3 }, `${path}: device numbers`);
+    assert.deepEqual(s.xattrs, xattrs.get(path) ?? [], `${path}: xattrs`);
+  }
+  assert.equal(seen.get('/a.txt')!.stats.ino, seen.get('/hard.txt')!.stats.ino, 'hard links share the inode');
+}
+
+/** What debugfs lists and stats agrees with the reader, inode by inode. */
+function compareWithDebugfs(img: string, seen: Map<string, Seen>, dataRanges: Map<string, { offset: number; length: number }[]>, blockSize: number): void {
+  for (const [path, s] of seen) {
+    if (s.stats.type !== 'directory') continue;
+    const rows = debugfsLs(img, s.stats.ino);
+    const names = rows.map((r) => r.name).sort();
+    const ours = [...seen.keys()].filter((p) => p !== '/' && p.slice(0, p.lastIndexOf('/') || 1) === path)
+      .map((p) => p.slice(p.lastIndexOf('/') + 1)).sort();
+    assert.deepEqual(ours, names, `${path}: debugfs ls -l names`);
+    for (const r of rows) {
+      const st = seen.get(path === '/' ? `/${r.name}` : `${path}/${r.name}`)!.stats;
+      assert.deepEqual([st.ino, st.mode, st.uid, st.gid], [r.ino, r.mode, r.uid, r.gid], `${path}/${r.name}: debugfs ls -l`);
+      if (st.type === 'file' || st.type === 'directory' || st.type === 'symlink') assert.equal(st.size, r.size, `${path}/${r.name}: size`);
+    }
+  }
+  const stats = debugfsStats(img, [...new Set([...seen.values()].map((s) => s.stats.ino))]);
+  for (const [path, s] of seen) {
+    const d = stats.get(s.stats.ino);
+    assert.ok(d, `${path}: debugfs stat`);
+    const st = s.stats;
+    assert.deepEqual([st.mode & 0o7777, st.uid, st.gid, st.size, st.nlink], [d.perm, d.uid, d.gid, d.size, d.links], `${path}: debugfs stat fields`);
+    for (const [field, key] of [['mtime', 'mtime'], ['atime', 'atime'], ['ctime', 'ctime'], ['birthtime', 'crtime']] as const) {
+      if (!d.times[key]) continue;
+      assert.equal(st[field]?.sec, d.times[key].date, `${path}: ${field} as debugfs prints it`);
+      assert.equal(st[field]?.nsec, d.times[key].extra >>> 2, `${path}: ${field} nanoseconds`);
+    }
+    assert.deepEqual(s.xattrs.map((x) => x.slice(0, x.indexOf('='))).sort(), d.xattrNames.filter((n) => n !== 'system.data').sort(), `${path}: xattr names`);
+    if (d.fastLink !== undefined) assert.equal(s.target, d.fastLink, `${path}: fast symlink`);
+    const ranges = dataRanges.get(path);
+    if (ranges && !(st.flags ?? []).includes('inline-data')) {
+      const blocks = ranges.map((r) => [r.offset / blockSize, Math.ceil((r.offset + r.length) / blockSize) - 1]);
+      const merged: number[][] = [];
+      for (const r of d.logical.filter(([a]) => a * blockSize < st.size)) {
+        const last = merged[merged.length - 1];
+        if (last && last[1] + 1 === r[0]) last[1] = r[1];
+        else merged.push([...r]);
+      }
+      assert.deepEqual(blocks, merged, `${path}: data ranges against debugfs's block list`);
+    }
+  }
+}
+
+async function collectRanges(fs: Filesystem, seen: Map<string, Seen>): Promise<Map<string, { offset: number; length: number }[]>> {
+  const out = new Map<string, { offset: number; length: number }[]>();
+  for (const [path, s] of seen) {
+    if (s.stats.type !== 'file') continue;
+    const f = await fs.open(path);
+    out.set(path, (await f.dataRanges?.()) ?? []);
+  }
+  return out;
+}
+
+async function freeBlocks(fs: Filesystem): Promise<[number, number][]> {
+  const bs = fs.reader.blockSize;
+  const out: [number, number][] = [];
+  for await (const r of fs.freeExtents()) {
+    assert.equal(r.offset % bs, 0);
+    assert.equal(r.length % bs, 0);
+    out.push([r.offset / bs, (r.offset + r.length) / bs - 1]);
+  }
+  return out;
+}
+
+interface Variant {
+  name: string;
+  type: string;
+  args: string[];
+  size: number;
+  /** Index the big directory (htree) with e2fsck -D after mkfs. */
+  index?: boolean;
+}
+
+const VARIANTS: Variant[] = [
+  { name: 'ext4, directories indexed by e2fsck -D', type: 'ext4', args: ['-t', 'ext4'], size: 32, index: true },
+  { name: 'ext4 with inline_data and no journal', type: 'ext4', args: ['-t', 'ext4', '-O', 'inline_data,^has_journal'], size: 32 },
+  { name: 'ext4 with 64bit and metadata_csum, 4 KiB blocks', type: 'ext4', args: ['-t', 'ext4', '-O', '64bit,metadata_csum', '-b', '4096'], size: 32 },
+  { name: 'ext2', type: 'ext2', args: ['-t', 'ext2'], size: 32, index: true },
+  { name: 'ext3', type: 'ext3', args: ['-t', 'ext3'], size: 32 },
+  { name: 'ext4 with 1 KiB blocks', type: 'ext4', args: ['-t', 'ext4', '-b', '1024'], size: 32 },
+  { name: 'ext4 with meta_bg and 64bit, 1 KiB blocks in 20 groups', type: 'ext4', args: ['-t', 'ext4', '-b', '1024', '-O', '64bit,meta_bg,^resize_inode'], size: 160 },
+];
+
+describe('ext reader against the source tree, debugfs and dumpe2fs', () => {
+  for (const v of VARIANTS) {
+    test(v.name, async (t) => {
+      if (!needPeers(t, ...PEERS)) return;
+      const img = join(work, `${v.name.replace(/\W+/g, '-')}.img`);
+      mkfs(img, v.args, v.size);
+      if (v.index) run('e2fsck', ['-fyD', img], {});
+      run('e2fsck', ['-fn', img]);
+      await withFs(img, async (fs) => {
+        assert.equal(fs.type, v.type);
+        assert.deepEqual(fs.warnings, []);
+        const seen = await walkVolume(fs);
+        compareWithSource(seen, src);
+        compareWithDebugfs(img, seen, await collectRanges(fs, seen), fs.reader.blockSize);
+        assert.deepEqual(await freeBlocks(fs), dumpe2fsFree(img), 'free blocks as dumpe2fs lists them');
+      });
+      rmSync(img);
+    });
+  }
+
+  test('BLOCK_UNINIT groups are free but for their metadata, as dumpe2fs reckons', async (t) => {
+    if (!needPeers(t, ...PEERS)) return;
+    const img = join(work, 'uninit.img');
+    mkfs(img, ['-t', 'ext4', '-b', '1024', '-O', '^flex_bg'], 64);
+    const dump = run('dumpe2fs', [img]);
+    assert.match(dump, /BLOCK_UNINIT/, 'the fixture has BLOCK_UNINIT groups');
+    await withFs(img, async (fs) => assert.deepEqual(await freeBlocks(fs), dumpe2fsFree(img)));
+    rmSync(img);
+  });
+
+  test('a VHDX holding the file system in a GPT partition', async (t) => {
+    if (!needPeers(t, ...PEERS, 'sfdisk', 'qemu-img')) return;
+    const fsImg = join(work, 'part.img');
+    mkfs(fsImg, ['-t', 'ext4', '-O', '64bit,metadata_csum'], 24);
+    const disk = join(work, 'disk.raw');
+    rmSync(disk, { force: true });
+    run('truncate', ['-s', `${32 * MiB}`, disk]);
+    // sfdisk reads its script from stdin: a GPT with one Linux partition at 1 MiB.
+    run('sh', ['-c', `printf 'label: gpt\\nstart=2048, size=${(24 * MiB) / 512}, type=L\\n' | sfdisk -q '${disk}'`]);
+    run('dd', [`if=${fsImg}`, `of=${disk}`, 'bs=1M', 'seek=1', 'conv=notrunc', 'status=none']);
+    const vhdx = join(work, 'disk.vhdx');
+    rmSync(vhdx, { force: true });
+    run('qemu-img', ['convert', '-O', 'vhdx', disk, vhdx]);
+    await withFs(vhdx, async (fs) => {
+      assert.equal(fs.name, `${vhdx} partition 1`);
+      const seen = await walkVolume(fs);
+      compareWithSource(seen, src);
+      const free = await freeBlocks(fs);
+      assert.deepEqual(free, dumpe2fsFree(fsImg));
+    }, 1);
+  });
+});
+
+/** Sets inode fields with debugfs -w (the peer writes the fixture). */
+function debugfsWrite(img: string, cmds: string[]): void {
+  const file = `${img}.cmds`;
+  writeFileSync(file, cmds.join('\n') + '\n');
+  run('debugfs', ['-w', '-f', file, img]);
+}
+
+describe('ext features crafted with debugfs', () => {
+  test('nanoseconds, times past 2038 and before 1970 (epoch bits), as debugfs prints them', async (t) => {
+    if (!needPeers(t, ...PEERS)) return;
+    const img = join(work, 'times.img');
+    mkfs(img, ['-t', 'ext4', '-I', '256'], 16);
+    // 2100-01-02T03:04:05.123456789Z: seconds past 2^32 need epoch bit 1 in mtime_extra's low bits.
+    const sec2100 = Date.UTC(2100, 0, 2, 3, 4, 5) / 1000;
+    const lo = sec2100 - 2 ** 32;
+    debugfsWrite(img, [
+      `sif /a.txt mtime 0x${(lo >>> 0).toString(16)}`,
+      `sif /a.txt mtime_extra 0x${((123456789 << 2) | 1).toString(16)}`,
+      'sif /tiny mtime 0xf0000000',
+      `sif /tiny mtime_extra 0x${(999999999 << 2 >>> 0).toString(16)}`,
+      'sif /empty atime 0x7fffffff',
+      `sif /empty atime_extra 0x${((5 << 2) | 3).toString(16)}`,
+    ]);
+    await withFs(img, async (fs) => {
+      const stats = debugfsStats(img, [(await fs.stat('/a.txt')).ino, (await fs.stat('/tiny')).ino, (await fs.stat('/empty')).ino]);
+      const a = await fs.stat('/a.txt');
+      assert.deepEqual(a.mtime, { sec: sec2100, nsec: 123456789 });
+      assert.equal(a.mtime!.sec, stats.get(a.ino)!.times.mtime.date, 'debugfs prints the same date');
+      const tiny = await fs.stat('/tiny');
+      // 0xf0000000 is negative as a signed 32-bit count: 1961, with epoch bits 0.
+      assert.deepEqual(tiny.mtime, { sec: 0xf0000000 - 2 ** 32, nsec: 999999999 });
+      assert.equal(tiny.mtime!.sec, stats.get(tiny.ino)!.times.mtime.date);
+      const empty = await fs.stat('/empty');
+      assert.deepEqual(empty.atime, { sec: 0x7fffffff + 3 * 2 ** 32, nsec: 5 });
+      assert.equal(empty.atime!.sec, stats.get(empty.ino)!.times.atime.date);
+    });
+  });
+
+  test('uninitialized extents read as zeros and are not data; holes past them too', async (t) => {
+    if (!needPeers(t, ...PEERS)) return;
+    const img = join(work, 'falloc.img');
+    mkfs(img, ['-t', 'ext4', '-b', '4096'], 16);
+    // debugfs's fallocate leaves unwritten (uninitialized) extents; its blocks may hold old bytes.
+    debugfsWrite(img, ['write /dev/null prealloc', 'sif /prealloc size 65536', 'fallocate /prealloc 4 9']);
+    await withFs(img, async (fs) => {
+      const st = await fs.stat('/prealloc');
+      const d = debugfsStats(img, [st.ino]).get(st.ino)!;
+      assert.deepEqual(d.uninit, [[4, 9]], 'debugfs shows the uninitialized extent');
+      const f = await fs.open('/prealloc');
+      const buf = Buffer.alloc(65536, 0xaa);
+      assert.equal(await f.read(buf, 0), 65536);
+      assert.ok(buf.every((b) => b === 0));
+      assert.deepEqual(await f.dataRanges!(), []);
+    });
+  });
+
+  test('casefolded directories look names up case-insensitively; others do not', async (t) => {
+    if (!needPeers(t, ...PEERS)) return;
+    const img = join(work, 'casefold.img');
+    const tree = join(work, 'cf-src');
+    rmSync(tree, { recursive: true, force: true });
+    run('mkdir', ['-p', join(tree, 'folded'), join(tree, 'plain')]);
+    writeFileSync(join(tree, 'folded', 'ReadMe.TXT'), 'folded\n');
+    writeFileSync(join(tree, 'folded', 'straße'), 'sharp s\n');
+    writeFileSync(join(tree, 'plain', 'ReadMe.TXT'), 'plain\n');
+    mkfs(img, ['-t', 'ext4', '-O', 'casefold', '-E', 'encoding=utf8'], 16, tree);
+    debugfsWrite(img, ['sif /folded flags 0x40080000']);
+    await withFs(img, async (fs) => {
+      assert.equal(fs.reader.caseInsensitive, true);
+      assert.equal(readFileSync(join(tree, 'folded', 'ReadMe.TXT'), 'utf8'), 'folded\n');
+      const read = async (p: string) => {
+        const f = await fs.open(p);
+        const b = Buffer.alloc(f.size);
+        await f.read(b, 0);
+        return b.toString();
+      };
+      assert.equal(await read('/folded/readme.txt'), 'folded\n');
+      assert.equal(await read('/folded/README.txt'), 'folded\n');
+      assert.equal(await read('/folded/STRASSE'), 'sharp s\n');
+      await assert.rejects(fs.open('/plain/readme.txt'), (e: VdiskError) => e.code === 'NOT_FOUND');
+      assert.equal(await read('/plain/ReadMe.TXT'), 'plain\n');
+    });
+  });
+
+  test('encrypted inodes: a clear one-line refusal, stat still works', async (t) => {
+    if (!needPeers(t, ...PEERS)) return;
+    const img = join(work, 'encrypt.img');
+    mkfs(img, ['-t', 'ext4', '-O', 'encrypt'], 16);
+    debugfsWrite(img, ['sif /random.bin flags 0x80800', 'sif /d1 flags 0x80800']);
+    await withFs(img, async (fs) => {
+      assert.ok((await fs.stat('/random.bin')).flags?.includes('encrypted'));
+      for (const op of [() => fs.open('/random.bin'), () => fs.readdir('/d1')]) {
+        await assert.rejects(op(), (e: VdiskError) => e.code === 'UNSUPPORTED' && /inode \d+ is encrypted/.test(e.message) && !e.message.includes('\n'));
+      }
+    });
+  });
+
+  test('a journal needing recovery is read as is, with a warning', async (t) => {
+    if (!needPeers(t, ...PEERS)) return;
+    const img = join(work, 'dirty.img');
+    mkfs(img, ['-t', 'ext4'], 16);
+    debugfsWrite(img, ['feature needs_recovery']);
+    await withFs(img, async (fs) => {
+      assert.ok(fs.warnings.some((w) => /journal needs recovery/.test(w)), fs.warnings.join('\n'));
+      const seen = await walkVolume(fs);
+      compareWithSource(seen, src);
+    });
+  });
+
+  test('a metadata_csum mismatch is a warning naming the inode, as e2fsck finds it', async (t) => {
+    if (!needPeers(t, ...PEERS)) return;
+    const img = join(work, 'csum.img');
+    mkfs(img, ['-t', 'ext4', '-O', 'metadata_csum', '-I', '256'], 16);
+    let ino = 0;
+    let at = 0;
+    await withFs(img, async (fs) => {
+      assert.deepEqual(fs.warnings, []);
+      ino = (await fs.stat('/a.txt')).ino;
+    });
+    // Where the inode lies, from debugfs (imap), then one byte of i_version (osd1) flipped.
+    const imap = run('debugfs', ['-R', `imap <${ino}>`, img]);
+    const m = /located at block (\d+), offset 0x([0-9a-f]+)/.exec(imap)!;
+    const bs = Number(/Block size:\s+(\d+)/.exec(run('dumpe2fs', ['-h', img]))![1]);
+    at = Number(m[1]) * bs + parseInt(m[2], 16) + 0x24;
+    const fd = openSync(img, 'r+');
+    writeSync(fd, Buffer.from([0x5a]), 0, 1, at);
+    closeSync(fd);
+    const fsck = spawnFsck(img);
+    assert.match(fsck, new RegExp(`[Ii]node ${ino}.*checksum`), 'e2fsck sees the mismatch');
+    await withFs(img, async (fs) => {
+      const st = await fs.stat('/a.txt');
+      assert.equal(st.size, 6);
+      assert.ok(fs.warnings.some((w) => w.includes(`inode ${ino}: checksum mismatch`)), fs.warnings.join('\n'));
+    });
+  });
+
+  test('large files and many blocks read back exactly (extents across several blocks)', async (t) => {
+    if (!needPeers(t, ...PEERS)) return;
+    const tree = join(work, 'frag-src');
+    rmSync(tree, { recursive: true, force: true });
+    run('mkdir', ['-p', tree]);
+    const data = bytes(6 * MiB + 123, 23);
+    writeFileSync(join(tree, 'big'), data);
+    const img = join(work, 'frag.img');
+    mkfs(img, ['-t', 'ext4', '-b', '1024'], 16, tree);
+    await withFs(img, async (fs) => {
+      const f = await fs.open('/big');
+      // Odd offsets and lengths straddle block and extent boundaries.
+      for (const [pos, len] of [[0, 1], [1023, 2], [777_777, 333_333], [6 * MiB - 5, 200], [6 * MiB + 122, 10]]) {
+        const buf = Buffer.alloc(len);
+        const n = await f.read(buf, pos);
+        assert.equal(n, Math.min(len, data.length - pos));
+        assert.ok(buf.subarray(0, n).equals(data.subarray(pos, pos + n)), `read at ${pos}`);
+      }
+    });
+  });
+});
+
+/** e2fsck -fn's report (it exits non-zero when it finds something). */
+function spawnFsck(img: string): string {
+  const r = spawnSync('e2fsck', ['-fn', img], { encoding: 'utf8', env: { ...process.env, PATH: `${process.env.PATH}:/usr/sbin:/sbin` } });
+  return r.stdout + r.stderr;
+}
