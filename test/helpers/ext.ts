@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { chmodSync, chownSync, linkSync, mkdirSync, symlinkSync, writeFileSync, readdirSync, lstatSync, readlinkSync, readFileSync } from 'node:fs';
+import { chmodSync, chownSync, linkSync, mkdirSync, symlinkSync, writeFileSync, readdirSync, lstatSync, readlinkSync, readFileSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { sh } from './peers.js';
@@ -142,12 +142,12 @@ export async function walkVolume(fs: Filesystem): Promise<Map<string, Seen>> {
 }
 
 /** The source tree as the reader should see it (lost+found excluded by the caller). */
-export function walkSource(dir: string): Map<string, { st: ReturnType<typeof lstatSync>; target?: string; sha?: string }> {
-  const out = new Map<string, { st: ReturnType<typeof lstatSync>; target?: string; sha?: string }>();
+export function walkSource(dir: string): Map<string, { st: Stats; target?: string; sha?: string }> {
+  const out = new Map<string, { st: Stats; target?: string; sha?: string }>();
   const visit = (rel: string) => {
     const abs = join(dir, rel);
     const st = lstatSync(abs);
-    const e: { st: ReturnType<typeof lstatSync>; target?: string; sha?: string } = { st };
+    const e: { st: Stats; target?: string; sha?: string } = { st };
     if (st.isSymbolicLink()) e.target = readlinkSync(abs);
     if (st.isFile()) e.sha = createHash('sha256').update(readFileSync(abs)).digest('hex');
     out.set('/' + rel, e);
