@@ -29,11 +29,20 @@ const INODE_CACHE = 8192;
 const MAX_WARNINGS = 100;
 /** Directory blocks read per request. */
 const DIR_CHUNK = 1024 * 1024;
-/** A symlink's target is at most one block (and PATH_MAX on Linux): larger is corrupt. */
+/** Directories whose listing is kept, and the largest listing kept (in entries). */
+const DIR_CACHE = 64;
+const DIR_CACHE_ENTRIES = 100_000;
 const S_IFMT = 0o170000;
 const S_IFREG = 0o100000;
 const S_IFDIR = 0o040000;
 const S_IFLNK = 0o120000;
+
+/** A directory's entries with their names decoded, and an index by name built on first lookup. */
+interface Listing {
+  entries: { name: string; ino: number; type: RawDirEntry['type'] }[];
+  byName?: Map<string, number>;
+  byFolded?: Map<string, number>;
+}
 
 export class ExtReader implements FsReader<number>, BlockSource {
   readonly type: string;
@@ -55,6 +64,8 @@ export class ExtReader implements FsReader<number>, BlockSource {
   private readonly inodes = new Lru<number, Inode>(INODE_CACHE);
   private readonly groups = new Lru<number, GroupDesc>(4096);
   private readonly warned = new Lru<string, true>(4096);
+  /** Recently listed directories by name, so a path walk does not re-read and re-parse each parent. */
+  private readonly listings = new Lru<number, Listing>(DIR_CACHE);
 
   private constructor(volume: VolumeReader, ctx: FsContext, sb: Superblock, geo: Geometry) {
     this.volume = volume;
@@ -362,27 +373,40 @@ export class ExtReader implements FsReader<number>, BlockSource {
     return out;
   }
 
+  private async listing(dir: number): Promise<Listing> {
+    const hit = this.listings.get(dir);
+    if (hit) return hit;
+    const raw = await this.dirEntries(dir);
+    const listing: Listing = { entries: raw.map((e) => ({ name: e.name.toString('utf8'), ino: e.ino, type: e.type })) };
+    if (listing.entries.length <= DIR_CACHE_ENTRIES) this.listings.set(dir, listing);
+    return listing;
+  }
+
   async readdir(dir: number): Promise<FsDirEntry<number>[]> {
-    const entries = await this.dirEntries(dir);
     const out: FsDirEntry<number>[] = [];
-    for (const e of entries) {
+    for (const e of (await this.listing(dir)).entries) {
       const type = e.type ?? typeFromMode((await this.inode(e.ino)).mode);
-      out.push({ name: e.name.toString('utf8'), type, node: e.ino });
+      out.push({ name: e.name, type, node: e.ino });
     }
     return out;
   }
 
-  /** One name: exact, or folded in a casefolded directory (the casefold feature). */
+  /** One name: exact, or folded in a casefolded directory (the casefold feature). The first entry of a name wins. */
   async lookup(dir: number, name: string): Promise<number | null> {
     const inode = await this.inode(dir);
-    const entries = await this.dirEntries(dir);
+    const listing = await this.listing(dir);
     if (this.caseInsensitive && inode.flags & INODE_FLAG.CASEFOLD) {
-      const want = foldName(name);
-      for (const e of entries) if (foldName(e.name.toString('utf8')) === want) return e.ino;
-      return null;
+      if (!listing.byFolded) {
+        listing.byFolded = new Map();
+        for (const e of listing.entries) if (!listing.byFolded.has(foldName(e.name))) listing.byFolded.set(foldName(e.name), e.ino);
+      }
+      return listing.byFolded.get(foldName(name)) ?? null;
     }
-    for (const e of entries) if (e.name.toString('utf8') === name) return e.ino;
-    return null;
+    if (!listing.byName) {
+      listing.byName = new Map();
+      for (const e of listing.entries) if (!listing.byName.has(e.name)) listing.byName.set(e.name, e.ino);
+    }
+    return listing.byName.get(name) ?? null;
   }
 
   async readlink(ino: number): Promise<string> {
