@@ -12,6 +12,9 @@ export interface CheckCommandOptions {
   progress?: boolean;
 }
 
+/** qemu-img check's exit code when the format has no checks (raw). */
+const RAW_CHECK_EXIT = 63;
+
 export async function runCheck(path: string, opts: CheckCommandOptions): Promise<number> {
   const kind = outputKind(opts.output);
   let repair: RepairMode = 'none';
@@ -33,6 +36,11 @@ export async function runCheck(path: string, opts: CheckCommandOptions): Promise
     if (kind === 'json') printJson(r);
     else process.stderr.write(`vdisk: ${err.message}\n`);
     return 1;
+  }
+  if (r.format === 'raw') {
+    // qemu-img's answer and exit code for a format with no structure to check.
+    process.stderr.write(`vdisk: ${path}: This image format does not support checks\n`);
+    return RAW_CHECK_EXIT;
   }
   if (kind === 'json') printJson(r);
   else if (!opts.quiet) process.stdout.write(await renderHuman(r));

@@ -48,6 +48,7 @@ function build(setExit: (code: number) => void): Command {
     .argument('<image>')
     .addOption(formatOpt())
     .addOption(outputOpt())
+    .option('-q, --quiet', 'print nothing but errors')
     .action(async (image: string, opts) => {
       const { runInfo } = await import('./info.js');
       setExit(await runInfo(image, opts));
@@ -55,10 +56,10 @@ function build(setExit: (code: number) => void): Command {
 
   program
     .command('create')
-    .description('create a VHDX (dynamic or fixed) or a sparse raw image')
+    .description('create a VHDX (dynamic or fixed) or a sparse raw image (raw by default for a name ending in .img or .raw)')
     .argument('[image]')
     .argument('[size]', 'virtual size: bytes, or with k, M, G, T')
-    .addOption(new Option('-f, --format <fmt>', 'vhdx (default) or raw'))
+    .addOption(new Option('-f, --format <fmt>', 'vhdx (default) or raw (default for *.img, *.raw)'))
     .option('-o, --options <list>', 'format options key=value,... (repeatable; -o help lists them)', collect, [])
     .option('-q, --quiet', 'print nothing but errors')
     .action(async (image: string | undefined, size: string | undefined, opts) => {
@@ -102,6 +103,7 @@ function build(setExit: (code: number) => void): Command {
     .argument('<image>')
     .addOption(formatOpt())
     .addOption(outputOpt())
+    .option('-q, --quiet', 'print nothing but errors')
     .action(async (image: string, opts) => {
       const { runMap } = await import('./map.js');
       setExit(await runMap(image, opts));
@@ -176,6 +178,67 @@ function build(setExit: (code: number) => void): Command {
       setExit(await runConvert(source, output, opts));
     });
 
+  const partitionOpt = () => new Option('-P, --partition <n>', 'the partition, numbered as `vdisk partitions` lists them (default: the only file system)');
+
+  program
+    .command('ls')
+    .description('list a directory of a file system inside the image, as ls does')
+    .argument('<image>')
+    .argument('[path]', 'directory or file inside the file system (default /)')
+    .addOption(formatOpt())
+    .addOption(partitionOpt())
+    .option('-l, --long', 'long listing: mode, links, owner, group, size, mtime, symlink target')
+    .option('-R, --recursive', 'list subdirectories too')
+    .option('-a, --all', 'include names starting with a dot')
+    .addOption(outputOpt())
+    .option('-q, --quiet', 'print no warnings')
+    .action(async (image: string, path: string | undefined, opts) => {
+      const { runLs } = await import('./ls.js');
+      setExit(await runLs(image, path, opts));
+    });
+
+  program
+    .command('cat')
+    .description('a file’s bytes to stdout (NTFS streams as FILE:STREAM)')
+    .argument('<image>')
+    .argument('<path>')
+    .addOption(formatOpt())
+    .addOption(partitionOpt())
+    .option('-q, --quiet', 'print no warnings')
+    .action(async (image: string, path: string, opts) => {
+      const { runCat } = await import('./cat.js');
+      setExit(await runCat(image, path, opts));
+    });
+
+  program
+    .command('get')
+    .description('copy a file or a tree out of the image to DEST (as virt-copy-out): times, modes, symlinks, hard links, holes kept')
+    .argument('<image>')
+    .argument('<path>')
+    .argument('[dest]', 'an existing directory to copy into, or a new name (default .)')
+    .addOption(formatOpt())
+    .addOption(partitionOpt())
+    .option('-q, --quiet', 'print no warnings')
+    .option('-p, --progress', 'show progress on stderr (terminal only)')
+    .action(async (image: string, path: string, dest: string | undefined, opts) => {
+      const { runGet } = await import('./get.js');
+      setExit(await runGet(image, path, dest, opts));
+    });
+
+  program
+    .command('tar')
+    .description('a tree of the file system as a tar stream on stdout (as virt-tar-out)')
+    .argument('<image>')
+    .argument('[path]', 'the tree’s top (default /)')
+    .addOption(formatOpt())
+    .addOption(partitionOpt())
+    .option('-q, --quiet', 'print no warnings')
+    .option('-p, --progress', 'show progress on stderr (terminal only)')
+    .action(async (image: string, path: string | undefined, opts) => {
+      const { runTar } = await import('./tar.js');
+      setExit(await runTar(image, path, opts));
+    });
+
   return program;
 }
 
@@ -183,6 +246,11 @@ export async function main(argv: string[]): Promise<void> {
   let exitCode = 0;
   try {
     const program = build((c) => (exitCode = c));
+    if (argv.length <= 2) {
+      // Nothing asked: the command list, as a reminder, with a usage error's exit code (qemu-img's 1).
+      process.stdout.write(program.helpInformation());
+      process.exit(1);
+    }
     await program.parseAsync(argv);
   } catch (e) {
     if (e instanceof CommanderError) {

@@ -82,7 +82,8 @@ export function newImageOptions(format: 'raw' | 'vhdx', list: string[]): Omit<Vh
 }
 
 export async function runCreate(path: string | undefined, sizeText: string | undefined, opts: CreateOptions): Promise<number> {
-  const format = formatOption(opts.format) ?? 'vhdx';
+  // As with qemu-img's habit of naming raw images .img: the name chooses raw unless -f says otherwise.
+  const format = formatOption(opts.format) ?? (path && /\.(img|raw)$/i.test(path) ? 'raw' : 'vhdx');
   const list = opts.options ?? [];
   if (printedOptionsHelp(format, list)) return 0;
   if (!path) throw new VdiskError('USAGE', 'missing required argument IMAGE');

@@ -5,7 +5,10 @@ export interface Progress {
   finish: () => void;
 }
 
-/** `-p`: one self-rewriting line on stderr with rate and time left, only when stderr is a terminal. */
+/**
+ * `-p`: one self-rewriting line on stderr with rate and time left, only when stderr is a terminal; a
+ * total below zero means unknown (counts and rate only).
+ */
 export function progressReporter(opts: { progress?: boolean; quiet?: boolean }, verb: string, unit = verb === 'check' ? 'BAT entries' : 'bytes'): Progress | null {
   if (!opts.progress || opts.quiet || !process.stderr.isTTY) return null;
   const started = Date.now();
@@ -13,6 +16,13 @@ export function progressReporter(opts: { progress?: boolean; quiet?: boolean }, 
   let shown = false;
   const draw = (done: number, total: number) => {
     const secs = (Date.now() - started) / 1000;
+    if (total < 0) {
+      // The total is not known ahead (a tree being walked): counts and rate only.
+      const amount = unit === 'bytes' ? `${formatSize(done)}  ${formatSize(secs > 0 ? done / secs : 0)}/s` : `${done} ${unit}`;
+      process.stderr.write(`\r${verb}: ${amount}\x1b[K`);
+      shown = true;
+      return;
+    }
     const rate = secs > 0 ? done / secs : 0;
     const left = rate > 0 ? Math.max(0, (total - done) / rate) : 0;
     const pct = total > 0 ? ((100 * done) / total).toFixed(1) : '100.0';
@@ -24,7 +34,7 @@ export function progressReporter(opts: { progress?: boolean; quiet?: boolean }, 
   return {
     update(done, total) {
       const now = Date.now();
-      if (now - last < 200 && done < total) return;
+      if (now - last < 200 && (total < 0 || done < total)) return;
       last = now;
       draw(done, total);
     },

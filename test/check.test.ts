@@ -213,11 +213,13 @@ describe('vdisk check finds each kind of damage and -r all repairs it', () => {
     });
   });
 
-  test('raw images are consistent; a missing file cannot be checked (exit 1)', (t) => {
+  test('raw images have no checks (exit 63, as qemu-img); a missing file cannot be checked (exit 1)', (t) => {
     const dir = tempDir(t);
     const raw = join(dir, 'r.img');
     writeFileSync(raw, Buffer.alloc(4096));
-    assert.equal(vdisk(['check', raw]).code, 0);
+    const r = vdisk(['check', raw]);
+    assert.equal(r.code, 63);
+    assert.match(r.stderr, /r\.img: This image format does not support checks/);
     const missing = vdisk(['check', '--output', 'json', join(dir, 'nope.vhdx')]);
     assert.equal(missing.code, 1);
     assert.equal(JSON.parse(missing.stdout)['check-errors'], 1);

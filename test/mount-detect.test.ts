@@ -87,6 +87,40 @@ const MAKERS: Maker[] = [
       sh('mksquashfs', [join(d, 'sq'), i, '-quiet']);
     },
   },
+  { name: 'ReiserFS 3.6', size: 64 * MiB, tool: 'mkfs.reiserfs', make: (i) => sh('mkfs.reiserfs', ['-q', '-l', 'reiser', i]) },
+  { name: 'ReiserFS 3.5', size: 64 * MiB, tool: 'mkfs.reiserfs', make: (i) => sh('mkfs.reiserfs', ['-q', '--format', '3.5', i]) },
+  { name: 'JFS', size: 64 * MiB, tool: 'mkfs.jfs', make: (i) => sh('mkfs.jfs', ['-q', '-L', 'jfsvol', i]) },
+  { name: 'NILFS2', size: 160 * MiB, tool: 'mkfs.nilfs2', make: (i) => sh('mkfs.nilfs2', ['-q', '-L', 'nilfsvol', i]) },
+  { name: 'OCFS2', size: 64 * MiB, tool: 'mkfs.ocfs2', make: (i) => { spawnSync('mkfs.ocfs2', ['-q', '-F', '-L', 'ocfsvol', '--fs-feature-level=max-compat', i], { env: { ...process.env, PATH: `${process.env.PATH}:/usr/sbin:/sbin` } }); } },
+  { name: 'GFS2', size: 64 * MiB, tool: 'mkfs.gfs2', make: (i) => sh('mkfs.gfs2', ['-q', '-O', '-p', 'lock_nolock', '-t', 'cluster:gfsvol', i]) },
+  { name: 'Minix 1', size: 8 * MiB, tool: 'mkfs.minix', make: (i) => sh('mkfs.minix', ['-1', i]) },
+  { name: 'Minix 2 with 30-character names', size: 8 * MiB, tool: 'mkfs.minix', make: (i) => sh('mkfs.minix', ['-2', '-n', '30', i]) },
+  { name: 'Minix 3', size: 8 * MiB, tool: 'mkfs.minix', make: (i) => sh('mkfs.minix', ['-3', i]) },
+  { name: 'BFS', size: 8 * MiB, tool: 'mkfs.bfs', make: (i) => sh('mkfs.bfs', ['-V', 'vol', '-F', 'fsname', i]) },
+  { name: 'bcache backing device', size: 64 * MiB, tool: 'make-bcache', make: (i) => sh('make-bcache', ['-B', i]) },
+  { name: 'bcache cache device', size: 64 * MiB, tool: 'make-bcache', make: (i) => sh('make-bcache', ['-C', i]) },
+  {
+    name: 'cramfs',
+    size: 0,
+    tool: 'mkfs.cramfs',
+    make: (i, d) => {
+      mkdirSync(join(d, 'cr'), { recursive: true });
+      writeFileSync(join(d, 'cr', 'f'), 'x');
+      sh('mkfs.cramfs', ['-n', 'cramvol', join(d, 'cr'), i]);
+    },
+  },
+  {
+    name: 'romfs',
+    size: 0,
+    tool: 'genromfs',
+    make: (i, d) => {
+      mkdirSync(join(d, 'rom'), { recursive: true });
+      writeFileSync(join(d, 'rom', 'f'), 'x');
+      sh('genromfs', ['-V', 'romvol', '-d', join(d, 'rom'), '-f', i]);
+      // blkid probes nothing this small (one KiB): give it the size of a small ROM.
+      sh('truncate', ['-s', '1M', i]);
+    },
+  },
   { name: 'HPFS (built by hand)', size: 0, tool: 'blkid', make: (i) => makeHpfs(i, 'OS2 DISK', 0x1234abcd) },
   { name: 'LVM2 member (built by hand)', size: 0, tool: 'blkid', make: (i) => makeLvm2(i, 'aBcDeF0123456789aBcDeF0123456789') },
   { name: 'LUKS1 (built by hand)', size: 0, tool: 'blkid', make: (i) => makeLuks1(i, '9d2b3d51-7d2f-4a8b-a9f4-1b0b9e2e1c55') },

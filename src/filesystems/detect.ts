@@ -11,13 +11,24 @@ import { udf } from './udf.js';
 import { hpfs } from './hpfs.js';
 import { apfs, bitlocker, hfsplus, luks, lvm2, refs, zfs } from './containers.js';
 import type { Detector, FsInfo, VolumeReader } from './types.js';
+import { reiserfs, reiser4 } from './signatures/reiserfs.js';
+import { jfs } from './signatures/jfs.js';
+import { minix } from './signatures/minix.js';
+import { bfs } from './signatures/bfs.js';
+import { nilfs2 } from './signatures/nilfs2.js';
+import { ocfs2 } from './signatures/ocfs2.js';
+import { gfs, gfs2 } from './signatures/gfs.js';
+import { cramfs } from './signatures/cramfs.js';
+import { romfs } from './signatures/romfs.js';
+import { bcache } from './signatures/bcache.js';
 
 /**
  * In order of preference when more than one signature matches: containers own the whole volume;
  * UDF and ISO-9660 describe the whole disc even when it starts with a FAT boot image; then the rest.
  */
 export const DETECTORS: Detector[] = [
-  luks, lvm2, bitlocker, udf, iso9660, ntfs, exfat, fat, ext, xfs, btrfs, f2fs, squashfs, swap, hpfs, hfsplus, apfs, refs, zfs,
+  luks, lvm2, bcache, bitlocker, udf, iso9660, ntfs, exfat, fat, ext, xfs, btrfs, f2fs, squashfs, swap, hpfs, hfsplus, apfs, refs, zfs,
+  reiserfs, reiser4, jfs, nilfs2, ocfs2, gfs, gfs2, cramfs, romfs, minix, bfs,
 ];
 
 export interface Detection {
@@ -27,7 +38,7 @@ export interface Detection {
 }
 
 /** libblkid's probing order, for the case where it picks the first match itself (tiny devices). */
-const BLKID_ORDER = ['LVM2_member', 'crypto_LUKS', 'vfat', 'swap', 'xfs', 'ext4', 'ext3', 'ext2', 'jbd', 'udf', 'iso9660', 'zfs_member', 'hfsplus', 'hpfs', 'ntfs', 'refs', 'squashfs', 'squashfs3', 'btrfs', 'exfat', 'BitLocker', 'f2fs', 'apfs'];
+const BLKID_ORDER = ['bcache', 'LVM2_member', 'crypto_LUKS', 'BitLocker', 'vfat', 'swap', 'xfs', 'ext4', 'ext3', 'ext2', 'jbd', 'reiserfs', 'reiser4', 'jfs', 'udf', 'iso9660', 'zfs_member', 'hfsplus', 'hpfs', 'ntfs', 'refs', 'cramfs', 'romfs', 'minix', 'gfs', 'gfs2', 'ocfs2', 'squashfs', 'squashfs3', 'btrfs', 'bfs', 'nilfs2', 'exfat', 'f2fs', 'apfs'];
 /** blkid treats devices up to a 1.44 MB floppy as tiny: there it reports the first match, not "ambivalent". */
 const TINY = 1440 * 1024;
 

@@ -4,6 +4,7 @@ import type { DiskImage, ImageFormat } from './image.js';
 import { RawImage } from './raw.js';
 import { VhdxImage } from './vhdx/vhdx-image.js';
 import { hasVhdxSignature } from './vhdx/file-identifier.js';
+import { foreignFormat } from './signatures.js';
 
 export interface OpenImageOptions {
   /** Skip probing and treat the file as this format. */
@@ -13,10 +14,24 @@ export interface OpenImageOptions {
   cache?: 'writeback' | 'unsafe';
 }
 
+/**
+ * The format by the file's signature: VHDX, else raw, the fallback. A file carrying the signature of a
+ * format vdisk does not read yet is refused by name instead (`-f raw` still reads it as bytes).
+ */
 export async function probeFormat(file: PositionalFile): Promise<ImageFormat> {
-  const sig = Buffer.alloc(8);
-  await file.readAt(sig, 0);
-  return hasVhdxSignature(sig) ? 'vhdx' : 'raw';
+  const head = Buffer.alloc(512);
+  await file.readAt(head, 0);
+  if (hasVhdxSignature(head)) return 'vhdx';
+  let tail: Buffer | null = null;
+  if (file.size() >= 1024) {
+    tail = Buffer.alloc(512);
+    await file.readAt(tail, file.size() - 512);
+  }
+  const foreign = foreignFormat(head, tail, file.size());
+  if (foreign) {
+    throw new VdiskError('UNSUPPORTED', `${file.path}: unsupported format ${foreign} (vdisk reads vhdx and raw; -f raw reads the file as plain bytes)`);
+  }
+  return 'raw';
 }
 
 /** Opens an image by path, probing the format unless one is given. The single entry point of the library. */
@@ -29,7 +44,8 @@ export async function openImage(path: string, options: OpenImageOptions = {}): P
   if (options.cache) file.cache = options.cache;
   try {
     const format = options.format ?? (await probeFormat(file));
-    if (format === 'raw') return RawImage.fromFile(file);
+    // qemu-img's rule: a probed raw image's first sector is not to be changed (see RawImage.write).
+    if (format === 'raw') return RawImage.fromFile(file, options.format === undefined);
     if (!hasVhdxSignature(await readSig(file))) {
       throw new VdiskError('CORRUPT', `${path}: not a VHDX image (no vhdxfile signature)`);
     }

@@ -9,18 +9,25 @@ export class RawImage implements DiskImage {
   readonly logicalSectorSize = 512;
   readonly preferredChunk = 4 * 1024 * 1024;
   readonly file: PositionalFile;
+  /**
+   * Raw was the probe's fallback rather than the user's word: then, as in qemu-img, the first sector
+   * may not be changed, since new bytes there could make the file probe as another format next time
+   * (and a format the probe did not know is not to be overwritten by accident).
+   */
+  readonly probed: boolean;
 
-  private constructor(file: PositionalFile) {
+  private constructor(file: PositionalFile, probed = false) {
     this.file = file;
     this.filename = file.path;
+    this.probed = probed;
   }
 
   static async open(path: string, mode: OpenMode = 'r'): Promise<RawImage> {
     return new RawImage(await PositionalFile.open(path, mode));
   }
 
-  static fromFile(file: PositionalFile): RawImage {
-    return new RawImage(file);
+  static fromFile(file: PositionalFile, probed = false): RawImage {
+    return new RawImage(file, probed);
   }
 
   get virtualSize(): number {
@@ -34,6 +41,14 @@ export class RawImage implements DiskImage {
 
   async write(buf: Uint8Array, offset: number): Promise<void> {
     checkRange(this, offset, buf.length);
+    if (this.probed && offset < FIRST_SECTOR && buf.length > 0) {
+      const n = Math.min(buf.length, FIRST_SECTOR - offset);
+      const now = Buffer.alloc(n);
+      await this.file.readAt(now, offset);
+      if (!now.equals(buf.subarray(0, n))) {
+        throw new VdiskError('USAGE', `${this.filename}: refusing to change the first sector of an image whose format was probed as raw; say -f raw to allow it`);
+      }
+    }
     await this.file.writeAt(buf, offset);
   }
 
@@ -51,6 +66,8 @@ export class RawImage implements DiskImage {
     await this.file.close();
   }
 }
+
+const FIRST_SECTOR = 512;
 
 export function checkRange(img: { filename: string; virtualSize: number }, offset: number, length: number): void {
   if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 ||

@@ -1,0 +1,40 @@
+import { openImage } from '../src/formats/open.js';
+import type { DiskImage } from '../src/formats/image.js';
+import { VdiskError } from '../src/errors.js';
+import { openFilesystem } from '../src/filesystems/open.js';
+import type { Filesystem } from '../src/filesystems/filesystem.js';
+import { formatOption } from './common.js';
+
+export interface VolumeOptions {
+  format?: string;
+  partition?: string;
+  quiet?: boolean;
+}
+
+export function partitionOption(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value) || Number(value) < 1 || !Number.isSafeInteger(Number(value))) {
+    throw new VdiskError('USAGE', `-P: '${value}' is not a partition number (1, 2, ... as 'vdisk partitions' lists them)`);
+  }
+  return Number(value);
+}
+
+/**
+ * Runs `body` with the file system the options name, open over the image; the volume's warnings go to
+ * stderr first, and the image is closed however `body` ends.
+ */
+export async function withVolume<T>(path: string, opts: VolumeOptions, body: (fs: Filesystem, image: DiskImage) => Promise<T>): Promise<T> {
+  const partition = partitionOption(opts.partition);
+  const image = await openImage(path, { format: formatOption(opts.format) });
+  try {
+    const fs = await openFilesystem(image, { partition });
+    try {
+      if (!opts.quiet) for (const w of fs.warnings) process.stderr.write(`vdisk: warning: ${fs.name}: ${w}\n`);
+      return await body(fs, image);
+    } finally {
+      await fs.close();
+    }
+  } finally {
+    await image.close();
+  }
+}
