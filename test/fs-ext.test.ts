@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { mkdtempSync, rmSync, writeFileSync, readFileSync, openSync, writeSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { spawnSync } from 'node:child_process';
-import { needPeers, havePeer } from './helpers/peers.js';
+import { needPeers, havePeer, vdisk } from './helpers/peers.js';
+import { compareTrees, diffTrees, allocatedBytes } from './helpers/fs-tree.js';
 import {
   bytes, debugfsLs, debugfsStats, dumpe2fsFree, makeTree, run, sourceXattrs, walkSource, walkVolume, type Seen,
 } from './helpers/ext.js';
@@ -367,3 +368,70 @@ function spawnFsck(img: string): string {
   const r = spawnSync('e2fsck', ['-fn', img], { encoding: 'utf8', env: { ...process.env, PATH: `${process.env.PATH}:/usr/sbin:/sbin` } });
   return r.stdout + r.stderr;
 }
+
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+const TYPE_CHAR: Record<number, string> = { 0o100000: '-', 0o040000: 'd', 0o120000: 'l', 0o010000: 'p', 0o020000: 'c', 0o060000: 'b', 0o140000: 's' };
+
+/** `ls -l`'s mode string, computed from debugfs's octal mode (independently of our formatter). */
+function modeString(mode: number): string {
+  const bit = (m: number, c: string) => (mode & m ? c : '-');
+  const x = (m: number, special: number, lower: string, upper: string) => (mode & special ? (mode & m ? lower : upper) : bit(m, 'x'));
+  return TYPE_CHAR[mode & 0o170000] + bit(0o400, 'r') + bit(0o200, 'w') + x(0o100, 0o4000, 's', 'S') + bit(0o40, 'r') + bit(0o20, 'w') +
+    x(0o10, 0o2000, 's', 'S') + bit(0o4, 'r') + bit(0o2, 'w') + x(0o1, 0o1000, 't', 'T');
+}
+
+describe('the CLI over ext volumes', () => {
+  test('vdisk ls -l agrees with debugfs ls -l and stat', async (t) => {
+    if (!needPeers(t, ...PEERS)) return;
+    const img = join(work, 'cli-ls.img');
+    mkfs(img, ['-t', 'ext4'], 32);
+    for (const dir of ['/', '/d1', '/ünïcödé']) {
+      const r = vdisk(['ls', '-l', img, dir]);
+      assert.equal(r.code, 0, r.stderr);
+      const ino = Number(/Inode: (\d+)/.exec(run('debugfs', ['-R', `stat "${dir}"`, img]))![1]);
+      const rows = debugfsLs(img, ino);
+      const links = debugfsStats(img, rows.map((x) => x.ino));
+      const lines = r.stdout.trim().split('\n');
+      assert.equal(lines.length, rows.length, r.stdout);
+      for (const row of rows) {
+        const d = /^(\d+)-(\w+)-(\d+) (\d+:\d+)$/.exec(run('debugfs', ['-R', `ls -l <${ino}>`, img]).split('\n')
+          .find((l) => l.trim().startsWith(`${row.ino} `))!.match(/\d+-\w+-\d+ \d+:\d+/)![0])!;
+        const date = `${d[3]}-${String(MONTHS.indexOf(d[2]) + 1).padStart(2, '0')}-${d[1]} ${d[4]}`;
+        const st = links.get(row.ino)!;
+        // Device nodes show "major, minor" where the size goes.
+        const size = [0o020000, 0o060000].includes(row.mode & 0o170000) ? null : String(row.size);
+        const line = lines.find((l) => l.endsWith(` ${row.name}`) || l.includes(` ${row.name} -> `));
+        assert.ok(line, `${dir}: ${row.name} listed`);
+        const m = /^(\S{10}) +(\d+) +(\d+) +(\d+) +(\d+(?:, +\d+)?) (\S+ \S+) /.exec(line!)!;
+        assert.equal(m[1], modeString(row.mode), `${row.name}: mode`);
+        assert.deepEqual([+m[2], +m[3], +m[4]], [st.links, row.uid, row.gid], `${row.name}: links, owner`);
+        if (size !== null) assert.equal(m[5], size, `${row.name}: size`);
+        assert.equal(m[6], date, `${row.name}: mtime`);
+      }
+    }
+  });
+
+  test('vdisk get of the whole tree equals the source: contents, modes, owners, times, links, holes', async (t) => {
+    if (!needPeers(t, ...PEERS, 'sfdisk', 'qemu-img', 'diff')) return;
+    for (const [label, args] of [['inline', ['-t', 'ext4', '-O', 'inline_data,^has_journal']], ['ext3', ['-t', 'ext3']]] as const) {
+      const img = join(work, `cli-get-${label}.img`);
+      mkfs(img, [...args], 32);
+      const vhdx = join(work, `cli-get-${label}.vhdx`);
+      rmSync(vhdx, { force: true });
+      run('qemu-img', ['convert', '-O', 'vhdx', img, vhdx]);
+      const dest = join(work, `cli-get-${label}`);
+      rmSync(dest, { recursive: true, force: true });
+      const r = vdisk(['get', vhdx, '/', dest]);
+      assert.equal(r.code, 0, r.stderr);
+      // get skips FIFOs and device nodes, with a warning for each.
+      assert.match(r.stderr, /fifo/);
+      assert.match(r.stderr, /null-dev/);
+      const diffs = compareTrees(src, dest, { modes: true, owners: true, mtimeMs: 999.999, hardlinks: true, ignore: ['lost+found'] })
+        .filter((l) => !/^(fifo|null-dev): missing in copy$/.test(l));
+      assert.deepEqual(diffs, []);
+      const plain = diffTrees(src, dest).split('\n').filter((l) => l && !/^Only in .*: (fifo|null-dev|lost\+found)$/.test(l) && !/^File .*(fifo|null-dev) is a /.test(l));
+      assert.deepEqual(plain, []);
+      assert.ok(allocatedBytes(join(dest, 'sparse-head')) < 64 * 1024, 'sparse-head stayed sparse');
+    }
+  });
+});
