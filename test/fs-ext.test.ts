@@ -339,6 +339,10 @@ describe('ext features crafted with debugfs', () => {
       assert.equal(st.size, 6);
       assert.ok(fs.warnings.some((w) => w.includes(`inode ${ino}: checksum mismatch`)), fs.warnings.join('\n'));
     });
+    const r = vdisk(['cat', img, '/a.txt']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'hello\n');
+    assert.match(r.stderr, new RegExp(`^vdisk: warning: ${img}: ext4 inode ${ino}: checksum mismatch`, 'm'));
   });
 
   test('large files and many blocks read back exactly (extents across several blocks)', async (t) => {

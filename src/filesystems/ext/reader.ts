@@ -139,11 +139,12 @@ export class ExtReader implements FsReader<number>, BlockSource {
     return r;
   }
 
+  /** A warning for `warnings` (the caller prefixes the volume's name); each distinct one once, at most MAX_WARNINGS. */
   warn(what: string): void {
     if (this.warned.get(what)) return;
     this.warned.set(what, true);
-    if (this.warnings.length < MAX_WARNINGS) this.warnings.push(`${this.name}: ${this.type} ${what}`);
-    else if (this.warnings.length === MAX_WARNINGS) this.warnings.push(`${this.name}: further warnings not shown`);
+    if (this.warnings.length < MAX_WARNINGS) this.warnings.push(`${this.type} ${what}`);
+    else if (this.warnings.length === MAX_WARNINGS) this.warnings.push('further warnings not shown');
   }
 
   corrupt(what: string): VdiskError {
