@@ -130,7 +130,7 @@ const edit = fc.record({
   u32: fc.oneof(fc.constantFrom(0, 1, 2, 11, 0x1000, 0x7fffffff, 0x80000000, 0xffffffff), fc.integer({ min: 0, max: 0xffffffff })),
 });
 
-function mutate(base: Buffer, targets: [number, number][], edits: fc.RecordValue<{ target: number; pos: number; kind: string; byte: number; u16: number; u32: number }>[]): Buffer {
+function mutate(base: Buffer, targets: [number, number][], edits: { target: number; pos: number; kind: string; byte: number; u16: number; u32: number }[]): Buffer {
   const b = Buffer.from(base);
   for (const e of edits) {
     const [at, len] = targets[e.target % targets.length];
