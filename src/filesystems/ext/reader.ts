@@ -14,6 +14,7 @@ import {
 } from './group-desc.js';
 import { allocatedBytes, GOOD_OLD_INODE_SIZE, INODE_FLAG, inodeChecksumOk, parseInode, type Inode } from './inode.js';
 import { Lru } from './lru.js';
+import { ReadAhead } from './read-ahead.js';
 import type { BlockMapper, BlockSource } from './mapping.js';
 import {
   checksumSeed, INCOMPAT, INCOMPAT_NAMES, KNOWN_INCOMPAT, parseSuperblock, RO_COMPAT, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE,
@@ -22,8 +23,11 @@ import {
 import { aclToXattr, parseXattrEntries, XATTR_MAGIC, xattrBlockChecksumOk, xattrName, type RawXattr } from './xattr.js';
 
 const ROOT_INO = 2;
-/** Bytes of metadata blocks kept (the LRU holds this much whatever the block size). */
-const BLOCK_CACHE_BYTES = 16 * 1024 * 1024;
+/** Read-ahead windows: 64 of 256 KiB (16 MiB) serve metadata blocks and small data reads. */
+const WINDOW = 256 * 1024;
+const WINDOWS = 64;
+/** Data pieces up to this size go through the windows; larger ones are read directly. */
+const SMALL_READ = 128 * 1024;
 const INODE_CACHE = 8192;
 /** Warnings kept per volume; a hostile image could otherwise fill memory with checksum complaints. */
 const MAX_WARNINGS = 100;
@@ -60,7 +64,7 @@ export class ExtReader implements FsReader<number>, BlockSource {
   readonly csumSeed: number | null;
   private readonly hasFileType: boolean;
   private readonly hugeFile: boolean;
-  private readonly blocks: Lru<number, Buffer>;
+  private readonly ahead: ReadAhead;
   private readonly inodes = new Lru<number, Inode>(INODE_CACHE);
   private readonly groups = new Lru<number, GroupDesc>(4096);
   private readonly warned = new Lru<string, true>(4096);
@@ -83,7 +87,7 @@ export class ExtReader implements FsReader<number>, BlockSource {
     this.hasFileType = (sb.featureIncompat & INCOMPAT.FILETYPE) !== 0;
     this.hugeFile = (sb.featureRoCompat & RO_COMPAT.HUGE_FILE) !== 0;
     this.caseInsensitive = (sb.featureIncompat & INCOMPAT.CASEFOLD) !== 0;
-    this.blocks = new Lru(Math.max(16, Math.floor(BLOCK_CACHE_BYTES / geo.blockSize)));
+    this.ahead = new ReadAhead(volume, Math.max(WINDOW, geo.blockSize), WINDOWS);
   }
 
   /** Reads and validates the superblock; refuses what cannot be read right, warns about the rest. */
@@ -155,12 +159,9 @@ export class ExtReader implements FsReader<number>, BlockSource {
     return new VdiskError('UNSUPPORTED', `${this.name}: ${this.type} ${what}`);
   }
 
-  async readBlock(block: number): Promise<Buffer> {
-    const hit = this.blocks.get(block);
-    if (hit) return hit;
-    const b = await this.volume.read(block * this.blockSize, this.blockSize);
-    this.blocks.set(block, b);
-    return b;
+  /** One metadata block, through the read-ahead windows (a view: copy what is kept). */
+  readBlock(block: number): Promise<Buffer> {
+    return this.ahead.read(block * this.blockSize, this.blockSize);
   }
 
   /** Group `g`'s descriptor, read from the one descriptor block that holds it. */
@@ -199,7 +200,8 @@ export class ExtReader implements FsReader<number>, BlockSource {
     if (gd.flags & BG_INODE_UNINIT && (this.sb.featureRoCompat & (RO_COMPAT.GDT_CSUM | RO_COMPAT.METADATA_CSUM))) raw = Buffer.alloc(inodeSize);
     else {
       const block = await this.readBlock(gd.inodeTable + Math.floor(byte / this.blockSize));
-      raw = block.subarray(byte % this.blockSize, (byte % this.blockSize) + inodeSize);
+      // A copy: the cached inode must not pin the read-ahead window it came from.
+      raw = Buffer.from(block.subarray(byte % this.blockSize, (byte % this.blockSize) + inodeSize));
     }
     if (inodeSize > GOOD_OLD_INODE_SIZE) {
       const extra = raw.readUInt16LE(0x80);
@@ -358,7 +360,8 @@ export class ExtReader implements FsReader<number>, BlockSource {
       }
       for (let done = 0; done < count;) {
         const n = Math.min(count - done, Math.max(1, Math.floor(DIR_CHUNK / bs)));
-        const buf = await this.volume.read((run.physical + done) * bs, n * bs);
+        const from = (run.physical + done) * bs;
+        const buf = n * bs <= SMALL_READ ? await this.ahead.read(from, n * bs) : await this.volume.read(from, n * bs);
         for (let i = 0; i < n; i++) {
           const block = buf.subarray(i * bs, (i + 1) * bs);
           const physical = run.physical + done + i;
@@ -463,7 +466,8 @@ export class ExtReader implements FsReader<number>, BlockSource {
           if (run.physical === 0 || run.uninit) buf.fill(0, at, at + runEnd - pos);
           else {
             const from = run.physical * bs + (pos - lblk * bs);
-            jobs.push(this.volume.read(from, runEnd - pos).then((b) => void b.copy(buf, at)));
+            const src = runEnd - pos <= SMALL_READ ? this.ahead.read(from, runEnd - pos) : this.volume.read(from, runEnd - pos);
+            jobs.push(src.then((b) => void b.copy(buf, at)));
           }
           pos = runEnd;
         }
