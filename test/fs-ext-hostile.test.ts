@@ -109,7 +109,7 @@ async function exercise(fs: Filesystem): Promise<void> {
   await visit('/');
   let n = 0;
   for await (const r of fs.freeExtents()) {
-    assert.ok(r.length > 0 && r.offset >= 0);
+    assert.ok(r.length > 0 && r.offset >= 0, 'free extents are non-empty ranges');
     if (++n > 1_000_000) throw new Error('free extents do not end');
   }
 }

@@ -75,6 +75,7 @@ export function makeTree(dir: string): void {
   chmodSync(join(dir, 'sticky'), 0o1777);
   sh('setfattr', ['-n', 'user.color', '-v', 'blue', join(dir, 'a.txt')]);
   sh('setfattr', ['-n', 'user.empty', join(dir, 'tiny')]);
+  sh('setfattr', ['-n', 'user.café-日本', '-v', 'non-ASCII name', join(dir, 'tiny')]);
   sh('setfattr', ['-n', 'trusted.level', '-v', '42', join(dir, 'd1')]);
   sh('setfattr', ['-n', 'security.label', '-v', 'confined', join(dir, 'mid')]);
   sh('setfattr', ['-n', 'user.big', '-v', '0x' + bytes(700, 19).toString('hex'), join(dir, 'random.bin')]);
@@ -217,7 +218,13 @@ export function parseDebugfsStats(text: string): Map<number, DebugfsStat> {
       st.times[m[1]] = { date: Date.parse(m[4] + ' UTC') / 1000, extra: m[3] ? parseInt(m[3], 16) : 0 };
     }
     const xa = /Extended attributes:\n((?: {2}.*\n)*)/.exec(chunk);
-    if (xa) for (const m of xa[1].matchAll(/^ {2}(\S+)/gm)) st.xattrNames.push(m[1]);
+    // Names debugfs cannot print come as hex bytes ("75 73 65 72 2e ...").
+    if (xa) {
+      for (const m of xa[1].matchAll(/^ {2}(.*?) +\(\d+\)/gm)) {
+        const hex = /^(?:[0-9a-f]{2} )*[0-9a-f]{2}$/.test(m[1]);
+        st.xattrNames.push(hex ? Buffer.from(m[1].replace(/ /g, ''), 'hex').toString('utf8') : m[1]);
+      }
+    }
     const fl = /Fast link dest: "(.*)"/.exec(chunk);
     if (fl) st.fastLink = fl[1];
     const list = /^(?:EXTENTS|BLOCKS):\n([\s\S]*)$/m.exec(chunk);
