@@ -9,7 +9,8 @@ import { compareTrees, diffTrees, allocatedBytes } from './helpers/fs-tree.js';
 import {
   bytes, debugfsLs, debugfsStats, dumpe2fsFree, makeTree, run, sourceXattrs, walkSource, walkVolume, type Seen,
 } from './helpers/ext.js';
-import { openImage, openFilesystem, type Filesystem } from '../src/index.js';
+import { openImage, openFilesystem, Filesystem } from '../src/index.js';
+import { ExtReader } from '../src/filesystems/ext/reader.js';
 import fc from 'fast-check';
 import { existsSync, mkdirSync, symlinkSync, truncateSync } from 'node:fs';
 import { VdiskError } from '../src/errors.js';
@@ -213,6 +214,44 @@ function debugfsWrite(img: string, cmds: string[]): void {
   writeFileSync(file, cmds.join('\n') + '\n');
   run('debugfs', ['-w', '-f', file, img]);
 }
+
+describe('a 1 TiB ext4 (sparse file, 8,192 groups)', () => {
+  test('a lookup reads only the blocks on its way; free space streams and equals dumpe2fs', async (t) => {
+    if (!needPeers(t, ...PEERS)) return;
+    const img = join(work, 'tebi.img');
+    rmSync(img, { force: true });
+    run('truncate', ['-s', '1T', img]);
+    run('mkfs.ext4', ['-q', '-F', '-E', 'lazy_itable_init=1,lazy_journal_init=1', '-d', src, img]);
+    const image = await openImage(img);
+    try {
+      let reads = 0;
+      let bytesRead = 0;
+      const volume = {
+        size: image.virtualSize,
+        async read(offset: number, length: number) {
+          reads++;
+          bytesRead += length;
+          const b = Buffer.alloc(length);
+          await image.read(b, offset);
+          return b;
+        },
+      };
+      const fs = new Filesystem(await ExtReader.open(volume, { name: img }), img);
+      const f = await fs.open('/d1/d2/d3/d4/d5/d6/deep.txt');
+      const buf = Buffer.alloc(f.size);
+      await f.read(buf, 0);
+      assert.equal(buf.toString(), 'deep\n');
+      // Superblock, one descriptor window, the inode-table and directory windows on the way: never all 8,192 tables.
+      assert.ok(reads <= 20 && bytesRead <= 6 * MiB, `${reads} reads, ${bytesRead} bytes`);
+      const free: [number, number][] = [];
+      for await (const r of fs.freeExtents()) free.push([r.offset / 4096, (r.offset + r.length) / 4096 - 1]);
+      assert.deepEqual(free, dumpe2fsFree(img));
+    } finally {
+      await image.close();
+      rmSync(img);
+    }
+  });
+});
 
 describe('ext features crafted with debugfs', () => {
   test('nanoseconds, times past 2038 and before 1970 (epoch bits), as debugfs prints them', async (t) => {

@@ -70,20 +70,21 @@ export async function* freeRuns(src: FreeSpaceSource, volume: VolumeReader): Asy
         if (want !== gd.blockBitmapCsum) src.warn(`group ${g}: block bitmap checksum mismatch (metadata_csum)`);
       }
     }
+    // Whole 32-bit words of ones (used) or zeros (free) are skipped at once; bitmaps are little-endian bit order.
+    const word = (at: number) => (at + 32 <= units ? bitmap.readUInt32LE(at >> 3) : -1);
     for (let u = 0; u < units;) {
-      const byte = bitmap[u >> 3];
-      if ((u & 7) === 0 && byte === 0xff && u + 8 <= units) {
-        u += 8;
+      if ((u & 31) === 0 && word(u) === 0xffffffff) {
+        u += 32;
         continue;
       }
-      if (byte & (1 << (u & 7))) {
+      if (bitmap[u >> 3] & (1 << (u & 7))) {
         u++;
         continue;
       }
       // A free unit: extend to the end of its run of zero bits.
       let v = u + 1;
       while (v < units) {
-        if ((v & 7) === 0 && bitmap[v >> 3] === 0 && v + 8 <= units) v += 8;
+        if ((v & 31) === 0 && word(v) === 0) v += 32;
         else if (bitmap[v >> 3] & (1 << (v & 7))) break;
         else v++;
       }
