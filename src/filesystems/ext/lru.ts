@@ -1,32 +1,49 @@
 /**
- * A bounded least-recently-used map: the reader's caches of metadata blocks and inodes hold at most
- * `limit` entries however large the volume, so memory stays bounded on any image.
+ * A bounded cache that keeps what was used recently: two generations of at most limit/2 entries each.
+ * A hit in the older generation moves the entry to the younger; when the younger fills, it becomes the
+ * older and the oldest generation is dropped. Nearly what a least-recently-used list keeps, at the cost
+ * of one Map lookup per hit (a strict LRU re-inserts on every hit, which showed in profiles of tree walks).
+ * At most `limit` entries are held however large the volume, so memory stays bounded on any image.
  */
 export class Lru<K, V> {
-  private readonly map = new Map<K, V>();
-  constructor(private readonly limit: number) {}
+  private young = new Map<K, V>();
+  private old = new Map<K, V>();
+  private readonly half: number;
+
+  constructor(limit: number) {
+    this.half = Math.max(1, Math.floor(limit / 2));
+  }
 
   get(key: K): V | undefined {
-    const v = this.map.get(key);
-    if (v !== undefined) {
-      // Map keeps insertion order: re-inserting makes the entry the most recent.
-      this.map.delete(key);
-      this.map.set(key, v);
+    const v = this.young.get(key);
+    if (v !== undefined) return v;
+    const o = this.old.get(key);
+    if (o !== undefined) {
+      this.old.delete(key);
+      this.put(key, o);
     }
-    return v;
+    return o;
   }
 
   set(key: K, value: V): void {
-    this.map.delete(key);
-    this.map.set(key, value);
-    if (this.map.size > this.limit) this.map.delete(this.map.keys().next().value as K);
+    this.old.delete(key);
+    this.put(key, value);
+  }
+
+  private put(key: K, value: V): void {
+    this.young.set(key, value);
+    if (this.young.size >= this.half) {
+      this.old = this.young;
+      this.young = new Map();
+    }
   }
 
   delete(key: K): void {
-    this.map.delete(key);
+    this.young.delete(key);
+    this.old.delete(key);
   }
 
   get size(): number {
-    return this.map.size;
+    return this.young.size + this.old.size;
   }
 }

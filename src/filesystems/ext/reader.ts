@@ -15,7 +15,7 @@ import {
 import { allocatedBytes, GOOD_OLD_INODE_SIZE, INODE_FLAG, inodeChecksumOk, parseInode, type Inode } from './inode.js';
 import { Lru } from './lru.js';
 import { ReadAhead } from './read-ahead.js';
-import type { BlockMapper, BlockSource } from './mapping.js';
+import { LOGICAL_LIMIT, type BlockMapper, type BlockSource } from './mapping.js';
 import {
   checksumSeed, INCOMPAT, INCOMPAT_NAMES, KNOWN_INCOMPAT, parseSuperblock, RO_COMPAT, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE,
   superblockChecksumOk, type Superblock,
@@ -233,8 +233,10 @@ export class ExtReader implements FsReader<number>, BlockSource {
   /** i_size: the high word counts for regular files, and for directories with largedir (ext4_isize). */
   private sizeOf(inode: Inode): number {
     const type = inode.mode & S_IFMT;
-    if (type === S_IFREG || (type === S_IFDIR && this.sb.featureIncompat & INCOMPAT.LARGEDIR)) return inode.size;
-    return inode.size % 2 ** 32;
+    const size = type === S_IFREG || (type === S_IFDIR && this.sb.featureIncompat & INCOMPAT.LARGEDIR) ? inode.size : inode.size % 2 ** 32;
+    // Logical block numbers are 32 bits wide: nothing lies past 2^32 blocks, and a larger size is damage.
+    if (size > LOGICAL_LIMIT * this.blockSize) throw this.corrupt(`inode ${inode.ino}: size ${size} exceeds the largest possible file (2^32 blocks)`);
+    return size;
   }
 
   private refuseEncrypted(inode: Inode): void {
@@ -351,6 +353,8 @@ export class ExtReader implements FsReader<number>, BlockSource {
     const nblocks = Math.ceil(this.sizeOf(inode) / bs);
     const mapper = this.mapper(inode);
     const seed = this.inodeSeed(inode);
+    const owned = this.ownedBlocks(inode);
+    let mapped = 0;
     for (let lblk = 0; lblk < nblocks;) {
       const run = await mapper.run(lblk);
       const count = Math.min(run.count, nblocks - lblk);
@@ -358,6 +362,8 @@ export class ExtReader implements FsReader<number>, BlockSource {
         lblk += count;
         continue;
       }
+      mapped += count;
+      if (mapped > owned) throw this.corrupt(`directory inode ${ino} maps more blocks than the ${owned} it owns`);
       for (let done = 0; done < count;) {
         const n = Math.min(count - done, Math.max(1, Math.floor(DIR_CHUNK / bs)));
         const from = (run.physical + done) * bs;
@@ -431,6 +437,11 @@ export class ExtReader implements FsReader<number>, BlockSource {
     return buf.toString('utf8');
   }
 
+  /** Blocks i_blocks says the inode owns (data, map and xattr blocks): a bound on what its map may reach. */
+  private ownedBlocks(inode: Inode): number {
+    return Math.ceil(allocatedBytes(inode, this.blockSize, this.hugeFile) / this.blockSize);
+  }
+
   private clusterSize(): number {
     return this.sb.featureRoCompat & RO_COMPAT.BIGALLOC ? 1024 << this.sb.logClusterSize : this.blockSize;
   }
@@ -477,9 +488,17 @@ export class ExtReader implements FsReader<number>, BlockSource {
       dataRanges: async () => {
         const out: ByteRange[] = [];
         const nblocks = Math.ceil(size / bs);
+        const owned = this.ownedBlocks(inode);
+        let mapped = 0;
         for (let lblk = 0; lblk < nblocks;) {
           const run = await mapper.run(lblk);
           const count = Math.min(run.count, nblocks - lblk);
+          if (run.physical !== 0) {
+            // Every mapped block is counted in i_blocks: more means a damaged map (repeated pointers), and
+            // walking it could take as long as 2^32 blocks.
+            mapped += count;
+            if (mapped > owned) throw this.corrupt(`inode ${inode.ino} maps more blocks than the ${owned} it owns`);
+          }
           if (run.physical !== 0 && !run.uninit) {
             const offset = lblk * bs;
             const length = Math.min(size, (lblk + count) * bs) - offset;
