@@ -391,6 +391,28 @@ describe('ext features crafted with debugfs', () => {
     assert.match(r.stderr, new RegExp(`^vdisk: warning: ${img}: ext4 inode ${ino}: checksum mismatch`, 'm'));
   });
 
+  test('damaged maps end quickly: a size past 2^32 blocks, a triple-indirect pointer reusing the indirect block', async (t) => {
+    if (!needPeers(t, ...PEERS)) return;
+    const img = join(work, 'maps.img');
+    mkfs(img, ['-t', 'ext2', '-b', '1024'], 16);
+    // The indirect block made to point at itself 256 times, and the double-indirect pointer at it too:
+    // 65,536 logical blocks mapped from a file that owns about 300.
+    const ind = Number(/\(IND\):(\d+)/.exec(run('debugfs', ['-R', 'stat /random.bin', img]))![1]);
+    const self = Buffer.alloc(1024);
+    for (let i = 0; i < 256; i++) self.writeUInt32LE(ind, i * 4);
+    const fd = openSync(img, 'r+');
+    writeSync(fd, self, 0, 1024, ind * 1024);
+    closeSync(fd);
+    debugfsWrite(img, ['sif /multi.bin size 0xDF000000000002', `sif /random.bin block[DIND] ${ind}`, 'sif /random.bin size 0x1000000000']);
+    await withFs(img, async (fs) => {
+      const started = Date.now();
+      await assert.rejects(fs.stat('/multi.bin'), (e: VdiskError) => e.code === 'CORRUPT' && /size \d+ exceeds the largest possible file/.test(e.message));
+      const f = await fs.open('/random.bin');
+      await assert.rejects(f.dataRanges!(), (e: VdiskError) => e.code === 'CORRUPT' && /maps more blocks than the \d+ it owns/.test(e.message));
+      assert.ok(Date.now() - started < 5000, 'ends within seconds');
+    });
+  });
+
   test('large files and many blocks read back exactly (extents across several blocks)', async (t) => {
     if (!needPeers(t, ...PEERS)) return;
     const tree = join(work, 'frag-src');
