@@ -87,9 +87,12 @@ export interface Geometry {
  * (Documentation/filesystems/ext4/blockgroup.rst, "Meta Block Groups").
  */
 export function descBlockLocation(sb: Superblock, geo: Geometry, i: number): number {
-  if (!(sb.featureIncompat & INCOMPAT.META_BG) || i < sb.firstMetaBg) return geo.firstDataBlock + 1 + i;
+  // The table follows the block holding the primary superblock (byte 1024): block 1 with 1 KiB blocks even
+  // when s_first_data_block is 0, as bigalloc makes it.
+  if (!(sb.featureIncompat & INCOMPAT.META_BG) || i < sb.firstMetaBg) return Math.floor(1024 / geo.blockSize) + 1 + i;
   const group = i * geo.descPerBlock;
-  return geo.firstDataBlock + group * geo.blocksPerGroup + (groupHasSuper(sb, group) ? 1 : 0);
+  const zeroAdjust = group === 0 && geo.blockSize === 1024 && geo.firstDataBlock === 0 ? 1 : 0;
+  return geo.firstDataBlock + group * geo.blocksPerGroup + (groupHasSuper(sb, group) ? 1 : 0) + zeroAdjust;
 }
 
 /**

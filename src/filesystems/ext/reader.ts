@@ -105,7 +105,9 @@ export class ExtReader implements FsReader<number>, BlockSource {
     }
     if (sb.blocksCount === 0 || sb.blocksCount > Number.MAX_SAFE_INTEGER / blockSize) throw bad(`block count ${sb.blocksCount} is not usable`);
     if (sb.firstDataBlock >= sb.blocksCount) throw bad(`first data block ${sb.firstDataBlock} is past the last block`);
-    if (sb.blocksPerGroup === 0 || sb.blocksPerGroup > 8 * blockSize) throw bad(`${sb.blocksPerGroup} blocks per group (at most ${8 * blockSize})`);
+    // One bitmap block covers a group: 8 * blockSize blocks, or as many clusters with bigalloc (checked below).
+    const bigalloc = (sb.featureRoCompat & RO_COMPAT.BIGALLOC) !== 0;
+    if (sb.blocksPerGroup === 0 || (!bigalloc && sb.blocksPerGroup > 8 * blockSize)) throw bad(`${sb.blocksPerGroup} blocks per group (at most ${8 * blockSize})`);
     if (sb.inodesPerGroup === 0 || sb.inodesPerGroup > 8 * blockSize) throw bad(`${sb.inodesPerGroup} inodes per group (at most ${8 * blockSize})`);
     if (sb.inodeSize < GOOD_OLD_INODE_SIZE || sb.inodeSize > blockSize || (sb.inodeSize & (sb.inodeSize - 1)) !== 0) {
       throw bad(`inode size ${sb.inodeSize}`);
@@ -113,7 +115,7 @@ export class ExtReader implements FsReader<number>, BlockSource {
     const is64 = (sb.featureIncompat & INCOMPAT.BIT64) !== 0;
     const descSize = is64 ? sb.descSize : 32;
     if (is64 && (descSize < 64 || descSize > 1024 || (descSize & (descSize - 1)) !== 0)) throw bad(`group descriptor size ${descSize}`);
-    if (sb.featureRoCompat & RO_COMPAT.BIGALLOC) {
+    if (bigalloc) {
       if (sb.logClusterSize < sb.logBlockSize || sb.logClusterSize - sb.logBlockSize > 16) throw bad(`cluster size 2^${10 + sb.logClusterSize}`);
       const ratio = 2 ** (sb.logClusterSize - sb.logBlockSize);
       if (sb.clustersPerGroup === 0 || sb.clustersPerGroup > 8 * blockSize || sb.clustersPerGroup * ratio !== sb.blocksPerGroup) {
