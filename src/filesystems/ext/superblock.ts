@@ -80,8 +80,6 @@ export interface Superblock {
   uuid: Buffer;
   volumeName: string;
   reservedGdtBlocks: number;
-  /** Directory hash seed and default hash version (htree; unused when reading linearly). */
-  defHashVersion: number;
   descSize: number;
   firstMetaBg: number;
   minExtraIsize: number;
@@ -128,7 +126,6 @@ export function parseSuperblock(s: Buffer): Superblock | null {
     uuid: Buffer.from(s.subarray(0x68, 0x78)),
     volumeName: s.toString('latin1', 0x78, 0x88),
     reservedGdtBlocks: u16(s, 0xce),
-    defHashVersion: s[0xfc],
     descSize: u16(s, 0xfe),
     firstMetaBg: u32(s, 0x104),
     minExtraIsize: u16(s, 0x15c),
@@ -152,9 +149,4 @@ export function superblockChecksumOk(sb: Superblock): boolean {
 export function checksumSeed(sb: Superblock): number {
   if (sb.featureIncompat & INCOMPAT.CSUM_SEED) return sb.checksumSeed;
   return extCrc(0xffffffff, sb.uuid);
-}
-
-export function hasFeature(sb: Superblock, kind: 'compat' | 'incompat' | 'ro', bit: number): boolean {
-  const v = kind === 'compat' ? sb.featureCompat : kind === 'incompat' ? sb.featureIncompat : sb.featureRoCompat;
-  return (v & bit) !== 0;
 }
