@@ -103,7 +103,9 @@ export class ExtReader implements FsReader<number>, BlockSource {
       const what = names.length ? names.join(', ') : `0x${unknown.toString(16)}`;
       throw new VdiskError('UNSUPPORTED', `${ctx.name}: ext file system uses incompatible features this reader does not know: ${what}`);
     }
-    if (sb.blocksCount === 0 || sb.blocksCount > Number.MAX_SAFE_INTEGER / blockSize) throw bad(`block count ${sb.blocksCount} is not usable`);
+    // Block numbers must be exact integers (2^53); byte offsets of whole blocks stay exact far beyond that (they
+    // are multiples of 1 KiB), which covers ext4's 2^48 blocks of 4 KiB: 1 EiB.
+    if (sb.blocksCount === 0 || !Number.isSafeInteger(sb.blocksCount)) throw bad(`block count ${sb.blocksCount} is not usable`);
     if (sb.firstDataBlock >= sb.blocksCount) throw bad(`first data block ${sb.firstDataBlock} is past the last block`);
     // One bitmap block covers a group: 8 * blockSize blocks, or as many clusters with bigalloc (checked below).
     const bigalloc = (sb.featureRoCompat & RO_COMPAT.BIGALLOC) !== 0;
@@ -479,6 +481,10 @@ export class ExtReader implements FsReader<number>, BlockSource {
           if (run.physical === 0 || run.uninit) buf.fill(0, at, at + runEnd - pos);
           else {
             const from = run.physical * bs + (pos - lblk * bs);
+            // Past 2^53 bytes only block-aligned offsets are exact in a double: refuse rather than misread.
+            if (!Number.isSafeInteger(from) && (pos - lblk * bs) % 1024 !== 0) {
+              throw this.refuse(`inode ${inode.ino}: a read at byte ${pos} lies past 2^53 bytes into the volume and is not block-aligned`);
+            }
             const src = runEnd - pos <= SMALL_READ ? this.ahead.read(from, runEnd - pos) : this.volume.read(from, runEnd - pos);
             jobs.push(src.then((b) => void b.copy(buf, at)));
           }
