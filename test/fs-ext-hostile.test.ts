@@ -157,6 +157,17 @@ describe('hostile ext volumes', () => {
       run('mkfs.ext4', ['-q', '-F', '-b', '1024', '-N', '256', ...args, '-d', tree, img, '4M']);
       fixtures.push({ name, image: readFileSync(img), targets: locate(img, 1024) });
     }
+    // A journal left needing recovery (two transactions written by debugfs): the replay's input is damaged too.
+    const img = join(work, 'journal.img');
+    run('mkfs.ext4', ['-q', '-F', '-b', '1024', '-N', '256', '-t', 'ext4', '-J', 'size=1', '-d', tree, img, '8M']);
+    const a = /\(0\):(\d+)/.exec(run('debugfs', ['-R', 'stat /a.txt', img]))![1];
+    writeFileSync(join(work, 'jblock'), Buffer.alloc(1024, 0x4a));
+    writeFileSync(join(work, 'jcmds'), `jo\njw -b ${a} ${join(work, 'jblock')}\njw -r ${a}\njw -b ${a} ${join(work, 'jblock')}\njc\n`);
+    run('debugfs', ['-w', '-f', join(work, 'jcmds'), img]);
+    const journal = /\(0-\d+\):(\d+)-/.exec(run('debugfs', ['-R', 'stat <8>', img]))!;
+    const targets = locate(img, 1024);
+    targets.push([+journal[1] * 1024, 12 * 1024]);
+    fixtures.push({ name: 'ext4 with a journal needing recovery', image: readFileSync(img), targets });
   });
 
   test('the unmutated fixtures read cleanly', async (t) => {
@@ -164,7 +175,7 @@ describe('hostile ext volumes', () => {
     for (const f of fixtures) {
       const reader = await ExtReader.open(memoryVolume(f.image), { name: f.name });
       await exercise(new Filesystem(reader, f.name));
-      assert.deepEqual(reader.warnings, [], f.name);
+      assert.deepEqual(reader.warnings.filter((w) => !/journal needs recovery: replayed 3 transactions/.test(w)), [], f.name);
     }
   });
 

@@ -13,6 +13,7 @@ import {
   BG_INODE_UNINIT, descBlockLocation, groupDescChecksumOk, parseGroupDesc, type GroupDesc, type Geometry,
 } from './group-desc.js';
 import { allocatedBytes, GOOD_OLD_INODE_SIZE, INODE_FLAG, inodeChecksumOk, parseInode, type Inode } from './inode.js';
+import { replayedVolume, replayJournal, type Replay } from './journal.js';
 import { Lru } from './lru.js';
 import { ReadAhead } from './read-ahead.js';
 import { LOGICAL_LIMIT, type BlockMapper, type BlockSource } from './mapping.js';
@@ -90,8 +91,47 @@ export class ExtReader implements FsReader<number>, BlockSource {
     this.ahead = new ReadAhead(volume, Math.max(WINDOW, geo.blockSize), WINDOWS);
   }
 
-  /** Reads and validates the superblock; refuses what cannot be read right, warns about the rest. */
+  /**
+   * Opens the volume; when the journal needs recovery, its committed transactions are replayed in memory
+   * (the image is never written) and the volume is read as the kernel would see it after mounting.
+   */
   static async open(volume: VolumeReader, ctx: FsContext): Promise<ExtReader> {
+    const r = await ExtReader.load(volume, ctx);
+    if (!(r.sb.featureIncompat & INCOMPAT.RECOVER)) return r;
+    let replay: Replay;
+    try {
+      replay = await r.readJournal();
+    } catch (err) {
+      const why = err instanceof VdiskError ? err.message.slice(ctx.name.length + 2) : (err as Error).message;
+      r.warn(`journal needs recovery and could not be replayed (${why}): reading the file system as last written`);
+      return r;
+    }
+    if (replay.transactions === 0) {
+      r.warn('journal needs recovery but holds no committed transaction: reading the file system as last written');
+      return r;
+    }
+    const replayed = await ExtReader.load(replayedVolume(volume, r.blockSize, replay), ctx);
+    replayed.warn(`journal needs recovery: replayed ${replay.transactions} transactions (${replay.blocks.size} blocks) in memory; the image is not changed`);
+    return replayed;
+  }
+
+  /** The internal journal's committed transactions (s_journal_inum; an external journal cannot be reached). */
+  private async readJournal(): Promise<Replay> {
+    const jino = this.sb.raw.readUInt32LE(0xe0);
+    if (jino === 0) throw new Error('the journal is on another device');
+    const inode = await this.inode(jino);
+    const mapper = this.mapper(inode);
+    const blocks = Math.floor(this.sizeOf(inode) / this.blockSize);
+    return replayJournal(this.volume, this.blockSize, blocks, async (j) => {
+      if (j >= blocks) throw new Error(`journal block ${j} is past the journal's end`);
+      const run = await mapper.run(j);
+      if (run.physical === 0) throw new Error(`journal block ${j} is a hole`);
+      return run.physical * this.blockSize;
+    });
+  }
+
+  /** Reads and validates the superblock; refuses what cannot be read right, warns about the rest. */
+  private static async load(volume: VolumeReader, ctx: FsContext): Promise<ExtReader> {
     const sb = parseSuperblock(await volume.read(SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE));
     const bad = (what: string) => new VdiskError('CORRUPT', `${ctx.name}: ext superblock: ${what}`);
     if (!sb) throw bad('no ext2/3/4 magic at byte 1080');
@@ -137,9 +177,6 @@ export class ExtReader implements FsReader<number>, BlockSource {
     };
     const r = new ExtReader(volume, ctx, sb, geo);
     if (sb.featureRoCompat & RO_COMPAT.METADATA_CSUM && !superblockChecksumOk(sb)) r.warn('superblock: checksum mismatch (metadata_csum)');
-    if (sb.featureIncompat & INCOMPAT.RECOVER) {
-      r.warn('the journal needs recovery (the file system was not cleanly unmounted): reading it as last written, without the journal\'s pending transactions');
-    }
     if (sb.state & 0x2) r.warn('the file system has errors recorded (e2fsck has not repaired it since)');
     if (sb.blocksCount * blockSize > volume.size) {
       r.warn(`the file system claims ${sb.blocksCount * blockSize} bytes but the volume holds ${volume.size}: blocks past its end read as zeros`);
