@@ -29,10 +29,16 @@ export async function withVolume<T>(path: string, opts: VolumeOptions, body: (fs
   const image = await openImage(path, { format: formatOption(opts.format), forceShare: opts.forceShare });
   try {
     const fs = await openFilesystem(image, { partition });
+    // Readers find some problems only while reading (a checksum mismatch in an inode): those are shown after.
+    let shown = 0;
+    const show = () => {
+      if (!opts.quiet) for (; shown < fs.warnings.length; shown++) process.stderr.write(`vdisk: warning: ${fs.name}: ${fs.warnings[shown]}\n`);
+    };
     try {
-      if (!opts.quiet) for (const w of fs.warnings) process.stderr.write(`vdisk: warning: ${fs.name}: ${w}\n`);
+      show();
       return await body(fs, image);
     } finally {
+      show();
       await fs.close();
     }
   } finally {

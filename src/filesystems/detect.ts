@@ -3,7 +3,7 @@ import { readPartitionTable, sectorReader } from '../partitions/detect.js';
 import type { Partition } from '../partitions/types.js';
 import { fat } from './fat/detector.js';
 import { exfat } from './exfat/detector.js';
-import { ext } from './ext.js';
+import { ext } from './ext/detector.js';
 import { ntfs } from './ntfs/detector.js';
 import { btrfs, f2fs, squashfs, swap, swsuspend, xfs } from './simple.js';
 import { iso9660 } from './iso9660/detector.js';

@@ -1,0 +1,124 @@
+import { extCrc } from './checksum.js';
+import { LOGICAL_LIMIT, type BlockMapper, type BlockSource, type Run } from './mapping.js';
+
+/**
+ * Extent trees (Documentation/filesystems/ext4/extents.rst, "Extent Tree"): a 12-byte header (magic
+ * 0xF30A, entries, max, depth), then 12-byte entries: index entries (first logical block, child block)
+ * above depth 0, leaf extents (first logical block, length, start) at depth 0. The root lives in the
+ * inode's 60-byte i_block; other nodes are whole blocks ending in a crc32c tail when metadata_csum is on.
+ */
+export const EXTENT_MAGIC = 0xf30a;
+/** The kernel refuses deeper trees (EXT4_MAX_EXTENT_DEPTH). */
+export const MAX_DEPTH = 5;
+/** ee_len above this marks an uninitialized (preallocated) extent of ee_len - 32768 blocks. */
+const INIT_MAX_LEN = 32768;
+
+export interface ExtentHeader {
+  entries: number;
+  max: number;
+  depth: number;
+}
+
+/** Validates a node's header against the space it occupies; throws CORRUPT naming the inode and node. */
+export function parseExtentHeader(node: Buffer, where: string, src: BlockSource): ExtentHeader {
+  const magic = node.readUInt16LE(0);
+  if (magic !== EXTENT_MAGIC) throw src.corrupt(`${where}: bad extent header magic 0x${magic.toString(16)}`);
+  const h = { entries: node.readUInt16LE(2), max: node.readUInt16LE(4), depth: node.readUInt16LE(6) };
+  const room = Math.floor((node.length - 12) / 12);
+  if (h.max > room) throw src.corrupt(`${where}: extent node claims room for ${h.max} entries, it has ${room}`);
+  if (h.entries > h.max) throw src.corrupt(`${where}: extent node has ${h.entries} entries, more than its maximum ${h.max}`);
+  if (h.depth > MAX_DEPTH) throw src.corrupt(`${where}: extent tree depth ${h.depth} exceeds ${MAX_DEPTH}`);
+  return h;
+}
+
+/** The extent block's tail checksum: crc32c from the inode's seed over the header and `max` entries. */
+export function extentBlockChecksumOk(node: Buffer, max: number, inodeSeed: number): boolean {
+  const end = 12 + 12 * max;
+  if (end + 4 > node.length) return false;
+  return extCrc(inodeSeed, node.subarray(0, end)) === node.readUInt32LE(end);
+}
+
+export interface ExtentTreeOptions {
+  ino: number;
+  /** crc32c seed of this inode (metadata_csum), or null to skip checking extent blocks. */
+  inodeSeed: number | null;
+  /** Called once per bad extent-block checksum. */
+  onBadChecksum(block: number): void;
+}
+
+/** Walks an inode's extent tree from the root in i_block; each lookup descends at most MAX_DEPTH levels. */
+export class ExtentTree implements BlockMapper {
+  private readonly checked = new Set<number>();
+
+  constructor(private readonly root: Buffer, private readonly src: BlockSource, private readonly opts: ExtentTreeOptions) {}
+
+  private where(block: number | null): string {
+    return `inode ${this.opts.ino}: extent ${block === null ? 'root' : `block ${block}`}`;
+  }
+
+  async run(lblk: number): Promise<Run> {
+    let node = this.root;
+    let block: number | null = null;
+    let h = parseExtentHeader(node, this.where(null), this.src);
+    // The logical block where the subtree we are in ends (the next sibling's start above us).
+    let end = LOGICAL_LIMIT;
+    for (let level = 0; ; level++) {
+      if (h.depth === 0) return this.inLeaf(node, h, lblk, end, block);
+      // The last index whose first block is at or before lblk; none: a hole up to the first one.
+      let i = -1;
+      for (let k = 0; k < h.entries; k++) {
+        const first = node.readUInt32LE(12 + 12 * k);
+        if (k > 0 && first <= node.readUInt32LE(12 + 12 * (k - 1))) {
+          throw this.src.corrupt(`${this.where(block)}: index entries out of order`);
+        }
+        if (first <= lblk) i = k;
+        else {
+          if (i === k - 1) end = Math.min(end, first);
+          break;
+        }
+      }
+      if (i < 0) return { physical: 0, count: Math.max(1, (h.entries ? node.readUInt32LE(12) : end) - lblk), uninit: false };
+      const at = 12 + 12 * i;
+      const child = node.readUInt32LE(at + 4) + node.readUInt16LE(at + 8) * 2 ** 32;
+      if (child === 0 || child >= this.src.blocksCount) {
+        throw this.src.corrupt(`${this.where(block)}: index points at block ${child}, outside the volume`);
+      }
+      const next = await this.src.readBlock(child);
+      const nh = parseExtentHeader(next, this.where(child), this.src);
+      if (nh.depth !== h.depth - 1) {
+        throw this.src.corrupt(`${this.where(child)}: depth ${nh.depth} under a node of depth ${h.depth}`);
+      }
+      if (this.opts.inodeSeed !== null && !this.checked.has(child)) {
+        this.checked.add(child);
+        if (!extentBlockChecksumOk(next, nh.max, this.opts.inodeSeed)) this.opts.onBadChecksum(child);
+      }
+      node = next;
+      block = child;
+      h = nh;
+      if (level >= MAX_DEPTH) throw this.src.corrupt(`${this.where(block)}: extent tree deeper than ${MAX_DEPTH}`);
+    }
+  }
+
+  private inLeaf(node: Buffer, h: ExtentHeader, lblk: number, end: number, block: number | null): Run {
+    let prevEnd = 0;
+    for (let k = 0; k < h.entries; k++) {
+      const at = 12 + 12 * k;
+      const first = node.readUInt32LE(at);
+      let len = node.readUInt16LE(at + 4);
+      const uninit = len > INIT_MAX_LEN;
+      if (uninit) len -= INIT_MAX_LEN;
+      const start = node.readUInt16LE(at + 6) * 2 ** 32 + node.readUInt32LE(at + 8);
+      if (len === 0) throw this.src.corrupt(`${this.where(block)}: extent ${k} has length 0`);
+      if (first < prevEnd) throw this.src.corrupt(`${this.where(block)}: extents overlap or are out of order`);
+      prevEnd = first + len;
+      if (lblk < first) return { physical: 0, count: first - lblk, uninit: false };
+      if (lblk < first + len) {
+        if (start === 0 || start + len > this.src.blocksCount) {
+          throw this.src.corrupt(`${this.where(block)}: extent ${k} (blocks ${start}+${len}) lies outside the volume`);
+        }
+        return { physical: start + (lblk - first), count: first + len - lblk, uninit };
+      }
+    }
+    return { physical: 0, count: Math.max(1, end - lblk), uninit: false };
+  }
+}
