@@ -219,6 +219,7 @@ const MAKERS: Maker[] = [
   { name: 'ext2', size: 32 * MiB, tool: 'mkfs.ext2', make: (i) => sh('mkfs.ext2', ['-q', '-L', 'two', i]) },
   { name: 'ext3', size: 32 * MiB, tool: 'mkfs.ext3', make: (i) => sh('mkfs.ext3', ['-q', '-L', 'three', i]) },
   { name: 'ext4', size: 32 * MiB, tool: 'mkfs.ext4', make: (i) => sh('mkfs.ext4', ['-q', '-L', 'four', i]) },
+  { name: 'ext4 external journal device (jbd)', size: 16 * MiB, tool: 'mke2fs', make: (i) => sh('mke2fs', ['-q', '-O', 'journal_dev', '-L', 'journal', i]) },
   { name: 'ext4 without a journal', size: 32 * MiB, tool: 'mkfs.ext4', make: (i) => sh('mkfs.ext4', ['-q', '-O', '^has_journal', i]) },
   { name: 'NTFS', size: 32 * MiB, tool: 'mkntfs', make: (i) => sh('mkntfs', ['-q', '-F', '-f', '-L', 'Windows Vol', i]) },
   { name: 'NTFS on 4 KiB sectors', size: 32 * MiB, tool: 'mkntfs', make: (i) => sh('mkntfs', ['-q', '-F', '-f', '-s', '4096', '-L', 'four-k', i]) },

@@ -29,6 +29,8 @@ export const ext: Detector = {
     };
     const label = trimLabel(sb.raw.toString('utf8', 120, 136).split('\0')[0]);
     if (label) info.label = label;
+    // An external journal names the file system it serves by its own UUID, which blkid shows as LOGUUID too.
+    if (info.filesystem === 'jbd' && info.uuid) info.logUuid = info.uuid;
     return info;
   },
 };
