@@ -207,29 +207,38 @@ async function copyFile(file: FsFile, host: string, st: FsStats, owners: boolean
   onCreated();
   try {
     const ranges = file.dataRanges ? await file.dataRanges() : [{ offset: 0, length: file.size }];
-    const buf = file.size <= SMALL_FILE ? Buffer.allocUnsafe(Math.max(1, file.size)) : allocIoBuffer(Math.min(CHUNK, file.size));
-    let end = 0;
+    // The pieces to copy, in order; the next one is read while this one is written (two buffers).
+    const pieces: [number, number][] = [];
     for (const r of ranges) {
       const stop = Math.min(file.size, r.offset + r.length);
-      for (let pos = r.offset; pos < stop; ) {
-        const want = Math.min(buf.length, stop - pos);
-        const view = buf.subarray(0, want);
-        const got = await file.read(view, pos);
-        if (got <= 0) break;
-        const data = view.subarray(0, got);
-        if (!isZero(data)) {
-          try {
-            let done = 0;
-            while (done < got) done += writeSync(fd, data, done, got - done, pos + done);
-          } catch (err) {
-            throw fromSystemError(err, host, 'writing');
-          }
-          end = pos + got;
-        }
-        pos += got;
-        onBytes(got);
-      }
+      for (let pos = r.offset; pos < stop; pos += CHUNK) pieces.push([pos, Math.min(CHUNK, stop - pos)]);
     }
+    const size = Math.max(1, Math.min(CHUNK, file.size));
+    const bufs = file.size <= SMALL_FILE ? [Buffer.allocUnsafe(size)] : [allocIoBuffer(size), allocIoBuffer(size)];
+    const readPiece = (k: number) => {
+      const view = bufs[k % bufs.length].subarray(0, pieces[k][1]);
+      return file.read(view, pieces[k][0]).then((got) => view.subarray(0, Math.max(0, got)));
+    };
+    let end = 0;
+    let next = pieces.length ? readPiece(0) : null;
+    for (let k = 0; k < pieces.length; k++) {
+      const data = await (next as Promise<Buffer>);
+      next = k + 1 < pieces.length && bufs.length > 1 ? readPiece(k + 1) : null;
+      const pos = pieces[k][0];
+      if (data.length > 0 && !isZero(data)) {
+        try {
+          let done = 0;
+          while (done < data.length) done += writeSync(fd, data, done, data.length - done, pos + done);
+        } catch (err) {
+          throw fromSystemError(err, host, 'writing');
+        }
+        end = pos + data.length;
+      }
+      onBytes(data.length);
+      if (data.length < pieces[k][1]) break; // the file ended early: what is left reads as nothing
+      if (next === null && k + 1 < pieces.length) next = readPiece(k + 1);
+    }
+    await next?.catch(() => undefined);
     // Trailing zeros or holes were not written: the length says where the file ends.
     if (end !== file.size) {
       try {
