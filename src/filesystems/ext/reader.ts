@@ -522,8 +522,13 @@ export class ExtReader implements FsReader<number>, BlockSource {
             if (!Number.isSafeInteger(from) && (pos - lblk * bs) % 1024 !== 0) {
               throw this.refuse(`inode ${inode.ino}: a read at byte ${pos} lies past 2^53 bytes into the volume and is not block-aligned`);
             }
-            const src = runEnd - pos <= SMALL_READ ? this.ahead.read(from, runEnd - pos) : this.volume.read(from, runEnd - pos);
-            jobs.push(src.then((b) => void b.copy(buf, at)));
+            if (runEnd - pos > SMALL_READ && this.volume.readInto) {
+              // Large pieces straight into the caller's buffer: no allocation, no second copy.
+              jobs.push(this.volume.readInto(buf.subarray(at, at + runEnd - pos), from));
+            } else {
+              const src = runEnd - pos <= SMALL_READ ? this.ahead.read(from, runEnd - pos) : this.volume.read(from, runEnd - pos);
+              jobs.push(src.then((b) => void b.copy(buf, at)));
+            }
           }
           pos = runEnd;
         }

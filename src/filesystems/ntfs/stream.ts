@@ -103,7 +103,8 @@ export class AttributeStream implements FsFile {
       if (run.lcn === null) target.fill(0);
       else {
         const at = run.lcn * this.cluster + (pos - run.vcn * this.cluster);
-        jobs.push(this.volume.read(at, n).then((b) => target.set(b.subarray(0, n))));
+        // Straight into the caller's buffer where the volume can: no allocation, no second copy.
+        jobs.push(this.volume.readInto ? this.volume.readInto(target, at) : this.volume.read(at, n).then((b) => target.set(b.subarray(0, n))));
         if (jobs.length >= 4) await Promise.all(jobs.splice(0));
       }
       done += n;
