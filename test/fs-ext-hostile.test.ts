@@ -9,7 +9,7 @@ import { needPeers, havePeer, vdisk } from './helpers/peers.js';
 import { bytes, run } from './helpers/ext.js';
 import { Filesystem, VdiskError } from '../src/index.js';
 import { ExtReader } from '../src/filesystems/ext/reader.js';
-import type { VolumeReader } from '../src/filesystems/types.js';
+import { memoryVolume } from './helpers/memory.js';
 
 const PEERS = ['mkfs.ext4', 'debugfs', 'dumpe2fs', 'setfattr'];
 /** Bytes read from any one file: a mutated size may claim terabytes of holes. */
@@ -70,16 +70,6 @@ function locate(img: string, bs: number): [number, number][] {
   return targets;
 }
 
-function memoryVolume(buf: Buffer): VolumeReader {
-  return {
-    size: buf.length,
-    async read(offset, length) {
-      const out = Buffer.alloc(length);
-      if (offset < buf.length) buf.copy(out, 0, offset, Math.min(buf.length, offset + length));
-      return out;
-    },
-  };
-}
 
 /** Everything a user can do: walk the tree, stat, read (capped), list ranges and xattrs, free space. */
 async function exercise(fs: Filesystem): Promise<void> {

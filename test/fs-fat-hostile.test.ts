@@ -9,20 +9,10 @@ import { VdiskError } from '../src/errors.js';
 import { Filesystem } from '../src/filesystems/filesystem.js';
 import { fatDriver } from '../src/filesystems/fat/driver.js';
 import type { FatNode, FatReader } from '../src/filesystems/fat/reader.js';
-import type { VolumeReader } from '../src/filesystems/types.js';
+import { memoryVolume } from './helpers/memory.js';
 
 const MiB = 1024 * 1024;
 
-function memory(buf: Buffer): VolumeReader {
-  return {
-    size: buf.length,
-    async read(offset: number, length: number) {
-      const out = Buffer.alloc(length);
-      if (offset < buf.length) buf.copy(out, 0, offset, Math.min(buf.length, offset + length));
-      return out;
-    },
-  };
-}
 
 interface Base {
   buf: Buffer;
@@ -138,7 +128,7 @@ test('damaged FAT volumes: every walk, read and free-space scan ends, or fails w
       const started = Date.now();
       const name = 'hostile.img';
       try {
-        const reader = await fatDriver.open(memory(buf), { name });
+        const reader = await fatDriver.open(memoryVolume(buf), { name });
         await exercise(new Filesystem(reader as FatReader, name));
         outcomes.set('(read through)', (outcomes.get('(read through)') ?? 0) + 1);
       } catch (e) {

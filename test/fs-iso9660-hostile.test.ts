@@ -7,21 +7,11 @@ import { needPeers, tempDir, vdisk, sh, sha256 } from './helpers/peers.js';
 import { noise } from './helpers/iso.js';
 import { IsoReader, type IsoNode } from '../src/filesystems/iso9660/reader.js';
 import { Filesystem } from '../src/filesystems/filesystem.js';
-import type { VolumeReader } from '../src/filesystems/types.js';
 import { VdiskError } from '../src/errors.js';
+import { memoryVolume } from './helpers/memory.js';
 
 const SECTOR = 2048;
 
-function memoryVolume(buf: Buffer): VolumeReader {
-  return {
-    size: buf.length,
-    read: async (o, len) => {
-      const out = Buffer.alloc(len);
-      if (o < buf.length) buf.copy(out, 0, o, Math.min(buf.length, o + len));
-      return out;
-    },
-  };
-}
 
 /** Every operation a user can ask for: walk the whole tree, stat, readlink, read every file (bounded), freeExtents. */
 async function exercise(buf: Buffer): Promise<void> {

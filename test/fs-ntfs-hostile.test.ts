@@ -9,7 +9,7 @@ import { mountNtfs, unmount, NTFS_PEERS, noiseBytes, textBytes, reparseHex } fro
 import { VdiskError } from '../src/errors.js';
 import { Filesystem } from '../src/filesystems/filesystem.js';
 import { ntfsDriver } from '../src/filesystems/ntfs/driver.js';
-import type { VolumeReader } from '../src/filesystems/types.js';
+import { memoryVolume } from './helpers/memory.js';
 
 /**
  * Hostile NTFS volumes: one real volume (mkntfs, filled through ntfs-3g with every structure the reader
@@ -22,18 +22,6 @@ let image: Buffer;
 let imagePath = '';
 const regions: { name: string; start: number; end: number }[] = [];
 
-function memoryVolume(b: Buffer): VolumeReader {
-  return {
-    size: b.length,
-    read: async (o, len) => {
-      // A reader must never ask for bytes before the volume, nor a read sized by a field nobody checked.
-      if (!Number.isSafeInteger(o) || o < 0 || !Number.isSafeInteger(len) || len < 0 || len > 64 * 1024 * 1024) throw new Error(`read(${o}, ${len})`);
-      const out = Buffer.alloc(len);
-      if (o < b.length) b.copy(out, 0, o, Math.min(b.length, o + len));
-      return out;
-    },
-  };
-}
 
 /** Runs of a file as ntfsinfo prints them: [lcn, length] in clusters. */
 function runsOf(img: string, path: string): [number, number][] {
@@ -94,7 +82,7 @@ before(() => {
 
 /** Walks everything: the tree (reading up to 1 MiB of each file and stream), links, lookups, the free map. */
 async function exercise(b: Buffer): Promise<void> {
-  const reader = await ntfsDriver.open(memoryVolume(b), { name: 'hostile.img' });
+  const reader = await ntfsDriver.open(memoryVolume(b, 64 * 1024 * 1024), { name: 'hostile.img' });
   const fs = new Filesystem(reader, 'hostile.img');
   const pending = ['/'];
   let seen = 0;
@@ -190,7 +178,7 @@ test('mutated boot sector, MFT records, runlists, index blocks and compressed da
 
 /** The MFT record of `path` in `b` (the fresh volume's $MFT is contiguous) and its attribute at type `type`. */
 async function attributeOf(b: Buffer, path: string, type: number): Promise<{ rec: number; attr: number }> {
-  const reader = await ntfsDriver.open(memoryVolume(b), { name: 'hostile.img' });
+  const reader = await ntfsDriver.open(memoryVolume(b, 64 * 1024 * 1024), { name: 'hostile.img' });
   const ino = (await new Filesystem(reader, 'hostile.img').lstat(path)).ino;
   const cluster = b.readUInt16LE(11) * b[13];
   const rec = Number(b.readBigUInt64LE(48)) * cluster + ino * 1024;
