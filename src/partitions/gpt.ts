@@ -168,8 +168,10 @@ export function serializeGpt(
   sector: number,
   diskGuid: string,
   parts: NewGptPartition[],
+  entryCount = 128,
 ): { offset: number; data: Buffer }[] {
-  const ENTRIES = 128;
+  const ENTRIES = entryCount;
+  if (parts.length > ENTRIES) throw new RangeError(`${parts.length} partitions do not fit ${ENTRIES} GPT entries`);
   const ENTRY_SIZE = 128;
   const arraySectors = Math.ceil((ENTRIES * ENTRY_SIZE) / sector);
   const entries = Buffer.alloc(arraySectors * sector);

@@ -1,5 +1,5 @@
 import { closeSync, ftruncateSync, openSync, writeFileSync, writeSync } from 'node:fs';
-import { crc32 } from '@node-rs/crc32';
+import { serializeGpt } from '../../src/partitions/gpt.js';
 import { lvmCrc } from '../../src/filesystems/containers.js';
 
 /** HPFS from its published layout: boot sector with extended BPB, superblock (16) and spare block (17). */
@@ -201,51 +201,22 @@ export function ufs2Superblock(volname: string, id: [number, number], endian: 'l
  * Sparse: only the tables are written.
  */
 export function makeGpt(path: string, entries: number, partitions: number, sectorsEach = 8): void {
-  const S = 512;
-  const arraySectors = Math.ceil((entries * 128) / S);
+  const arraySectors = Math.ceil((entries * 128) / 512);
   const firstUsable = 2 + arraySectors;
   const total = firstUsable + partitions * sectorsEach + 2048 + arraySectors + 1;
-  const lastUsable = total - 2 - arraySectors;
-  const array = Buffer.alloc(arraySectors * S);
-  const linux = Buffer.from('af3dc60f838472478e793d69d8477de4', 'hex'); // 0FC63DAF-8483-4772-8E79-3D69D8477DE4
-  for (let i = 0; i < partitions; i++) {
-    const o = i * 128;
-    linux.copy(array, o);
-    array.writeUInt32LE(i + 1, o + 16); // a unique partition GUID
-    array.writeUInt32LE(0x5eed, o + 28);
-    array.writeBigUInt64LE(BigInt(firstUsable + i * sectorsEach), o + 32);
-    array.writeBigUInt64LE(BigInt(firstUsable + (i + 1) * sectorsEach - 1), o + 40);
-    Buffer.from(`p${i + 1}`, 'utf16le').copy(array, o + 56);
-  }
-  const arrayCrc = crc32(array.subarray(0, entries * 128)) >>> 0;
-  const header = (my: number, alternate: number, entriesLba: number) => {
-    const h = Buffer.alloc(S);
-    h.write('EFI PART', 0, 'latin1');
-    h.writeUInt32LE(0x00010000, 8);
-    h.writeUInt32LE(92, 12);
-    h.writeBigUInt64LE(BigInt(my), 24);
-    h.writeBigUInt64LE(BigInt(alternate), 32);
-    h.writeBigUInt64LE(BigInt(firstUsable), 40);
-    h.writeBigUInt64LE(BigInt(lastUsable), 48);
-    Buffer.from('0123456789abcdef0123456789abcdef', 'hex').copy(h, 56);
-    h.writeBigUInt64LE(BigInt(entriesLba), 72);
-    h.writeUInt32LE(entries, 80);
-    h.writeUInt32LE(128, 84);
-    h.writeUInt32LE(arrayCrc, 88);
-    h.writeUInt32LE(crc32(h.subarray(0, 92)) >>> 0, 16);
-    return h;
-  };
-  const mbr = Buffer.alloc(S);
-  mbr[446 + 4] = 0xee;
-  mbr.writeUInt32LE(1, 446 + 8);
-  mbr.writeUInt32LE(Math.min(total - 1, 0xffffffff), 446 + 12);
-  mbr[510] = 0x55;
-  mbr[511] = 0xaa;
+  const parts = Array.from({ length: partitions }, (_, i) => ({
+    firstLba: firstUsable + i * sectorsEach,
+    lastLba: firstUsable + (i + 1) * sectorsEach - 1,
+    type: '0fc63daf-8483-4772-8e79-3d69d8477de4',
+    uuid: `${(i + 1).toString(16).padStart(8, '0')}-0000-0000-0000-00000000${(0x5eed).toString(16).padStart(4, '0')}`,
+    name: `p${i + 1}`,
+  }));
   const fd = openSync(path, 'w');
   try {
-    ftruncateSync(fd, total * S);
-    writeSync(fd, Buffer.concat([mbr, header(1, total - 1, 2), array]), 0, undefined, 0);
-    writeSync(fd, Buffer.concat([array, header(total - 1, 1, total - 1 - arraySectors)]), 0, undefined, (total - 1 - arraySectors) * S);
+    ftruncateSync(fd, total * 512);
+    for (const { offset, data } of serializeGpt(total, 512, '01234567-89ab-cdef-0123-456789abcdef', parts, entries)) {
+      writeSync(fd, data, 0, data.length, offset);
+    }
   } finally {
     closeSync(fd);
   }
