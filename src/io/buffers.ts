@@ -23,6 +23,17 @@ export function isZero(buf: Uint8Array): boolean {
   return true;
 }
 
+/**
+ * Whether buf[start, end) is all zeros, looking first at its leading bytes in JavaScript: data is
+ * almost never zero there, and a native compare per 4 KiB piece cost a quarter of a second per GiB of
+ * data in call overhead alone.
+ */
+export function rangeIsZero(buf: Uint8Array, start: number, end: number): boolean {
+  const peek = Math.min(end, start + 16);
+  for (let i = start; i < peek; i++) if (buf[i] !== 0) return false;
+  return isZero(buf.subarray(start, end));
+}
+
 /** The size of the pieces sparse writes look at: a file-system block, qemu-img's default for convert. */
 export const SPARSE_GRAIN = 4096;
 
@@ -35,7 +46,7 @@ export function nonZeroRuns(buf: Uint8Array, grain = SPARSE_GRAIN): [number, num
   const runs: [number, number][] = [];
   for (let at = 0; at < buf.length; at += grain) {
     const end = Math.min(buf.length, at + grain);
-    if (isZero(buf.subarray(at, end))) continue;
+    if (rangeIsZero(buf, at, end)) continue;
     const last = runs[runs.length - 1];
     if (last && last[1] === at) last[1] = end;
     else runs.push([at, end]);

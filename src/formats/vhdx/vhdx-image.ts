@@ -1,6 +1,6 @@
 import { stat } from 'node:fs/promises';
 import { PositionalFile, type ByteSource, type OpenMode } from '../../io/file.js';
-import { isZero, SPARSE_GRAIN } from '../../io/buffers.js';
+import { rangeIsZero, SPARSE_GRAIN } from '../../io/buffers.js';
 import { lockFor } from '../../io/lock.js';
 import { VdiskError, corrupt, unsupported } from '../../errors.js';
 import type { DiskImage, Extent, ExtentState } from '../image.js';
@@ -468,7 +468,7 @@ export class VhdxImage implements DiskImage {
       const grain = Math.floor((inBlock + p) / SPARSE_GRAIN);
       const end = Math.min(part.length, (grain + 1) * SPARSE_GRAIN - inBlock);
       const bit = 1 << (grain & 7);
-      if (written[grain >> 3] & bit || !isZero(part.subarray(p, end))) {
+      if (written[grain >> 3] & bit || !rangeIsZero(part, p, end)) {
         written[grain >> 3] |= bit;
         const last = runs[runs.length - 1];
         if (last && last[1] === p) last[1] = end;
