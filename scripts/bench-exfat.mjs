@@ -6,7 +6,7 @@
 import { existsSync, mkdirSync, openSync, rmSync, writeSync, closeSync, utimesSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { MiB, OUT_DIR, VDISK, WORK, compare, need, report, sh } from './bench-lib.mjs';
+import { MiB, OUT_DIR, VDISK, WORK, compare, need, report, sh, writeVariedFile, variedBytes } from './bench-lib.mjs';
 
 for (const cmd of ['mkfs.exfat', 'mount.exfat-fuse', 'losetup', 'qemu-img', 'sfdisk']) need(cmd);
 const fileMiB = Number(process.env.BENCH_EXFAT_FILE_MIB ?? 512);
@@ -40,14 +40,8 @@ if (!existsSync(img) || !existsSync(vhdx)) {
   rmSync(src, { recursive: true, force: true });
   mkdirSync(join(src, 'tree'), { recursive: true });
   // The large file: varied bytes, so nothing downstream can shortcut zeros.
-  const fd = openSync(join(src, 'big.bin'), 'w');
-  const buf = Buffer.alloc(4 * MiB);
-  for (let i = 0; i < buf.length; i += 8) buf.writeDoubleLE(i * 1.000001 + 1, i);
-  for (let at = 0; at < fileMiB * MiB; at += buf.length) {
-    buf.writeUInt32LE(at, 0);
-    writeSync(fd, buf, 0, Math.min(buf.length, fileMiB * MiB - at));
-  }
-  closeSync(fd);
+  writeVariedFile(join(src, 'big.bin'), fileMiB * MiB);
+  const buf = variedBytes(16 * 1024);
   // The tree: 50 directories of small files, 1-16 KiB.
   let treeBytes = 0;
   for (let i = 0; i < files; i++) {

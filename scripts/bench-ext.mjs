@@ -3,10 +3,10 @@
 // the same file system as a raw image, measured in one run. One large file, then a tree of many small
 // files. Sizes are settable: BENCH_EXT_FILE_MIB (default 256), BENCH_EXT_FILES (default 5000); the
 // target ratio BENCH_EXT_TARGET (default 1.0), runs BENCH_EXT_RUNS (default 3).
-import { existsSync, mkdirSync, openSync, writeSync, closeSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { MiB, OUT_DIR, VDISK, WORK, compare, need, report, sh } from './bench-lib.mjs';
+import { MiB, OUT_DIR, VDISK, WORK, compare, need, report, sh, writeVariedFile, variedBytes } from './bench-lib.mjs';
 
 process.env.PATH = `${process.env.PATH}:/usr/sbin:/sbin`;
 need('qemu-img');
@@ -26,14 +26,8 @@ if (!existsSync(vhdx)) {
   rmSync(src, { recursive: true, force: true });
   mkdirSync(join(src, 'large'), { recursive: true });
   // The large file: a MiB at a time of bytes that differ from MiB to MiB (nothing compresses or dedups).
-  const fd = openSync(join(src, 'large', 'file.bin'), 'w');
-  const buf = Buffer.alloc(MiB);
-  for (let i = 0; i < buf.length; i += 8) buf.writeDoubleLE(i * 1.000001 + 1, i);
-  for (let m = 0; m < fileMiB; m++) {
-    buf.writeUInt32LE(m, 0);
-    writeSync(fd, buf);
-  }
-  closeSync(fd);
+  writeVariedFile(join(src, 'large', 'file.bin'), fileMiB * MiB);
+  const buf = variedBytes(MiB);
   // The tree: 100 files a directory, 1 to 16 KiB each.
   for (let i = 0; i < files; i++) {
     const dir = join(src, 'tree', `d${Math.floor(i / 100)}`);

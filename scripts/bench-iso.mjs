@@ -2,10 +2,10 @@
 // vdisk get vs xorriso -osirrox on -extract, from one ISO (Rock Ridge, Joliet) holding a large file
 // and a tree of many small files. Ratios, measured in the same run. Sizes by environment:
 // BENCH_ISO_FILE_MIB (default 512), BENCH_ISO_FILES (default 5000), BENCH_ISO_TARGET (default 1.0).
-import { existsSync, mkdirSync, openSync, writeSync, closeSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { MiB, OUT_DIR, VDISK, WORK, compare, need, report, sh } from './bench-lib.mjs';
+import { MiB, OUT_DIR, VDISK, WORK, compare, need, report, sh, writeVariedFile } from './bench-lib.mjs';
 
 need('xorriso');
 const fileMiB = Number(process.env.BENCH_ISO_FILE_MIB ?? 512);
@@ -18,14 +18,7 @@ if (!existsSync(iso)) {
   rmSync(src, { recursive: true, force: true });
   mkdirSync(join(src, 'tree'), { recursive: true });
   // The large file: incompressible-looking data, written in 4 MiB pieces.
-  const fd = openSync(join(src, 'big.bin'), 'w');
-  const buf = Buffer.alloc(4 * MiB);
-  for (let i = 0; i < buf.length; i += 8) buf.writeDoubleLE(i * 1.000001 + 1, i);
-  for (let at = 0; at < fileMiB * MiB; at += buf.length) {
-    buf.writeUInt32LE(at, 0);
-    writeSync(fd, buf, 0, Math.min(buf.length, fileMiB * MiB - at), at);
-  }
-  closeSync(fd);
+  writeVariedFile(join(src, 'big.bin'), fileMiB * MiB);
   // The tree: 100 files to a directory, 200 bytes to 8 KiB each.
   for (let i = 0; i < files; i++) {
     const d = join(src, 'tree', `d${Math.floor(i / 100)}`);

@@ -59,6 +59,30 @@ export function compare(scripts, runs = 5, before = () => {}) {
 export const OUT_DIR = existsSync('/dev/shm') ? '/dev/shm' : WORK;
 
 /**
+ * `size` bytes of varied doubles: not zeros, not one repeated byte, so every byte a benchmark copies is
+ * read and written (nothing downstream can skip zeros, compress or deduplicate).
+ */
+export function variedBytes(size) {
+  const buf = Buffer.alloc(size);
+  for (let i = 0; i + 8 <= buf.length; i += 8) buf.writeDoubleLE(i * 1.000001 + 1, i);
+  return buf;
+}
+
+/** A file of `bytes` varied bytes, written 4 MiB at a time, each piece stamped with its offset. */
+export function writeVariedFile(path, bytes) {
+  const buf = variedBytes(4 * MiB);
+  const fd = openSync(path, 'w');
+  try {
+    for (let at = 0; at < bytes; at += buf.length) {
+      buf.writeUInt32LE(at % 2 ** 32, 0);
+      writeSync(fd, buf, 0, Math.min(buf.length, bytes - at), at);
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
  * A raw disk of `size` bytes with `dataBytes` of non-zero data spread over it in 32 MiB extents
  * (every other extent), then the same as a dynamic VHDX written by qemu-img.
  */
@@ -70,8 +94,7 @@ export function dataDisk(name, size, dataBytes) {
     const extent = 32 * MiB;
     const fd = openSync(raw, 'w');
     ftruncateSync(fd, size);
-    const buf = Buffer.alloc(4 * MiB);
-    for (let i = 0; i < buf.length; i += 8) buf.writeDoubleLE(i * 1.000001 + 1, i);
+    const buf = variedBytes(4 * MiB);
     let written = 0;
     for (let at = 0; written < dataBytes && at < size; at += 2 * extent) {
       for (let o = 0; o < extent && written < dataBytes; o += buf.length) {

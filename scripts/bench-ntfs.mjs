@@ -2,10 +2,10 @@
 // Pulling files out of NTFS: `vdisk get` from a dynamic VHDX holding the volume vs ntfscat (one large
 // file) and an ntfs-3g FUSE mount + `cp -a` (a many-file tree) of the same raw volume. Ratios, in one run.
 // Sizes: NTFS_BENCH_FILE_MB (default 512) and NTFS_BENCH_FILES (default 10000).
-import { existsSync, mkdirSync, rmSync, writeFileSync, openSync, writeSync, closeSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { MiB, OUT_DIR, VDISK, WORK, compare, need, report, sh } from './bench-lib.mjs';
+import { MiB, OUT_DIR, VDISK, WORK, compare, need, report, sh, writeVariedFile, variedBytes } from './bench-lib.mjs';
 
 for (const cmd of ['mkntfs', 'ntfs-3g', 'ntfscat', 'qemu-img']) need(cmd);
 const fileMiB = Number(process.env.NTFS_BENCH_FILE_MB ?? 512);
@@ -25,15 +25,8 @@ if (!existsSync(vhdx)) {
   sh('mkntfs', ['-q', '-F', '-f', '-L', 'bench', raw]);
   sh('ntfs-3g', [raw, mnt]);
   try {
-    // The large file: 4 MiB blocks of varied doubles (not zeros: every byte is read and written).
-    const buf = Buffer.alloc(4 * MiB);
-    for (let i = 0; i < buf.length; i += 8) buf.writeDoubleLE(i * 1.000001 + 1, i);
-    const fd = openSync(join(mnt, 'big.bin'), 'w');
-    for (let at = 0; at < fileMiB * MiB; at += buf.length) {
-      buf.writeUInt32LE(at, 0);
-      writeSync(fd, buf, 0, Math.min(buf.length, fileMiB * MiB - at), at);
-    }
-    closeSync(fd);
+    writeVariedFile(join(mnt, 'big.bin'), fileMiB * MiB);
+    const buf = variedBytes(4 * MiB);
     // The tree: 100 directories of small files from 100 bytes to 8 KiB (resident and not).
     for (let i = 0; i < files; i++) {
       const d = join(mnt, 'tree', `dir${i % 100}`);

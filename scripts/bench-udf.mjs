@@ -5,7 +5,7 @@
 // Sizes: UDF_BENCH_FILE_MB (default 512), UDF_BENCH_FILES (default 5000), UDF_BENCH_RUNS (default 5).
 import { existsSync, mkdirSync, openSync, rmSync, writeSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
-import { MiB, OUT_DIR, VDISK, WORK, compare, need, report, sh } from './bench-lib.mjs';
+import { MiB, OUT_DIR, VDISK, WORK, compare, need, report, sh, writeVariedFile } from './bench-lib.mjs';
 
 need('genisoimage');
 need('qemu-img');
@@ -34,14 +34,7 @@ const vhdx = join(WORK, `${tag}.vhdx`);
 if (!existsSync(vhdx)) {
   rmSync(src, { recursive: true, force: true });
   mkdirSync(join(src, 'big'), { recursive: true });
-  const fd = openSync(join(src, 'big', 'large.bin'), 'w');
-  const buf = Buffer.alloc(4 * MiB);
-  for (let i = 0; i < buf.length; i += 8) buf.writeDoubleLE(i * 1.000001 + 1, i);
-  for (let o = 0; o < fileMb * MiB; o += buf.length) {
-    buf.writeUInt32LE(o, 0);
-    writeSync(fd, buf, 0, Math.min(buf.length, fileMb * MiB - o), o);
-  }
-  closeSync(fd);
+  writeVariedFile(join(src, 'big', 'large.bin'), fileMb * MiB);
   // Small files of 100 bytes to 8 KiB, 100 to a directory.
   for (let i = 0; i < files; i++) {
     const dir = join(src, 'tree', `d${Math.floor(i / 100)}`);
