@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { needPeers, sh, tempDir, vdisk, sha256Buffer } from './helpers/peers.js';
-import { compareTrees, diffTrees, allocatedBytes } from './helpers/fs-tree.js';
+import { compareTrees, diffTrees, allocatedBytes, withFs } from './helpers/fs-tree.js';
 import {
   EXFAT_PEERS,
   SCRIPT_NAMES,
@@ -20,8 +20,6 @@ import {
   withExfatMount,
   writeAt,
 } from './helpers/exfat.js';
-import { openImage } from '../src/formats/open.js';
-import { openFilesystem } from '../src/filesystems/open.js';
 import type { Filesystem } from '../src/filesystems/filesystem.js';
 import { VdiskError } from '../src/errors.js';
 
@@ -91,14 +89,6 @@ function appendTo(p: string, data: Buffer): void {
   if (data.length) sh('sh', ['-c', `cat >> '${p}'`], data);
 }
 
-async function withFs<T>(img: string, fn: (fs: Filesystem) => Promise<T>): Promise<T> {
-  const image = await openImage(img);
-  try {
-    return await fn(await openFilesystem(image));
-  } finally {
-    await image.close();
-  }
-}
 
 async function readAll(fs: Filesystem, path: string): Promise<Buffer> {
   const f = await fs.open(path);

@@ -5,11 +5,11 @@ import { mkdtempSync, rmSync, writeFileSync, readFileSync, openSync, writeSync, 
 import { tmpdir } from 'node:os';
 import { spawnSync } from 'node:child_process';
 import { needPeers, havePeer, vdisk } from './helpers/peers.js';
-import { compareTrees, diffTrees, allocatedBytes } from './helpers/fs-tree.js';
+import { compareTrees, diffTrees, allocatedBytes, withFs } from './helpers/fs-tree.js';
 import {
   bytes, debugfsLs, debugfsStats, dumpe2fsFree, makeTree, run, sourceXattrs, walkSource, walkVolume, type Seen,
 } from './helpers/ext.js';
-import { openImage, openFilesystem, Filesystem } from '../src/index.js';
+import { openImage, Filesystem } from '../src/index.js';
 import { ExtReader } from '../src/filesystems/ext/reader.js';
 import fc from 'fast-check';
 import { existsSync, mkdirSync, symlinkSync, truncateSync } from 'node:fs';
@@ -28,15 +28,6 @@ before(() => {
   process.on('exit', () => rmSync(work, { recursive: true, force: true }));
 });
 
-async function withFs<T>(img: string, fn: (fs: Filesystem) => Promise<T>, partition?: number): Promise<T> {
-  const image = await openImage(img);
-  try {
-    const fs = await openFilesystem(image, partition === undefined ? {} : { partition });
-    return await fn(fs);
-  } finally {
-    await image.close();
-  }
-}
 
 function mkfs(img: string, args: string[], sizeMiB: number, from = src): void {
   rmSync(img, { force: true });

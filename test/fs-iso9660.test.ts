@@ -3,22 +3,10 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { mkdirSync, readFileSync, writeFileSync, statSync, openSync, writeSync, closeSync } from 'node:fs';
 import { needPeers, tempDir, vdisk, sh, sha256 } from './helpers/peers.js';
-import { compareTrees } from './helpers/fs-tree.js';
+import { compareTrees, withFs } from './helpers/fs-tree.js';
 import { isoinfoListing, makeSourceTree, noise, walkOurs, walkSource, xorrisoLsdl, LONG_NAME, UNICODE_NAME, type Walked } from './helpers/iso.js';
-import { openImage } from '../src/formats/open.js';
-import { openFilesystem } from '../src/filesystems/open.js';
-import type { Filesystem } from '../src/filesystems/filesystem.js';
 import { VdiskError } from '../src/errors.js';
 
-async function withFs<T>(img: string, fn: (fs: Filesystem) => Promise<T>, partition?: number): Promise<T> {
-  const image = await openImage(img);
-  try {
-    const fs = await openFilesystem(image, partition === undefined ? {} : { partition });
-    return await fn(fs);
-  } finally {
-    await image.close();
-  }
-}
 
 /** Ours against xorriso's reading: the same paths, types, permissions, owners, file sizes and link targets. */
 function assertAgreesWithXorriso(ours: Map<string, Walked>, img: string, skip: (p: string) => boolean = () => false): void {

@@ -1,6 +1,9 @@
 import { lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
+import { openImage } from '../../src/formats/open.js';
+import { openFilesystem } from '../../src/filesystems/open.js';
+import type { Filesystem } from '../../src/filesystems/filesystem.js';
 
 export interface TreeCompareOptions {
   /** Compare permission bits (off for file systems without modes, e.g. FAT). */
@@ -86,4 +89,14 @@ export function allocatedBytes(path: string): number {
 export function diffTrees(a: string, b: string): string {
   const r = spawnSync('diff', ['-r', '--no-dereference', a, b], { encoding: 'utf8' });
   return r.status === 0 ? '' : `${r.stdout}${r.stderr}`.trim();
+}
+
+/** Runs `fn` on the file system of an image (the only one, or `partition`), closing the image after. */
+export async function withFs<T>(img: string, fn: (fs: Filesystem) => Promise<T>, partition?: number): Promise<T> {
+  const image = await openImage(img);
+  try {
+    return await fn(await openFilesystem(image, partition === undefined ? {} : { partition }));
+  } finally {
+    await image.close();
+  }
 }
