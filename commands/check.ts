@@ -1,6 +1,6 @@
 import { VdiskError } from '../src/errors.js';
-import { checkImage, type RepairMode } from '../src/check/check.js';
-import { exitCodeOf, type CheckReport } from '../src/check/report.js';
+import { checkImage, type RepairMode } from '../src/ops/check.js';
+import { exitCodeOf, type CheckReport } from '../src/ops/check-report.js';
 import { formatOption, outputKind, printJson } from './common.js';
 import { progressReporter } from './progress.js';
 

@@ -63,8 +63,10 @@ function build(setExit: (code: number) => void): Command {
     .description('create a VHDX (dynamic or fixed) or a sparse raw image (raw by default for a name ending in .img or .raw)')
     .argument('[image]')
     .argument('[size]', 'virtual size: bytes, or with k, M, G, T')
-    .addOption(new Option('-f, --format <fmt>', 'vhdx (default) or raw (default for *.img, *.raw)'))
+    .addOption(new Option('-f, --format <fmt>', 'the format (default: by the name\'s ending, raw for *.img and *.raw, else vhdx)'))
     .option('-o, --options <list>', 'format options key=value,... (repeatable; -o help lists them)', collect, [])
+    .option('-b, --backing-file <parent>', 'make a differencing image (or one backed by PARENT), of PARENT\'s size unless SIZE is given')
+    .option('-F, --backing-format <fmt>', 'the backing image\'s format (probed when absent)')
     .option('-q, --quiet', 'print nothing but errors')
     .action(async (image: string | undefined, size: string | undefined, opts) => {
       const { runCreate } = await import('./create.js');
@@ -180,7 +182,7 @@ function build(setExit: (code: number) => void): Command {
     .addOption(formatOpt())
     .addOption(shareOpt())
     .addOption(new Option('-O, --output-format <fmt>', 'the new image’s format: raw (default, as qemu-img) or vhdx'))
-    .option('-o, --options <list>', 'VHDX options key=value,... as for create (repeatable; -o help lists them)', collect, [])
+    .option('-o, --options <list>', 'the new image\'s format options key=value,... as for create (repeatable; -o help lists them)', collect, [])
     .option('-t, --cache <mode>', 'writeback (default: every flush, durable when done) or unsafe (no flushes, as qemu-img convert defaults to)')
     .option('-q, --quiet', 'print nothing but errors')
     .option('-p, --progress', 'show progress on stderr (terminal only)')

@@ -1,5 +1,7 @@
 import { VdiskError } from '../src/errors.js';
 import type { ImageFormat } from '../src/formats/image.js';
+import type { FormatDriver } from '../src/formats/driver.js';
+import { driverByName } from '../src/formats/drivers.js';
 
 export type OutputKind = 'human' | 'json';
 
@@ -9,10 +11,33 @@ export function outputKind(value: string | undefined): OutputKind {
   throw new VdiskError('USAGE', `--output must be human or json, not '${value}'`);
 }
 
+/** `-f`/`-O`: a format of the driver table (its name or an alias), as the table names it. */
 export function formatOption(value: string | undefined, flag = '-f'): ImageFormat | undefined {
   if (value === undefined) return undefined;
-  if (value === 'vhdx' || value === 'raw') return value;
-  throw new VdiskError('USAGE', `${flag}: unknown image format '${value}' (vhdx, raw)`);
+  return driverByName(value, flag).name;
+}
+
+/** `-o key=value,key=value` (repeatable) as pairs; a key without `=value` is refused by the driver's check. */
+export function optionPairs(list: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const pair of list.flatMap((s) => s.split(',')).filter((s) => s !== '')) {
+    const eq = pair.indexOf('=');
+    if (eq < 0) throw new VdiskError('USAGE', `-o ${pair}: needs a value (${pair}=...)`);
+    out[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  return out;
+}
+
+/** `-o help` (create and convert): lists the format's options and tells the caller to stop there. */
+export function printedOptionsHelp(driver: FormatDriver, list: string[]): boolean {
+  if (!list.some((s) => s.split(',').includes('help'))) return false;
+  const options = Object.entries(driver.createOptions ?? {});
+  if (options.length === 0) process.stdout.write(`${driver.name} images take no options\n`);
+  else {
+    process.stdout.write(`Supported options for ${driver.name}:\n`);
+    for (const [k, v] of options) process.stdout.write(`  ${k.padEnd(22)} ${v}\n`);
+  }
+  return true;
 }
 
 /** `-t`: writeback (every flush honoured) or unsafe (none), for the commands that write. */

@@ -1,6 +1,6 @@
 import { openImage } from '../src/formats/open.js';
 import { VdiskError } from '../src/errors.js';
-import { compareImages } from '../src/compare.js';
+import { compareImages } from '../src/ops/compare.js';
 import type { DiskImage } from '../src/formats/image.js';
 import { formatOption } from './common.js';
 import { progressReporter } from './progress.js';

@@ -1,8 +1,9 @@
 import { openImage } from '../src/formats/open.js';
 import { VdiskError } from '../src/errors.js';
-import { convertImage } from '../src/convert.js';
-import { cacheOption, formatOption } from './common.js';
-import { newImageOptions, printedOptionsHelp } from './create.js';
+import { convertImage } from '../src/ops/convert.js';
+import { checkedOptions, creatingDriver } from '../src/ops/create.js';
+import { cacheOption, formatOption, optionPairs, printedOptionsHelp } from './common.js';
+import { version } from './version.js';
 import { progressReporter } from './progress.js';
 
 export interface ConvertCliOptions {
@@ -16,20 +17,21 @@ export interface ConvertCliOptions {
 }
 
 export async function runConvert(source: string | undefined, output: string | undefined, opts: ConvertCliOptions): Promise<number> {
-  const outFormat = formatOption(opts.outputFormat, '-O') ?? 'raw';
+  const driver = creatingDriver(formatOption(opts.outputFormat, '-O') ?? 'raw', output ?? '', '-O');
   const list = opts.options ?? [];
-  if (printedOptionsHelp(outFormat, list)) return 0;
+  if (printedOptionsHelp(driver, list)) return 0;
   if (!source) throw new VdiskError('USAGE', 'missing required argument SOURCE');
   if (!output) throw new VdiskError('USAGE', 'missing required argument OUTPUT');
   const cache = cacheOption(opts.cache);
-  // Parsed before anything is opened, so a bad option leaves no output behind.
-  const vhdx = newImageOptions(outFormat, list) ?? undefined;
+  // Checked before anything is opened, so a bad option leaves no output behind.
+  const options = checkedOptions(driver, optionPairs(list));
   const image = await openImage(source, { format: formatOption(opts.format), forceShare: opts.forceShare });
   try {
     const progress = progressReporter(opts, 'convert');
     await convertImage(image, output, {
-      format: outFormat,
-      vhdx,
+      format: driver.name,
+      options,
+      creator: `vdisk v${version()}`,
       cache,
       onProgress: progress?.update,
     });

@@ -1,5 +1,5 @@
 import { openImage } from '../src/formats/open.js';
-import { describeImage, type ImageInfo } from '../src/info.js';
+import { describeImage, type ImageInfo } from '../src/ops/info.js';
 import { formatSize } from '../src/util/size.js';
 import { formatOption, outputKind, printJson } from './common.js';
 import { colours, type Styler } from './colour.js';

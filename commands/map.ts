@@ -1,5 +1,5 @@
 import { openImage } from '../src/formats/open.js';
-import { mapImage, type MapExtent } from '../src/map.js';
+import { mapImage, type MapExtent } from '../src/ops/map.js';
 import { formatOption, outputKind } from './common.js';
 
 export interface MapOptions {

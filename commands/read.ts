@@ -1,5 +1,5 @@
 import { openImage } from '../src/formats/open.js';
-import { exportTo } from '../src/export.js';
+import { exportTo } from '../src/ops/export.js';
 import { outputPlace, type OutputPlace } from '../src/io/output.js';
 import { VdiskError } from '../src/errors.js';
 import { parseSize } from '../src/util/size.js';

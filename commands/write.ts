@@ -1,5 +1,5 @@
 import { openImage } from '../src/formats/open.js';
-import { importIntoImage } from '../src/import.js';
+import { importIntoImage } from '../src/ops/import.js';
 import { parseSize } from '../src/util/size.js';
 import { cacheOption, formatOption } from './common.js';
 import { progressReporter } from './progress.js';

@@ -66,9 +66,9 @@ test('convert keeps every byte through raw -> VHDX -> VHDX -> raw, whatever the 
         const b = join(dir, `b${n}.vhdx`);
         const back = join(dir, `r${n}.raw`);
         const src = await openImage(source);
-        await convertImage(src, a, { format: 'vhdx', vhdx: { blockSize: blockA }, cache: 'unsafe' }).finally(() => src.close());
+        await convertImage(src, a, { format: 'vhdx', options: { block_size: String(blockA) }, cache: 'unsafe' }).finally(() => src.close());
         const ia = await openImage(a);
-        await convertImage(ia, b, { format: 'vhdx', vhdx: { blockSize: blockB, blockStateZero: true }, cache: 'unsafe' }).finally(() => ia.close());
+        await convertImage(ia, b, { format: 'vhdx', options: { block_size: String(blockB), block_state_zero: 'on' }, cache: 'unsafe' }).finally(() => ia.close());
         const ib = await openImage(b);
         await convertImage(ib, back, { format: 'raw', cache: 'unsafe' }).finally(() => ib.close());
 

@@ -175,7 +175,7 @@ test('convert refuses bad requests with one line, and leaves no output behind', 
   writeFileSync(empty, '');
   const cases: [string[], RegExp][] = [
     [['convert', '-O', 'vhdx', raw, raw], /OUTPUT is the image itself/],
-    [['convert', '-O', 'qcow2', raw, out], /-O: unknown image format 'qcow2'/],
+    [['convert', '-O', 'nosuch', raw, out], /-O: unknown image format 'nosuch'/],
     [['convert', '-O', 'vhdx', '-o', 'block_size=3M', raw, out], /block_size/],
     [['convert', '-O', 'vhdx', '-o', 'colour=blue', raw, out], /-o colour: unknown option/],
     [['convert', '-o', 'block_size=1M', raw, out], /raw images take no options/],

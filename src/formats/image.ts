@@ -1,3 +1,6 @@
+import { VdiskError } from '../errors.js';
+import type { FormatDetails, Mapping } from './driver.js';
+
 /** What a range of the virtual disk holds, as far as the format knows without reading the data. */
 export type ExtentState = 'data' | 'zero' | 'unallocated';
 
@@ -7,7 +10,8 @@ export interface Extent {
   state: ExtentState;
 }
 
-export type ImageFormat = 'raw' | 'vhdx';
+/** A format's name in the driver table (drivers.ts): 'raw', 'vhdx', ... */
+export type ImageFormat = string;
 
 /** The one interface every format provides; partition and file-system code sees only this. */
 export interface DiskImage {
@@ -27,6 +31,17 @@ export interface DiskImage {
   /** A natural unit for streaming: the block size, or a default for formats without one. */
   readonly preferredChunk: number;
   close(): Promise<void>;
+  /** The image this one reads through where it stores nothing (a differencing parent, a backing file). */
+  backingImage?(): Promise<DiskImage | null>;
+  /** Every file the image is made of besides `filename` (VMDK extents, descriptors). */
+  readonly otherFiles?: readonly string[];
+  /** The format's details for `info`. */
+  describe?(): Promise<FormatDetails>;
+  /**
+   * How [offset, offset+length) is stored, in order, covering the range, for `map`. Callers ask
+   * for bounded windows; formats without it are mapped as data where they are.
+   */
+  mapping?(offset: number, length: number): Promise<Mapping[]>;
 }
 
 export function mergeExtents(extents: Extent[]): Extent[] {
@@ -37,4 +52,15 @@ export function mergeExtents(extents: Extent[]): Extent[] {
     else out.push({ ...e });
   }
   return out;
+}
+
+/** Refuses a request outside the virtual disk (or not a safe integer) before any format code sees it. */
+export function checkRange(img: { filename: string; virtualSize: number }, offset: number, length: number): void {
+  if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 ||
+      offset + length > img.virtualSize) {
+    throw new VdiskError(
+      'RANGE',
+      `${img.filename}: range ${offset}+${length} is outside the virtual disk (${img.virtualSize} bytes)`,
+    );
+  }
 }

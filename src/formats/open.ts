@@ -1,15 +1,13 @@
 import { PositionalFile, type OpenMode } from '../io/file.js';
 import { VdiskError } from '../errors.js';
-import type { DiskImage, ImageFormat } from './image.js';
-import { RawImage } from './raw.js';
-import { VhdxImage } from './vhdx/vhdx-image.js';
+import type { DiskImage } from './image.js';
+import type { FormatDriver, OpenContext, ProbeInput } from './driver.js';
+import { driverByName, probeDriver } from './drivers.js';
 import { lockFor } from '../io/lock.js';
-import { hasVhdxSignature } from './vhdx/file-identifier.js';
-import { foreignFormat } from './signatures.js';
 
 export interface OpenImageOptions {
-  /** Skip probing and treat the file as this format. */
-  format?: ImageFormat;
+  /** Skip probing and treat the file as this format (a name or alias of the driver table). */
+  format?: string;
   mode?: OpenMode;
   /** 'unsafe': skip flushes (qemu-img's cache=unsafe). */
   cache?: 'writeback' | 'unsafe';
@@ -20,54 +18,80 @@ export interface OpenImageOptions {
   forceShare?: boolean;
 }
 
-/**
- * The format by the file's signature: VHDX, else raw, the fallback. A file carrying the signature of a
- * format vdisk does not read yet is refused by name instead (`-f raw` still reads it as bytes).
- */
-export async function probeFormat(file: PositionalFile): Promise<ImageFormat> {
-  const head = Buffer.alloc(512);
+/** Images a chain may hold: a loop of locators or backing names ends here in an error. */
+export const MAX_CHAIN = 16;
+
+const PROBE_HEAD = 64 * 1024;
+
+/** The first and last bytes the probes look at. */
+export async function probeInput(file: PositionalFile): Promise<ProbeInput> {
+  const size = file.size();
+  const head = Buffer.alloc(Math.max(512, Math.min(PROBE_HEAD, size)));
   await file.readAt(head, 0);
-  if (hasVhdxSignature(head)) return 'vhdx';
   let tail: Buffer | null = null;
-  if (file.size() >= 1024) {
+  if (size >= 1024) {
     tail = Buffer.alloc(512);
-    await file.readAt(tail, file.size() - 512);
+    await file.readAt(tail, size - 512);
   }
-  const foreign = foreignFormat(head, tail, file.size());
-  if (foreign) {
-    throw new VdiskError('UNSUPPORTED', `${file.path}: unsupported format ${foreign} (vdisk reads vhdx and raw; -f raw reads the file as plain bytes)`);
+  return { head, tail, size, filename: file.path };
+}
+
+/**
+ * The driver for an open file, by the best probe score; a file carrying the signature of a format
+ * vdisk does not read yet is refused by name (`-f raw` still reads it as bytes).
+ */
+export async function probeFile(file: PositionalFile): Promise<FormatDriver> {
+  const driver = probeDriver(await probeInput(file));
+  if (!driver.open) {
+    throw new VdiskError('UNSUPPORTED', `${file.path}: unsupported format ${driver.name} (${driver.description}; -f raw reads the file as plain bytes)`);
   }
-  return 'raw';
+  return driver;
+}
+
+/** The format's name, by probing. */
+export async function probeFormat(file: PositionalFile): Promise<string> {
+  return (await probeFile(file)).name;
 }
 
 /** Opens an image by path, probing the format unless one is given. The single entry point of the library. */
-export async function openImage(path: string, options: OpenImageOptions = {}): Promise<DiskImage> {
+export function openImage(path: string, options: OpenImageOptions = {}): Promise<DiskImage> {
+  return openAt(path, options, 0);
+}
+
+async function openAt(path: string, options: OpenImageOptions, depth: number): Promise<DiskImage> {
   const mode = options.mode ?? 'r';
-  if (options.format && options.format !== 'raw' && options.format !== 'vhdx') {
-    throw new VdiskError('USAGE', `unknown image format '${options.format}' (vhdx, raw)`);
-  }
-  // The one place an image takes its lock (parents: VhdxImage.openParent): shared to look, exclusive
-  // to change it, before the first byte is read, held until close.
-  const file = await PositionalFile.open(path, mode, { lock: lockFor(mode, options.forceShare) });
+  const forced = options.format !== undefined ? driverByName(options.format) : null;
+  const forceShare = options.forceShare ?? false;
+  // The one place an image takes its lock: shared to look, exclusive to change it, before the first
+  // byte is read, held until close. Backing images come through here too (openBacking).
+  const file = await PositionalFile.open(path, mode, { lock: lockFor(mode, forceShare) });
   if (options.cache) file.cache = options.cache;
   try {
-    const format = options.format ?? (await probeFormat(file));
-    // qemu-img's rule: a probed raw image's first sector is not to be changed (see RawImage.write).
-    if (format === 'raw') return RawImage.fromFile(file, options.format === undefined);
-    if (!hasVhdxSignature(await readSig(file))) {
-      throw new VdiskError('CORRUPT', `${path}: not a VHDX image (no vhdxfile signature)`);
-    }
-    const image = await VhdxImage.fromFile(file);
-    image.forceShare = options.forceShare ?? false;
-    return image;
+    const driver = forced ?? (await probeFile(file));
+    return await openWith(driver, file, { forceShare, probed: !forced, depth });
   } catch (err) {
     await file.close();
     throw err;
   }
 }
 
-async function readSig(file: PositionalFile): Promise<Buffer> {
-  const b = Buffer.alloc(8);
-  await file.readAt(b, 0);
-  return b;
+/** Opens a file already open (and locked) as `driver`'s format: for images vdisk has just made too. */
+export function openWith(driver: FormatDriver, file: PositionalFile, at: { forceShare?: boolean; probed?: boolean; depth?: number } = {}): Promise<DiskImage> {
+  const mode = file.mode;
+  const forceShare = at.forceShare ?? false;
+  const depth = at.depth ?? 0;
+  if (!driver.open) throw new VdiskError('UNSUPPORTED', `${file.path}: vdisk does not read ${driver.name} images`);
+  const ctx: OpenContext = {
+    mode,
+    forceShare,
+    probed: at.probed ?? false,
+    depth,
+    openBacking: async (backing, format) => {
+      if (depth + 1 >= MAX_CHAIN) throw new VdiskError('CORRUPT', `${file.path}: backing chain deeper than ${MAX_CHAIN} images (a loop?)`);
+      // A backing image is only read, by writers of the child too: a shared lock keeps writers out.
+      return openAt(backing, { format, forceShare }, depth + 1);
+    },
+    openFile: (other) => PositionalFile.open(other, mode, { lock: lockFor(mode, forceShare) }),
+  };
+  return driver.open(file, ctx);
 }

@@ -69,37 +69,6 @@ export function resolveCreateOptions(o: VhdxCreateOptions): Required<VhdxCreateO
 }
 
 /**
- * Creates a VHDX at `path`: a new file, written under a temporary name and renamed over `path` when
- * complete (see ReplacingOutput). A device, FIFO or anything but a regular file at `path` is refused
- * and left alone; an image there that another process has open is refused before anything is made.
- */
-export async function createVhdx(path: string, options: VhdxCreateOptions): Promise<void> {
-  const o = resolveCreateOptions(options);
-  await createNew(path, (file) => writeNewVhdx(file, o));
-}
-
-/** Refuses what create must not replace; returns the file to replace or make. */
-export async function newImagePlace(path: string): Promise<{ path: string; existing: Stats | null }> {
-  const place = await outputPlace(path);
-  if (place.kind === 'file') return place;
-  const what = place.kind === 'fd' ? 'a descriptor' : nodeKind(place.existing);
-  throw new VdiskError('NOT_A_FILE', `${path}: is ${what}; an image is made as a new regular file, so it is left alone`);
-}
-
-async function createNew(path: string, write: (file: PositionalFile) => Promise<void>): Promise<void> {
-  const place = await newImagePlace(path);
-  const out = await ReplacingOutput.begin(place.path, place.existing);
-  try {
-    await write(out.file);
-    await out.file.close();
-    await out.commit();
-  } catch (err) {
-    await out.abort();
-    throw err;
-  }
-}
-
-/**
  * Writes a new VHDX into an empty file. Fixed images get every payload block mapped to consecutive
  * space that the file system leaves sparse, so creation costs the same whatever the size.
  */
@@ -186,10 +155,4 @@ export async function writeNewVhdx(file: PositionalFile, o: Required<VhdxCreateO
   // is written (the section is mostly padding), the file identifier at offset 0 last of all.
   for (const [s, e] of nonZeroRuns(section).reverse()) await file.writeAt(section.subarray(s, e), s);
   await file.flush();
-}
-
-/** Creates a sparse raw image, as createVhdx does: a new regular file renamed into place. */
-export async function createRaw(path: string, size: number): Promise<void> {
-  if (!Number.isSafeInteger(size) || size < 0) throw usage(`size must be a number of bytes, not ${size}`);
-  await createNew(path, (file) => file.truncate(size));
 }

@@ -4,8 +4,11 @@ import { rangeIsZero, SPARSE_GRAIN } from '../../io/buffers.js';
 import { lockFor } from '../../io/lock.js';
 import { VdiskError, corrupt, unsupported } from '../../errors.js';
 import type { DiskImage, Extent, ExtentState } from '../image.js';
+import type { FormatDetails, Mapping } from '../driver.js';
+import { MapClaims, vhdxMapping } from './mapping.js';
+import { vhdxDetails } from './details.js';
 import { mergeExtents } from '../image.js';
-import { checkRange } from '../raw.js';
+import { checkRange } from '../image.js';
 import { HEADER_SECTION_SIZE, MiB, roundUp } from './constants.js';
 import { ZERO_GUID, newGuid } from './guid.js';
 import { findActiveSequence, type ReplayPlan } from './log.js';
@@ -68,6 +71,8 @@ export class VhdxImage implements DiskImage {
   private depth = 0;
   /** Parents are opened without their shared lock too (-U). */
   forceShare = false;
+  /** Opens the parent through the driver table (set by the driver); VhdxImage.open otherwise. */
+  openBacking: ((path: string) => Promise<DiskImage>) | null = null;
   /** BAT changes made by writes and not yet committed through the log: entry index -> entry. */
   private readonly pendingBat = new Map<number, BatEntry>();
   private allocEnd = 0;
@@ -241,7 +246,14 @@ export class VhdxImage implements DiskImage {
       if (this.depth >= MAX_CHAIN) throw corrupt(this.filename, `differencing chain deeper than ${MAX_CHAIN} images (a loop?)`);
       const path = findParent(this.filename, locator);
       // A parent is only read, by writers of the child too: a shared lock keeps writers out of it.
-      const parent = await VhdxImage.open(path, { depth: this.depth + 1, forceShare: this.forceShare });
+      const opened = this.openBacking
+        ? await this.openBacking(path)
+        : await VhdxImage.open(path, { depth: this.depth + 1, forceShare: this.forceShare });
+      if (!(opened instanceof VhdxImage)) {
+        await opened.close();
+        throw corrupt(this.filename, `parent ${path} is not a VHDX image`);
+      }
+      const parent = opened;
       const linkage = locator.entries.parent_linkage;
       const problem =
         linkage && !sameGuid(linkage, parent.layout.header.dataWriteGuid)
@@ -256,6 +268,21 @@ export class VhdxImage implements DiskImage {
       return parent;
     })();
     return this.parent;
+  }
+
+  async backingImage(): Promise<DiskImage | null> {
+    return this.layout.params.hasParent ? this.openParent() : null;
+  }
+
+  describe(): Promise<FormatDetails> {
+    return vhdxDetails(this);
+  }
+
+  private readonly mapClaims = new MapClaims();
+
+  mapping(offset: number, length: number): Promise<Mapping[]> {
+    checkRange(this, offset, length);
+    return vhdxMapping(this, offset, length, this.mapClaims.at(this, offset, length));
   }
 
   /** Reads part of a PARTIALLY_PRESENT block: sector by sector from here or the parent, per the bitmap. */

@@ -1,5 +1,5 @@
-import { allocIoBuffer, isZero, nonZeroRuns } from './io/buffers.js';
-import type { DiskImage } from './formats/image.js';
+import { allocIoBuffer, isZero, nonZeroRuns } from '../io/buffers.js';
+import type { DiskImage } from '../formats/image.js';
 
 /** Where a copy's bytes come from: `length` bytes, read by position. */
 export interface CopySource {

@@ -1,5 +1,5 @@
-import type { DiskImage } from './formats/image.js';
-import { allocIoBuffer, isZero } from './io/buffers.js';
+import type { DiskImage } from '../formats/image.js';
+import { allocIoBuffer, isZero } from '../io/buffers.js';
 
 export interface CompareOptions {
   /** Sizes must match (qemu-img compare -s). */

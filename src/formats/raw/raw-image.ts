@@ -1,6 +1,6 @@
-import { PositionalFile, type OpenMode } from '../io/file.js';
-import { VdiskError } from '../errors.js';
-import type { DiskImage, Extent } from './image.js';
+import { PositionalFile, type OpenMode } from '../../io/file.js';
+import { VdiskError } from '../../errors.js';
+import { checkRange, type DiskImage, type Extent } from '../image.js';
 
 /** A raw image: the file is the disk. Holes cannot be seen portably from Node, so all of it is data. */
 export class RawImage implements DiskImage {
@@ -68,13 +68,3 @@ export class RawImage implements DiskImage {
 }
 
 const FIRST_SECTOR = 512;
-
-export function checkRange(img: { filename: string; virtualSize: number }, offset: number, length: number): void {
-  if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 ||
-      offset + length > img.virtualSize) {
-    throw new VdiskError(
-      'RANGE',
-      `${img.filename}: range ${offset}+${length} is outside the virtual disk (${img.virtualSize} bytes)`,
-    );
-  }
-}

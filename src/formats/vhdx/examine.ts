@@ -1,22 +1,22 @@
-import { PositionalFile, readExact } from '../io/file.js';
-import { VdiskError } from '../errors.js';
+import { PositionalFile, readExact } from '../../io/file.js';
+import { VdiskError } from '../../errors.js';
 import {
   HEADER1_OFFSET, HEADER2_OFFSET, HEADER_SECTION_SIZE, HEADER_SIZE, LOG_SECTOR_SIZE, MiB, REGION_BAT, REGION_METADATA,
   REGION_TABLE1_OFFSET, REGION_TABLE2_OFFSET, REGION_TABLE_SIZE, roundUp,
-} from '../formats/vhdx/constants.js';
-import { parseFileIdentifier } from '../formats/vhdx/file-identifier.js';
-import { parseHeader, type VhdxHeader } from '../formats/vhdx/header.js';
-import { parseRegionTable } from '../formats/vhdx/region-table.js';
-import { readLayout, replayFileLimit, type HeaderChoice, type VhdxLayout } from '../formats/vhdx/layout.js';
-import { findActiveSequence } from '../formats/vhdx/log.js';
-import { BatTable } from '../formats/vhdx/bat-table.js';
+} from './constants.js';
+import { parseFileIdentifier } from './file-identifier.js';
+import { parseHeader, type VhdxHeader } from './header.js';
+import { parseRegionTable } from './region-table.js';
+import { readLayout, replayFileLimit, type HeaderChoice, type VhdxLayout } from './layout.js';
+import { findActiveSequence } from './log.js';
+import { BatTable } from './bat-table.js';
 import {
   PAYLOAD_FULLY_PRESENT, PAYLOAD_PARTIALLY_PRESENT, PAYLOAD_ZERO, SB_NOT_PRESENT, SB_PRESENT, STATE_NAMES, blockOfEntry,
   isBitmapEntry, type BatEntry,
-} from '../formats/vhdx/bat.js';
-import { ZERO_GUID } from '../formats/vhdx/guid.js';
-import type { Finding } from './report.js';
-import { Bitmap } from '../util/bitmap.js';
+} from './bat.js';
+import { ZERO_GUID } from './guid.js';
+import type { Finding } from '../../ops/check-report.js';
+import { Bitmap } from '../../util/bitmap.js';
 
 /** Findings listed one by one; past this many they are only counted ("and N more"). */
 export const MAX_LISTED = 100;

@@ -2,10 +2,10 @@ import { createReadStream, fstatSync } from 'node:fs';
 import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PositionalFile, type FileOrFd } from './io/file.js';
+import { PositionalFile, type FileOrFd } from '../io/file.js';
 import { copyInto } from './copy-into.js';
-import { VdiskError, fromSystemError } from './errors.js';
-import type { DiskImage } from './formats/image.js';
+import { VdiskError, fromSystemError } from '../errors.js';
+import type { DiskImage } from '../formats/image.js';
 
 export type ImportSource = FileOrFd;
 

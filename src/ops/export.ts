@@ -2,13 +2,12 @@ import { constants, writeSync } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import { isatty } from 'node:tty';
 import { Socket } from 'node:net';
-import { PositionalFile, type FileOrFd } from './io/file.js';
-import { allocIoBuffer, isZero } from './io/buffers.js';
-import { VdiskError, fromSystemError } from './errors.js';
-import type { DiskImage } from './formats/image.js';
-import { checkRange } from './formats/raw.js';
-import { VhdxImage } from './formats/vhdx/vhdx-image.js';
-import { ReplacingOutput, type OutputPlace } from './io/output.js';
+import { PositionalFile, type FileOrFd } from '../io/file.js';
+import { allocIoBuffer, isZero } from '../io/buffers.js';
+import { VdiskError, fromSystemError } from '../errors.js';
+import type { DiskImage } from '../formats/image.js';
+import { checkRange } from '../formats/image.js';
+import { ReplacingOutput, type OutputPlace } from '../io/output.js';
 
 /**
  * A file by path (created, or truncated, and written sparse), a descriptor (written in order), or a
@@ -272,15 +271,16 @@ export async function exportTo(image: DiskImage, place: OutputPlace, options: Ex
 export async function refuseChainOutput(image: DiskImage, place: OutputPlace): Promise<void> {
   if (place.kind === 'fd' || place.kind === 'stream' || !place.existing) return;
   const target = place.existing;
-  let current: DiskImage = image;
-  for (let depth = 0; ; depth++) {
-    const st = await stat(current.filename).catch(() => null);
-    if (st && st.dev === target.dev && st.ino === target.ino) {
-      const what = depth === 0 ? 'the image itself' : `${current.filename}, ${depth === 1 ? 'the parent' : 'an ancestor'} of ${image.filename}`;
-      throw new VdiskError('USAGE', `${place.path}: OUTPUT is ${what}; refusing to overwrite it`);
+  let current: DiskImage | null = image;
+  // The chain's own depth bound (openBacking refuses past 16) ends this loop.
+  for (let depth = 0; current && depth <= 64; depth++) {
+    for (const name of [current.filename, ...(current.otherFiles ?? [])]) {
+      const st = await stat(name).catch(() => null);
+      if (st && st.dev === target.dev && st.ino === target.ino) {
+        const what = depth === 0 ? (name === image.filename ? 'the image itself' : `${name}, a file of ${image.filename}`) : `${current.filename}, ${depth === 1 ? 'the parent' : 'an ancestor'} of ${image.filename}`;
+        throw new VdiskError('USAGE', `${place.path}: OUTPUT is ${what}; refusing to overwrite it`);
+      }
     }
-    // The chain's own depth bound (openParent refuses past 16) ends this loop.
-    if (!(current instanceof VhdxImage) || !current.layout.params.hasParent || depth > 64) return;
-    current = await current.openParent();
+    current = (await current.backingImage?.()) ?? null;
   }
 }

@@ -1,33 +1,20 @@
-import { PositionalFile, readExact } from '../io/file.js';
-import { lockFor } from '../io/lock.js';
-import { VdiskError } from '../errors.js';
-import type { ImageFormat } from '../formats/image.js';
-import { probeFormat } from '../formats/open.js';
-import { LOG_SECTOR_SIZE, MiB, REGION_TABLE1_OFFSET, REGION_TABLE2_OFFSET, REGION_TABLE_SIZE, roundUp } from '../formats/vhdx/constants.js';
-import { readHeaders, replayFileLimit } from '../formats/vhdx/layout.js';
-import { findActiveSequence, type LogOperation } from '../formats/vhdx/log.js';
-import { HeaderPair } from '../formats/vhdx/header-pair.js';
-import { LogSession, entryCapacity, logTransaction, replayOnDisk } from '../formats/vhdx/log-writer.js';
-import { PAYLOAD_FULLY_PRESENT, encodeBatEntry } from '../formats/vhdx/bat.js';
-import { batSectorUpdates } from '../formats/vhdx/bat-update.js';
-import { BatTable } from '../formats/vhdx/bat-table.js';
-import { ZERO_GUID, newGuid } from '../formats/vhdx/guid.js';
-import { BatFix, MAX_LISTED, examineVhdx, type VhdxExamination } from './vhdx-check.js';
-import type { CheckReport, Finding } from './report.js';
+import { PositionalFile, readExact } from '../../io/file.js';
+import { VdiskError } from '../../errors.js';
+import type { DriverCheckOptions } from '../driver.js';
+import { LOG_SECTOR_SIZE, MiB, REGION_TABLE1_OFFSET, REGION_TABLE2_OFFSET, REGION_TABLE_SIZE, roundUp } from './constants.js';
+import { readHeaders, replayFileLimit } from './layout.js';
+import { findActiveSequence, type LogOperation } from './log.js';
+import { HeaderPair } from './header-pair.js';
+import { LogSession, entryCapacity, logTransaction, replayOnDisk } from './log-writer.js';
+import { PAYLOAD_FULLY_PRESENT, encodeBatEntry } from './bat.js';
+import { batSectorUpdates } from './bat-update.js';
+import { BatTable } from './bat-table.js';
+import { ZERO_GUID, newGuid } from './guid.js';
+import { BatFix, MAX_LISTED, examineVhdx, type VhdxExamination } from './examine.js';
+import type { CheckReport, Finding } from '../../ops/check-report.js';
 
 const ENTRIES_PER_SECTOR = LOG_SECTOR_SIZE / 8;
 const SECTORS_PER_PAGE = MiB / LOG_SECTOR_SIZE;
-
-export type RepairMode = 'none' | 'leaks' | 'all';
-
-export interface CheckOptions {
-  format?: ImageFormat;
-  repair?: RepairMode;
-  /** BAT entries examined so far, of all (the first examination). */
-  onProgress?: (done: number, total: number) => void;
-  /** Look without the shared lock (-U); refused with a repair mode. */
-  forceShare?: boolean;
-}
 
 function report(file: string, format: string, ex: VhdxExamination | null): CheckReport {
   return {
@@ -45,27 +32,20 @@ function report(file: string, format: string, ex: VhdxExamination | null): Check
 }
 
 /**
- * `check`: examine, and with a repair mode, fix what can be fixed (replaying a pending log first,
- * every metadata change through the log) and examine again; the report describes the image after
- * repair, with the original findings marked fixed where they are gone.
+ * `check` of a VHDX: examine, and with a repair mode, fix what can be fixed (replaying a pending log
+ * first, every metadata change through the log) and examine again; the report describes the image
+ * after repair, with the original findings marked fixed where they are gone. A repair gets the file
+ * open read-write with the exclusive lock, taken before the first examination and held to the last
+ * write: a writer that slipped in between would have its not yet committed blocks taken for leaks.
  */
-export async function checkImage(path: string, options: CheckOptions = {}): Promise<CheckReport> {
-  const repair = options.repair ?? 'none';
-  // A repair holds the exclusive lock from before the first examination to its last write: a writer
-  // that slipped in between would have its not yet committed blocks taken for leaks and cut off.
-  const writer = repair === 'none' ? null : await PositionalFile.open(path, 'rw', { lock: lockFor('rw', options.forceShare) });
-  let format: ImageFormat;
-  let before: VhdxExamination;
+export async function checkVhdx(file: PositionalFile, options: DriverCheckOptions): Promise<CheckReport> {
+  const repair = options.repair;
+  const path = file.path;
+  const format = 'vhdx';
+  const writer = repair === 'none' ? null : file;
+  const before = await examineVhdx(file, options.onProgress);
   const passes: VhdxExamination[] = [];
-  try {
-    const file = writer ?? (await PositionalFile.open(path, 'r', { lock: lockFor('r', options.forceShare) }));
-    try {
-      format = options.format ?? (await probeFormat(file));
-      if (format === 'raw') return report(path, 'raw', null); // a raw image has no structure to be inconsistent
-      before = await examineVhdx(file, options.onProgress);
-    } finally {
-      if (!writer) await file.close();
-    }
+  {
     const first = report(path, format, before);
     if (!writer || (first.corruptions === 0 && first.leaks === 0)) return first;
     const fixable = [...before.repairs].some((r) => repair === 'all' || r === 'truncate' || r === 'move-block');
@@ -102,8 +82,6 @@ export async function checkImage(path: string, options: CheckOptions = {}): Prom
       changed = true;
     }
     if (changed) passes.push(await examineVhdx(writer));
-  } finally {
-    await writer?.close();
   }
   const after = passes[passes.length - 1];
   const final = report(path, format, after);

@@ -1,16 +1,19 @@
-import { VdiskError } from './errors.js';
-import type { DiskImage, ImageFormat } from './formats/image.js';
-import { VhdxImage } from './formats/vhdx/vhdx-image.js';
-import { resolveCreateOptions, writeNewVhdx, type VhdxCreateOptions } from './formats/vhdx/create.js';
-import { roundUp } from './formats/vhdx/constants.js';
+import { VdiskError } from '../errors.js';
+import type { DiskImage } from '../formats/image.js';
+import type { CreateRequest } from '../formats/driver.js';
+import { openWith } from '../formats/open.js';
+import { checkedOptions, creatingDriver } from './create.js';
 import { exportTo, refuseChainOutput } from './export.js';
-import { ReplacingOutput, nodeKind, outputPlace } from './io/output.js';
+import { ReplacingOutput, nodeKind, outputPlace } from '../io/output.js';
 import { copyInto } from './copy-into.js';
 
 export interface ConvertOptions {
-  format: ImageFormat;
-  /** VHDX creation options; the size comes from the source. */
-  vhdx?: Omit<VhdxCreateOptions, 'size'>;
+  /** The output's format, a name of the driver table (qemu-img's -O). */
+  format: string;
+  /** -o key=value pairs of the output format; the size comes from the source. */
+  options?: Record<string, string>;
+  /** Recorded by formats that name their creator. */
+  creator?: string;
   /**
    * 'writeback' (default) honours every flush the format asks for, so the image is consistent at every
    * step and durable when convert returns; 'unsafe' skips them all, as qemu-img convert does by default.
@@ -31,28 +34,39 @@ export interface ConvertOptions {
  */
 export async function convertImage(source: DiskImage, output: string, options: ConvertOptions): Promise<void> {
   const cache = options.cache ?? 'writeback';
+  // Every refusal comes before OUTPUT is touched.
+  const driver = creatingDriver(options.format, output, '-O');
+  const req: CreateRequest = {
+    size: source.virtualSize,
+    options: checkedOptions(driver, options.options),
+    path: output,
+    creator: options.creator ?? 'vdisk',
+    source,
+  };
   const place = await outputPlace(output);
   await refuseChainOutput(source, place);
-  // Every refusal comes before OUTPUT is touched.
-  const vhdx = options.format === 'vhdx' ? vhdxOptionsFor(source, options.vhdx ?? {}) : null;
-  if (!vhdx) {
+  if (driver.name === 'raw' && Object.keys(req.options).length === 0) {
+    // Raw goes where qemu-img's does: into devices and pipes too, written in place.
     await exportTo(source, place, { onProgress: options.onProgress, sync: cache === 'writeback' });
     return;
   }
   if (place.kind !== 'file') {
     const what = place.kind === 'fd' ? 'a descriptor' : nodeKind(place.existing);
-    throw new VdiskError('NOT_A_FILE', `${output}: is ${what}; convert -O vhdx writes a new image file (-O raw writes into devices)`);
+    throw new VdiskError('NOT_A_FILE', `${output}: is ${what}; convert -O ${driver.name} writes a new image file (-O raw writes into devices)`);
   }
   const out = await ReplacingOutput.begin(place.path, place.existing);
   try {
-    await writeNewVhdx(out.file, vhdx);
     out.file.cache = cache;
-    const dest = await VhdxImage.fromFile(out.file);
-    try {
-      await fillVhdx(source, dest, options.onProgress);
-    } finally {
-      await dest.close();
+    if (!(driver.convertFrom && (await driver.convertFrom(source, out.file, req, options.onProgress)))) {
+      await driver.create!(out.file, req);
+      const dest = await openWith(driver, out.file);
+      try {
+        await fill(source, dest, options.onProgress);
+      } finally {
+        await dest.close();
+      }
     }
+    await out.file.close();
     await out.commit();
   } catch (err) {
     await out.abort();
@@ -60,45 +74,23 @@ export async function convertImage(source: DiskImage, output: string, options: C
   }
 }
 
-/** The new VHDX's creation options, checked: sectors inherited, size from the source. */
-function vhdxOptionsFor(source: DiskImage, requested: Omit<VhdxCreateOptions, 'size'>): Required<VhdxCreateOptions> {
-  const options = { ...inheritedSectors(source, requested), ...requested };
-  // VHDX sizes are whole logical sectors; a raw source of another length is rounded up, as qemu-img does.
-  const size = roundUp(source.virtualSize, options.logicalSectorSize ?? 512);
-  if (size === 0) throw new VdiskError('USAGE', `${source.filename}: the disk is empty (0 bytes); vdisk makes no VHDX without a sector`);
-  return resolveCreateOptions({ ...options, size });
-}
-
-async function fillVhdx(source: DiskImage, dest: DiskImage, onProgress: ConvertOptions['onProgress']): Promise<void> {
+async function fill(source: DiskImage, dest: DiskImage, onProgress: ConvertOptions['onProgress']): Promise<void> {
   await copyInto(
     dest,
     {
-      length: source.virtualSize,
+      length: Math.min(source.virtualSize, dest.virtualSize),
       read: (buf, pos) => source.read(buf, pos),
       nextRun: (pos, max) => nextRun(source, pos, max),
     },
     {
       offset: 0,
-      // Chunks within one block of the new image (blocks are at least 1 MiB).
+      // Chunks within one block of the new image (blocks are at least 1 MiB where formats have them).
       chunkSize: 4 * 1024 * 1024,
       skipZeros: async () => true, // a new image reads as zeros everywhere
       onProgress,
     },
   );
   await dest.flush();
-}
-
-/**
- * A VHDX source's sector sizes carry over unless -o names them: a disk whose partition table counts
- * 4 KiB sectors would otherwise come out with 512-byte ones and its partitions in the wrong places.
- */
-function inheritedSectors(source: DiskImage, vhdx: Omit<VhdxCreateOptions, 'size'>): Omit<VhdxCreateOptions, 'size'> {
-  if (!(source instanceof VhdxImage)) return {};
-  const out: Omit<VhdxCreateOptions, 'size'> = {};
-  if (vhdx.logicalSectorSize === undefined) out.logicalSectorSize = source.logicalSectorSize;
-  // A physical size goes with the logical one it was chosen for: with a new logical size, create's default.
-  if (vhdx.physicalSectorSize === undefined && vhdx.logicalSectorSize === undefined) out.physicalSectorSize = source.layout.physicalSectorSize;
-  return out;
 }
 
 /** The source's run of zeros or of data at `pos`, from its allocation map (looked at 1 GiB at a time). */
