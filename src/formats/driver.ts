@@ -38,6 +38,11 @@ export interface FormatDriver {
    * then does create + open + write as for every other format.
    */
   convertFrom?(source: DiskImage, file: PositionalFile, req: CreateRequest, onProgress?: (done: number, total: number) => void): Promise<boolean>;
+  /**
+   * `measure` (qemu-img measure): the file size a new image of `req.size` needs, holding
+   * `allocatedBytes` of data (required) and holding every byte (fully allocated).
+   */
+  measure?(req: CreateRequest, allocatedBytes: number): { required: number; fullyAllocated: number };
   /** `check` (and `check -r`) on a file open and locked ('rw' and exclusive when repairing). */
   check?(file: PositionalFile, options: DriverCheckOptions): Promise<CheckReport>;
 }
