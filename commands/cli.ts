@@ -40,7 +40,7 @@ function build(setExit: (code: number) => void): Command {
         if (line) process.stderr.write(`vdisk: ${line}\n`);
       },
     });
-  const formatOpt = () => new Option('-f, --format <fmt>', 'image format (vhdx, raw); probed when absent');
+  const formatOpt = () => new Option('-f, --format <fmt>', 'image format (`vdisk formats` lists them); probed when absent');
   const outputOpt = () => new Option('--output <kind>', 'human or json').default('human');
   const shareOpt = () =>
     new Option('-U, --force-share', 'look without the shared lock, even while another process writes the image (as qemu-img -U)');
@@ -94,8 +94,8 @@ function build(setExit: (code: number) => void): Command {
     .description('whether two disks hold the same bytes, whatever their formats (as qemu-img compare: exit 0 same, 1 different, 2 unreadable)')
     .argument('<image1>')
     .argument('<image2>')
-    .addOption(new Option('-f, --format <fmt>', 'the first image’s format (vhdx, raw); probed when absent'))
-    .addOption(new Option('-F, --second-format <fmt>', 'the second image’s format (vhdx, raw); probed when absent'))
+    .addOption(new Option('-f, --format <fmt>', 'the first image’s format; probed when absent'))
+    .addOption(new Option('-F, --second-format <fmt>', 'the second image’s format; probed when absent'))
     .addOption(shareOpt())
     .option('-s, --strict', 'images of different sizes are different, even if the larger one ends in zeros')
     .option('-q, --quiet', 'print nothing but errors')
@@ -103,6 +103,15 @@ function build(setExit: (code: number) => void): Command {
     .action(async (first: string, second: string, opts) => {
       const { runCompare } = await import('./compare.js');
       setExit(await runCompare(first, second, opts));
+    });
+
+  program
+    .command('formats')
+    .description('the image formats vdisk knows, and what it does with each (read, create, check)')
+    .addOption(outputOpt())
+    .action(async (opts) => {
+      const { runFormats } = await import('./formats.js');
+      setExit(await runFormats(opts));
     });
 
   program
@@ -176,14 +185,15 @@ function build(setExit: (code: number) => void): Command {
 
   program
     .command('convert')
-    .description('copy a disk into a new image of another format (as qemu-img convert): raw to VHDX, VHDX to raw, VHDX to VHDX')
+    .description('copy a disk into a new image of any format (as qemu-img convert)')
     .argument('[source]')
     .argument('[output]')
     .addOption(formatOpt())
     .addOption(shareOpt())
-    .addOption(new Option('-O, --output-format <fmt>', 'the new image’s format: raw (default, as qemu-img) or vhdx'))
+    .addOption(new Option('-O, --output-format <fmt>', 'the new image’s format: raw (default, as qemu-img) or any format `vdisk formats` lists as creatable'))
     .option('-o, --options <list>', 'the new image\'s format options key=value,... as for create (repeatable; -o help lists them)', collect, [])
     .option('-t, --cache <mode>', 'writeback (default: every flush, durable when done) or unsafe (no flushes, as qemu-img convert defaults to)')
+    .option('-c, --compress', 'compressed output, as qemu-img -c (formats with a compressed form)')
     .option('-q, --quiet', 'print nothing but errors')
     .option('-p, --progress', 'show progress on stderr (terminal only)')
     .action(async (source: string | undefined, output: string | undefined, opts) => {

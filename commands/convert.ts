@@ -14,6 +14,7 @@ export interface ConvertCliOptions {
   forceShare?: boolean;
   quiet?: boolean;
   progress?: boolean;
+  compress?: boolean;
 }
 
 export async function runConvert(source: string | undefined, output: string | undefined, opts: ConvertCliOptions): Promise<number> {
@@ -24,11 +25,17 @@ export async function runConvert(source: string | undefined, output: string | un
   if (!output) throw new VdiskError('USAGE', 'missing required argument OUTPUT');
   const cache = cacheOption(opts.cache);
   // Checked before anything is opened, so a bad option leaves no output behind.
-  const options = checkedOptions(driver, optionPairs(list));
+  const pairs = optionPairs(list);
+  if (opts.compress) {
+    // qemu-img's -c: the format's compressed output (an -o key of the formats that have one).
+    if (!('compress' in (driver.createOptions ?? {}))) throw new VdiskError('USAGE', `-c: ${driver.name} images have no compressed form`);
+    pairs.compress = 'on';
+  }
+  const options = checkedOptions(driver, pairs);
   const image = await openImage(source, { format: formatOption(opts.format), forceShare: opts.forceShare });
   try {
     const progress = progressReporter(opts, 'convert');
-    await convertImage(image, output, {
+    const { notes } = await convertImage(image, output, {
       format: driver.name,
       options,
       creator: `vdisk v${version()}`,
@@ -36,6 +43,7 @@ export async function runConvert(source: string | undefined, output: string | un
       onProgress: progress?.update,
     });
     progress?.finish();
+    for (const note of notes) process.stderr.write(`vdisk: note: ${note}\n`);
   } finally {
     await image.close();
   }

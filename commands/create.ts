@@ -27,6 +27,7 @@ export async function runCreate(path: string | undefined, sizeText: string | und
     creator: `vdisk v${version()}`,
     ...(opts.backingFile ? { backing: { path: opts.backingFile, format: formatOption(opts.backingFormat, '-F') } } : {}),
   });
+  for (const note of made.notes) process.stderr.write(`vdisk: note: ${note}\n`);
   if (!opts.quiet) process.stdout.write(`Formatting '${path}', fmt=${made.format} size=${made.size}\n`);
   return 0;
 }

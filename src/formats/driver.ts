@@ -31,7 +31,7 @@ export interface FormatDriver {
    * output path by the caller when this returns). Must throw a USAGE VdiskError for bad options
    * before writing anything.
    */
-  create?(file: PositionalFile, req: CreateRequest): Promise<void>;
+  create?(file: PositionalFile, req: CreateRequest): Promise<void | CreateResult>;
   /**
    * For formats written only in order (streamOptimized VMDK, compressed qcow2): writes the whole new
    * image from `source` in one pass. Returns false when these options need no such pass, and convert
@@ -87,6 +87,14 @@ export interface CreateRequest {
   backing?: { path: string; format: string; image: DiskImage };
   /** The image a convert copies, for details worth inheriting (sector sizes). */
   source?: DiskImage;
+}
+
+/** What a create wants the user told (a size rounded to what the format or a cloud requires). */
+export interface CreateResult {
+  /** The virtual size the image got, when not the size asked for. */
+  size?: number;
+  /** One line each, printed on stderr as `vdisk: note: ...`. */
+  notes?: string[];
 }
 
 export interface DriverCheckOptions {

@@ -32,7 +32,7 @@ export interface ConvertOptions {
  * was if anything fails); raw output into a block device, character device or FIFO is written there in
  * place. An output that is the source or one of its parents is refused.
  */
-export async function convertImage(source: DiskImage, output: string, options: ConvertOptions): Promise<void> {
+export async function convertImage(source: DiskImage, output: string, options: ConvertOptions): Promise<{ notes: string[] }> {
   const cache = options.cache ?? 'writeback';
   // Every refusal comes before OUTPUT is touched.
   const driver = creatingDriver(options.format, output, '-O');
@@ -48,17 +48,18 @@ export async function convertImage(source: DiskImage, output: string, options: C
   if (driver.name === 'raw' && Object.keys(req.options).length === 0) {
     // Raw goes where qemu-img's does: into devices and pipes too, written in place.
     await exportTo(source, place, { onProgress: options.onProgress, sync: cache === 'writeback' });
-    return;
+    return { notes: [] };
   }
   if (place.kind !== 'file') {
     const what = place.kind === 'fd' ? 'a descriptor' : nodeKind(place.existing);
     throw new VdiskError('NOT_A_FILE', `${output}: is ${what}; convert -O ${driver.name} writes a new image file (-O raw writes into devices)`);
   }
   const out = await ReplacingOutput.begin(place.path, place.existing);
+  let notes: string[] = [];
   try {
     out.file.cache = cache;
     if (!(driver.convertFrom && (await driver.convertFrom(source, out.file, req, options.onProgress)))) {
-      await driver.create!(out.file, req);
+      notes = (await driver.create!(out.file, req))?.notes ?? [];
       const dest = await openWith(driver, out.file);
       try {
         await fill(source, dest, options.onProgress);
@@ -72,6 +73,7 @@ export async function convertImage(source: DiskImage, output: string, options: C
     await out.abort();
     throw err;
   }
+  return { notes };
 }
 
 async function fill(source: DiskImage, dest: DiskImage, onProgress: ConvertOptions['onProgress']): Promise<void> {

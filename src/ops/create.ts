@@ -1,5 +1,5 @@
 import { VdiskError } from '../errors.js';
-import type { CreateRequest, FormatDriver } from '../formats/driver.js';
+import type { CreateRequest, CreateResult, FormatDriver } from '../formats/driver.js';
 import { driverByName, driverForNewFile } from '../formats/drivers.js';
 import { openImage } from '../formats/open.js';
 import { ReplacingOutput, nodeKind, outputPlace } from '../io/output.js';
@@ -53,7 +53,7 @@ export async function newImagePlace(path: string): Promise<{ path: string; exist
  * file at `path` is refused and left alone; an image there that another process has open is refused
  * before anything is made.
  */
-export async function createImage(path: string, o: CreateImageOptions): Promise<{ format: string; size: number }> {
+export async function createImage(path: string, o: CreateImageOptions): Promise<{ format: string; size: number; notes: string[] }> {
   const driver = creatingDriver(o.format, path);
   const options = checkedOptions(driver, o.options);
   const backing = o.backing ? await openImage(o.backing.path, { format: o.backing.format }) : null;
@@ -68,8 +68,12 @@ export async function createImage(path: string, o: CreateImageOptions): Promise<
       creator: o.creator ?? 'vdisk',
       ...(backing && o.backing ? { backing: { path: o.backing.path, format: backing.format, image: backing } } : {}),
     };
-    await createNew(path, (file) => driver.create!(file, req));
-    return { format: driver.name, size };
+    let result: CreateResult | void = undefined;
+    await createNew(path, async (file) => {
+      result = await driver.create!(file, req);
+    });
+    const made = (result ?? {}) as CreateResult;
+    return { format: driver.name, size: made.size ?? size, notes: made.notes ?? [] };
   } finally {
     await backing?.close();
   }
