@@ -28,10 +28,12 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([p, new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`${what} took over ${ms} ms`)), ms).unref())]);
 }
 
-function mutate(base: Buffer, edits: fc.RecordValue<Record<string, unknown>>[]): Buffer {
+type Edit = { onMap: boolean; field: number; entry: number; u32: number; u64: bigint; byte?: { pos: number; value: number } };
+
+function mutate(base: Buffer, edits: Edit[]): Buffer {
   const buf = Buffer.from(base);
   const bmap = base.readUInt32LE(VDI.offsetBmap);
-  for (const e of edits as { onMap: boolean; field: number; entry: number; u32: number; u64: bigint; byte?: { pos: number; value: number } }[]) {
+  for (const e of edits) {
     if (e.onMap) buf.writeUInt32LE(e.u32, bmap + e.entry * 4);
     else {
       const [at, width] = HEADER_FIELDS[e.field % HEADER_FIELDS.length];
