@@ -155,3 +155,20 @@ test('check agrees with qemu-img check on damaged block maps and counts', async 
   assert.equal(rep.code, 1);
   assert.match(rep.stderr, /cannot repair VDI/);
 });
+
+test('a convert into more blocks than one commit batch: batches committed behind the copy, qemu-img agrees', async (t) => {
+  if (!needPeers(t, 'qemu-img')) return;
+  const dir = tempDir(t);
+  const raw = join(dir, 'many.raw');
+  const blocks = 600;
+  const b = Buffer.alloc(blocks * MiB);
+  for (let i = 0; i < blocks; i++) b.fill(i % 251 + 1, i * MiB + 8192, i * MiB + 12288);
+  writeFileSync(raw, b);
+  for (const cache of ['writeback', 'unsafe']) {
+    const out = join(dir, `many-${cache}.vdi`);
+    ok(['convert', '-t', cache, '-O', 'vdi', raw, out]);
+    qemuCheck(out);
+    qemuCompare(raw, 'raw', out, 'vdi');
+    assert.equal(qemuMap(out).filter((e) => e.data).reduce((n, e) => n + (e.length as number), 0), blocks * MiB);
+  }
+});
