@@ -126,3 +126,73 @@ test('differencing VDIs, other versions and other sector sizes are refused in on
     }
   }
 });
+
+/**
+ * A VDI laid out as VirtualBox lays one out (map at 1 MiB, data from the next MiB, its header size and
+ * text), made by hand: blocks stored out of order, one discarded.
+ */
+function virtualBoxLayout(path: string, blockSize: number, blocks: number): Buffer {
+  const offsetBmap = MiB;
+  const offsetData = 2 * MiB;
+  const order = [2, -1, 0, -2, 1]; // block -> slot; -1 never written, -2 discarded
+  const file = Buffer.alloc(offsetData + 3 * blockSize);
+  file.write('<<< Oracle VM VirtualBox Disk Image >>>\n', 0, 'latin1');
+  file.writeUInt32LE(0xbeda107f, VDI.signature);
+  file.writeUInt32LE(0x00010001, VDI.version);
+  file.writeUInt32LE(0x190, 0x48);
+  file.writeUInt32LE(1, VDI.imageType);
+  file.writeUInt32LE(offsetBmap, VDI.offsetBmap);
+  file.writeUInt32LE(offsetData, VDI.offsetData);
+  file.writeUInt32LE(512, VDI.sectorSize);
+  file.writeBigUInt64LE(BigInt(blocks * blockSize), VDI.diskSize);
+  file.writeUInt32LE(blockSize, VDI.blockSize);
+  file.writeUInt32LE(blocks, VDI.blocksInImage);
+  file.writeUInt32LE(3, VDI.blocksAllocated);
+  file.fill(0x5c, 0x188, 0x198); // image UUID
+  for (let b = 0; b < blocks; b++) {
+    const slot = order[b] ?? -1;
+    file.writeUInt32LE(slot === -1 ? 0xffffffff : slot === -2 ? 0xfffffffe : slot, offsetBmap + b * 4);
+    if (slot >= 0) file.fill(0x40 + b, offsetData + slot * blockSize + 1000, offsetData + slot * blockSize + blockSize - 1000);
+  }
+  writeFileSync(path, file);
+  return file;
+}
+
+test('a VirtualBox-style layout reads as qemu-img reads it, and takes writes qemu-img then checks clean', async (t) => {
+  if (!needPeers(t, 'qemu-img')) return;
+  const dir = tempDir(t);
+  const img = join(dir, 'vbox.vdi');
+  virtualBoxLayout(img, MiB, 5);
+  const ref = join(dir, 'ref.raw');
+  qemuConvertToRaw(img, ref, 'vdi');
+  assert.ok(vdisk(['read', img]).stdoutBytes.equals(readFileSync(ref)));
+  const m = JSON.parse(vdisk(['map', '--output', 'json', img]).stdout) as Record<string, unknown>[];
+  assert.deepEqual(mergeRuns(m.map((e) => ({ ...e, depth: 0 }))), mergeRuns(qemuMap(img).map((e) => ({ ...e, depth: 0 }))));
+  // The header and the map are a MiB apart: the entries are written first, then the header.
+  const data = Buffer.alloc(3 * MiB, 0x77);
+  assert.equal(vdisk(['write', img, '-', '--offset', String(MiB / 2)], { input: data }).code, 0);
+  sh('qemu-img', ['check', '-f', 'vdi', img]);
+  const want = readFileSync(ref);
+  data.copy(want, MiB / 2);
+  const after = join(dir, 'after.raw');
+  qemuConvertToRaw(img, after, 'vdi');
+  assert.ok(readFileSync(after).equals(want));
+});
+
+test('blocks of other sizes than 1 MiB (which QEMU refuses) read by their map', async (t) => {
+  if (!needPeers(t, 'qemu-img')) return;
+  const dir = tempDir(t);
+  const img = join(dir, 'big-blocks.vdi');
+  const file = virtualBoxLayout(img, 2 * MiB, 5);
+  const r = sh('sh', ['-c', `qemu-img info '${img}' 2>&1; true`]);
+  assert.match(r, /block size 2097152 is not 1048576/);
+  const got = vdisk(['read', img]).stdoutBytes;
+  assert.equal(got.length, 10 * MiB);
+  for (const [block, slot] of [[0, 2], [2, 0], [4, 1]]) {
+    const want = file.subarray(2 * MiB + slot * 2 * MiB, 2 * MiB + (slot + 1) * 2 * MiB);
+    assert.ok(got.subarray(block * 2 * MiB, (block + 1) * 2 * MiB).equals(want), `block ${block}`);
+  }
+  assert.ok(got.subarray(2 * MiB, 4 * MiB).equals(Buffer.alloc(2 * MiB)), 'a block never written reads as zeros');
+  assert.ok(got.subarray(6 * MiB, 8 * MiB).equals(Buffer.alloc(2 * MiB)), 'a discarded block reads as zeros');
+  assert.equal(JSON.parse(vdisk(['info', '--output', 'json', img]).stdout)['cluster-size'], 2 * MiB);
+});
