@@ -13,6 +13,11 @@ import { vdiDetails } from './details.js';
  * metadata of a long copy goes out in batches, two flushes per batch, not two per block.
  */
 const COMMIT_BATCH = 256;
+/**
+ * Slots the file grows by at once, as holes: one ftruncate per new block, each awaited by the block's
+ * writes, made a 4 GiB fill half again as slow. close() gives back what was not used.
+ */
+const GROW_AHEAD = 64;
 /** The first sector and the map's dirty sectors go out in one write when they all lie within this. */
 const ONE_WRITE_SPAN = MiB;
 
@@ -36,8 +41,15 @@ export class VdiImage implements DiskImage {
   readonly geometry: VdiGeometry;
   readonly map: BlockMap;
   private session: Promise<Session> | null = null;
-  /** Leaked slots being cleared before reuse: writes into their block wait for it. */
-  private readonly zeroing = new Map<number, Promise<void>>();
+  /**
+   * What must happen before a newly allocated block is written into: the file grown over its slot, or
+   * a leaked slot cleared for reuse.
+   */
+  private readonly ready = new Map<number, Promise<void>>();
+  /** The file grows in one chain: two ftruncate calls in flight could land in either order and shrink it. */
+  private growth: Promise<void> = Promise.resolve();
+  /** How far this session has grown the file (0: not at all). */
+  private grownTo = 0;
   private committing: Promise<void> = Promise.resolve();
   /** A batch commit under way, started by a write that did not wait for it. */
   private background: Promise<void> | null = null;
@@ -172,15 +184,23 @@ export class VdiImage implements DiskImage {
   }
 
   /**
-   * A slot for block `block`, recorded as pending. Fresh slots lie past the end of the file and read as
-   * zeros; once the data area has no fresh slot left, a slot no entry uses (space a crash leaked) is
-   * cleared first and written into only after that.
+   * A slot for block `block`, recorded as pending. Fresh slots lie past the end of the file, which grows
+   * over them as holes that read as zeros; once the data area has no fresh slot left, a slot no entry
+   * uses (space a crash leaked) is cleared first. Either way the block is written only after that.
    */
   private allocate(s: Session, block: number): number {
     const g = this.geometry;
     let slot: number;
     if (s.nextSlot < g.blocks) {
       slot = s.nextSlot++;
+      if (g.offsetData + (slot + 1) * g.blockSize > this.grownTo) {
+        const end = g.offsetData + Math.min(g.blocks, slot + GROW_AHEAD) * g.blockSize;
+        this.grownTo = end;
+        this.growth = this.growth.then(async () => {
+          if (this.file.size() < end) await this.file.truncate(end);
+        });
+      }
+      this.ready.set(block, this.growth);
     } else {
       slot = -1;
       for (const run of freeRuns(s.used)) {
@@ -189,7 +209,7 @@ export class VdiImage implements DiskImage {
       }
       if (slot < 0) throw corrupt(this.filename, `no free slot for block ${block}: the VDI data area is full (entries share slots?)`);
       const at = g.offsetData + slot * g.blockSize;
-      this.zeroing.set(block, clear(this.file, at, g.blockSize));
+      this.ready.set(block, clear(this.file, at, g.blockSize));
     }
     s.used.setRange(slot, slot + 1);
     this.map.pending.set(block, slot);
@@ -208,7 +228,7 @@ export class VdiImage implements DiskImage {
       let e = this.map.pending.get(block) ?? loaded;
       if (!isStored(e)) e = this.allocate(s, block);
       const at = this.slotOffset(block, e) + inBlock;
-      const clearing = this.zeroing.get(block);
+      const clearing = this.ready.get(block);
       const last = runs[runs.length - 1];
       if (last && last.to === done && last.fileOffset + (last.to - last.from) === at) last.to += n;
       else runs.push({ fileOffset: at, from: done, to: done + n, after: [] });
@@ -242,12 +262,8 @@ export class VdiImage implements DiskImage {
   private async commitNow(): Promise<void> {
     if (this.map.pending.size === 0) return;
     const values = new Map(this.map.pending);
-    const g = this.geometry;
-    await Promise.all([...values.keys()].map((b) => this.zeroing.get(b)));
-    let end = 0;
-    for (const slot of values.values()) end = Math.max(end, g.offsetData + (slot + 1) * g.blockSize);
     // Whole blocks exist in the file, unwritten parts as holes, before any entry points at them.
-    if (this.file.size() < end) await this.file.truncate(end);
+    await Promise.all([...values.keys()].map((b) => this.ready.get(b)));
     await this.file.flush();
     const count = (this.header.blocksAllocated + values.size) >>> 0;
     const first = serializeVdiHeader({ ...this.header, blocksAllocated: count });
@@ -269,7 +285,7 @@ export class VdiImage implements DiskImage {
     await this.file.flush();
     this.header.blocksAllocated = count;
     this.map.committed(values);
-    for (const b of values.keys()) this.zeroing.delete(b);
+    for (const b of values.keys()) this.ready.delete(b);
   }
 
   async flush(): Promise<void> {
@@ -283,6 +299,13 @@ export class VdiImage implements DiskImage {
   async close(): Promise<void> {
     try {
       await this.flush();
+      // Slots grown ahead and never used: past every slot handed out, so no entry points there.
+      const session = this.grownTo > 0 ? await this.session : null;
+      const used = session ? this.geometry.offsetData + session.nextSlot * this.blockSize : 0;
+      if (session && this.file.size() > used) {
+        await this.file.truncate(used);
+        await this.file.flush();
+      }
     } finally {
       await this.file.close();
     }
