@@ -201,6 +201,21 @@ function build(setExit: (code: number) => void): Command {
       setExit(await runConvert(source, output, opts));
     });
 
+  program
+    .command('measure')
+    .description('the file size a new image needs to hold SOURCE, or a disk of --size, and when fully allocated (as qemu-img measure)')
+    .argument('[source]')
+    .addOption(formatOpt())
+    .addOption(shareOpt())
+    .addOption(new Option('-O, --output-format <fmt>', 'the new image’s format (default raw, as qemu-img)'))
+    .option('-o, --options <list>', 'the new image\'s format options key=value,... as for create (repeatable; -o help lists them)', collect, [])
+    .option('--size <n>', 'measure an empty disk of this size instead of SOURCE')
+    .addOption(outputOpt())
+    .action(async (source: string | undefined, opts) => {
+      const { runMeasure } = await import('./measure.js');
+      setExit(await runMeasure(source, opts));
+    });
+
   const partitionOpt = () => new Option('-P, --partition <n>', 'the partition, numbered as `vdisk partitions` lists them (default: the only file system)');
 
   program

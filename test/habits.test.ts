@@ -28,7 +28,6 @@ test('images in formats vdisk does not read are refused by their signature, by e
     ['qcow', ['-f', 'qcow'], 'qcow'],
     ['qcow2', ['-f', 'qcow2'], 'qcow2'],
     ['vmdk', ['-f', 'vmdk'], 'vmdk'],
-    ['vdi', ['-f', 'vdi'], 'vdi'],
     ['qed', ['-f', 'qed'], 'qed'],
     ['vhd', ['-f', 'vpc'], 'vpc'],
     ['fixed.vhd', ['-f', 'vpc', '-o', 'subformat=fixed'], 'vpc'],

@@ -43,6 +43,11 @@ export interface FormatDriver {
    * `allocatedBytes` of data (required) and holding every byte (fully allocated).
    */
   measure?(req: CreateRequest, allocatedBytes: number): { required: number; fullyAllocated: number };
+  /**
+   * The unit a new image of `req` allocates in (its block or cluster size), so that `measure` counts the
+   * source's data in whole units, as qemu-img measure counts clusters. Absent: counted in bytes.
+   */
+  measureGranularity?(req: CreateRequest): number;
   /** `check` (and `check -r`) on a file open and locked ('rw' and exclusive when repairing). */
   check?(file: PositionalFile, options: DriverCheckOptions): Promise<CheckReport>;
 }

@@ -16,4 +16,9 @@ export const rawDriver: FormatDriver = {
     if (!Number.isSafeInteger(req.size) || req.size < 0) throw new VdiskError('USAGE', `size must be a number of bytes, not ${req.size}`);
     await file.truncate(req.size);
   },
+  // qemu-img's answer: the disk in whole sectors, however much of it holds data.
+  measure: (req) => {
+    const size = Math.ceil(req.size / 512) * 512;
+    return { required: size, fullyAllocated: size };
+  },
 };

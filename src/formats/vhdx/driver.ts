@@ -5,7 +5,8 @@ import type { DiskImage } from '../image.js';
 import { VhdxImage } from './vhdx-image.js';
 import { hasVhdxSignature } from './file-identifier.js';
 import { resolveCreateOptions, writeNewVhdx, type VhdxCreateOptions } from './create.js';
-import { roundUp } from './constants.js';
+import { HEADER_SECTION_SIZE, MiB, roundUp } from './constants.js';
+import { batGeometry } from './bat.js';
 import { checkVhdx } from './check.js';
 
 export const VHDX_CREATE_OPTIONS: Record<string, string> = {
@@ -36,8 +37,23 @@ export const vhdxDriver: FormatDriver = {
     if (req.backing) throw new VdiskError('UNSUPPORTED', `${req.path}: vdisk cannot make differencing VHDX images yet`);
     await writeNewVhdx(file, vhdxCreateOptions(req));
   },
+  measure: measureVhdx,
+  measureGranularity: (req) => vhdxCreateOptions(req).blockSize,
   check: (file, options) => checkVhdx(file, options),
 };
+
+/**
+ * `measure` as writeNewVhdx lays a new image out: header section, log, BAT and metadata region, each
+ * on a MiB, then one block per block of data (every block for a fixed image).
+ */
+function measureVhdx(req: CreateRequest, allocatedBytes: number): { required: number; fullyAllocated: number } {
+  const o = vhdxCreateOptions(req);
+  const g = batGeometry(o.blockSize, o.logicalSectorSize, o.size, false);
+  const payloadStart = roundUp(HEADER_SECTION_SIZE + o.logSize, MiB) + roundUp(Math.max(g.totalEntries * 8, 1), MiB) + MiB;
+  const fullyAllocated = payloadStart + g.dataBlocks * o.blockSize;
+  const blocks = Math.min(g.dataBlocks, Math.ceil(allocatedBytes / o.blockSize));
+  return { required: o.subformat === 'fixed' ? fullyAllocated : payloadStart + blocks * o.blockSize, fullyAllocated };
+}
 
 async function signature(file: { readAt(b: Uint8Array, p: number): Promise<number> }): Promise<Buffer> {
   const b = Buffer.alloc(8);
