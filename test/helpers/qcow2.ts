@@ -6,15 +6,15 @@ const MiB = 1024 * 1024;
 
 /** Deterministic bytes (a xorshift stream), so fixtures are the same on every run. */
 export function noise(length: number, seed: number): Buffer {
-  const b = Buffer.alloc(length);
+  const b = Buffer.alloc(length + 4);
   let x = seed >>> 0 || 1;
   for (let i = 0; i < length; i += 4) {
     x ^= x << 13;
     x ^= x >>> 17;
     x ^= x << 5;
-    b.writeUInt32LE(x >>> 0, i - (i + 4 > length ? i + 4 - length : 0));
+    b.writeUInt32LE(x >>> 0, i);
   }
-  return b;
+  return b.subarray(0, length);
 }
 
 /**
