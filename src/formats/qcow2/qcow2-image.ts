@@ -45,6 +45,10 @@ export class Qcow2Image implements DiskImage {
   private pendingBytes = 0;
   private queue: Promise<unknown> = Promise.resolve();
   private compressedTail = 0;
+  /** Data writes on their way to the file: a commit waits for them before making them reachable. */
+  private readonly inflight = new Set<Promise<void>>();
+  /** New clusters' first (whole-cluster) writes still on their way, by host offset. */
+  private readonly landing = new Map<number, Promise<void>>();
   private compressedEnd = 0;
 
   private constructor(
@@ -370,7 +374,8 @@ export class Qcow2Image implements DiskImage {
   async write(buf: Uint8Array, offset: number): Promise<void> {
     checkRange(this, offset, buf.length);
     const src = Buffer.from(buf.buffer, buf.byteOffset, buf.length);
-    await this.exclusive(async () => {
+    // Tables change under the lock; the data goes to the file outside it, several writes at once.
+    const written = await this.exclusive(async () => {
       const refs = await this.startWriting();
       const cs = this.clusterSize;
       const { l2Entries, extended } = this.layout;
@@ -385,8 +390,12 @@ export class Qcow2Image implements DiskImage {
         const index = cluster % l2Entries;
         const e = this.entry(table, index);
         const own = e.kind === 'normal' && e.copied && e.host !== 0;
-        if (own && !e.zeroFlag && (!extended || e.alloc === 0xffffffff)) {
+        if (own) {
           this.checkHost(e.host, cluster);
+          // A cluster whose first write is still on its way: this one must land after it.
+          await this.landing.get(e.host);
+        }
+        if (own && !e.zeroFlag && (!extended || e.alloc === 0xffffffff)) {
           pieces.push({ host: e.host + inCluster, data: piece });
         } else {
           const whole = n === cs ? piece : await this.currentCluster(cluster);
@@ -404,19 +413,35 @@ export class Qcow2Image implements DiskImage {
         }
         pos += n;
       }
-      await this.writePieces(pieces);
+      const done = this.writePieces(pieces);
+      this.inflight.add(done);
+      done.catch(() => undefined).finally(() => this.inflight.delete(done));
+      for (const p of pieces) {
+        if (p.host % cs !== 0 || p.data.length < cs) continue;
+        this.landing.set(p.host, done);
+        done.catch(() => undefined).finally(() => this.landing.get(p.host) === done && this.landing.delete(p.host));
+      }
       if (this.pendingBytes >= COMMIT_BYTES || this.dirtyL2.size * cs >= L2_CACHE_BYTES) await this.commit();
+      return done;
     });
+    await written;
   }
 
-  /** Writes pieces, joining those back to back in the file into one write. */
+  /** Writes pieces, joining those back to back in the file into one write (one view when they are in memory too). */
   private async writePieces(pieces: { host: number; data: Buffer }[]): Promise<void> {
     const writes: Promise<void>[] = [];
     for (let i = 0; i < pieces.length; ) {
       let j = i + 1;
       let end = pieces[i].host + pieces[i].data.length;
-      while (j < pieces.length && pieces[j].host === end) end += pieces[j++].data.length;
-      const data = j === i + 1 ? pieces[i].data : Buffer.concat(pieces.slice(i, j).map((p) => p.data));
+      let adjacent = true;
+      while (j < pieces.length && pieces[j].host === end) {
+        const a = pieces[j - 1].data;
+        const b = pieces[j].data;
+        adjacent &&= a.buffer === b.buffer && a.byteOffset + a.length === b.byteOffset;
+        end += pieces[j++].data.length;
+      }
+      const first = pieces[i].data;
+      const data = j === i + 1 ? first : adjacent ? Buffer.from(first.buffer, first.byteOffset, end - pieces[i].host) : Buffer.concat(pieces.slice(i, j).map((p) => p.data));
       writes.push(this.dataFile.writeAt(data, pieces[i].host));
       i = j;
     }
@@ -457,6 +482,7 @@ export class Qcow2Image implements DiskImage {
    */
   private async commit(): Promise<void> {
     const refs = this.writer;
+    await Promise.all(this.inflight);
     if (!refs || (this.dirtyL2.size === 0 && this.decrefs.length === 0 && !refs.pending)) return;
     const f = this.file;
     await f.flush();
