@@ -1,21 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { needPeers, tempDir, vdisk, sh, VDISK } from './helpers/peers.js';
-import { buildKillShim } from './helpers/crash.js';
+import { needPeers, tempDir, vdisk, sh } from './helpers/peers.js';
+import { buildKillShim, vdiskCutOff, assertOldOrNew } from './helpers/crash.js';
 import { noise, qemuCheck, qemuQcow2, writeSourceRaw } from './helpers/qcow2.js';
 
 const MiB = 1024 * 1024;
-
-function cutOff(shim: string, args: string[], afterWrites: number, torn: boolean): boolean {
-  const r = spawnSync(process.execPath, [VDISK, ...args], {
-    env: { ...process.env, LD_PRELOAD: shim, KILL_AFTER_WRITES: String(afterWrites), KILL_TORN: torn ? '1' : '0' },
-    stdio: 'ignore',
-  });
-  return r.signal === 'SIGKILL';
-}
 
 function ourCheck(image: string, repair?: string): { code: number; json: Record<string, number> } {
   const r = vdisk(['check', '--output', 'json', ...(repair ? ['-r', repair] : []), image]);
@@ -44,7 +35,7 @@ for (const torn of [false, true]) {
     for (let n = 0; n < 100; n++) {
       const img = join(dir, `cut-${n}.qcow2`);
       copyFileSync(base, img);
-      if (!cutOff(shim, ['write', img, input, '--offset', String(offset)], n, torn)) break;
+      if (!vdiskCutOff(shim, ['write', img, input, '--offset', String(offset)], n, torn)) break;
       cuts++;
       const theirs = qemuCheck(img);
       assert.ok(theirs.code === 0 || theirs.code === 3, `n=${n}: qemu-img check exit ${theirs.code}: ${JSON.stringify(theirs.json)}`);
@@ -52,14 +43,7 @@ for (const torn of [false, true]) {
       assert.equal(ours.code, theirs.code, `n=${n}: exit codes`);
       assert.equal(ours.json.leaks, theirs.json.leaks ?? 0, `n=${n}: leaks`);
       assert.equal(ours.json.corruptions, theirs.json.corruptions ?? 0, `n=${n}: corruptions`);
-      const now = vdisk(['read', img]).stdoutBytes;
-      assert.equal(now.length, oldContent.length);
-      for (let s = 0; s < now.length; s += 512) {
-        const sector = now.subarray(s, s + 512);
-        if (!sector.equals(oldContent.subarray(s, s + 512)) && !sector.equals(newContent.subarray(s, s + 512))) {
-          assert.fail(`n=${n}: sector ${s / 512} holds neither its old nor its new content`);
-        }
-      }
+      assertOldOrNew(vdisk(['read', img]).stdoutBytes, oldContent, newContent, `n=${n}`);
       if (ours.json.leaks > 0) {
         leaky++;
         const fixed = ourCheck(img, 'leaks');
