@@ -43,6 +43,7 @@ for (const torn of [false, true]) {
       assert.equal(ours.code, theirs.code, `n=${n}: exit codes`);
       assert.equal(ours.json.leaks, theirs.json.leaks ?? 0, `n=${n}: leaks`);
       assert.equal(ours.json.corruptions, theirs.json.corruptions ?? 0, `n=${n}: corruptions`);
+      assert.equal(ours.json['image-end-offset'], theirs.json['image-end-offset'], `n=${n}: image end`);
       assertOldOrNew(vdisk(['read', img]).stdoutBytes, oldContent, newContent, `n=${n}`);
       if (ours.json.leaks > 0) {
         leaky++;

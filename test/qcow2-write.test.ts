@@ -89,6 +89,26 @@ test('vdisk write into qemu-made qcow2 images (plain, compressed, with a snapsho
   }
 });
 
+test('vdisk write into a qcow2 with an external data file puts clusters at their guest offsets there', (t) => {
+  if (!needPeers(t, 'qemu-img')) return;
+  const dir = tempDir(t);
+  const src = writeSourceRaw(dir);
+  const image = qemuQcow2(dir, src, 'df', ['-o', `data_file=${join(dir, 'df.data')}`]);
+  const patch = join(dir, 'patch.bin');
+  writeFileSync(patch, noise(200000, 9));
+  const m = readFileSync(src);
+  for (const offset of [1000, 3_000_000, 7_000_000]) {
+    ok(vdisk(['write', '--offset', String(offset), image, patch]));
+    readFileSync(patch).copy(m, offset);
+  }
+  const model = join(dir, 'model.raw');
+  writeFileSync(model, m);
+  sound(image, model);
+  for (const e of JSON.parse(sh('qemu-img', ['map', '--output', 'json', image])) as { start: number; offset?: number }[]) {
+    if (e.offset !== undefined) assert.equal(e.offset, e.start);
+  }
+});
+
 test('a child made by vdisk create -b copies on write from its backing image', (t) => {
   if (!needPeers(t, 'qemu-img')) return;
   const dir = tempDir(t);

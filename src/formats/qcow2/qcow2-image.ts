@@ -302,7 +302,6 @@ export class Qcow2Image implements DiskImage {
     if (this.file.mode !== 'rw') return 'opened read-only';
     if (h.incompatible & INCOMPAT_CORRUPT) return 'the qcow2 image is marked corrupt (vdisk check -r all, or qemu-img check -r all)';
     if (h.incompatible & INCOMPAT_DIRTY) return 'the qcow2 image is dirty (lazy refcounts left unwritten); repair it with qemu-img check -r all first';
-    if (this.dataFile !== this.file) return 'vdisk does not write qcow2 images with an external data file yet';
     if (h.refcountOrder > 6) return 'unknown refcount width';
     return null;
   }
@@ -389,7 +388,7 @@ export class Qcow2Image implements DiskImage {
         const table = await this.writableL2(Math.floor(cluster / l2Entries));
         const index = cluster % l2Entries;
         const e = this.entry(table, index);
-        const own = e.kind === 'normal' && e.copied && e.host !== 0;
+        const own = e.kind === 'normal' && e.copied && (e.host !== 0 || this.dataFile !== this.file);
         if (own) {
           this.checkHost(e.host, cluster);
           // A cluster whose first write is still on its way: this one must land after it.
@@ -402,7 +401,10 @@ export class Qcow2Image implements DiskImage {
           if (whole !== piece) piece.copy(whole, inCluster);
           let host: number;
           if (own) host = e.host;
-          else {
+          else if (this.dataFile !== this.file) {
+            // An external data file holds each cluster at its guest offset and keeps no refcounts.
+            host = cluster * cs;
+          } else {
             host = this.allocCluster();
             await refs.add(host / cs, 1);
             this.dropEntry(e);
@@ -453,6 +455,7 @@ export class Qcow2Image implements DiskImage {
    * previous compressed cluster, each host cluster it touches counting one more reference.
    */
   async writeCompressed(cluster: number, data: Buffer): Promise<void> {
+    if (this.dataFile !== this.file) throw unsupported(this.filename, 'a qcow2 image with an external data file cannot hold compressed clusters');
     await this.exclusive(async () => {
       const refs = await this.startWriting();
       const cs = this.clusterSize;
@@ -485,6 +488,7 @@ export class Qcow2Image implements DiskImage {
     await Promise.all(this.inflight);
     if (!refs || (this.dirtyL2.size === 0 && this.decrefs.length === 0 && !refs.pending)) return;
     const f = this.file;
+    if (this.dataFile !== f) await this.dataFile.flush();
     await f.flush();
     await refs.place(() => this.allocCluster());
     await refs.writeOut();
