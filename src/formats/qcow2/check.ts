@@ -20,6 +20,8 @@ interface Examination {
   leaks: number;
   /** Clusters whose stored refcount is above the references found (leaks), with the right count. */
   fixes: Map<number, number>;
+  /** Clusters referenced more often than their refcount says (corruptions -r all raises), with the right count. */
+  raises: Map<number, number>;
   imageEnd: number;
   totalClusters: number;
   allocatedClusters: number;
@@ -36,19 +38,24 @@ export async function checkQcow2(file: PositionalFile, options: DriverCheckOptio
   const before = await examine(file, options.onProgress);
   let after = before;
   let leaksFixed = 0;
-  if (options.repair !== 'none' && before.fixes.size > 0) {
-    await repairLeaks(file, before);
+  let corruptionsFixed = 0;
+  const changes = new Map(before.fixes);
+  if (options.repair === 'all') for (const [c, v] of before.raises) changes.set(c, v);
+  if (options.repair !== 'none' && changes.size > 0) {
+    await setRefcounts(file, before, changes);
     after = await examine(file);
     leaksFixed = Math.max(0, before.leaks - after.leaks);
+    corruptionsFixed = Math.max(0, before.corruptions - after.corruptions);
   }
-  const findings = before.findings.map((f) => (f.severity === 'leak' && leaksFixed > 0 ? { ...f, fixed: true } : f));
+  const fixedNow = (f: Finding) => f.repair !== undefined && changes.has(f.offset / before.layout.clusterSize) && after !== before;
+  const findings = before.findings.map((f) => (fixedNow(f) ? { ...f, fixed: true } : f));
   return {
     filename: file.path,
     format: 'qcow2',
     'check-errors': 0,
     corruptions: after.corruptions,
     leaks: after.leaks,
-    'corruptions-fixed': 0,
+    'corruptions-fixed': corruptionsFixed,
     'leaks-fixed': leaksFixed,
     'image-end-offset': after.imageEnd,
     'total-blocks': after.totalClusters,
@@ -65,7 +72,7 @@ async function examine(file: PositionalFile, onProgress?: (done: number, total: 
   const fileClusters = Math.ceil(file.size() / cs);
   if (fileClusters > MAX_CLUSTERS) throw new VdiskError('UNSUPPORTED', `${file.path}: vdisk checks qcow2 files of up to ${MAX_CLUSTERS} clusters (this one has ${fileClusters})`);
   const refs = new Uint32Array(fileClusters);
-  const ex: Examination = { layout, findings: [], unlisted: 0, corruptions: 0, leaks: 0, fixes: new Map(), imageEnd: 0, totalClusters: Math.ceil(h.size / cs), allocatedClusters: 0 };
+  const ex: Examination = { layout, findings: [], unlisted: 0, corruptions: 0, leaks: 0, fixes: new Map(), raises: new Map(), imageEnd: 0, totalClusters: Math.ceil(h.size / cs), allocatedClusters: 0 };
   const find = (f: Finding) => {
     if (f.severity === 'corruption') ex.corruptions++;
     else if (f.severity === 'leak') ex.leaks++;
@@ -157,9 +164,10 @@ async function examine(file: PositionalFile, onProgress?: (done: number, total: 
       if (stored === want) continue;
       const offset = c * cs;
       if (stored < want) {
-        find({ severity: 'corruption', structure: 'refcount block', offset, message: `cluster ${c} (at ${offset}): refcount ${stored}, referenced ${want} times` });
+        find({ severity: 'corruption', structure: 'refcount block', offset, message: `cluster ${c} (at ${offset}): refcount ${stored}, referenced ${want} times`, ...(block ? { repair: 'set-refcount' as const } : {}) });
+        if (block) ex.raises.set(c, want);
       } else {
-        find({ severity: 'leak', structure: 'refcount block', offset, message: `cluster ${c} (at ${offset}): refcount ${stored}, referenced ${want} times (leaked)`, repair: 'truncate' });
+        find({ severity: 'leak', structure: 'refcount block', offset, message: `cluster ${c} (at ${offset}): refcount ${stored}, referenced ${want} times (leaked)`, repair: 'set-refcount' });
         if (block) ex.fixes.set(c, want);
       }
     }
@@ -170,7 +178,7 @@ async function examine(file: PositionalFile, onProgress?: (done: number, total: 
     if (!blockAt || blockAt + cs > file.size()) continue;
     const block = await readExact(file, blockAt, cs, `qcow2 refcount block ${b}`);
     const stored = getRefcount(block, c % perBlock, h.refcountOrder);
-    if ((stored === 1) !== flag && stored !== 0) {
+    if ((stored === 1) !== flag) {
       find({ severity: 'corruption', structure: 'L2 table', offset: c * cs, message: `cluster ${c}: COPIED flag ${flag ? 'set' : 'clear'} with refcount ${stored}` });
     }
   }
@@ -178,14 +186,17 @@ async function examine(file: PositionalFile, onProgress?: (done: number, total: 
   return ex;
 }
 
-/** Lowers leaked refcounts to the references found, one refcount block at a time, then flushes. */
-async function repairLeaks(file: PositionalFile, ex: Examination): Promise<void> {
+/**
+ * Sets refcounts to the references found (leaks lowered; with -r all, too-low counts raised), one
+ * refcount block at a time, then flushes.
+ */
+async function setRefcounts(file: PositionalFile, ex: Examination, changes: Map<number, number>): Promise<void> {
   const h = ex.layout.header;
   const cs = ex.layout.clusterSize;
   const rt = await readRefcountTable(file, h.refcountTableOffset, h.refcountTableClusters, cs);
   const perBlock = (cs * 8) >> h.refcountOrder;
   const byBlock = new Map<number, [number, number][]>();
-  for (const [c, v] of ex.fixes) {
+  for (const [c, v] of changes) {
     const b = Math.floor(c / perBlock);
     if (!byBlock.has(b)) byBlock.set(b, []);
     (byBlock.get(b) as [number, number][]).push([c, v]);
