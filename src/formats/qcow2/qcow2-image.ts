@@ -45,6 +45,7 @@ export class Qcow2Image implements DiskImage {
   private pendingBytes = 0;
   private queue: Promise<unknown> = Promise.resolve();
   private compressedTail = 0;
+  private broken = false;
   /** Data writes on their way to the file: a commit waits for them before making them reachable. */
   private readonly inflight = new Set<Promise<void>>();
   /** New clusters' first (whole-cluster) writes still on their way, by host offset. */
@@ -306,8 +307,21 @@ export class Qcow2Image implements DiskImage {
     return null;
   }
 
+  /**
+   * Runs table changes one at a time. One that fails leaves the tables in memory half changed: they
+   * are never committed then, so the file keeps its last consistent state (new clusters leak at worst).
+   */
   private exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(fn, fn);
+    const guarded = async () => {
+      if (this.broken) throw new VdiskError('IO', `${this.filename}: an earlier write failed; the image takes no more writes in this session`);
+      try {
+        return await fn();
+      } catch (err) {
+        this.broken = true;
+        throw err;
+      }
+    };
+    const run = this.queue.then(guarded, guarded);
     this.queue = run.catch(() => undefined);
     return run;
   }
@@ -533,7 +547,7 @@ export class Qcow2Image implements DiskImage {
 
   async close(): Promise<void> {
     try {
-      if (this.writer) await this.flush();
+      if (this.writer && !this.broken) await this.flush();
     } finally {
       const backing = this.backing ? await this.backing.catch(() => null) : null;
       await backing?.close();
