@@ -46,7 +46,7 @@ test('vdisk convert -O qcow2 (plain, v2, extended L2, 512 B clusters, compressed
   if (!needPeers(t, 'qemu-img')) return;
   const dir = tempDir(t);
   const src = writeSourceRaw(dir);
-  for (const opts of ['', 'compat=0.10', 'extended_l2=on', 'cluster_size=512', 'compress=on', 'compress=on,cluster_size=4k,compat=0.10']) {
+  for (const opts of ['', 'compat=0.10', 'extended_l2=on', 'cluster_size=512', 'refcount_bits=1,cluster_size=4k', 'refcount_bits=64', 'compress=on', 'compress=on,cluster_size=4k,compat=0.10']) {
     const out = join(dir, `out-${opts.replace(/[=,]/g, '_') || 'plain'}.qcow2`);
     ok(vdisk(['convert', '-O', 'qcow2', ...(opts ? ['-o', opts] : []), src, out]));
     sound(out, src);
@@ -107,6 +107,19 @@ test('vdisk write into a qcow2 with an external data file puts clusters at their
   for (const e of JSON.parse(sh('qemu-img', ['map', '--output', 'json', image])) as { start: number; offset?: number }[]) {
     if (e.offset !== undefined) assert.equal(e.offset, e.start);
   }
+});
+
+test('a write that outgrows the refcount table (512-byte clusters, 64 GiB disk) moves it, as qemu-img check sees', (t) => {
+  if (!needPeers(t, 'qemu-img', 'qemu-io')) return;
+  const dir = tempDir(t);
+  const image = join(dir, 'grow.qcow2');
+  ok(vdisk(['create', '-f', 'qcow2', '-o', 'cluster_size=512', image, '64G']));
+  const before = readFileSync(image).readBigUInt64BE(48);
+  ok(vdisk(['write', '--offset', '60000000000', image], { input: Buffer.alloc(8 * 1024 * 1024, 0x5a) }));
+  assert.notEqual(readFileSync(image).readBigUInt64BE(48), before, 'the refcount table moved');
+  const c = qemuCheck(image);
+  assert.equal(c.code, 0, JSON.stringify(c.json));
+  sh('qemu-io', ['-c', 'read -P 0x5a 60000000000 8M', '-c', 'read -P 0 0 1M', image]);
 });
 
 test('a child made by vdisk create -b copies on write from its backing image', (t) => {

@@ -505,8 +505,9 @@ export class Qcow2Image implements DiskImage {
     if (this.dataFile !== f) await this.dataFile.flush();
     await f.flush();
     await refs.place(() => this.allocCluster());
-    await refs.writeOut();
+    const moved = await refs.writeOut();
     await f.flush();
+    if (moved) for (let c = 0; c < moved.clusters; c++) this.decrefs.push(moved.offset + c * this.clusterSize);
     const l1Changes: number[] = [];
     await Promise.all([...this.dirtyL2].map(async ([i, d]) => {
       await f.writeAt(d.table, d.host);
@@ -529,11 +530,14 @@ export class Qcow2Image implements DiskImage {
       this.l2Cache.set(d.host, d.table);
     }
     this.dirtyL2.clear();
-    if (this.decrefs.length) {
+    // Giving up references can itself need a refcount block (never in practice: the clusters had
+    // counts), and a moved table frees the old one: a few rounds settle it.
+    for (let round = 0; round < 4 && this.decrefs.length; round++) {
       for (const host of this.decrefs.splice(0)) await refs.add(host / this.clusterSize, -1);
       await refs.place(() => this.allocCluster());
-      await refs.writeOut();
+      const again = await refs.writeOut();
       await f.flush();
+      if (again) for (let c = 0; c < again.clusters; c++) this.decrefs.push(again.offset + c * this.clusterSize);
     }
     this.pendingBytes = 0;
   }

@@ -154,7 +154,10 @@ export class RefcountStore {
       for (let c = 1; c < clusters; c++) alloc();
       this.tableOffset = first;
       this.tableClusters = clusters;
-      this.oldTable ??= old;
+      // A table placed in this round and outgrown before it was written was never named by the
+      // header: its clusters go back at once. The one the header names is freed after the switch.
+      if (this.oldTable) for (let c = 0; c < old.clusters; c++) await this.add(old.offset / this.clusterSize + c, -1);
+      else this.oldTable = old;
       this.tableDirty = true;
       for (let c = 0; c < clusters; c++) await this.add(first / this.clusterSize + c, 1);
     }
