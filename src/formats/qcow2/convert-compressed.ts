@@ -9,8 +9,8 @@ import { Qcow2Image } from './qcow2-image.js';
 
 const WINDOW = 1024 ** 3;
 const CHUNK = 4 * MiB;
-/** Clusters being compressed at once: enough to keep zlib's thread pool busy, a few MiB of memory. */
-const IN_FLIGHT = 64;
+/** Bytes of clusters being compressed at once: enough to keep zlib's thread pool busy. */
+const IN_FLIGHT_BYTES = 16 * MiB;
 
 /**
  * `convert -O qcow2 -o compress=on` (qemu-img convert -c): a new image whose data clusters are
@@ -48,7 +48,7 @@ export async function convertCompressed(source: DiskImage, file: PositionalFile,
             if (isZero(raw)) continue;
             queue.push({ cluster: (p + c) / cs, raw, z: deflateCluster(raw) });
             queue[queue.length - 1].z.catch(() => undefined);
-            await drain(IN_FLIGHT);
+            await drain(Math.max(4, IN_FLIGHT_BYTES / cs));
           }
           p += n;
           doneTo = p;
