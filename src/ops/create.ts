@@ -4,6 +4,7 @@ import { driverByName, driverForNewFile } from '../formats/drivers.js';
 import { openImage } from '../formats/open.js';
 import { ReplacingOutput, nodeKind, outputPlace } from '../io/output.js';
 import type { Stats } from 'node:fs';
+import { dirname, isAbsolute, join } from 'node:path';
 import type { PositionalFile } from '../io/file.js';
 import { resolveCreateOptions, writeNewVhdx, type VhdxCreateOptions } from '../formats/vhdx/create.js';
 
@@ -56,7 +57,9 @@ export async function newImagePlace(path: string): Promise<{ path: string; exist
 export async function createImage(path: string, o: CreateImageOptions): Promise<{ format: string; size: number; notes: string[] }> {
   const driver = creatingDriver(o.format, path);
   const options = checkedOptions(driver, o.options);
-  const backing = o.backing ? await openImage(o.backing.path, { format: o.backing.format }) : null;
+  // A relative backing name is relative to the new image's directory (qemu-img's rule): that is how
+  // the image will find it once it names it.
+  const backing = o.backing ? await openImage(isAbsolute(o.backing.path) ? o.backing.path : join(dirname(path), o.backing.path), { format: o.backing.format }) : null;
   try {
     const size = o.size ?? backing?.virtualSize;
     if (size === undefined) throw new VdiskError('USAGE', 'missing required argument SIZE');

@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { existsSync } from 'node:fs';
-import { ROOT, sh, vdisk } from './peers.js';
+import { ROOT, VDISK, sh, vdisk } from './peers.js';
 import { makeQemuVhdx } from './qemu.js';
 
 /** Builds the LD_PRELOAD shim that SIGKILLs a process at its Nth file write. */
@@ -11,6 +11,15 @@ export function buildKillShim(dir: string): string {
     sh('cc', ['-shared', '-fPIC', '-O2', '-o', so, join(ROOT, 'test', 'fixtures', 'kill-after-writes.c'), '-ldl']);
   }
   return so;
+}
+
+/** Runs vdisk with the shim (a plain or torn cut); returns true when it was cut off before finishing. */
+export function vdiskCutOff(shim: string, args: string[], afterWrites: number, torn: boolean): boolean {
+  const r = spawnSync(process.execPath, [VDISK, ...args], {
+    env: { ...process.env, LD_PRELOAD: shim, KILL_AFTER_WRITES: String(afterWrites), KILL_TORN: torn ? '1' : '0' },
+    stdio: 'ignore',
+  });
+  return r.signal === 'SIGKILL';
 }
 
 /** Runs qemu-io with the shim; returns true when the process was cut off (killed) before finishing. */
@@ -33,4 +42,15 @@ export function makeDirtyQemuVhdx(dir: string, shim: string, commands: string[])
     if (JSON.parse(vdisk(['info', '--output', 'json', candidate]).stdout)['dirty-flag']) return candidate;
   }
   return '';
+}
+
+/** Fails unless every 512-byte sector of `now` holds its old or its new content. */
+export function assertOldOrNew(now: Buffer, oldContent: Buffer, newContent: Buffer, label: string): void {
+  if (now.length !== oldContent.length) throw new Error(`${label}: the disk is ${now.length} bytes, not ${oldContent.length}`);
+  for (let s = 0; s < now.length; s += 512) {
+    const sector = now.subarray(s, s + 512);
+    if (!sector.equals(oldContent.subarray(s, s + 512)) && !sector.equals(newContent.subarray(s, s + 512))) {
+      throw new Error(`${label}: sector ${s / 512} holds neither its old nor its new content`);
+    }
+  }
 }
