@@ -3,7 +3,7 @@ import { VdiskError } from '../../errors.js';
 import type { DriverCheckOptions } from '../driver.js';
 import type { CheckReport, Finding } from '../../ops/check-report.js';
 import { Bat } from './bat.js';
-import { DISK_FIXED, FOOTER_SIZE, HEADER_SIZE, SECTOR, bitmapSizeOf, roundUp } from './constants.js';
+import { DISK_DIFFERENCING, DISK_FIXED, FOOTER_SIZE, HEADER_SIZE, SECTOR, bitmapSizeOf, roundUp } from './constants.js';
 import { footerChecksumOk, hasFooterCookie, parseFooter, type Footer } from './footer.js';
 import { parseDynamicHeader, type DynamicHeader } from './dynamic-header.js';
 
@@ -79,6 +79,10 @@ async function examine(file: PositionalFile): Promise<Examination> {
     return ex;
   }
   const footer = ex.footer as Footer;
+  if (footer.currentSize < 0) {
+    finding(ex, { severity: 'corruption', structure: 'footer', offset: footerAt, message: 'the current size is past any disk (over 2^53 bytes)' });
+    return ex;
+  }
   const vs = Math.floor(Math.max(0, footer.currentSize) / SECTOR) * SECTOR;
   if (footer.diskType === DISK_FIXED) {
     ex.dataEnd = vs;
@@ -110,6 +114,9 @@ async function examine(file: PositionalFile): Promise<Examination> {
   }
   const entries = Math.ceil(vs / header.blockSize);
   ex.totalBlocks = entries;
+  if (footer.diskType === DISK_DIFFERENCING && !header.locators.some((l) => l.code) && !header.parentName) {
+    finding(ex, { severity: 'corruption', structure: 'dynamic header', offset: hAt, message: 'a differencing VHD without a parent locator or parent name' });
+  }
   if (entries > header.maxTableEntries || header.tableOffset + entries * 4 > size) {
     finding(ex, { severity: 'corruption', structure: 'BAT', offset: header.tableOffset, message: `the BAT (${header.maxTableEntries} entries at ${header.tableOffset}) does not cover the disk inside the file` });
     return ex;
