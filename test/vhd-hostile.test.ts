@@ -95,7 +95,7 @@ test('mutated VHD footers, headers, BATs, bitmaps and locators: typed one-line e
       }
       if (reseal) resealAll(buf);
       writeFileSync(file, buf);
-      for (const run of [() => exercise(file), () => checkImage(file), () => checkImage(file, { format: 'vpc' })]) {
+      for (const run of [() => exercise(file), async () => void (await checkImage(file)), async () => void (await checkImage(file, { format: 'vpc' }))]) {
         try {
           await withTimeout(run(), 10_000);
         } catch (err) {

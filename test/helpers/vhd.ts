@@ -35,14 +35,7 @@ export function qemuRead(dir: string, image: string): Buffer {
 }
 
 /** vhdiinfo's fields as a map. */
-export function vhdiFields(image: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const line of sh('vhdiinfo', [image]).split('\n')) {
-    const m = /^\s*([^:]+?)\s*:\s*(.*)$/.exec(line);
-    if (m) out[m[1]] = m[2].trim();
-  }
-  return out;
-}
+export { vhdiInfo as vhdiFields } from './qemu.js';
 
 /** The byte count vhdiinfo's "Media size" shows. */
 export function vhdiSize(fields: Record<string, string>): number {

@@ -4,6 +4,8 @@ import { VdiskError } from '../../errors.js';
 import type { PositionalFile } from '../../io/file.js';
 import { parseSize } from '../../util/size.js';
 import type { CreateRequest } from '../driver.js';
+import type { DiskImage } from '../image.js';
+import { exportImage } from '../../ops/export.js';
 import {
   DEFAULT_BLOCK_SIZE, DISK_DIFFERENCING, DISK_DYNAMIC, DISK_FIXED, FOOTER_SIZE, HEADER_SIZE, KiB, MAX_SIZE, MiB,
   SECTOR, VHD_EPOCH, bitmapSizeOf, roundUp,
@@ -101,11 +103,30 @@ export async function writeNewVpc(file: PositionalFile, req: CreateRequest): Pro
   if (o.subformat === 'fixed') {
     // Sparse: the data area is a hole until written.
     await file.truncate(size);
-    await file.writeAt(serializeFooter(newFooter(DISK_FIXED, size, chs, -1)), size);
-    await file.flush();
+    await writeFixedFooter(file, size, chs);
     return;
   }
   await writeDynamic(file, newFooter(DISK_DYNAMIC, size, chs, FOOTER_SIZE), o.blockSize, null);
+}
+
+async function writeFixedFooter(file: PositionalFile, size: number, chs: Chs): Promise<void> {
+  await file.writeAt(serializeFooter(newFooter(DISK_FIXED, size, chs, -1)), size);
+  await file.flush();
+}
+
+/**
+ * convert -O vpc to a fixed VHD: the data area is a raw disk at offset 0, so the source is exported
+ * straight into it (sparse, several reads in flight) and the footer written after it. Other VHDs go
+ * the generic way (create, open, write).
+ */
+export async function convertToFixed(source: DiskImage, file: PositionalFile, req: CreateRequest, onProgress?: (done: number, total: number) => void): Promise<boolean> {
+  const o = parseVpcOptions(req.options);
+  if (o.subformat !== 'fixed' || req.backing) return false;
+  const { size, chs } = plannedSize(req.size, o);
+  await exportImage(source, { kind: 'open', file, holes: true }, { length: Math.min(size, source.virtualSize), onProgress });
+  await file.truncate(size);
+  await writeFixedFooter(file, size, chs);
+  return true;
 }
 
 interface ParentPart {

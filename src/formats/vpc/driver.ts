@@ -1,7 +1,7 @@
 import type { FormatDriver } from '../driver.js';
 import { FOOTER_SIZE } from './constants.js';
 import { footerChecksumOk, hasFooterCookie } from './footer.js';
-import { VPC_CREATE_OPTIONS, measureVpc, writeNewVpc } from './create.js';
+import { VPC_CREATE_OPTIONS, convertToFixed, measureVpc, writeNewVpc } from './create.js';
 import { VpcImage } from './vpc-image.js';
 import { checkVpc } from './check.js';
 
@@ -27,6 +27,7 @@ export const vpcDriver: FormatDriver = {
   },
   createOptions: VPC_CREATE_OPTIONS,
   create: (file, req) => writeNewVpc(file, req),
+  convertFrom: (source, file, req, onProgress) => convertToFixed(source, file, req, onProgress),
   measure: (req, allocated) => measureVpc(req, allocated),
   check: (file, options) => checkVpc(file, options),
 };

@@ -1,7 +1,7 @@
 import { VdiskError, corrupt } from '../../errors.js';
 import type { PositionalFile } from '../../io/file.js';
 import type { DiskImage, Extent } from '../image.js';
-import { checkRange, mergeExtents } from '../image.js';
+import { blockSegments, checkRange, mergeExtents, type BlockSegment } from '../image.js';
 import type { FormatDetails, Mapping, OpenContext } from '../driver.js';
 import { Bat } from './bat.js';
 import { DISK_DIFFERENCING, DISK_FIXED, SECTOR, UNALLOCATED } from './constants.js';
@@ -18,14 +18,7 @@ export function bitSet(bitmap: Uint8Array, s: number): boolean {
   return (bitmap[s >> 3] & (0x80 >> (s & 7))) !== 0;
 }
 
-/** One piece of a request that falls inside one block. */
-interface Segment {
-  block: number;
-  inBlock: number;
-  /** Offset of the piece inside the request's buffer. */
-  done: number;
-  n: number;
-}
+type Segment = BlockSegment;
 
 /**
  * A VHD (QEMU's "vpc"): fixed (the file is the disk, the footer after it), dynamic (a BAT of blocks,
@@ -90,16 +83,8 @@ export class VpcImage implements DiskImage {
     return this.layout.blockSize || 2 * 1024 * 1024;
   }
 
-  private *segments(offset: number, length: number): Generator<Segment> {
-    const bs = this.blockSize;
-    for (let done = 0; done < length; ) {
-      const pos = offset + done;
-      const block = Math.floor(pos / bs);
-      const inBlock = pos - block * bs;
-      const n = Math.min(bs - inBlock, length - done);
-      yield { block, inBlock, done, n };
-      done += n;
-    }
+  private segments(offset: number, length: number): Generator<Segment> {
+    return blockSegments(offset, length, this.blockSize);
   }
 
   /** The file offset of block `block` (its bitmap), or -1 when stored nowhere; checked before use. */
@@ -217,20 +202,34 @@ export class VpcImage implements DiskImage {
     if (length === 0) return [];
     if (this.diskType === DISK_FIXED) return [{ offset, length, state: 'data' }];
     const out: Extent[] = [];
+    // A run of blocks this file does not store, asked of the parent in one call when it ends.
+    let absent: { at: number; n: number } | null = null;
+    const flushAbsent = async () => {
+      if (!absent) return;
+      const { at, n } = absent;
+      absent = null;
+      if (!this.isDifferencing) {
+        out.push({ offset: at, length: n, state: 'unallocated' });
+        return;
+      }
+      const parent = await this.openParent();
+      const inside = Math.max(0, Math.min(n, parent.virtualSize - at));
+      if (inside > 0) out.push(...(await parent.blockStatus(at, inside)));
+      if (inside < n) out.push({ offset: at + inside, length: n - inside, state: 'unallocated' });
+    };
     for (const s of this.segments(offset, length)) {
       const at = offset + s.done;
-      const start = await this.blockStart(s.block);
-      if (start >= 0) out.push({ offset: at, length: s.n, state: 'data' });
-      else if (!this.isDifferencing) out.push({ offset: at, length: s.n, state: 'unallocated' });
-      else {
-        const parent = await this.openParent();
-        const inside = Math.max(0, Math.min(s.n, parent.virtualSize - at));
-        if (inside > 0) out.push(...(await parent.blockStatus(at, inside)));
-        if (inside < s.n) out.push({ offset: at + inside, length: s.n - inside, state: 'unallocated' });
+      if ((await this.blockStart(s.block)) < 0) {
+        if (absent) (absent as { n: number }).n += s.n;
+        else absent = { at, n: s.n };
+        continue;
       }
-      // A long run of empty blocks is merged as it grows, so the list stays short.
+      await flushAbsent();
+      out.push({ offset: at, length: s.n, state: 'data' });
+      // Merged as the list grows, so that it stays short.
       if (out.length > 4096) out.splice(0, out.length, ...mergeExtents(out));
     }
+    await flushAbsent();
     return mergeExtents(out);
   }
 
