@@ -54,7 +54,7 @@ for (const [kind, torn] of [['dynamic', false], ['dynamic', true], ['differencin
         base = child;
       }
       const old = await readAll(base);
-      const data = randomBytes(7 * MiB + 777);
+      const data = randomBytes(5 * MiB + 777);
       writeFileSync(join(dir, 'in.bin'), data);
       const offset = 2_500_001; // over the stored block and new ones, unaligned at both ends
       const want = Buffer.from(old);

@@ -32,7 +32,7 @@ function footerChecksumOk(img: string): boolean {
 test('vdisk create -f vpc: the sizes qemu-img create makes (CHS rounding, force_size), read alike by qemu-img and vhdiinfo', (t) => {
   if (!needPeers(t, 'qemu-img', 'vhdiinfo')) return;
   const dir = tempDir(t);
-  for (const size of [10 * MiB, 100_000_000, 1536 * MiB + 12345, 40 * 1024 * MiB + 7]) {
+  for (const size of [10 * MiB + 1, 100_000_000, 40 * 1024 * MiB + 7]) {
     for (const opts of ['', 'force_size=on', 'subformat=fixed', 'subformat=fixed,force_size=on', 'block_size=512K']) {
       const ours = join(dir, 'ours.vhd');
       const theirs = join(dir, 'theirs.vhd');
