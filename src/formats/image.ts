@@ -54,6 +54,21 @@ export function mergeExtents(extents: Extent[]): Extent[] {
   return out;
 }
 
+/**
+ * Closes an image of a chain: flushes it, closes its file whatever the flush did, then its parent
+ * (opened or being opened; one that failed to open has nothing to close). `takeParent` hands the
+ * parent over and forgets it, so that a second close does not close it twice.
+ */
+export async function closeWithParent(flush: () => Promise<void>, file: { close(): Promise<void> }, takeParent: () => Promise<DiskImage> | null): Promise<void> {
+  try {
+    await flush();
+  } finally {
+    await file.close();
+    const parent = takeParent();
+    if (parent) await parent.then((p) => p.close(), () => undefined);
+  }
+}
+
 /** One piece of a request [offset, offset+length) that falls inside one block of `blockSize` bytes. */
 export interface BlockSegment {
   block: number;

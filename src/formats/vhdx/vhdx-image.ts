@@ -8,7 +8,7 @@ import type { FormatDetails, Mapping } from '../driver.js';
 import { MapClaims, vhdxMapping } from './mapping.js';
 import { vhdxDetails } from './details.js';
 import { mergeExtents } from '../image.js';
-import { blockSegments, checkRange, type BlockSegment } from '../image.js';
+import { blockSegments, checkRange, closeWithParent, type BlockSegment } from '../image.js';
 import { HEADER_SECTION_SIZE, MiB, roundUp } from './constants.js';
 import { ZERO_GUID, newGuid } from './guid.js';
 import { findActiveSequence, type ReplayPlan } from './log.js';
@@ -542,15 +542,12 @@ export class VhdxImage implements DiskImage {
     this.bat.invalidate();
   }
 
-  async close(): Promise<void> {
-    try {
-      await this.flush();
-    } finally {
-      await this.file.close();
+  close(): Promise<void> {
+    return closeWithParent(() => this.flush(), this.file, () => {
       const parent = this.parent;
       this.parent = null;
-      if (parent) await parent.then((p) => p.close(), () => undefined);
-    }
+      return parent;
+    });
   }
 }
 

@@ -1,7 +1,7 @@
 import { VdiskError, corrupt } from '../../errors.js';
 import type { PositionalFile } from '../../io/file.js';
 import type { DiskImage, Extent } from '../image.js';
-import { blockSegments, checkRange, mergeExtents, type BlockSegment } from '../image.js';
+import { blockSegments, checkRange, closeWithParent, mergeExtents, type BlockSegment } from '../image.js';
 import type { FormatDetails, Mapping, OpenContext } from '../driver.js';
 import { Bat } from './bat.js';
 import { DISK_DIFFERENCING, DISK_FIXED, SECTOR, UNALLOCATED } from './constants.js';
@@ -374,14 +374,11 @@ export class VpcImage implements DiskImage {
     await this.file.flush();
   }
 
-  async close(): Promise<void> {
-    try {
-      await this.flush();
-    } finally {
-      await this.file.close();
+  close(): Promise<void> {
+    return closeWithParent(() => this.flush(), this.file, () => {
       const parent = this.parent;
       this.parent = null;
-      if (parent) await parent.then((p) => p.close(), () => undefined);
-    }
+      return parent;
+    });
   }
 }
