@@ -28,8 +28,6 @@ test('images in formats vdisk does not read are refused by their signature, by e
     ['vmdk', ['-f', 'vmdk'], 'vmdk'],
     ['vdi', ['-f', 'vdi'], 'vdi'],
     ['qed', ['-f', 'qed'], 'qed'],
-    ['vhd', ['-f', 'vpc'], 'vpc'],
-    ['fixed.vhd', ['-f', 'vpc', '-o', 'subformat=fixed'], 'vpc'],
     ['parallels', ['-f', 'parallels'], 'parallels'],
   ];
   for (const [name, args, shown] of cases) {
