@@ -2,6 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { closeSync, copyFileSync, fstatSync, mkdirSync, openSync, readSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { resealVhd } from './helpers/vhd-mutate.js';
 import { randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
 import { needPeers, sh, tempDir, vdisk } from './helpers/peers.js';
@@ -189,4 +191,39 @@ test('measure -O vpc: the file sizes qemu-img convert -O vpc writes', (t) => {
     sh('qemu-img', ['convert', '-f', 'raw', '-O', 'vpc', '-o', `subformat=${sub}`, full, fullOut]);
     assert.equal(m.fullyAllocated, statSync(fullOut).size, `${sub}: fully allocated`);
   }
+});
+
+test('a differencing VHD finds its parent by a "MacX" file URL locator, and says so in one line when none leads there', (t) => {
+  if (!needPeers(t, 'qemu-img')) return;
+  const dir = tempDir(t);
+  mkdirSync(join(dir, 'sub'));
+  const parent = join(dir, 'sub', 'parent.vhd');
+  sh('qemu-img', ['create', '-q', '-f', 'vpc', parent, '4M']);
+  sh('qemu-io', ['-f', 'vpc', '-c', 'write -P 0x3c 0 1M', parent]);
+  const child = join(dir, 'child.vhd');
+  assert.equal(vdisk(['create', '-q', '-f', 'vpc', '-b', parent, child]).code, 0);
+  const want = qemuRead(dir, parent);
+  const b = readFileSync(child);
+  // Entry 0 (W2ku) becomes MacX holding the parent's file URL; entry 1 (W2ru) is dropped.
+  const url = Buffer.from(pathToFileURL(parent).href, 'utf8');
+  const dataAt = Number(b.readBigUInt64BE(512 + 576 + 16));
+  assert.ok(url.length <= b.readUInt32BE(512 + 576 + 4), 'the URL fits the locator space');
+  b.write('MacX', 512 + 576, 'latin1');
+  b.writeUInt32BE(url.length, 512 + 576 + 8);
+  b.fill(0, dataAt, dataAt + b.readUInt32BE(512 + 576 + 4));
+  url.copy(b, dataAt);
+  b.fill(0, 512 + 600, 512 + 624);
+  resealVhd(b, 512, 1024, 36);
+  writeFileSync(child, b);
+  const r = vdisk(['read', child]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(r.stdoutBytes.equals(want));
+  // No locator leads anywhere (and the parent is not beside the child): one line naming what was tried.
+  b.fill(0, 512 + 576, 512 + 600);
+  resealVhd(b, 512, 1024, 36);
+  writeFileSync(child, b);
+  const missing = vdisk(['read', child]);
+  assert.notEqual(missing.code, 0);
+  assert.equal(missing.stderr.trim().split('\n').length, 1);
+  assert.match(missing.stderr, /parent was not found/);
 });
