@@ -29,8 +29,6 @@ test('images in formats vdisk does not read are refused by their signature, by e
     ['qcow2', ['-f', 'qcow2'], 'qcow2'],
     ['vmdk', ['-f', 'vmdk'], 'vmdk'],
     ['qed', ['-f', 'qed'], 'qed'],
-    ['vhd', ['-f', 'vpc'], 'vpc'],
-    ['fixed.vhd', ['-f', 'vpc', '-o', 'subformat=fixed'], 'vpc'],
     ['parallels', ['-f', 'parallels'], 'parallels'],
   ];
   // The formats the driver table recognises without reading them; a format that gained a reader is

@@ -54,6 +54,43 @@ export function mergeExtents(extents: Extent[]): Extent[] {
   return out;
 }
 
+/**
+ * Closes an image of a chain: flushes it, closes its file whatever the flush did, then its parent
+ * (opened or being opened; one that failed to open has nothing to close). `takeParent` hands the
+ * parent over and forgets it, so that a second close does not close it twice.
+ */
+export async function closeWithParent(flush: () => Promise<void>, file: { close(): Promise<void> }, takeParent: () => Promise<DiskImage> | null): Promise<void> {
+  try {
+    await flush();
+  } finally {
+    await file.close();
+    const parent = takeParent();
+    if (parent) await parent.then((p) => p.close(), () => undefined);
+  }
+}
+
+/** One piece of a request [offset, offset+length) that falls inside one block of `blockSize` bytes. */
+export interface BlockSegment {
+  block: number;
+  /** Offset of the piece inside its block. */
+  inBlock: number;
+  /** Offset of the piece inside the request. */
+  done: number;
+  n: number;
+}
+
+/** The pieces of [offset, offset+length) that fall in one block each, in order. */
+export function* blockSegments(offset: number, length: number, blockSize: number): Generator<BlockSegment> {
+  for (let done = 0; done < length; ) {
+    const pos = offset + done;
+    const block = Math.floor(pos / blockSize);
+    const inBlock = pos - block * blockSize;
+    const n = Math.min(blockSize - inBlock, length - done);
+    yield { block, inBlock, done, n };
+    done += n;
+  }
+}
+
 /** Refuses a request outside the virtual disk (or not a safe integer) before any format code sees it. */
 export function checkRange(img: { filename: string; virtualSize: number }, offset: number, length: number): void {
   if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 ||

@@ -8,7 +8,7 @@ import type { FormatDetails, Mapping } from '../driver.js';
 import { MapClaims, vhdxMapping } from './mapping.js';
 import { vhdxDetails } from './details.js';
 import { mergeExtents } from '../image.js';
-import { checkRange } from '../image.js';
+import { blockSegments, checkRange, closeWithParent, type BlockSegment } from '../image.js';
 import { HEADER_SECTION_SIZE, MiB, roundUp } from './constants.js';
 import { ZERO_GUID, newGuid } from './guid.js';
 import { findActiveSequence, type ReplayPlan } from './log.js';
@@ -216,16 +216,8 @@ export class VhdxImage implements DiskImage {
   }
 
   /** The pieces of [offset, offset+length) that fall in one block each. */
-  private *segments(offset: number, length: number): Generator<{ block: number; inBlock: number; done: number; n: number }> {
-    const bs = this.blockSize;
-    for (let done = 0; done < length; ) {
-      const pos = offset + done;
-      const block = Math.floor(pos / bs);
-      const inBlock = pos - block * bs;
-      const n = Math.min(bs - inBlock, length - done);
-      yield { block, inBlock, done, n };
-      done += n;
-    }
+  private segments(offset: number, length: number): Generator<BlockSegment> {
+    return blockSegments(offset, length, this.blockSize);
   }
 
   /** Writing into a differencing image is not supported: its bitmaps would need maintaining. */
@@ -550,15 +542,12 @@ export class VhdxImage implements DiskImage {
     this.bat.invalidate();
   }
 
-  async close(): Promise<void> {
-    try {
-      await this.flush();
-    } finally {
-      await this.file.close();
+  close(): Promise<void> {
+    return closeWithParent(() => this.flush(), this.file, () => {
       const parent = this.parent;
       this.parent = null;
-      if (parent) await parent.then((p) => p.close(), () => undefined);
-    }
+      return parent;
+    });
   }
 }
 
