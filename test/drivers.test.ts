@@ -37,3 +37,18 @@ test('vdisk formats lists every row with what vdisk does with it; -o help and ba
     assert.equal(bad.stderr.trim().split('\n').length, 1, bad.stderr);
   }
 });
+
+test('create says on stderr when a format rounds the size: azure=on to a whole MiB, VHD to its CHS geometry', (t) => {
+  const dir = tempDir(t);
+  const azure = vdisk(['create', '-f', 'vhd', '-o', 'azure=on', join(dir, 'az.vhd'), '100000000']);
+  assert.equal(azure.code, 0, azure.stderr);
+  assert.match(azure.stderr, /^vdisk: note: virtual size 100663296 bytes, not 100000000: azure=on rounds the virtual size up to a whole MiB/);
+  assert.match(azure.stdout, /fmt=vpc size=100663296/);
+  const chs = vdisk(['create', join(dir, 'chs.vhd'), '100000000']);
+  assert.match(chs.stderr, /rounded to the CHS geometry/);
+  const exact = vdisk(['create', '-o', 'force_size=on', join(dir, 'exact.vhd'), '100000256']);
+  assert.equal(exact.stderr, '');
+  const conv = vdisk(['convert', '-O', 'vpc', '-o', 'azure=on', join(dir, 'chs.vhd'), join(dir, 'out.vhd')]);
+  assert.equal(conv.code, 0, conv.stderr);
+  assert.match(conv.stderr, /azure=on rounds the virtual size up/);
+});

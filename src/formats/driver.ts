@@ -35,9 +35,9 @@ export interface FormatDriver {
   /**
    * For formats written only in order (streamOptimized VMDK, compressed qcow2): writes the whole new
    * image from `source` in one pass. Returns false when these options need no such pass, and convert
-   * then does create + open + write as for every other format.
+   * then does create + open + write as for every other format; true or a CreateResult when done.
    */
-  convertFrom?(source: DiskImage, file: PositionalFile, req: CreateRequest, onProgress?: (done: number, total: number) => void): Promise<boolean>;
+  convertFrom?(source: DiskImage, file: PositionalFile, req: CreateRequest, onProgress?: (done: number, total: number) => void): Promise<boolean | CreateResult>;
   /**
    * `measure` (qemu-img measure): the file size a new image of `req.size` needs, holding
    * `allocatedBytes` of data (required) and holding every byte (fully allocated).

@@ -58,7 +58,9 @@ export async function convertImage(source: DiskImage, output: string, options: C
   let notes: string[] = [];
   try {
     out.file.cache = cache;
-    if (!(driver.convertFrom && (await driver.convertFrom(source, out.file, req, options.onProgress)))) {
+    const done = driver.convertFrom ? await driver.convertFrom(source, out.file, req, options.onProgress) : false;
+    if (typeof done === 'object') notes = done.notes ?? [];
+    if (done === false) {
       notes = (await driver.create!(out.file, req))?.notes ?? [];
       const dest = await openWith(driver, out.file);
       try {

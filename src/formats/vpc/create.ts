@@ -3,7 +3,7 @@ import { basename } from 'node:path';
 import { VdiskError } from '../../errors.js';
 import type { PositionalFile } from '../../io/file.js';
 import { parseSize } from '../../util/size.js';
-import type { CreateRequest } from '../driver.js';
+import type { CreateRequest, CreateResult } from '../driver.js';
 import type { DiskImage } from '../image.js';
 import { exportImage } from '../../ops/export.js';
 import {
@@ -92,21 +92,31 @@ export function dynamicMetadataBytes(entries: number): number {
 }
 
 /** Writes a new VHD into the empty `file`: fixed, dynamic, or differencing on `req.backing`. */
-export async function writeNewVpc(file: PositionalFile, req: CreateRequest): Promise<void> {
+export async function writeNewVpc(file: PositionalFile, req: CreateRequest): Promise<CreateResult> {
   const o = parseVpcOptions(req.options);
   if (req.backing) {
     if (o.subformat === 'fixed' || o.azure) throw new VdiskError('USAGE', `${req.path}: a VHD with a parent is a differencing one: subformat=fixed and azure=on do not apply`);
     await writeDifferencing(file, req, o);
-    return;
+    return {};
   }
   const { size, chs } = plannedSize(req.size, o);
   if (o.subformat === 'fixed') {
     // Sparse: the data area is a hole until written.
     await file.truncate(size);
     await writeFixedFooter(file, size, chs);
-    return;
+  } else {
+    await writeDynamic(file, newFooter(DISK_DYNAMIC, size, chs, FOOTER_SIZE), o.blockSize, null);
   }
-  await writeDynamic(file, newFooter(DISK_DYNAMIC, size, chs, FOOTER_SIZE), o.blockSize, null);
+  return sizeResult(req.size, size, chs, o);
+}
+
+/** Tells the user when the virtual size is not the one asked for, and why. */
+function sizeResult(asked: number, size: number, chs: Chs, o: VpcCreateOptions): CreateResult {
+  if (size === asked) return {};
+  const why = o.azure
+    ? 'azure=on rounds the virtual size up to a whole MiB, as Azure requires'
+    : `the size is rounded to the CHS geometry ${chs.cylinders}/${chs.heads}/${chs.sectors}, as qemu-img and Virtual PC do (force_size=on keeps the exact size)`;
+  return { size, notes: [`virtual size ${size} bytes, not ${asked}: ${why}`] };
 }
 
 async function writeFixedFooter(file: PositionalFile, size: number, chs: Chs): Promise<void> {
@@ -119,14 +129,14 @@ async function writeFixedFooter(file: PositionalFile, size: number, chs: Chs): P
  * straight into it (sparse, several reads in flight) and the footer written after it. Other VHDs go
  * the generic way (create, open, write).
  */
-export async function convertToFixed(source: DiskImage, file: PositionalFile, req: CreateRequest, onProgress?: (done: number, total: number) => void): Promise<boolean> {
+export async function convertToFixed(source: DiskImage, file: PositionalFile, req: CreateRequest, onProgress?: (done: number, total: number) => void): Promise<boolean | CreateResult> {
   const o = parseVpcOptions(req.options);
   if (o.subformat !== 'fixed' || req.backing) return false;
   const { size, chs } = plannedSize(req.size, o);
   await exportImage(source, { kind: 'open', file, holes: true }, { length: Math.min(size, source.virtualSize), onProgress });
   await file.truncate(size);
   await writeFixedFooter(file, size, chs);
-  return true;
+  return sizeResult(req.size, size, chs, o);
 }
 
 interface ParentPart {
