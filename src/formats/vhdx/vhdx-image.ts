@@ -1,5 +1,5 @@
 import { stat } from 'node:fs/promises';
-import { PositionalFile, type ByteSource, type OpenMode } from '../../io/file.js';
+import { PositionalFile, readExact, type ByteSource, type OpenMode } from '../../io/file.js';
 import { rangeIsZero, SPARSE_GRAIN } from '../../io/buffers.js';
 import { lockFor } from '../../io/lock.js';
 import { VdiskError, corrupt, unsupported } from '../../errors.js';
@@ -9,9 +9,9 @@ import { MapClaims, vhdxMapping } from './mapping.js';
 import { vhdxDetails } from './details.js';
 import { mergeExtents } from '../image.js';
 import { checkRange } from '../image.js';
-import { HEADER_SECTION_SIZE, MiB, roundUp } from './constants.js';
+import { HEADER_SECTION_SIZE, LOG_SECTOR_SIZE, MiB, roundUp } from './constants.js';
 import { ZERO_GUID, newGuid } from './guid.js';
-import { findActiveSequence, type ReplayPlan } from './log.js';
+import { findActiveSequence, type LogOperation, type ReplayPlan } from './log.js';
 import { batSectorUpdates, batSectorsTouched } from './bat-update.js';
 import { HeaderPair } from './header-pair.js';
 import { entryCapacity, logTransaction, replayOnDisk } from './log-writer.js';
@@ -82,6 +82,9 @@ export class VhdxImage implements DiskImage {
   /** Blocks allocated in this session, with a bit for each 4 KiB piece written since (see trackFresh). */
   private readonly fresh = new Map<number, Uint8Array>();
   private freshBytes = 0;
+  /** Sector-bitmap sectors changed by writes into a child and not yet committed: file offset -> 4 KiB. */
+  private readonly pendingBitmap = new Map<number, Buffer>();
+  private childWrites: Promise<void> = Promise.resolve();
 
   private constructor(
     file: PositionalFile,
@@ -228,10 +231,17 @@ export class VhdxImage implements DiskImage {
     }
   }
 
-  /** Writing into a differencing image is not supported: its bitmaps would need maintaining. */
-  private refuseDifferencing(what: string): void {
-    if (this.layout.params.hasParent) {
-      throw unsupported(this.filename, `${what} a differencing image is not supported yet`);
+  /** Reads sector-bitmap bytes at file offset `at`, as the bitmap sectors changed in this session say. */
+  private async readBitmap(bits: Buffer, at: number): Promise<void> {
+    await this.source.readAt(bits, at);
+    if (this.pendingBitmap.size === 0) return;
+    const first = Math.floor(at / LOG_SECTOR_SIZE) * LOG_SECTOR_SIZE;
+    for (let s = first; s < at + bits.length; s += LOG_SECTOR_SIZE) {
+      const sector = this.pendingBitmap.get(s);
+      if (!sector) continue;
+      const from = Math.max(s, at);
+      const to = Math.min(s + LOG_SECTOR_SIZE, at + bits.length);
+      sector.copy(bits, from - at, from - s, to - s);
     }
   }
 
@@ -304,7 +314,8 @@ export class VhdxImage implements DiskImage {
     const g = this.layout.geometry;
     const lss = this.layout.logicalSectorSize;
     const chunk = Math.floor(block / g.chunkRatio);
-    const sb = await this.bat.entry(bitmapEntryIndex(g, chunk));
+    const sbIndex = bitmapEntryIndex(g, chunk);
+    const sb = this.pendingBat.get(sbIndex) ?? (await this.bat.entry(sbIndex));
     if (sb.state !== SB_PRESENT) return [{ from: 0, to: length, here: false }];
     if (sb.fileOffset < HEADER_SECTION_SIZE || sb.fileOffset + MiB > this.source.size()) {
       throw corrupt(this.filename, `sector bitmap of chunk ${chunk} points to ${sb.fileOffset}, outside the file`);
@@ -315,7 +326,7 @@ export class VhdxImage implements DiskImage {
     const s1 = Math.floor((inBlock + length - 1) / lss);
     const firstByte = (base + s0) >> 3;
     const bits = Buffer.alloc(((base + s1) >> 3) - firstByte + 1);
-    await this.source.readAt(bits, sb.fileOffset + firstByte);
+    await this.readBitmap(bits, sb.fileOffset + firstByte);
     const mine = (s: number) => (bits[((base + s) >> 3) - firstByte] >> ((base + s) & 7)) & 1;
     const runs: { from: number; to: number; here: boolean }[] = [];
     for (let s = s0; s <= s1; ) {
@@ -443,8 +454,15 @@ export class VhdxImage implements DiskImage {
   async write(buf: Uint8Array, offset: number): Promise<void> {
     if (!this.headerPair) throw new VdiskError('IO', `${this.filename}: opened read-only`);
     checkRange(this, offset, buf.length);
-    this.refuseDifferencing('writing to');
     await this.beginSession();
+    if (this.layout.params.hasParent) {
+      // One at a time: a child's write reads sectors and bitmaps that a concurrent one may be changing.
+      const next = this.childWrites.then(() => this.writeChild(buf, offset));
+      this.childWrites = next.catch(() => undefined);
+      await next;
+      if (batSectorsTouched(this.pendingBat.keys()) + this.pendingBitmap.size >= entryCapacity(this.layout.header.logLength)) await this.commit();
+      return;
+    }
     const g = this.layout.geometry;
     const writes: Promise<void>[] = [];
     for (const { block, inBlock, done, n } of this.segments(offset, buf.length)) {
@@ -471,6 +489,80 @@ export class VhdxImage implements DiskImage {
     }
     await Promise.all(writes);
     if (batSectorsTouched(this.pendingBat.keys()) >= entryCapacity(this.layout.header.logLength)) await this.commit();
+  }
+
+  /**
+   * A write into a differencing image. The parent is never touched: a block the child does not hold
+   * gets a new block, PARTIALLY_PRESENT, whose sector-bitmap bits say which sectors are the child's
+   * (a block written whole is FULLY_PRESENT at once). A write that starts or ends inside a logical
+   * sector is widened to whole sectors with what the chain holds there, since a bit covers a sector.
+   * Data lands first; the bits and BAT entries that make it visible are committed through the log.
+   */
+  private async writeChild(buf: Uint8Array, offset: number): Promise<void> {
+    const lss = this.logicalSectorSize;
+    const a0 = Math.floor(offset / lss) * lss;
+    const a1 = Math.ceil((offset + buf.length) / lss) * lss;
+    let data = buf;
+    if (a0 !== offset || a1 !== offset + buf.length) {
+      const wide = Buffer.alloc(a1 - a0);
+      await this.read(wide.subarray(0, lss), a0);
+      await this.read(wide.subarray(wide.length - lss), a1 - lss);
+      wide.set(buf, offset - a0);
+      data = wide;
+    }
+    const g = this.layout.geometry;
+    for (const { block, inBlock, done, n } of this.segments(a0, data.length)) {
+      const index = payloadEntryIndex(g, block);
+      const part = data.subarray(done, done + n);
+      const e = await this.blockEntry(block);
+      if (e.state === PAYLOAD_FULLY_PRESENT) {
+        await this.writeInBlock(index, part, e.fileOffset, inBlock);
+      } else if (e.state === PAYLOAD_PARTIALLY_PRESENT) {
+        await this.writeInBlock(index, part, e.fileOffset, inBlock);
+        await this.markSectors(block, inBlock, n);
+      } else {
+        // NOT_PRESENT defers to the parent, sector by sector; ZERO and the like read as zeros, which
+        // a new block's holes already are.
+        const whole = inBlock === 0 && n === this.blockSize;
+        const partial = e.state === PAYLOAD_NOT_PRESENT && !whole;
+        const at = await this.allocateBlock();
+        this.pendingBat.set(index, { state: partial ? PAYLOAD_PARTIALLY_PRESENT : PAYLOAD_FULLY_PRESENT, reserved: 0, fileOffset: at });
+        this.trackFresh(index);
+        await this.writeInBlock(index, part, at, inBlock);
+        if (partial) await this.markSectors(block, inBlock, n);
+      }
+    }
+  }
+
+  /** Sets the bitmap bits of sectors [inBlock, inBlock+n) of `block`, making the chunk's bitmap block first if needed. */
+  private async markSectors(block: number, inBlock: number, n: number): Promise<void> {
+    const g = this.layout.geometry;
+    const lss = this.logicalSectorSize;
+    const sbIndex = bitmapEntryIndex(g, Math.floor(block / g.chunkRatio));
+    let sb = this.pendingBat.get(sbIndex) ?? (await this.bat.entry(sbIndex));
+    if (sb.state !== SB_PRESENT) {
+      sb = { state: SB_PRESENT, reserved: 0, fileOffset: await this.allocate(MiB) };
+      this.pendingBat.set(sbIndex, sb);
+    }
+    const first = (block % g.chunkRatio) * (this.blockSize / lss) + inBlock / lss;
+    const last = first + n / lss; // exclusive
+    const bitsPerSector = LOG_SECTOR_SIZE * 8;
+    for (let bit = first; bit < last; ) {
+      const sectorAt = sb.fileOffset + Math.floor(bit / bitsPerSector) * LOG_SECTOR_SIZE;
+      let sector = this.pendingBitmap.get(sectorAt);
+      if (!sector) {
+        sector = await readExact(this.source, sectorAt, LOG_SECTOR_SIZE, 'sector bitmap');
+        this.pendingBitmap.set(sectorAt, sector);
+      }
+      const end = Math.min(last, (Math.floor(bit / bitsPerSector) + 1) * bitsPerSector);
+      for (; bit < end; bit++) {
+        const b = bit % bitsPerSector;
+        if ((b & 7) === 0 && bit + 8 <= end) {
+          sector[b >> 3] = 0xff;
+          bit += 7;
+        } else sector[b >> 3] |= 1 << (b & 7);
+      }
+    }
   }
 
   /**
@@ -526,9 +618,14 @@ export class VhdxImage implements DiskImage {
     return this.session;
   }
 
-  private async allocateBlock(): Promise<number> {
+  private allocateBlock(): Promise<number> {
+    return this.allocate(this.blockSize);
+  }
+
+  /** `size` bytes of new space at the MiB-aligned end of the file (a payload or sector-bitmap block). */
+  private async allocate(size: number): Promise<number> {
     const at = Math.max(this.allocEnd, roundUp(this.file.size(), MiB));
-    this.allocEnd = at + this.blockSize;
+    this.allocEnd = at + size;
     // The whole block exists at once, as holes: unwritten parts read as zeros. Growth is serialized:
     // two ftruncate calls in flight could land in either order and shrink the file under a block.
     this.growth = this.growth.then(async () => {
@@ -540,13 +637,17 @@ export class VhdxImage implements DiskImage {
 
   private async commit(): Promise<void> {
     const pair = this.headerPair;
-    if (!pair || this.pendingBat.size === 0) return;
+    if (!pair || (this.pendingBat.size === 0 && this.pendingBitmap.size === 0)) return;
     await this.file.flush(); // payload first: the log must never make unwritten data reachable
-    const ops = await batSectorUpdates(this.file, this.layout.bat.fileOffset, this.pendingBat);
+    // Bitmap sectors first: set bits of a block not yet PARTIALLY_PRESENT are not looked at, and a
+    // block PARTIALLY_PRESENT before its bits reads its sectors from the parent (old content).
+    const bitmapOps: LogOperation[] = [...this.pendingBitmap].sort((a, b) => a[0] - b[0]).map(([fileOffset, data]) => ({ kind: 'data', fileOffset, data }));
+    const ops = bitmapOps.concat(await batSectorUpdates(this.file, this.layout.bat.fileOffset, this.pendingBat));
     const capacity = entryCapacity(pair.header.logLength);
     for (let i = 0; i < ops.length; i += capacity) await logTransaction(this.file, pair, ops.slice(i, i + capacity));
     this.layout.header = pair.header;
     this.pendingBat.clear();
+    this.pendingBitmap.clear();
     this.bat.invalidate();
   }
 
