@@ -119,6 +119,20 @@ function build(setExit: (code: number) => void): Command {
     });
 
   program
+    .command('resize')
+    .description('change the virtual size of a VHDX or raw image (as qemu-img resize); shrinking needs --shrink')
+    .argument('<image>')
+    .argument('<size>', 'new size, or +SIZE / -SIZE to grow or shrink by it (bytes, or with k, M, G, T)')
+    .addOption(formatOpt())
+    .option('--shrink', 'allow a smaller size (refused while a partition, file system or data lies past it)')
+    .option('-q, --quiet', 'print nothing but errors')
+    .allowUnknownOption() // `-1G` is a size, as in qemu-img resize; runResize refuses other strays
+    .action(async (image: string, size: string, opts) => {
+      const { runResize } = await import('./resize.js');
+      setExit(await runResize(image, size, opts));
+    });
+
+  program
     .command('partitions')
     .description('the partition table: MBR with extended chains, GPT (backup used when the primary is bad), BSD labels')
     .argument('<image>')

@@ -42,6 +42,12 @@ export interface DiskImage {
    * for bounded windows; formats without it are mapped as data where they are.
    */
   mapping?(offset: number, length: number): Promise<Mapping[]>;
+  /**
+   * Changes the virtual size to `newSize` bytes (`resize`), on an image opened read-write. Callers
+   * check a shrink first (nothing stored past the new end that matters); formats that cannot change
+   * size leave it out, and formats that refuse this image (a differencing child) throw UNSUPPORTED.
+   */
+  resize?(newSize: number): Promise<void>;
 }
 
 export function mergeExtents(extents: Extent[]): Extent[] {

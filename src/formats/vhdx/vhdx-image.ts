@@ -19,6 +19,7 @@ import { findParent, sameGuid } from './parent.js';
 import { LogOverlay } from './log-overlay.js';
 import { readHeaders, readLayout, replayFileLimit, validateLogFields, type VhdxLayout } from './layout.js';
 import { BatTable } from './bat-table.js';
+import { resizeVhdx } from './resize.js';
 import {
   PAYLOAD_FULLY_PRESENT, PAYLOAD_NOT_PRESENT, PAYLOAD_PARTIALLY_PRESENT, PAYLOAD_UNDEFINED, PAYLOAD_UNMAPPED,
   PAYLOAD_UNMAPPED_V095, PAYLOAD_ZERO, SB_PRESENT, STATE_NAMES, bitmapEntryIndex, blockOfEntry, isBitmapEntry, payloadEntryIndex, type BatEntry,
@@ -57,9 +58,9 @@ export class VhdxImage implements DiskImage {
   readonly file: PositionalFile;
   /** The file as seen through the pending log, or the file itself. */
   readonly source: ByteSource;
-  readonly layout: VhdxLayout;
+  layout: VhdxLayout;
   readonly pendingLog: ReplayPlan | null;
-  readonly bat: BatTable;
+  bat: BatTable;
 
   /** True when a read-write open found a pending log and replayed it on disk. */
   readonly replayedOnOpen: boolean;
@@ -649,6 +650,26 @@ export class VhdxImage implements DiskImage {
     this.pendingBat.clear();
     this.pendingBitmap.clear();
     this.bat.invalidate();
+  }
+
+  /**
+   * Changes the virtual size (see resizeVhdx), after committing pending writes; the image reads at
+   * its new size afterwards. A differencing image has its parent's size and is refused.
+   */
+  async resize(newSize: number): Promise<void> {
+    if (!this.headerPair) throw new VdiskError('IO', `${this.filename}: opened read-only`);
+    if (this.layout.params.hasParent) throw unsupported(this.filename, 'resizing a differencing image (it has its parent\'s size; resize the parent and make a new child)');
+    await this.flush();
+    await resizeVhdx(this.file, this.headerPair, this.layout, newSize);
+    await this.reload();
+  }
+
+  /** Reads the structures again after a change made outside the write path (resize, compact). */
+  async reload(): Promise<void> {
+    const pair = this.headerPair as HeaderPair;
+    this.layout = await readLayout(this.file, { headers: pair.headers, problems: [null, null], current: pair.current, header: pair.header });
+    this.bat = new BatTable(this.file, this.layout.bat.fileOffset, this.layout.geometry.totalEntries);
+    this.allocEnd = 0;
   }
 
   async close(): Promise<void> {
