@@ -133,6 +133,21 @@ function build(setExit: (code: number) => void): Command {
     });
 
   program
+    .command('compact')
+    .description('give back file space (as Optimize-VHD): drop blocks of zeros and blocks in the file systems\' free space, move the rest down, truncate')
+    .argument('<image>')
+    .addOption(formatOpt())
+    .option('--zeros-only', 'drop only blocks that read as zeros; leave the file systems\' free space alone')
+    .option('--dry-run', 'report what would be given back, changing nothing')
+    .option('-p, --progress', 'show progress on stderr (terminal only)')
+    .addOption(outputOpt())
+    .option('-q, --quiet', 'print nothing but errors')
+    .action(async (image: string, opts) => {
+      const { runCompact } = await import('./compact.js');
+      setExit(await runCompact(image, opts));
+    });
+
+  program
     .command('partitions')
     .description('the partition table: MBR with extended chains, GPT (backup used when the primary is bad), BSD labels')
     .argument('<image>')

@@ -48,6 +48,31 @@ export interface DiskImage {
    * size leave it out, and formats that refuse this image (a differencing child) throw UNSUPPORTED.
    */
   resize?(newSize: number): Promise<void>;
+  /**
+   * Gives back file space (`compact`, as Optimize-VHD): blocks that read as zeros, and blocks lying
+   * wholly in `discardable` (virtual-disk ranges whose content nobody needs: the guest file systems'
+   * free space), stop being stored, the rest move down and the file shrinks. With `dryRun` only
+   * reports (the image may then be open read-only).
+   */
+  compact?(options: CompactOptions): Promise<CompactResult>;
+}
+
+export interface CompactOptions {
+  discardable: readonly { offset: number; length: number }[];
+  dryRun?: boolean;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface CompactResult {
+  fileBytesBefore: number;
+  fileBytesAfter: number;
+  /** Blocks the image stored before. */
+  blocksStored: number;
+  /** Of those, dropped as lying in free space, and as holding only zeros. */
+  blocksFree: number;
+  blocksZero: number;
+  /** Blocks moved down to fill the holes. */
+  blocksMoved: number;
 }
 
 export function mergeExtents(extents: Extent[]): Extent[] {

@@ -3,7 +3,7 @@ import { PositionalFile, readExact, type ByteSource, type OpenMode } from '../..
 import { rangeIsZero, SPARSE_GRAIN } from '../../io/buffers.js';
 import { lockFor } from '../../io/lock.js';
 import { VdiskError, corrupt, unsupported } from '../../errors.js';
-import type { DiskImage, Extent, ExtentState } from '../image.js';
+import type { CompactOptions, CompactResult, DiskImage, Extent, ExtentState } from '../image.js';
 import type { FormatDetails, Mapping } from '../driver.js';
 import { MapClaims, vhdxMapping } from './mapping.js';
 import { vhdxDetails } from './details.js';
@@ -20,6 +20,7 @@ import { LogOverlay } from './log-overlay.js';
 import { readHeaders, readLayout, replayFileLimit, validateLogFields, type VhdxLayout } from './layout.js';
 import { BatTable } from './bat-table.js';
 import { resizeVhdx } from './resize.js';
+import { compactVhdx } from './compact.js';
 import {
   PAYLOAD_FULLY_PRESENT, PAYLOAD_NOT_PRESENT, PAYLOAD_PARTIALLY_PRESENT, PAYLOAD_UNDEFINED, PAYLOAD_UNMAPPED,
   PAYLOAD_UNMAPPED_V095, PAYLOAD_ZERO, SB_PRESENT, STATE_NAMES, bitmapEntryIndex, blockOfEntry, isBitmapEntry, payloadEntryIndex, type BatEntry,
@@ -662,6 +663,14 @@ export class VhdxImage implements DiskImage {
     await this.flush();
     await resizeVhdx(this.file, this.headerPair, this.layout, newSize);
     await this.reload();
+  }
+
+  /** See DiskImage.compact and compactVhdx; pending writes are committed first. */
+  async compact(options: CompactOptions): Promise<CompactResult> {
+    await this.flush();
+    const result = await compactVhdx(this.file, this.source, this.headerPair, this.layout, this.bat, options);
+    if (!options.dryRun) await this.reload();
+    return result;
   }
 
   /** Reads the structures again after a change made outside the write path (resize, compact). */
