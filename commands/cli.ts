@@ -148,6 +148,34 @@ function build(setExit: (code: number) => void): Command {
     });
 
   program
+    .command('commit')
+    .description('merge a differencing image into its parent (as qemu-img commit, Merge-VHD); the child is emptied unless -d')
+    .argument('<image>')
+    .addOption(formatOpt())
+    .option('-d', 'leave the child\'s data in place (do not empty it)')
+    .option('-p, --progress', 'show progress on stderr (terminal only)')
+    .option('-q, --quiet', 'print nothing but errors')
+    .action(async (image: string, opts) => {
+      const { runCommit } = await import('./commit.js');
+      setExit(await runCommit(image, opts));
+    });
+
+  program
+    .command('rebase')
+    .description('give a differencing image a new parent (as qemu-img rebase): safe mode keeps what the child reads, -u only rewrites the reference')
+    .argument('<image>')
+    .addOption(formatOpt())
+    .option('-b, --backing-file <parent>', 'the new parent')
+    .option('-F, --backing-format <fmt>', 'the new parent\'s format (probed when absent)')
+    .option('-u, --unsafe', 'only point the child at the new parent, copying nothing')
+    .option('-p, --progress', 'show progress on stderr (terminal only)')
+    .option('-q, --quiet', 'print nothing but errors')
+    .action(async (image: string, opts) => {
+      const { runRebase } = await import('./rebase.js');
+      setExit(await runRebase(image, opts));
+    });
+
+  program
     .command('partitions')
     .description('the partition table: MBR with extended chains, GPT (backup used when the primary is bad), BSD labels')
     .argument('<image>')

@@ -55,6 +55,18 @@ export interface DiskImage {
    * reports (the image may then be open read-only).
    */
   compact?(options: CompactOptions): Promise<CompactResult>;
+  /**
+   * Merges this image (a differencing child, opened read-write) into its backing image (`commit`, as
+   * qemu-img commit): the parent is written, and without `keepChild` this image is emptied so that
+   * the chain still reads the same. Returns the parent's path and the bytes copied.
+   */
+  commit?(options?: { keepChild?: boolean; onProgress?: (done: number, total: number) => void }): Promise<{ parent: string; bytes: number }>;
+  /**
+   * Makes `newParent` (open read-only, at `newParentPath`) this image's backing image (`rebase`, as
+   * qemu-img rebase): safe mode first copies into this image whatever would read differently;
+   * `unsafe` changes only the reference.
+   */
+  rebase?(newParent: DiskImage, newParentPath: string, options?: { unsafe?: boolean; onProgress?: (done: number, total: number) => void }): Promise<void>;
 }
 
 export interface CompactOptions {

@@ -21,6 +21,7 @@ import { readHeaders, readLayout, replayFileLimit, validateLogFields, type VhdxL
 import { BatTable } from './bat-table.js';
 import { resizeVhdx } from './resize.js';
 import { compactVhdx } from './compact.js';
+import { commitChild, rebaseChild } from './chain.js';
 import {
   PAYLOAD_FULLY_PRESENT, PAYLOAD_NOT_PRESENT, PAYLOAD_PARTIALLY_PRESENT, PAYLOAD_UNDEFINED, PAYLOAD_UNMAPPED,
   PAYLOAD_UNMAPPED_V095, PAYLOAD_ZERO, SB_PRESENT, STATE_NAMES, bitmapEntryIndex, blockOfEntry, isBitmapEntry, payloadEntryIndex, type BatEntry,
@@ -266,13 +267,7 @@ export class VhdxImage implements DiskImage {
         throw corrupt(this.filename, `parent ${path} is not a VHDX image`);
       }
       const parent = opened;
-      const linkage = locator.entries.parent_linkage;
-      const problem =
-        linkage && !sameGuid(linkage, parent.layout.header.dataWriteGuid)
-          ? `parent ${path} has changed since this image was made (parent_linkage ${linkage}, parent DataWriteGuid {${parent.layout.header.dataWriteGuid}})`
-          : parent.virtualSize !== this.virtualSize
-            ? `parent ${path} is ${parent.virtualSize} bytes, this image ${this.virtualSize}`
-            : null;
+      const problem = this.parentProblem(parent, path);
       if (problem) {
         await parent.close();
         throw corrupt(this.filename, problem);
@@ -280,6 +275,43 @@ export class VhdxImage implements DiskImage {
       return parent;
     })();
     return this.parent;
+  }
+
+  /**
+   * Why `parent` is not this child's parent, or null: its DataWriteGuid must be parent_linkage (or
+   * parent_linkage2, which a commit sets while it changes the parent) and its size this image's.
+   */
+  parentProblem(parent: VhdxImage, path: string): string | null {
+    const entries = this.layout.parentLocator?.entries ?? {};
+    const guid = parent.layout.header.dataWriteGuid;
+    const linked = [entries.parent_linkage, entries.parent_linkage2].filter((l) => l !== undefined);
+    if (linked.length > 0 && !linked.some((l) => sameGuid(l, guid))) {
+      return `parent ${path} has changed since this image was made (parent_linkage ${entries.parent_linkage}, parent DataWriteGuid {${guid}})`;
+    }
+    if (parent.virtualSize !== this.virtualSize) return `parent ${path} is ${parent.virtualSize} bytes, this image ${this.virtualSize}`;
+    return null;
+  }
+
+  /** The parent file the locator names (resolved on this host), for commit and rebase. */
+  parentPath(): string {
+    const locator = this.layout.parentLocator;
+    if (!locator) throw new VdiskError('USAGE', `${this.filename}: not a differencing image (it has no parent)`);
+    return findParent(this.filename, locator);
+  }
+
+  /** Reads through `parent` (opened by the caller, read-write for a commit) instead of opening one. */
+  useParent(parent: VhdxImage): void {
+    const problem = this.parentProblem(parent, parent.filename);
+    if (problem) throw corrupt(this.filename, problem);
+    this.parent = Promise.resolve(parent);
+  }
+
+  /** The DataWriteGuid the next write session gives this image (a commit announces it to the child first). */
+  nextDataWriteGuid: string | null = null;
+
+  /** The header pair, for changes made by the chain operations (null when opened read-only). */
+  get writer(): HeaderPair | null {
+    return this.headerPair;
   }
 
   async backingImage(): Promise<DiskImage | null> {
@@ -462,7 +494,7 @@ export class VhdxImage implements DiskImage {
       const next = this.childWrites.then(() => this.writeChild(buf, offset));
       this.childWrites = next.catch(() => undefined);
       await next;
-      if (batSectorsTouched(this.pendingBat.keys()) + this.pendingBitmap.size >= entryCapacity(this.layout.header.logLength)) await this.commit();
+      if (batSectorsTouched(this.pendingBat.keys()) + this.pendingBitmap.size >= entryCapacity(this.layout.header.logLength)) await this.commitPending();
       return;
     }
     const g = this.layout.geometry;
@@ -490,7 +522,7 @@ export class VhdxImage implements DiskImage {
       }
     }
     await Promise.all(writes);
-    if (batSectorsTouched(this.pendingBat.keys()) >= entryCapacity(this.layout.header.logLength)) await this.commit();
+    if (batSectorsTouched(this.pendingBat.keys()) >= entryCapacity(this.layout.header.logLength)) await this.commitPending();
   }
 
   /**
@@ -531,13 +563,14 @@ export class VhdxImage implements DiskImage {
         this.pendingBat.set(index, { state: partial ? PAYLOAD_PARTIALLY_PRESENT : PAYLOAD_FULLY_PRESENT, reserved: 0, fileOffset: at });
         this.trackFresh(index);
         await this.writeInBlock(index, part, at, inBlock);
-        if (partial) await this.markSectors(block, inBlock, n);
+        // Bits another writer left for a block it then dropped must not claim the new block's holes.
+        if (partial) await this.markSectors(block, inBlock, n, true);
       }
     }
   }
 
   /** Sets the bitmap bits of sectors [inBlock, inBlock+n) of `block`, making the chunk's bitmap block first if needed. */
-  private async markSectors(block: number, inBlock: number, n: number): Promise<void> {
+  private async markSectors(block: number, inBlock: number, n: number, clearBlock = false): Promise<void> {
     const g = this.layout.geometry;
     const lss = this.logicalSectorSize;
     const sbIndex = bitmapEntryIndex(g, Math.floor(block / g.chunkRatio));
@@ -546,9 +579,15 @@ export class VhdxImage implements DiskImage {
       sb = { state: SB_PRESENT, reserved: 0, fileOffset: await this.allocate(MiB) };
       this.pendingBat.set(sbIndex, sb);
     }
-    const first = (block % g.chunkRatio) * (this.blockSize / lss) + inBlock / lss;
-    const last = first + n / lss; // exclusive
+    const base = (block % g.chunkRatio) * (this.blockSize / lss);
+    if (clearBlock) await this.setBits(sb.fileOffset, base, base + this.blockSize / lss, false);
+    await this.setBits(sb.fileOffset, base + inBlock / lss, base + (inBlock + n) / lss, true);
+  }
+
+  /** Sets (or clears) bits [first, last) of the bitmap block at `sbAt`, in the session's pending sectors. */
+  private async setBits(sbAt: number, first: number, last: number, value: boolean): Promise<void> {
     const bitsPerSector = LOG_SECTOR_SIZE * 8;
+    const sb = { fileOffset: sbAt };
     for (let bit = first; bit < last; ) {
       const sectorAt = sb.fileOffset + Math.floor(bit / bitsPerSector) * LOG_SECTOR_SIZE;
       let sector = this.pendingBitmap.get(sectorAt);
@@ -560,9 +599,10 @@ export class VhdxImage implements DiskImage {
       for (; bit < end; bit++) {
         const b = bit % bitsPerSector;
         if ((b & 7) === 0 && bit + 8 <= end) {
-          sector[b >> 3] = 0xff;
+          sector[b >> 3] = value ? 0xff : 0;
           bit += 7;
-        } else sector[b >> 3] |= 1 << (b & 7);
+        } else if (value) sector[b >> 3] |= 1 << (b & 7);
+        else sector[b >> 3] &= ~(1 << (b & 7));
       }
     }
   }
@@ -603,7 +643,7 @@ export class VhdxImage implements DiskImage {
   /** Commits pending metadata through the log and makes everything written so far durable. */
   async flush(): Promise<void> {
     if (!this.headerPair) return;
-    await this.commit();
+    await this.commitPending();
     await this.file.flush();
   }
 
@@ -613,7 +653,7 @@ export class VhdxImage implements DiskImage {
       const pair = this.headerPair as HeaderPair;
       // New FileWriteGuid before the first write of the session, new DataWriteGuid before the first
       // change a reader could see: both are about to happen.
-      await pair.update({ fileWriteGuid: newGuid(), dataWriteGuid: newGuid() });
+      await pair.update({ fileWriteGuid: newGuid(), dataWriteGuid: this.nextDataWriteGuid ?? newGuid() });
       this.layout.header = pair.header;
       this.allocEnd = roundUp(this.file.size(), MiB);
     })();
@@ -637,7 +677,7 @@ export class VhdxImage implements DiskImage {
     return at;
   }
 
-  private async commit(): Promise<void> {
+  private async commitPending(): Promise<void> {
     const pair = this.headerPair;
     if (!pair || (this.pendingBat.size === 0 && this.pendingBitmap.size === 0)) return;
     await this.file.flush(); // payload first: the log must never make unwritten data reachable
@@ -663,6 +703,38 @@ export class VhdxImage implements DiskImage {
     await this.flush();
     await resizeVhdx(this.file, this.headerPair, this.layout, newSize);
     await this.reload();
+  }
+
+  /** See DiskImage.commit and commitChild: the parent is opened read-write here, for the merge only. */
+  async commit(options: { keepChild?: boolean; onProgress?: (done: number, total: number) => void } = {}): Promise<{ parent: string; bytes: number }> {
+    if (!this.headerPair) throw new VdiskError('IO', `${this.filename}: opened read-only`);
+    if (!this.layout.params.hasParent) throw new VdiskError('USAGE', `${this.filename}: not a differencing image; there is no parent to commit into`);
+    await this.flush();
+    await this.dropParent();
+    const path = this.parentPath();
+    const parent = await VhdxImage.open(path, { mode: 'rw', depth: this.depth + 1 });
+    try {
+      const bytes = await commitChild(this, parent, options.keepChild ?? false, options.onProgress);
+      return { parent: path, bytes };
+    } finally {
+      this.parent = null;
+      await parent.close();
+    }
+  }
+
+  /** See DiskImage.rebase and rebaseChild. */
+  async rebase(newParent: DiskImage, newParentPath: string, options: { unsafe?: boolean; onProgress?: (done: number, total: number) => void } = {}): Promise<void> {
+    if (!this.headerPair) throw new VdiskError('IO', `${this.filename}: opened read-only`);
+    if (!this.layout.params.hasParent) throw new VdiskError('USAGE', `${this.filename}: not a differencing image; vdisk cannot give a VHDX a parent it was made without`);
+    await this.flush();
+    await rebaseChild(this, newParent, newParentPath, options.unsafe ?? false, options.onProgress);
+  }
+
+  /** Closes the parent opened for reads (its shared lock would keep a read-write open out). */
+  private async dropParent(): Promise<void> {
+    const parent = this.parent;
+    this.parent = null;
+    if (parent) await parent.then((p) => p.close(), () => undefined);
   }
 
   /** See DiskImage.compact and compactVhdx; pending writes are committed first. */
