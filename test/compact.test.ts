@@ -6,8 +6,7 @@ import { join } from 'node:path';
 import { needPeers, sh, sha256, tempDir, vdisk, VDISK } from './helpers/peers.js';
 import { bytes } from './helpers/ext.js';
 import { buildKillShim } from './helpers/crash.js';
-import { vdiskWrite } from './helpers/vhdxlife.js';
-import { openImage } from '../src/formats/open.js';
+import { vdiskWrite, readWhole } from './helpers/vhdxlife.js';
 
 const MiB = 1024 * 1024;
 const PART = MiB; // the partition's start on the disk
@@ -147,17 +146,7 @@ test('a compact cut off at every one of its writes leaves an image that opens an
   const dir = tempDir(t);
   const shim = buildKillShim(dir);
   const made = makeDisk(dir, 20, { a: 2 * MiB + 100, b: 1500 * 1024 }, { big: 6 * MiB, big2: 2 * MiB });
-  const read = async (p: string) => {
-    const img = await openImage(p);
-    try {
-      const b = Buffer.alloc(img.virtualSize);
-      await img.read(b, 0);
-      return b;
-    } finally {
-      await img.close();
-    }
-  };
-  const original = await read(made.vhdx);
+  const original = await readWhole(made.vhdx);
   const base = join(dir, 'base.vhdx');
   copyFileSync(made.vhdx, base);
   let cuts = 0;
@@ -169,7 +158,7 @@ test('a compact cut off at every one of its writes leaves an image that opens an
     });
     if (r.signal !== 'SIGKILL') break;
     cuts++;
-    const now = await read(made.vhdx);
+    const now = await readWhole(made.vhdx);
     for (const [a, b] of made.used) {
       assert.ok(now.subarray(PART + a, PART + b).equals(original.subarray(PART + a, PART + b)), `n=${n}: used bytes ${a}..${b} changed`);
     }

@@ -6,9 +6,8 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { needPeers, sh, tempDir, vdisk, VDISK } from './helpers/peers.js';
 import { qemuInfo } from './helpers/qemu.js';
-import { openImage } from '../src/formats/open.js';
 import { buildKillShim } from './helpers/crash.js';
-import { firstDifferentSector, vhdxData, vhdxWith, vdiskWrite } from './helpers/vhdxlife.js';
+import { firstDifferentSector, vhdxData, vhdxWith, vdiskWrite, readWhole } from './helpers/vhdxlife.js';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -179,15 +178,9 @@ for (const target of ['40M', '140G']) {
       });
       if (r.signal !== 'SIGKILL') break;
       cuts++;
-      const opened = await openImage(img);
-      const head = Buffer.alloc(16 * MiB);
-      try {
-        assert.ok(opened.virtualSize === 16 * MiB || opened.virtualSize === newSize, `n=${n}: size ${opened.virtualSize}`);
-        await opened.read(head, 0);
-      } finally {
-        await opened.close();
-      }
-      assert.equal(firstDifferentSector(head, model), -1, `n=${n}`);
+      const info = JSON.parse(vdisk(['info', '--output', 'json', img]).stdout);
+      assert.ok(info['virtual-size'] === 16 * MiB || info['virtual-size'] === newSize, `n=${n}: size ${info['virtual-size']}`);
+      assert.equal(firstDifferentSector(await readWhole(img, 16 * MiB), model), -1, `n=${n}`);
       if (n % 3 === 0) {
         // Opened for writing, the log is replayed; QEMU then finds the image clean.
         vdiskWrite(img, 0, data.subarray(0, 512));

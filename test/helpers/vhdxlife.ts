@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { havePeer, vdisk } from './peers.js';
+import { openImage } from '../../src/formats/open.js';
 
 const MiB = 1024 * 1024;
 
@@ -51,4 +52,16 @@ export function vdiskWrite(image: string, offset: number, data: Buffer): void {
 /** Info's format-specific data. */
 export function vhdxData(image: string): Record<string, any> {
   return JSON.parse(vdisk(['info', '--output', 'json', image]).stdout)['format-specific'].data;
+}
+
+/** The whole virtual disk, read in this process through the library (an image a test cut off is opened as a reader would). */
+export async function readWhole(path: string, length?: number): Promise<Buffer> {
+  const img = await openImage(path);
+  try {
+    const b = Buffer.alloc(length ?? img.virtualSize);
+    await img.read(b, 0);
+    return b;
+  } finally {
+    await img.close();
+  }
 }
