@@ -86,6 +86,8 @@ test('a grow past what the BAT region holds moves the BAT to the end of the file
   expect(8 * GiB - MiB, 2 * MiB, far);
   expect(130 * GiB, 3 * MiB, Buffer.concat([Buffer.alloc(123 * 512), far, Buffer.alloc(MiB - 123 * 512)]));
   expect(100 * GiB, MiB, Buffer.alloc(MiB));
+  const check = vdisk(['check', img]);
+  assert.equal(check.code, 0, check.stdout);
   assert.equal(vhdxData(img)['total-blocks'], 140 * 1024);
 });
 

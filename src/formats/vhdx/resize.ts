@@ -142,6 +142,10 @@ export async function resizeVhdx(file: PositionalFile, pair: HeaderPair, layout:
   }
   await session.commit(ops.concat(await sizeItemOps(file, layout, newSize)));
   await session.end();
+  // The old BAT is space nothing maps now: zeros, so that check sees free space rather than a leak.
+  const zeros = Buffer.alloc(Math.min(COPY, bat.length));
+  for (let at = 0; at < bat.length; at += zeros.length) await file.writeAt(zeros.subarray(0, Math.min(zeros.length, bat.length - at)), bat.fileOffset + at);
+  await file.flush();
 }
 
 /**
