@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import { needPeers, sha256, tempDir, vdisk, VDISK } from './helpers/peers.js';
 import { vhdiInfo } from './helpers/qemu.js';
 import { buildKillShim } from './helpers/crash.js';
-import { firstDifferentSector, vhdimountRead, vhdxData, vhdxWith, vdiskWrite } from './helpers/vhdxlife.js';
+import { firstDifferentSector, vhdimountRead, vhdxData, vhdxWith, vdiskWrite, readWhole } from './helpers/vhdxlife.js';
 
 const MiB = 1024 * 1024;
 
@@ -79,7 +79,7 @@ test('random writes into a child agree with a per-sector model, read by vhdimoun
         assert.equal(firstDifferentSector(await vhdimountRead(child, dir), model), -1);
       },
     ),
-    { numRuns: 6 },
+    { numRuns: 4 },
   );
 });
 
@@ -143,10 +143,9 @@ test('a write into a child cut off at every one of its writes leaves old or new 
     });
     if (r.signal !== 'SIGKILL') break;
     cuts++;
-    const now = vdisk(['read', img]);
-    assert.equal(now.code, 0, `n=${n}: ${now.stderr}`);
+    const now = await readWhole(img);
     for (let s = 0; s < oldContent.length; s += 512) {
-      const sector = now.stdoutBytes.subarray(s, s + 512);
+      const sector = now.subarray(s, s + 512);
       if (!sector.equals(oldContent.subarray(s, s + 512)) && !sector.equals(newContent.subarray(s, s + 512))) {
         assert.fail(`n=${n}: sector ${s / 512} holds neither its old nor its new content`);
       }

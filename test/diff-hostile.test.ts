@@ -48,6 +48,6 @@ test('damaged children and images: resize, compact, commit and rebase fail in on
         assert.doesNotMatch(r.stderr, /\n\s+at /);
       },
     ),
-    { numRuns: 30 },
+    { numRuns: 16 },
   );
 });

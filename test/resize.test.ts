@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { needPeers, sh, tempDir, vdisk, VDISK } from './helpers/peers.js';
 import { qemuInfo } from './helpers/qemu.js';
 import { buildKillShim } from './helpers/crash.js';
-import { firstDifferentSector, vhdxData, vhdxWith, vdiskWrite, readWhole } from './helpers/vhdxlife.js';
+import { firstDifferentSector, vhdxData, vhdxWith, vdiskWrite, readWhole, virtualSizeOf } from './helpers/vhdxlife.js';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -180,10 +180,10 @@ for (const target of ['40M', '140G']) {
       });
       if (r.signal !== 'SIGKILL') break;
       cuts++;
-      const info = JSON.parse(vdisk(['info', '--output', 'json', img]).stdout);
-      assert.ok(info['virtual-size'] === 16 * MiB || info['virtual-size'] === newSize, `n=${n}: size ${info['virtual-size']}`);
+      const size = await virtualSizeOf(img);
+      assert.ok(size === 16 * MiB || size === newSize, `n=${n}: size ${size}`);
       assert.equal(firstDifferentSector(await readWhole(img, 16 * MiB), model), -1, `n=${n}`);
-      if (n % 3 === 0) {
+      if (n % 4 === 0) {
         // Opened for writing, the log is replayed; QEMU then finds the image clean.
         vdiskWrite(img, 0, data.subarray(0, 512));
         sh('qemu-img', ['check', '-f', 'vhdx', img]);

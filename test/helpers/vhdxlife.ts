@@ -65,3 +65,10 @@ export async function readWhole(path: string, length?: number): Promise<Buffer> 
     await img.close();
   }
 }
+
+/** The virtual size, as the library opens the image. */
+export async function virtualSizeOf(path: string): Promise<number> {
+  const img = await openImage(path);
+  await img.close();
+  return img.virtualSize;
+}
