@@ -18,13 +18,15 @@ interface Made {
   /** Used ranges of the partition as e2fsprogs sees them (complement of dumpe2fs's free blocks). */
   used: [number, number][];
   partSize: number;
+  /** Where the file system starts on the disk: in a GPT partition at 1 MiB, or 0 for a whole-disk one (WSL's ext4.vhdx). */
+  start: number;
 }
 
 /**
  * ext4 made by mkfs.ext4 -d from a tree of `keep` files and `gone` files, the gone ones then removed
  * by debugfs, in a GPT partition of a raw disk, converted to a dynamic VHDX with 1 MiB blocks.
  */
-function makeDisk(dir: string, mib: number, keep: Record<string, number>, gone: Record<string, number>): Made {
+function makeDisk(dir: string, mib: number, keep: Record<string, number>, gone: Record<string, number>, wholeDisk = false): Made {
   const tree = join(dir, 'tree');
   mkdirSync(join(tree, 'd'), { recursive: true });
   const files = new Map<string, Buffer>();
@@ -56,13 +58,17 @@ function makeDisk(dir: string, mib: number, keep: Record<string, number>, gone: 
   }
   if (at < partSize) used.push([at, partSize]);
   const raw = join(dir, 'disk.raw');
-  writeFileSync(raw, '');
-  truncateSync(raw, partSize + 2 * MiB);
-  sh('sfdisk', ['-q', raw], Buffer.from(`label: gpt\nstart=${PART / 512}, size=${partSize / 512}, type=linux\n`));
-  sh('dd', [`if=${fs}`, `of=${raw}`, 'bs=1M', `seek=${PART / MiB}`, 'conv=notrunc,sparse', 'status=none']);
+  const start = wholeDisk ? 0 : PART;
+  if (wholeDisk) copyFileSync(fs, raw);
+  else {
+    writeFileSync(raw, '');
+    truncateSync(raw, partSize + 2 * MiB);
+    sh('sfdisk', ['-q', raw], Buffer.from(`label: gpt\nstart=${PART / 512}, size=${partSize / 512}, type=linux\n`));
+    sh('dd', [`if=${fs}`, `of=${raw}`, 'bs=1M', `seek=${PART / MiB}`, 'conv=notrunc,sparse', 'status=none']);
+  }
   const vhdx = join(dir, 'disk.vhdx');
   assert.equal(vdisk(['convert', '-O', 'vhdx', '-o', 'block_size=1M', raw, vhdx]).code, 0);
-  return { vhdx, files, used, partSize };
+  return { vhdx, files, used, partSize, start };
 }
 
 /** e2fsck -fn on the exported partition, and every kept file dumped by debugfs equals what was written. */
@@ -70,7 +76,7 @@ function fsIntact(dir: string, made: Made): void {
   const back = join(dir, 'back.raw');
   assert.equal(vdisk(['convert', '-O', 'raw', made.vhdx, back]).code, 0);
   const part = join(dir, 'part.img');
-  sh('dd', [`if=${back}`, `of=${part}`, 'bs=1M', `skip=${PART / MiB}`, `count=${made.partSize / MiB}`, 'status=none']);
+  sh('dd', [`if=${back}`, `of=${part}`, 'bs=1M', `skip=${made.start / MiB}`, `count=${made.partSize / MiB}`, 'status=none']);
   sh('e2fsck', ['-fn', part]);
   for (const [name, data] of made.files) {
     const out = join(dir, `dump-${name.replace(/\//g, '_')}`);
@@ -114,6 +120,19 @@ test('compact gives back the space of deleted files in an ext4 inside a GPT disk
   // Nothing left to give back.
   const again = JSON.parse(vdisk(['compact', '--output', 'json', made.vhdx]).stdout);
   assert.equal(again.bytesGivenBack, 0);
+});
+
+test('a whole-disk ext4 (as WSL\'s ext4.vhdx) gives back its free space too', async (t) => {
+  if (!needPeers(t, 'qemu-img', 'mkfs.ext4', 'debugfs', 'dumpe2fs', 'e2fsck')) return;
+  const dir = tempDir(t);
+  const made = makeDisk(dir, 24, { keep: MiB + 3, 'd/x': 9000 }, { big: 12 * MiB }, true);
+  const before = statSync(made.vhdx).size;
+  const r = JSON.parse(vdisk(['compact', '--output', 'json', made.vhdx]).stdout);
+  assert.deepEqual(r.volumesUsed, ['the disk (ext4)']);
+  assert.ok(r.blocksFree >= 11, JSON.stringify(r));
+  assert.ok(statSync(made.vhdx).size <= before - 11 * MiB);
+  sh('qemu-img', ['check', '-f', 'vhdx', made.vhdx]);
+  fsIntact(dir, made);
 });
 
 test('--zeros-only drops blocks of zeros and keeps free space; qemu-img compare finds the disk unchanged', async (t) => {
