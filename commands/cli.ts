@@ -128,6 +128,63 @@ function build(setExit: (code: number) => void): Command {
     });
 
   program
+    .command('resize')
+    .description('change the virtual size of a VHDX or raw image (as qemu-img resize); shrinking needs --shrink')
+    .argument('<image>')
+    .argument('<size>', 'new size, or +SIZE / -SIZE to grow or shrink by it (bytes, or with k, M, G, T)')
+    .addOption(formatOpt())
+    .option('--shrink', 'allow a smaller size (refused while a partition, file system or data lies past it)')
+    .option('-q, --quiet', 'print nothing but errors')
+    .allowUnknownOption() // `-1G` is a size, as in qemu-img resize; runResize refuses other strays
+    .action(async (image: string, size: string, opts) => {
+      const { runResize } = await import('./resize.js');
+      setExit(await runResize(image, size, opts));
+    });
+
+  program
+    .command('compact')
+    .description('give back file space (as Optimize-VHD): drop blocks of zeros and blocks in the file systems\' free space, move the rest down, truncate')
+    .argument('<image>')
+    .addOption(formatOpt())
+    .option('--zeros-only', 'drop only blocks that read as zeros; leave the file systems\' free space alone')
+    .option('--dry-run', 'report what would be given back, changing nothing')
+    .option('-p, --progress', 'show progress on stderr (terminal only)')
+    .addOption(outputOpt())
+    .option('-q, --quiet', 'print nothing but errors')
+    .action(async (image: string, opts) => {
+      const { runCompact } = await import('./compact.js');
+      setExit(await runCompact(image, opts));
+    });
+
+  program
+    .command('commit')
+    .description('merge a differencing image into its parent (as qemu-img commit, Merge-VHD); the child is emptied unless -d')
+    .argument('<image>')
+    .addOption(formatOpt())
+    .option('-d', 'leave the child\'s data in place (do not empty it)')
+    .option('-p, --progress', 'show progress on stderr (terminal only)')
+    .option('-q, --quiet', 'print nothing but errors')
+    .action(async (image: string, opts) => {
+      const { runCommit } = await import('./commit.js');
+      setExit(await runCommit(image, opts));
+    });
+
+  program
+    .command('rebase')
+    .description('give a differencing image a new parent (as qemu-img rebase): safe mode keeps what the child reads, -u only rewrites the reference')
+    .argument('<image>')
+    .addOption(formatOpt())
+    .option('-b, --backing-file <parent>', 'the new parent')
+    .option('-F, --backing-format <fmt>', 'the new parent\'s format (probed when absent)')
+    .option('-u, --unsafe', 'only point the child at the new parent, copying nothing')
+    .option('-p, --progress', 'show progress on stderr (terminal only)')
+    .option('-q, --quiet', 'print nothing but errors')
+    .action(async (image: string, opts) => {
+      const { runRebase } = await import('./rebase.js');
+      setExit(await runRebase(image, opts));
+    });
+
+  program
     .command('partitions')
     .description('the partition table: MBR with extended chains, GPT (backup used when the primary is bad), BSD labels')
     .argument('<image>')

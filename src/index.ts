@@ -1,5 +1,5 @@
 export { openImage, probeFormat, type OpenImageOptions } from './formats/open.js';
-export type { DiskImage, Extent, ExtentState, ImageFormat } from './formats/image.js';
+export type { CompactOptions, CompactResult, DiskImage, Extent, ExtentState, ImageFormat } from './formats/image.js';
 export { RawImage } from './formats/raw/raw-image.js';
 export { FORMAT_DRIVERS, driverByName, probeDriver } from './formats/drivers.js';
 export type { FormatDriver, ProbeInput, OpenContext, CreateRequest, Mapping, FormatDetails, DriverCheckOptions } from './formats/driver.js';
@@ -15,6 +15,10 @@ export { compareImages, type CompareOptions, type CompareResult } from './ops/co
 export { defaultBlockSize, type VhdxCreateOptions } from './formats/vhdx/create.js';
 export { createImage, createVhdx, createRaw, type CreateImageOptions } from './ops/create.js';
 export { checkImage, type CheckOptions, type RepairMode } from './ops/check.js';
+export { resizeImage, type ResizeOptions, type SizeChange } from './ops/resize.js';
+export { compactImage, type CompactImageOptions, type CompactReport } from './ops/compact.js';
+export { commitImage, type CommitOptions } from './ops/commit.js';
+export { rebaseImage, type RebaseOptions } from './ops/rebase.js';
 export { exitCodeOf, type CheckReport, type Finding } from './ops/check-report.js';
 export { readPartitionTable } from './partitions/detect.js';
 export type { Partition, PartitionTable, Scheme } from './partitions/types.js';

@@ -42,6 +42,49 @@ export interface DiskImage {
    * for bounded windows; formats without it are mapped as data where they are.
    */
   mapping?(offset: number, length: number): Promise<Mapping[]>;
+  /**
+   * Changes the virtual size to `newSize` bytes (`resize`), on an image opened read-write. Callers
+   * check a shrink first (nothing stored past the new end that matters); formats that cannot change
+   * size leave it out, and formats that refuse this image (a differencing child) throw UNSUPPORTED.
+   */
+  resize?(newSize: number): Promise<void>;
+  /**
+   * Gives back file space (`compact`, as Optimize-VHD): blocks that read as zeros, and blocks lying
+   * wholly in `discardable` (virtual-disk ranges whose content nobody needs: the guest file systems'
+   * free space), stop being stored, the rest move down and the file shrinks. With `dryRun` only
+   * reports (the image may then be open read-only).
+   */
+  compact?(options: CompactOptions): Promise<CompactResult>;
+  /**
+   * Merges this image (a differencing child, opened read-write) into its backing image (`commit`, as
+   * qemu-img commit): the parent is written, and without `keepChild` this image is emptied so that
+   * the chain still reads the same. Returns the parent's path and the bytes copied.
+   */
+  commit?(options?: { keepChild?: boolean; onProgress?: (done: number, total: number) => void }): Promise<{ parent: string; bytes: number }>;
+  /**
+   * Makes `newParent` (open read-only, at `newParentPath`) this image's backing image (`rebase`, as
+   * qemu-img rebase): safe mode first copies into this image whatever would read differently;
+   * `unsafe` changes only the reference.
+   */
+  rebase?(newParent: DiskImage, newParentPath: string, options?: { unsafe?: boolean; onProgress?: (done: number, total: number) => void }): Promise<void>;
+}
+
+export interface CompactOptions {
+  discardable: readonly { offset: number; length: number }[];
+  dryRun?: boolean;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface CompactResult {
+  fileBytesBefore: number;
+  fileBytesAfter: number;
+  /** Blocks the image stored before. */
+  blocksStored: number;
+  /** Of those, dropped as lying in free space, and as holding only zeros. */
+  blocksFree: number;
+  blocksZero: number;
+  /** Blocks moved down to fill the holes. */
+  blocksMoved: number;
 }
 
 export function mergeExtents(extents: Extent[]): Extent[] {

@@ -437,7 +437,7 @@ export class Qcow2Image implements DiskImage {
         this.landing.set(p.host, done);
         done.catch(() => undefined).finally(() => this.landing.get(p.host) === done && this.landing.delete(p.host));
       }
-      if (this.pendingBytes >= COMMIT_BYTES || this.dirtyL2.size * cs >= L2_CACHE_BYTES) await this.commit();
+      if (this.pendingBytes >= COMMIT_BYTES || this.dirtyL2.size * cs >= L2_CACHE_BYTES) await this.commitPending();
       return done;
     });
     await written;
@@ -488,7 +488,7 @@ export class Qcow2Image implements DiskImage {
       if (this.compressedTail === this.compressedEnd) this.compressedTail = 0;
       encodeCompressed(table, index, this.layout.extended, this.layout.clusterBits, host, data.length);
       this.pendingBytes += data.length;
-      if (this.pendingBytes >= COMMIT_BYTES || this.dirtyL2.size * cs >= L2_CACHE_BYTES) await this.commit();
+      if (this.pendingBytes >= COMMIT_BYTES || this.dirtyL2.size * cs >= L2_CACHE_BYTES) await this.commitPending();
     });
   }
 
@@ -497,7 +497,7 @@ export class Qcow2Image implements DiskImage {
    * refcounts, then L2 tables, then L1 entries, then the references given up. A crash between any
    * two steps leaves at worst clusters with a refcount and no reference (leaks), never the reverse.
    */
-  private async commit(): Promise<void> {
+  private async commitPending(): Promise<void> {
     const refs = this.writer;
     await Promise.all(this.inflight);
     if (!refs || (this.dirtyL2.size === 0 && this.decrefs.length === 0 && !refs.pending)) return;
@@ -544,7 +544,7 @@ export class Qcow2Image implements DiskImage {
 
   async flush(): Promise<void> {
     await this.exclusive(async () => {
-      await this.commit();
+      await this.commitPending();
       if (this.writer) await this.file.flush();
     });
   }

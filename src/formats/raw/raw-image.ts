@@ -52,6 +52,13 @@ export class RawImage implements DiskImage {
     await this.file.writeAt(buf, offset);
   }
 
+  /** The file is the disk: a resize is a truncate (new bytes read as zeros and stay holes). */
+  async resize(newSize: number): Promise<void> {
+    if (this.file.mode !== 'rw') throw new VdiskError('IO', `${this.filename}: opened read-only`);
+    await this.file.truncate(newSize);
+    await this.file.flush();
+  }
+
   async flush(): Promise<void> {
     if (this.file.mode === 'rw') await this.file.flush();
   }

@@ -5,10 +5,10 @@ import { LOG_SECTOR_SIZE, MiB, REGION_TABLE1_OFFSET, REGION_TABLE2_OFFSET, REGIO
 import { readHeaders, replayFileLimit } from './layout.js';
 import { findActiveSequence, type LogOperation } from './log.js';
 import { HeaderPair } from './header-pair.js';
-import { LogSession, entryCapacity, logTransaction, replayOnDisk } from './log-writer.js';
+import { LogSession, entryCapacity, replayOnDisk } from './log-writer.js';
 import { PAYLOAD_FULLY_PRESENT, encodeBatEntry } from './bat.js';
-import { batSectorUpdates } from './bat-update.js';
 import { BatTable } from './bat-table.js';
+import { moveBlocks } from './block-move.js';
 import { ZERO_GUID, newGuid } from './guid.js';
 import { BatFix, MAX_LISTED, examineVhdx, type VhdxExamination } from './examine.js';
 import type { CheckReport, Finding } from '../../ops/check-report.js';
@@ -132,18 +132,11 @@ async function moveLastBlockInto(file: PositionalFile, ex: VhdxExamination): Pro
   const hole = ex.interiorLeaks.find((g) => roundUp(g.start, MiB) + last.size <= g.end && g.start < last.offset);
   if (!hole) return false;
   const to = roundUp(hole.start, MiB);
-  const buf = Buffer.alloc(Math.min(last.size, 8 * MiB));
-  for (let at = 0; at < last.size; at += buf.length) {
-    await file.readAt(buf, last.offset + at);
-    await file.writeAt(buf, to + at);
-  }
-  await file.flush();
   const choice = await readHeaders(file);
   const pair = new HeaderPair(file, choice.headers, choice.current);
   await pair.update({ fileWriteGuid: newGuid() });
   const current = await new BatTable(file, layout.bat.fileOffset, layout.geometry.totalEntries).entry(last.index);
-  const ops = await batSectorUpdates(file, layout.bat.fileOffset, [[last.index, { state: current.state, fileOffset: to }]]);
-  await logTransaction(file, pair, ops);
+  await moveBlocks(file, pair, layout.bat.fileOffset, [{ index: last.index, state: current.state, from: last.offset, to }], last.size);
   return true;
 }
 

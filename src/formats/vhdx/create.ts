@@ -5,15 +5,15 @@ import { ReplacingOutput, nodeKind, outputPlace } from '../../io/output.js';
 import { VdiskError } from '../../errors.js';
 import {
   GiB, HEADER1_OFFSET, HEADER2_OFFSET, HEADER_SECTION_SIZE, ITEM_FILE_PARAMETERS, ITEM_LOGICAL_SECTOR_SIZE,
-  ITEM_PAGE83, ITEM_PHYSICAL_SECTOR_SIZE, ITEM_VIRTUAL_DISK_SIZE, MAX_BLOCK_SIZE, MAX_VIRTUAL_SIZE, METADATA_TABLE_SIZE,
+  ITEM_PAGE83, ITEM_PARENT_LOCATOR, ITEM_PHYSICAL_SECTOR_SIZE, ITEM_VIRTUAL_DISK_SIZE, MAX_BLOCK_SIZE, MAX_VIRTUAL_SIZE, METADATA_TABLE_SIZE,
   MIN_BLOCK_SIZE, MiB, REGION_BAT, REGION_METADATA, REGION_TABLE1_OFFSET, REGION_TABLE2_OFFSET, TiB, isPowerOfTwo,
   roundUp,
 } from './constants.js';
 import { serializeFileIdentifier } from './file-identifier.js';
 import { serializeHeader } from './header.js';
 import { serializeRegionTable } from './region-table.js';
-import { serializeFileParameters, serializeMetadataTable, type MetadataEntry } from './metadata.js';
-import { PAYLOAD_FULLY_PRESENT, PAYLOAD_ZERO, batGeometry, encodeBatEntry, isBitmapEntry } from './bat.js';
+import { serializeFileParameters, serializeMetadataTable, serializeParentLocator, type MetadataEntry, type ParentLocator } from './metadata.js';
+import { PAYLOAD_FULLY_PRESENT, PAYLOAD_ZERO, SB_PRESENT, batGeometry, encodeBatEntry, isBitmapEntry } from './bat.js';
 import { ZERO_GUID, newGuid, writeGuid } from './guid.js';
 
 export interface VhdxCreateOptions {
@@ -34,6 +34,9 @@ export function defaultBlockSize(size: number): number {
   if (size > GiB) return 16 * MiB;
   return 8 * MiB;
 }
+
+/** Room for the locator in the 1 MiB metadata region after the table and the other items. */
+const MAX_PARENT_LOCATOR = 512 * 1024;
 
 function usage(msg: string): VdiskError {
   return new VdiskError('USAGE', msg);
@@ -72,8 +75,10 @@ export function resolveCreateOptions(o: VhdxCreateOptions): Required<VhdxCreateO
  * Writes a new VHDX into an empty file. Fixed images get every payload block mapped to consecutive
  * space that the file system leaves sparse, so creation costs the same whatever the size.
  */
-export async function writeNewVhdx(file: PositionalFile, o: Required<VhdxCreateOptions>): Promise<void> {
-  const g = batGeometry(o.blockSize, o.logicalSectorSize, o.size, false);
+export async function writeNewVhdx(file: PositionalFile, o: Required<VhdxCreateOptions>, parent?: ParentLocator): Promise<void> {
+  if (parent && o.subformat === 'fixed') throw usage('a differencing image cannot be fixed (-o subformat=fixed)');
+  if (parent && o.blockStateZero) throw usage('-o block_state_zero: a differencing image reads its parent where it stores nothing');
+  const g = batGeometry(o.blockSize, o.logicalSectorSize, o.size, parent !== undefined);
   const logOffset = HEADER_SECTION_SIZE;
   const batOffset = roundUp(logOffset + o.logSize, MiB);
   const batLength = roundUp(Math.max(g.totalEntries * 8, 1), MiB);
@@ -115,7 +120,7 @@ export async function writeNewVhdx(file: PositionalFile, o: Required<VhdxCreateO
     items.push({ itemId, offset: at, length: data.length, isUser: false, isVirtualDisk, isRequired: true });
     at += data.length;
   };
-  put(ITEM_FILE_PARAMETERS, serializeFileParameters({ blockSize: o.blockSize, leaveBlocksAllocated: fixed, hasParent: false }), false);
+  put(ITEM_FILE_PARAMETERS, serializeFileParameters({ blockSize: o.blockSize, leaveBlocksAllocated: fixed, hasParent: parent !== undefined }), false);
   const size = Buffer.alloc(8);
   size.writeBigUInt64LE(BigInt(o.size));
   put(ITEM_VIRTUAL_DISK_SIZE, size, true);
@@ -128,18 +133,30 @@ export async function writeNewVhdx(file: PositionalFile, o: Required<VhdxCreateO
   const pss = Buffer.alloc(4);
   pss.writeUInt32LE(o.physicalSectorSize);
   put(ITEM_PHYSICAL_SECTOR_SIZE, pss, true);
-  serializeMetadataTable(items).copy(meta, 0);
+  // As Hyper-V writes it: required, not a virtual-disk item, after the five others.
+  const locator = parent ? serializeParentLocator(parent) : null;
+  if (locator && locator.length > MAX_PARENT_LOCATOR) throw usage(`the parent's paths make a ${locator.length}-byte locator, over ${MAX_PARENT_LOCATOR}`);
+  serializeMetadataTable(items.concat(locator ? [{ itemId: ITEM_PARENT_LOCATOR, offset: at, length: locator.length, isUser: false, isVirtualDisk: false, isRequired: true }] : [])).copy(meta, 0);
+  const metaBytes = locator ? Buffer.concat([meta.subarray(0, at), locator]) : meta;
 
   // BAT: NOT_PRESENT is all zeros and stays a hole; other states are written out in pieces.
-  let fileEnd = payloadStart;
-  if (fixed || o.blockStateZero) {
+  // A child gets every chunk's sector bitmap block at once, as holes (all bits clear: all from the
+  // parent). libvhdi reads bits even where the bitmap entry is NOT_PRESENT (at file offset 0), so a
+  // child without them would read wrongly there; they cost no space while empty.
+  const bitmapsAt = payloadStart;
+  let fileEnd = parent ? payloadStart + g.bitmapBlocks * MiB : payloadStart;
+  if (fixed || o.blockStateZero || parent) {
     const CHUNK_ENTRIES = 512 * 1024;
     let block = 0;
     for (let first = 0; first < g.totalEntries; first += CHUNK_ENTRIES) {
       const n = Math.min(CHUNK_ENTRIES, g.totalEntries - first);
       const chunk = Buffer.alloc(n * 8);
       for (let i = 0; i < n; i++) {
-        if (isBitmapEntry(g, first + i)) continue;
+        if (isBitmapEntry(g, first + i)) {
+          if (parent) encodeBatEntry(chunk, i * 8, SB_PRESENT, bitmapsAt + Math.floor((first + i) / (g.chunkRatio + 1)) * MiB);
+          continue;
+        }
+        if (parent) continue;
         if (fixed) encodeBatEntry(chunk, i * 8, PAYLOAD_FULLY_PRESENT, payloadStart + block * o.blockSize);
         else encodeBatEntry(chunk, i * 8, PAYLOAD_ZERO, 0);
         block++;
@@ -148,7 +165,7 @@ export async function writeNewVhdx(file: PositionalFile, o: Required<VhdxCreateO
     }
     if (fixed) fileEnd = payloadStart + g.dataBlocks * o.blockSize;
   }
-  for (const [s, e] of nonZeroRuns(meta)) await file.writeAt(meta.subarray(s, e), metadataOffset + s);
+  for (const [s, e] of nonZeroRuns(metaBytes)) await file.writeAt(metaBytes.subarray(s, e), metadataOffset + s);
   await file.truncate(fileEnd);
   await file.flush();
   // The header section last: until it is there the file is not a VHDX at all. Only what is not zero

@@ -8,6 +8,7 @@ import { resolveCreateOptions, writeNewVhdx, type VhdxCreateOptions } from './cr
 import { HEADER_SECTION_SIZE, MiB, roundUp } from './constants.js';
 import { batGeometry } from './bat.js';
 import { checkVhdx } from './check.js';
+import { newParentLocator } from './parent.js';
 
 export const VHDX_CREATE_OPTIONS: Record<string, string> = {
   subformat: 'dynamic or fixed (default dynamic)',
@@ -34,8 +35,29 @@ export const vhdxDriver: FormatDriver = {
   },
   createOptions: VHDX_CREATE_OPTIONS,
   async create(file, req) {
-    if (req.backing) throw new VdiskError('UNSUPPORTED', `${req.path}: vdisk cannot make differencing VHDX images yet`);
-    await writeNewVhdx(file, vhdxCreateOptions(req));
+    if (!req.backing) return writeNewVhdx(file, vhdxCreateOptions(req));
+    const parent = req.backing.image;
+    if (!(parent instanceof VhdxImage)) {
+      throw new VdiskError('UNSUPPORTED', `${req.backing.path}: a differencing VHDX needs a VHDX parent, not ${req.backing.format}`);
+    }
+    if (req.size !== parent.virtualSize) {
+      throw new VdiskError('USAGE', `${req.path}: a differencing image has its parent's size (${parent.virtualSize} bytes), not ${req.size}`);
+    }
+    // Sector sizes must be the parent's (the bitmaps count its sectors); the block size may differ
+    // but the parent's makes commit a copy of whole blocks.
+    const o = parseVhdxOptions(req.options);
+    for (const key of ['logical_sector_size', 'physical_sector_size'] as const) {
+      if (req.options[key] !== undefined) throw new VdiskError('USAGE', `-o ${key}: a differencing image has its parent's sector sizes`);
+    }
+    const options = resolveCreateOptions({
+      ...o,
+      size: req.size,
+      creator: req.creator,
+      blockSize: o.blockSize ?? parent.blockSize,
+      logicalSectorSize: parent.logicalSectorSize,
+      physicalSectorSize: parent.layout.physicalSectorSize,
+    });
+    await writeNewVhdx(file, options, newParentLocator(req.path, req.backing.path, parent.layout.header.dataWriteGuid));
   },
   measure: measureVhdx,
   measureGranularity: (req) => vhdxCreateOptions(req).blockSize,

@@ -1,4 +1,5 @@
-import { dirname, isAbsolute, join, basename } from 'node:path';
+import { dirname, isAbsolute, join, basename, relative, resolve, sep } from 'node:path';
+import { PARENT_LOCATOR_VHDX } from './constants.js';
 import { existsSync } from 'node:fs';
 import { VdiskError } from '../../errors.js';
 import type { ParentLocator } from './metadata.js';
@@ -37,4 +38,25 @@ export function findParent(childPath: string, locator: ParentLocator): string {
 /** `{83EE6B66-...}` and `83ee6b66-...` name the same GUID. */
 export function sameGuid(a: string, b: string): boolean {
   return a.replace(/[{}]/g, '').toLowerCase() === b.replace(/[{}]/g, '').toLowerCase();
+}
+
+/**
+ * The locator Hyper-V writes for a new child: parent_linkage (the parent's DataWriteGuid, braced),
+ * the path relative to the child's folder (`.\base.vhdx`, `..\vm\base.vhdx`) and the absolute one in
+ * Windows form. On a POSIX host the absolute path is ours with backslashes (`\srv\vm\base.vhdx`):
+ * parentCandidates turns it back, and libvhdi looks for its file name beside the child.
+ */
+export function newParentLocator(childPath: string, parentPath: string, parentDataWriteGuid: string): ParentLocator {
+  const parentAbs = resolve(parentPath);
+  let rel = relative(dirname(resolve(childPath)), parentAbs).split(sep).join('\\');
+  if (!rel.startsWith('..')) rel = `.\\${rel}`;
+  const windows = /^[A-Za-z]:\\/.test(parentAbs) ? parentAbs : parentAbs.split(sep).join('\\');
+  return {
+    locatorType: PARENT_LOCATOR_VHDX,
+    entries: {
+      parent_linkage: `{${parentDataWriteGuid.replace(/[{}]/g, '')}}`,
+      relative_path: rel,
+      absolute_win32_path: windows,
+    },
+  };
 }

@@ -1,17 +1,17 @@
 import { stat } from 'node:fs/promises';
-import { PositionalFile, type ByteSource, type OpenMode } from '../../io/file.js';
+import { PositionalFile, readExact, type ByteSource, type OpenMode } from '../../io/file.js';
 import { rangeIsZero, SPARSE_GRAIN } from '../../io/buffers.js';
 import { lockFor } from '../../io/lock.js';
 import { VdiskError, corrupt, unsupported } from '../../errors.js';
-import type { DiskImage, Extent, ExtentState } from '../image.js';
+import type { CompactOptions, CompactResult, DiskImage, Extent, ExtentState } from '../image.js';
 import type { FormatDetails, Mapping } from '../driver.js';
 import { MapClaims, vhdxMapping } from './mapping.js';
 import { vhdxDetails } from './details.js';
 import { mergeExtents } from '../image.js';
 import { blockSegments, checkRange, closeWithParent, type BlockSegment } from '../image.js';
-import { HEADER_SECTION_SIZE, MiB, roundUp } from './constants.js';
+import { HEADER_SECTION_SIZE, LOG_SECTOR_SIZE, MiB, roundUp } from './constants.js';
 import { ZERO_GUID, newGuid } from './guid.js';
-import { findActiveSequence, type ReplayPlan } from './log.js';
+import { findActiveSequence, type LogOperation, type ReplayPlan } from './log.js';
 import { batSectorUpdates, batSectorsTouched } from './bat-update.js';
 import { HeaderPair } from './header-pair.js';
 import { entryCapacity, logTransaction, replayOnDisk } from './log-writer.js';
@@ -19,6 +19,9 @@ import { findParent, sameGuid } from './parent.js';
 import { LogOverlay } from './log-overlay.js';
 import { readHeaders, readLayout, replayFileLimit, validateLogFields, type VhdxLayout } from './layout.js';
 import { BatTable } from './bat-table.js';
+import { resizeVhdx } from './resize.js';
+import { compactVhdx } from './compact.js';
+import { commitChild, rebaseChild } from './chain.js';
 import {
   PAYLOAD_FULLY_PRESENT, PAYLOAD_NOT_PRESENT, PAYLOAD_PARTIALLY_PRESENT, PAYLOAD_UNDEFINED, PAYLOAD_UNMAPPED,
   PAYLOAD_UNMAPPED_V095, PAYLOAD_ZERO, SB_PRESENT, STATE_NAMES, bitmapEntryIndex, blockOfEntry, isBitmapEntry, payloadEntryIndex, type BatEntry,
@@ -57,9 +60,9 @@ export class VhdxImage implements DiskImage {
   readonly file: PositionalFile;
   /** The file as seen through the pending log, or the file itself. */
   readonly source: ByteSource;
-  readonly layout: VhdxLayout;
+  layout: VhdxLayout;
   readonly pendingLog: ReplayPlan | null;
-  readonly bat: BatTable;
+  bat: BatTable;
 
   /** True when a read-write open found a pending log and replayed it on disk. */
   readonly replayedOnOpen: boolean;
@@ -82,6 +85,9 @@ export class VhdxImage implements DiskImage {
   /** Blocks allocated in this session, with a bit for each 4 KiB piece written since (see trackFresh). */
   private readonly fresh = new Map<number, Uint8Array>();
   private freshBytes = 0;
+  /** Sector-bitmap sectors changed by writes into a child and not yet committed: file offset -> 4 KiB. */
+  private readonly pendingBitmap = new Map<number, Buffer>();
+  private childWrites: Promise<void> = Promise.resolve();
 
   private constructor(
     file: PositionalFile,
@@ -220,10 +226,17 @@ export class VhdxImage implements DiskImage {
     return blockSegments(offset, length, this.blockSize);
   }
 
-  /** Writing into a differencing image is not supported: its bitmaps would need maintaining. */
-  private refuseDifferencing(what: string): void {
-    if (this.layout.params.hasParent) {
-      throw unsupported(this.filename, `${what} a differencing image is not supported yet`);
+  /** Reads sector-bitmap bytes at file offset `at`, as the bitmap sectors changed in this session say. */
+  private async readBitmap(bits: Buffer, at: number): Promise<void> {
+    await this.source.readAt(bits, at);
+    if (this.pendingBitmap.size === 0) return;
+    const first = Math.floor(at / LOG_SECTOR_SIZE) * LOG_SECTOR_SIZE;
+    for (let s = first; s < at + bits.length; s += LOG_SECTOR_SIZE) {
+      const sector = this.pendingBitmap.get(s);
+      if (!sector) continue;
+      const from = Math.max(s, at);
+      const to = Math.min(s + LOG_SECTOR_SIZE, at + bits.length);
+      sector.copy(bits, from - at, from - s, to - s);
     }
   }
 
@@ -246,13 +259,7 @@ export class VhdxImage implements DiskImage {
         throw corrupt(this.filename, `parent ${path} is not a VHDX image`);
       }
       const parent = opened;
-      const linkage = locator.entries.parent_linkage;
-      const problem =
-        linkage && !sameGuid(linkage, parent.layout.header.dataWriteGuid)
-          ? `parent ${path} has changed since this image was made (parent_linkage ${linkage}, parent DataWriteGuid {${parent.layout.header.dataWriteGuid}})`
-          : parent.virtualSize !== this.virtualSize
-            ? `parent ${path} is ${parent.virtualSize} bytes, this image ${this.virtualSize}`
-            : null;
+      const problem = this.parentProblem(parent, path);
       if (problem) {
         await parent.close();
         throw corrupt(this.filename, problem);
@@ -260,6 +267,43 @@ export class VhdxImage implements DiskImage {
       return parent;
     })();
     return this.parent;
+  }
+
+  /**
+   * Why `parent` is not this child's parent, or null: its DataWriteGuid must be parent_linkage (or
+   * parent_linkage2, which a commit sets while it changes the parent) and its size this image's.
+   */
+  parentProblem(parent: VhdxImage, path: string): string | null {
+    const entries = this.layout.parentLocator?.entries ?? {};
+    const guid = parent.layout.header.dataWriteGuid;
+    const linked = [entries.parent_linkage, entries.parent_linkage2].filter((l) => l !== undefined);
+    if (linked.length > 0 && !linked.some((l) => sameGuid(l, guid))) {
+      return `parent ${path} has changed since this image was made (parent_linkage ${entries.parent_linkage}, parent DataWriteGuid {${guid}})`;
+    }
+    if (parent.virtualSize !== this.virtualSize) return `parent ${path} is ${parent.virtualSize} bytes, this image ${this.virtualSize}`;
+    return null;
+  }
+
+  /** The parent file the locator names (resolved on this host), for commit and rebase. */
+  parentPath(): string {
+    const locator = this.layout.parentLocator;
+    if (!locator) throw new VdiskError('USAGE', `${this.filename}: not a differencing image (it has no parent)`);
+    return findParent(this.filename, locator);
+  }
+
+  /** Reads through `parent` (opened by the caller, read-write for a commit) instead of opening one. */
+  useParent(parent: VhdxImage): void {
+    const problem = this.parentProblem(parent, parent.filename);
+    if (problem) throw corrupt(this.filename, problem);
+    this.parent = Promise.resolve(parent);
+  }
+
+  /** The DataWriteGuid the next write session gives this image (a commit announces it to the child first). */
+  nextDataWriteGuid: string | null = null;
+
+  /** The header pair, for changes made by the chain operations (null when opened read-only). */
+  get writer(): HeaderPair | null {
+    return this.headerPair;
   }
 
   async backingImage(): Promise<DiskImage | null> {
@@ -296,7 +340,8 @@ export class VhdxImage implements DiskImage {
     const g = this.layout.geometry;
     const lss = this.layout.logicalSectorSize;
     const chunk = Math.floor(block / g.chunkRatio);
-    const sb = await this.bat.entry(bitmapEntryIndex(g, chunk));
+    const sbIndex = bitmapEntryIndex(g, chunk);
+    const sb = this.pendingBat.get(sbIndex) ?? (await this.bat.entry(sbIndex));
     if (sb.state !== SB_PRESENT) return [{ from: 0, to: length, here: false }];
     if (sb.fileOffset < HEADER_SECTION_SIZE || sb.fileOffset + MiB > this.source.size()) {
       throw corrupt(this.filename, `sector bitmap of chunk ${chunk} points to ${sb.fileOffset}, outside the file`);
@@ -307,7 +352,7 @@ export class VhdxImage implements DiskImage {
     const s1 = Math.floor((inBlock + length - 1) / lss);
     const firstByte = (base + s0) >> 3;
     const bits = Buffer.alloc(((base + s1) >> 3) - firstByte + 1);
-    await this.source.readAt(bits, sb.fileOffset + firstByte);
+    await this.readBitmap(bits, sb.fileOffset + firstByte);
     const mine = (s: number) => (bits[((base + s) >> 3) - firstByte] >> ((base + s) & 7)) & 1;
     const runs: { from: number; to: number; here: boolean }[] = [];
     for (let s = s0; s <= s1; ) {
@@ -435,8 +480,15 @@ export class VhdxImage implements DiskImage {
   async write(buf: Uint8Array, offset: number): Promise<void> {
     if (!this.headerPair) throw new VdiskError('IO', `${this.filename}: opened read-only`);
     checkRange(this, offset, buf.length);
-    this.refuseDifferencing('writing to');
     await this.beginSession();
+    if (this.layout.params.hasParent) {
+      // One at a time: a child's write reads sectors and bitmaps that a concurrent one may be changing.
+      const next = this.childWrites.then(() => this.writeChild(buf, offset));
+      this.childWrites = next.catch(() => undefined);
+      await next;
+      if (batSectorsTouched(this.pendingBat.keys()) + this.pendingBitmap.size >= entryCapacity(this.layout.header.logLength)) await this.commitPending();
+      return;
+    }
     const g = this.layout.geometry;
     const writes: Promise<void>[] = [];
     for (const { block, inBlock, done, n } of this.segments(offset, buf.length)) {
@@ -462,7 +514,89 @@ export class VhdxImage implements DiskImage {
       }
     }
     await Promise.all(writes);
-    if (batSectorsTouched(this.pendingBat.keys()) >= entryCapacity(this.layout.header.logLength)) await this.commit();
+    if (batSectorsTouched(this.pendingBat.keys()) >= entryCapacity(this.layout.header.logLength)) await this.commitPending();
+  }
+
+  /**
+   * A write into a differencing image. The parent is never touched: a block the child does not hold
+   * gets a new block, PARTIALLY_PRESENT, whose sector-bitmap bits say which sectors are the child's
+   * (a block written whole is FULLY_PRESENT at once). A write that starts or ends inside a logical
+   * sector is widened to whole sectors with what the chain holds there, since a bit covers a sector.
+   * Data lands first; the bits and BAT entries that make it visible are committed through the log.
+   */
+  private async writeChild(buf: Uint8Array, offset: number): Promise<void> {
+    const lss = this.logicalSectorSize;
+    const a0 = Math.floor(offset / lss) * lss;
+    const a1 = Math.ceil((offset + buf.length) / lss) * lss;
+    let data = buf;
+    if (a0 !== offset || a1 !== offset + buf.length) {
+      const wide = Buffer.alloc(a1 - a0);
+      await this.read(wide.subarray(0, lss), a0);
+      await this.read(wide.subarray(wide.length - lss), a1 - lss);
+      wide.set(buf, offset - a0);
+      data = wide;
+    }
+    const g = this.layout.geometry;
+    for (const { block, inBlock, done, n } of this.segments(a0, data.length)) {
+      const index = payloadEntryIndex(g, block);
+      const part = data.subarray(done, done + n);
+      const e = await this.blockEntry(block);
+      if (e.state === PAYLOAD_FULLY_PRESENT) {
+        await this.writeInBlock(index, part, e.fileOffset, inBlock);
+      } else if (e.state === PAYLOAD_PARTIALLY_PRESENT) {
+        await this.writeInBlock(index, part, e.fileOffset, inBlock);
+        await this.markSectors(block, inBlock, n);
+      } else {
+        // NOT_PRESENT defers to the parent, sector by sector; ZERO and the like read as zeros, which
+        // a new block's holes already are.
+        const whole = inBlock === 0 && n === this.blockSize;
+        const partial = e.state === PAYLOAD_NOT_PRESENT && !whole;
+        const at = await this.allocateBlock();
+        this.pendingBat.set(index, { state: partial ? PAYLOAD_PARTIALLY_PRESENT : PAYLOAD_FULLY_PRESENT, reserved: 0, fileOffset: at });
+        this.trackFresh(index);
+        await this.writeInBlock(index, part, at, inBlock);
+        // Bits another writer left for a block it then dropped must not claim the new block's holes.
+        if (partial) await this.markSectors(block, inBlock, n, true);
+      }
+    }
+  }
+
+  /** Sets the bitmap bits of sectors [inBlock, inBlock+n) of `block`, making the chunk's bitmap block first if needed. */
+  private async markSectors(block: number, inBlock: number, n: number, clearBlock = false): Promise<void> {
+    const g = this.layout.geometry;
+    const lss = this.logicalSectorSize;
+    const sbIndex = bitmapEntryIndex(g, Math.floor(block / g.chunkRatio));
+    let sb = this.pendingBat.get(sbIndex) ?? (await this.bat.entry(sbIndex));
+    if (sb.state !== SB_PRESENT) {
+      sb = { state: SB_PRESENT, reserved: 0, fileOffset: await this.allocate(MiB) };
+      this.pendingBat.set(sbIndex, sb);
+    }
+    const base = (block % g.chunkRatio) * (this.blockSize / lss);
+    if (clearBlock) await this.setBits(sb.fileOffset, base, base + this.blockSize / lss, false);
+    await this.setBits(sb.fileOffset, base + inBlock / lss, base + (inBlock + n) / lss, true);
+  }
+
+  /** Sets (or clears) bits [first, last) of the bitmap block at `sbAt`, in the session's pending sectors. */
+  private async setBits(sbAt: number, first: number, last: number, value: boolean): Promise<void> {
+    const bitsPerSector = LOG_SECTOR_SIZE * 8;
+    const sb = { fileOffset: sbAt };
+    for (let bit = first; bit < last; ) {
+      const sectorAt = sb.fileOffset + Math.floor(bit / bitsPerSector) * LOG_SECTOR_SIZE;
+      let sector = this.pendingBitmap.get(sectorAt);
+      if (!sector) {
+        sector = await readExact(this.source, sectorAt, LOG_SECTOR_SIZE, 'sector bitmap');
+        this.pendingBitmap.set(sectorAt, sector);
+      }
+      const end = Math.min(last, (Math.floor(bit / bitsPerSector) + 1) * bitsPerSector);
+      for (; bit < end; bit++) {
+        const b = bit % bitsPerSector;
+        if ((b & 7) === 0 && bit + 8 <= end) {
+          sector[b >> 3] = value ? 0xff : 0;
+          bit += 7;
+        } else if (value) sector[b >> 3] |= 1 << (b & 7);
+        else sector[b >> 3] &= ~(1 << (b & 7));
+      }
+    }
   }
 
   /**
@@ -501,7 +635,7 @@ export class VhdxImage implements DiskImage {
   /** Commits pending metadata through the log and makes everything written so far durable. */
   async flush(): Promise<void> {
     if (!this.headerPair) return;
-    await this.commit();
+    await this.commitPending();
     await this.file.flush();
   }
 
@@ -511,16 +645,21 @@ export class VhdxImage implements DiskImage {
       const pair = this.headerPair as HeaderPair;
       // New FileWriteGuid before the first write of the session, new DataWriteGuid before the first
       // change a reader could see: both are about to happen.
-      await pair.update({ fileWriteGuid: newGuid(), dataWriteGuid: newGuid() });
+      await pair.update({ fileWriteGuid: newGuid(), dataWriteGuid: this.nextDataWriteGuid ?? newGuid() });
       this.layout.header = pair.header;
       this.allocEnd = roundUp(this.file.size(), MiB);
     })();
     return this.session;
   }
 
-  private async allocateBlock(): Promise<number> {
+  private allocateBlock(): Promise<number> {
+    return this.allocate(this.blockSize);
+  }
+
+  /** `size` bytes of new space at the MiB-aligned end of the file (a payload or sector-bitmap block). */
+  private async allocate(size: number): Promise<number> {
     const at = Math.max(this.allocEnd, roundUp(this.file.size(), MiB));
-    this.allocEnd = at + this.blockSize;
+    this.allocEnd = at + size;
     // The whole block exists at once, as holes: unwritten parts read as zeros. Growth is serialized:
     // two ftruncate calls in flight could land in either order and shrink the file under a block.
     this.growth = this.growth.then(async () => {
@@ -530,16 +669,80 @@ export class VhdxImage implements DiskImage {
     return at;
   }
 
-  private async commit(): Promise<void> {
+  private async commitPending(): Promise<void> {
     const pair = this.headerPair;
-    if (!pair || this.pendingBat.size === 0) return;
+    if (!pair || (this.pendingBat.size === 0 && this.pendingBitmap.size === 0)) return;
     await this.file.flush(); // payload first: the log must never make unwritten data reachable
-    const ops = await batSectorUpdates(this.file, this.layout.bat.fileOffset, this.pendingBat);
+    // Bitmap sectors first: set bits of a block not yet PARTIALLY_PRESENT are not looked at, and a
+    // block PARTIALLY_PRESENT before its bits reads its sectors from the parent (old content).
+    const bitmapOps: LogOperation[] = [...this.pendingBitmap].sort((a, b) => a[0] - b[0]).map(([fileOffset, data]) => ({ kind: 'data', fileOffset, data }));
+    const ops = bitmapOps.concat(await batSectorUpdates(this.file, this.layout.bat.fileOffset, this.pendingBat));
     const capacity = entryCapacity(pair.header.logLength);
     for (let i = 0; i < ops.length; i += capacity) await logTransaction(this.file, pair, ops.slice(i, i + capacity));
     this.layout.header = pair.header;
     this.pendingBat.clear();
+    this.pendingBitmap.clear();
     this.bat.invalidate();
+  }
+
+  /**
+   * Changes the virtual size (see resizeVhdx), after committing pending writes; the image reads at
+   * its new size afterwards. A differencing image has its parent's size and is refused.
+   */
+  async resize(newSize: number): Promise<void> {
+    if (!this.headerPair) throw new VdiskError('IO', `${this.filename}: opened read-only`);
+    if (this.layout.params.hasParent) throw unsupported(this.filename, 'resizing a differencing image (it has its parent\'s size; resize the parent and make a new child)');
+    await this.flush();
+    await resizeVhdx(this.file, this.headerPair, this.layout, newSize);
+    await this.reload();
+  }
+
+  /** See DiskImage.commit and commitChild: the parent is opened read-write here, for the merge only. */
+  async commit(options: { keepChild?: boolean; onProgress?: (done: number, total: number) => void } = {}): Promise<{ parent: string; bytes: number }> {
+    if (!this.headerPair) throw new VdiskError('IO', `${this.filename}: opened read-only`);
+    if (!this.layout.params.hasParent) throw new VdiskError('USAGE', `${this.filename}: not a differencing image; there is no parent to commit into`);
+    await this.flush();
+    await this.dropParent();
+    const path = this.parentPath();
+    const parent = await VhdxImage.open(path, { mode: 'rw', depth: this.depth + 1 });
+    try {
+      const bytes = await commitChild(this, parent, options.keepChild ?? false, options.onProgress);
+      return { parent: path, bytes };
+    } finally {
+      this.parent = null;
+      await parent.close();
+    }
+  }
+
+  /** See DiskImage.rebase and rebaseChild. */
+  async rebase(newParent: DiskImage, newParentPath: string, options: { unsafe?: boolean; onProgress?: (done: number, total: number) => void } = {}): Promise<void> {
+    if (!this.headerPair) throw new VdiskError('IO', `${this.filename}: opened read-only`);
+    if (!this.layout.params.hasParent) throw new VdiskError('USAGE', `${this.filename}: not a differencing image; vdisk cannot give a VHDX a parent it was made without`);
+    await this.flush();
+    await rebaseChild(this, newParent, newParentPath, options.unsafe ?? false, options.onProgress);
+  }
+
+  /** Closes the parent opened for reads (its shared lock would keep a read-write open out). */
+  private async dropParent(): Promise<void> {
+    const parent = this.parent;
+    this.parent = null;
+    if (parent) await parent.then((p) => p.close(), () => undefined);
+  }
+
+  /** See DiskImage.compact and compactVhdx; pending writes are committed first. */
+  async compact(options: CompactOptions): Promise<CompactResult> {
+    await this.flush();
+    const result = await compactVhdx(this.file, this.source, this.headerPair, this.layout, this.bat, options);
+    if (!options.dryRun) await this.reload();
+    return result;
+  }
+
+  /** Reads the structures again after a change made outside the write path (resize, compact). */
+  async reload(): Promise<void> {
+    const pair = this.headerPair as HeaderPair;
+    this.layout = await readLayout(this.file, { headers: pair.headers, problems: [null, null], current: pair.current, header: pair.header });
+    this.bat = new BatTable(this.file, this.layout.bat.fileOffset, this.layout.geometry.totalEntries);
+    this.allocEnd = 0;
   }
 
   close(): Promise<void> {
