@@ -93,7 +93,7 @@ test('compare reads what qemu-img cannot open: a pending log (replayed in memory
   const missing = vdisk(['compare', raw, join(dir, 'nope.vhdx')]);
   assert.equal(missing.code, 2);
   assert.match(missing.stderr, /^vdisk: .*nope\.vhdx: no such file\n$/);
-  assert.equal(vdisk(['compare', '-F', 'qcow2', raw, raw]).code, 1, 'a usage error is 1, as everywhere');
+  assert.equal(vdisk(['compare', '-F', 'nosuch', raw, raw]).code, 1, 'a usage error is 1, as everywhere');
 });
 
 test('two empty 64 TiB images compare by their block tables; QEMU-written ones equal ours', (t) => {
