@@ -2,13 +2,14 @@ import { VdiskError } from '../errors.js';
 import type { FormatDriver, ProbeInput } from './driver.js';
 import { rawDriver } from './raw/driver.js';
 import { vhdxDriver } from './vhdx/driver.js';
+import { vmdkDriver } from './vmdk/driver.js';
 import { FOREIGN_DRIVERS } from './foreign.js';
 
 /**
  * THE table of format drivers. A readable format's row replaces its row in FOREIGN_DRIVERS (the
  * first row of a name wins), so a format is never both read and refused.
  */
-export const FORMAT_DRIVERS: readonly FormatDriver[] = dedupe([vhdxDriver, ...FOREIGN_DRIVERS, rawDriver]);
+export const FORMAT_DRIVERS: readonly FormatDriver[] = dedupe([vhdxDriver, vmdkDriver, ...FOREIGN_DRIVERS, rawDriver]);
 
 function dedupe(rows: FormatDriver[]): FormatDriver[] {
   const seen = new Set<string>();
