@@ -7,13 +7,13 @@ const MiB = 1024 * 1024;
 
 /** Varied bytes (not all one value, not compressible to nothing) seeded by `seed`. */
 export function varied(length: number, seed: number): Buffer {
-  const b = Buffer.alloc(length);
+  const b = Buffer.alloc(Math.ceil(length / 4) * 4);
   let x = seed * 2654435761 >>> 0 || 1;
   for (let i = 0; i < length; i += 4) {
     x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
     b.writeUInt32LE(x & 0x0f0f0f0f, i); // half the bits: compresses some, never to nothing
   }
-  return b;
+  return b.subarray(0, length);
 }
 
 /** Data at these [offset, length] places of a raw disk of `size`; holes elsewhere. */
