@@ -45,6 +45,19 @@ export class GrainDirectory {
     return sector;
   }
 
+  /** The first grain table index in [from, to) the directory gives a table, or `to`: empty stretches are skipped a chunk at a time. */
+  async firstTable(from: number, to: number): Promise<number> {
+    const end = Math.min(to, this.entries);
+    for (let i = from; i < end; ) {
+      const chunk = Math.floor(i / GD_CHUNK);
+      await this.tableSector(i); // loads (and checks) the chunk
+      const entries = await this.gdChunks.get(chunk)!;
+      const stop = Math.min(end, (chunk + 1) * GD_CHUNK);
+      for (; i < stop; i++) if (entries[i % GD_CHUNK] !== 0) return i;
+    }
+    return to;
+  }
+
   /** Grain table `index`, or null when the directory has none there. */
   async table(index: number): Promise<Uint32Array | null> {
     const cached = this.tables.get(index);

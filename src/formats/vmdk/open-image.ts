@@ -35,6 +35,8 @@ export async function openVmdk(file: PositionalFile, ctx: OpenContext): Promise<
 
 async function openExtents(file: PositionalFile, descriptor: Descriptor, ctx: OpenContext, parent: (path: string) => Promise<unknown>): Promise<VmdkImage> {
   const opened: PositionalFile[] = [];
+  const byPath = new Map<string, PositionalFile>();
+  const sparse = new Map<PositionalFile, SparseExtent>();
   const placed: PlacedExtent[] = [];
   const dir = dirname(file.path);
   const self = resolve(file.path);
@@ -54,13 +56,20 @@ async function openExtents(file: PositionalFile, descriptor: Descriptor, ctx: Op
       if (line.type === 'VMFSRDM' || line.type === 'VMFSRAW') throw unsupported(file.path, `extent "${line.file}" maps a raw device (${line.type})`);
       const path = isAbsolute(line.file) ? line.file : join(dir, line.file);
       if (resolve(path) === self) throw corrupt(file.path, `descriptor names itself as extent "${line.file}"`);
-      const f = await ctx.openFile(path).catch((err) => {
-        if (err instanceof VdiskError && err.code === 'NOT_FOUND') throw new VdiskError('NOT_FOUND', `${file.path}: extent file ${path} not found`);
-        throw err;
-      });
-      opened.push(f);
+      // Extents of one file share its descriptor: a descriptor listing one file thousands of times opens it once.
+      let f = byPath.get(resolve(path));
+      if (!f) {
+        f = await ctx.openFile(path).catch((err) => {
+          if (err instanceof VdiskError && err.code === 'NOT_FOUND') throw new VdiskError('NOT_FOUND', `${file.path}: extent file ${path} not found`);
+          throw err;
+        });
+        opened.push(f);
+        byPath.set(resolve(path), f);
+      }
       if (line.type === 'SPARSE') {
-        const extent = await SparseExtent.open(f);
+        // One sparse file listed twice is one extent: two writers would allocate the same sectors.
+        const extent = sparse.get(f) ?? (await SparseExtent.open(f));
+        sparse.set(f, extent);
         placed.push({ start, length, extent, type: line.type });
       } else {
         placed.push({ start, length, extent: new FlatExtent(f, line.offset), type: line.type });

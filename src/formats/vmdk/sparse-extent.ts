@@ -94,8 +94,19 @@ export class SparseExtent implements VmdkExtent {
     const gb = this.grainBytes;
     for (let at = offset; at < end; ) {
       const grain = Math.floor(at / gb);
-      const next = Math.min(end, (grain + 1) * gb);
-      const s = await this.grainState(grain);
+      let next = Math.min(end, (grain + 1) * gb);
+      const table = Math.floor(grain / this.geo.gtes);
+      // A grain table that does not exist leaves all its grains unallocated: skipped whole, so that
+      // mapping a huge, empty disk costs one look per table rather than per grain.
+      let s: { kind: ExtentRun['kind']; sector: number };
+      if ((await this.gd.table(table)) === null) {
+        const coverage = this.geo.gtes * gb;
+        const found = await this.gd.firstTable(table + 1, Math.ceil(end / coverage));
+        next = Math.min(end, found * coverage);
+        s = { kind: 'unallocated', sector: 0 };
+      } else {
+        s = await this.grainState(grain);
+      }
       const run: ExtentRun = { offset: at, length: next - at, kind: s.kind };
       if (s.kind === 'data') {
         if (this.compressed) run.compressed = true;
