@@ -1,22 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { needPeers, tempDir, vdisk, sh, VDISK, sha256 } from './helpers/peers.js';
-import { buildKillShim, qemuIoCutOff } from './helpers/crash.js';
+import { needPeers, tempDir, vdisk, sh, sha256 } from './helpers/peers.js';
+import { assertOldOrNew, buildKillShim, cutAtEveryWrite, qemuIoCutOff } from './helpers/crash.js';
 import { makeQemuVhdx, qemuConvertToRaw } from './helpers/qemu.js';
 
 const MiB = 1024 * 1024;
-
-function vdiskCutOff(shim: string, args: string[], afterWrites: number, torn: boolean): boolean {
-  const r = spawnSync(process.execPath, [VDISK, ...args], {
-    env: { ...process.env, LD_PRELOAD: shim, KILL_AFTER_WRITES: String(afterWrites), KILL_TORN: torn ? '1' : '0' },
-    stdio: 'ignore',
-  });
-  return r.signal === 'SIGKILL';
-}
 
 for (const torn of [false, true]) {
   test(`our writer cut off at every one of its writes${torn ? ', torn mid-sector' : ''}, always recovers to old or new content`, async (t) => {
@@ -34,24 +25,14 @@ for (const torn of [false, true]) {
     const newContent = Buffer.from(oldContent);
     data.copy(newContent, offset);
 
-    let cuts = 0;
-    for (let n = 0; n < 200; n++) {
-      const img = join(dir, `cut-${n}.vhdx`);
-      copyFileSync(base, img);
-      if (!vdiskCutOff(shim, ['write', img, input, '--offset', String(offset)], n, torn)) break;
-      cuts++;
+    const cuts = cutAtEveryWrite(shim, dir, base, { input, offset, torn }, (img, n) => {
       const repaired = vdisk(['check', '-r', 'all', '--output', 'json', img]);
       assert.equal(repaired.code, 0, `n=${n}: check -r all left exit ${repaired.code}: ${repaired.stdout}${repaired.stderr}`);
       sh('qemu-img', ['check', '-f', 'vhdx', img]);
       const now = vdisk(['read', img]).stdoutBytes;
       assert.equal(now.length, oldContent.length);
-      for (let s = 0; s < now.length; s += 512) {
-        const sector = now.subarray(s, s + 512);
-        if (!sector.equals(oldContent.subarray(s, s + 512)) && !sector.equals(newContent.subarray(s, s + 512))) {
-          assert.fail(`n=${n}: sector ${s / 512} holds neither its old nor its new content`);
-        }
-      }
-    }
+      assertOldOrNew(now, oldContent, newContent, `n=${n}`);
+    });
     assert.ok(cuts >= 8, `the write was cut at ${cuts} points`);
   });
 }

@@ -4,7 +4,7 @@ import { closeSync, ftruncateSync, openSync, readFileSync, readSync, writeFileSy
 import { join } from 'node:path';
 import { needPeers, sh, tempDir, vdisk } from './helpers/peers.js';
 import { qemuInfo } from './helpers/qemu.js';
-import { assertReadsAsQemu, makeVariedRaw, mapsOf, qemuVmdk, sectorsOfMap, varied } from './helpers/vmdk.js';
+import { assertReadsAsQemu, makeVariedRaw, variedFixture, mapsOf, qemuVmdk, sectorsOfMap, varied } from './helpers/vmdk.js';
 import { openImage } from '../src/index.js';
 
 const MiB = 1024 * 1024;
@@ -29,9 +29,7 @@ function info(image: string): Record<string, any> {
 
 test('QEMU-made VMDKs of every subformat read, info and map as qemu-img shows them', (t) => {
   if (!needPeers(t, 'qemu-img', 'qemu-io')) return;
-  const dir = tempDir(t);
-  const raw = join(dir, 'src.raw');
-  makeVariedRaw(raw, SIZE);
+  const { dir, raw } = variedFixture(t, SIZE);
   for (const [name, opts] of SUBFORMATS) {
     const sub = join(dir, name.replace(/\W/g, '_'));
     sh('mkdir', [sub]);
@@ -43,7 +41,7 @@ test('QEMU-made VMDKs of every subformat read, info and map as qemu-img shows th
 
     const ours = info(image);
     const theirs = qemuInfo(image) as Record<string, any>;
-    for (const key of ['format', 'virtual-size', 'cluster-size', 'backing-filename']) assert.deepEqual(ours[key], theirs[key], `${name}: info ${key}`);
+    for (const key of ['format', 'virtual-size', 'cluster-size', 'backing-filename', 'actual-size']) assert.deepEqual(ours[key], theirs[key], `${name}: info ${key}`);
     const [o, q] = [ours['format-specific'], theirs['format-specific']];
     assert.equal(o.type, q.type);
     for (const key of ['cid', 'parent-cid', 'create-type']) assert.deepEqual(o.data[key], q.data[key], `${name}: format-specific ${key}`);
@@ -67,9 +65,7 @@ test('QEMU-made VMDKs of every subformat read, info and map as qemu-img shows th
 
 test('a QEMU-made snapshot child reads through its parent as qemu-img shows it', (t) => {
   if (!needPeers(t, 'qemu-img', 'qemu-io')) return;
-  const dir = tempDir(t);
-  const raw = join(dir, 'src.raw');
-  makeVariedRaw(raw, SIZE);
+  const { dir, raw } = variedFixture(t, SIZE);
   const base = join(dir, 'base.vmdk');
   qemuVmdk(raw, base, []);
   const child = join(dir, 'child.vmdk');

@@ -1,12 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { VDISK, needPeers, sh, tempDir, vdisk } from './helpers/peers.js';
+import { needPeers, sh, tempDir, vdisk } from './helpers/peers.js';
 import { makeQemuVhdx, scatteredWrites } from './helpers/qemu.js';
-import { buildKillShim } from './helpers/crash.js';
-import { makeVariedRaw, varied } from './helpers/vmdk.js';
+import { assertOldOrNew, buildKillShim, cutAtEveryWrite } from './helpers/crash.js';
+import { makeVariedRaw, variedFixture, varied } from './helpers/vmdk.js';
 import { openImage } from '../src/index.js';
 
 const MiB = 1024 * 1024;
@@ -55,9 +55,7 @@ test('convert raw and VHDX to every VMDK subformat vdisk writes: qemu-img compar
 
 test('a streamOptimized VMDK vdisk writes is read by 7-Zip (7zz t, and 7zz x gives the source disk) and by qemu-img', (t) => {
   if (!needPeers(t, 'qemu-img', '7zz')) return;
-  const dir = tempDir(t);
-  const raw = join(dir, 'disk.raw');
-  makeVariedRaw(raw, SIZE);
+  const { dir, raw } = variedFixture(t, SIZE);
   const out = join(dir, 'disk.vmdk');
   assert.equal(vdisk(['convert', '-O', 'vmdk', '-o', 'subformat=streamOptimized', raw, out]).code, 0);
   const test7z = spawnSync('7zz', ['t', out], { encoding: 'utf8' });
@@ -79,9 +77,7 @@ test('a streamOptimized VMDK vdisk writes is read by 7-Zip (7zz t, and 7zz x giv
 
 test('monolithicFlat: the -flat extent is made beside the descriptor, listed in otherFiles, and never replaces an existing file', async (t) => {
   if (!needPeers(t, 'qemu-img')) return;
-  const dir = tempDir(t);
-  const raw = join(dir, 'disk.raw');
-  makeVariedRaw(raw, SIZE);
+  const { dir, raw } = variedFixture(t, SIZE);
   const out = join(dir, 'flat.vmdk');
   assert.equal(vdisk(['convert', '-O', 'vmdk', '-o', 'subformat=monolithicFlat', raw, out]).code, 0);
   assert.ok(existsSync(join(dir, 'flat-flat.vmdk')));
@@ -98,9 +94,7 @@ test('monolithicFlat: the -flat extent is made beside the descriptor, listed in 
 
 test('images vdisk creates take writes from vdisk and from qemu-io: a child of a VMDK reads through its parent as qemu reads it', (t) => {
   if (!needPeers(t, 'qemu-img', 'qemu-io')) return;
-  const dir = tempDir(t);
-  const raw = join(dir, 'base.raw');
-  makeVariedRaw(raw, SIZE);
+  const { dir, raw } = variedFixture(t, SIZE, 'base.raw');
   const base = join(dir, 'base.vmdk');
   assert.equal(vdisk(['convert', '-O', 'vmdk', raw, base]).code, 0);
   const child = join(dir, 'child.vmdk');
@@ -140,27 +134,13 @@ test('a monolithicSparse write cut off at every one of its writes leaves each se
   const offset = 2_500_000; // over allocated grains and new ones, unaligned
   const newContent = Buffer.from(oldContent);
   data.copy(newContent, offset);
-  let cuts = 0;
-  for (let n = 0; n < 100; n++) {
-    const img = join(dir, `cut-${n}.vmdk`);
-    copyFileSync(base, img);
-    const r = spawnSync(process.execPath, [VDISK, 'write', img, input, '--offset', String(offset)], {
-      env: { ...process.env, LD_PRELOAD: shim, KILL_AFTER_WRITES: String(n), KILL_TORN: '0' },
-      stdio: 'ignore',
-    });
-    if (r.signal !== 'SIGKILL') break;
-    cuts++;
+  const cuts = cutAtEveryWrite(shim, dir, base, { input, offset, torn: false }, (img, n) => {
     const raw = join(dir, `cut-${n}.raw`);
     sh('qemu-img', ['convert', '-O', 'raw', img, raw]);
     const now = readFileSync(raw);
-    for (let s = 0; s < now.length; s += 512) {
-      const sector = now.subarray(s, s + 512);
-      if (!sector.equals(oldContent.subarray(s, s + 512)) && !sector.equals(newContent.subarray(s, s + 512))) {
-        assert.fail(`n=${n}: sector ${s / 512} holds neither its old nor its new content`);
-      }
-    }
+    assertOldOrNew(now, oldContent, newContent, `n=${n}`);
     assert.ok(vdisk(['read', img]).stdoutBytes.equals(now), `n=${n}: vdisk reads it as qemu does`);
-  }
+  }, 100);
   assert.ok(cuts >= 3, `the write was cut at ${cuts} points`);
 });
 

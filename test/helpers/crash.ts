@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { existsSync } from 'node:fs';
-import { ROOT, sh, vdisk } from './peers.js';
+import { copyFileSync, existsSync } from 'node:fs';
+import { ROOT, VDISK, sh, vdisk } from './peers.js';
 import { makeQemuVhdx } from './qemu.js';
 
 /** Builds the LD_PRELOAD shim that SIGKILLs a process at its Nth file write. */
@@ -11,6 +11,45 @@ export function buildKillShim(dir: string): string {
     sh('cc', ['-shared', '-fPIC', '-O2', '-o', so, join(ROOT, 'test', 'fixtures', 'kill-after-writes.c'), '-ldl']);
   }
   return so;
+}
+
+/** Runs vdisk with the shim; returns true when it was cut off (killed) at its `afterWrites`th write. */
+export function vdiskCutOff(shim: string, args: string[], afterWrites: number, torn: boolean): boolean {
+  const r = spawnSync(process.execPath, [VDISK, ...args], {
+    env: { ...process.env, LD_PRELOAD: shim, KILL_AFTER_WRITES: String(afterWrites), KILL_TORN: torn ? '1' : '0' },
+    stdio: 'ignore',
+  });
+  return r.signal === 'SIGKILL';
+}
+
+/**
+ * Copies `base` to `cut-N<ext>` and runs `vdisk write INPUT --offset OFFSET` on the copy cut off at
+ * its Nth write, for N = 0, 1, ... until a run completes; `check` looks at each cut copy. Returns how
+ * many cuts there were.
+ */
+export function cutAtEveryWrite(
+  shim: string, dir: string, base: string, write: { input: string; offset: number; torn: boolean },
+  check: (img: string, n: number) => void, max = 200,
+): number {
+  let cuts = 0;
+  for (let n = 0; n < max; n++) {
+    const img = join(dir, `cut-${n}${base.slice(base.lastIndexOf('.'))}`);
+    copyFileSync(base, img);
+    if (!vdiskCutOff(shim, ['write', img, write.input, '--offset', String(write.offset)], n, write.torn)) break;
+    cuts++;
+    check(img, n);
+  }
+  return cuts;
+}
+
+/** Fails unless every sector of `now` holds its old or its new content. */
+export function assertOldOrNew(now: Buffer, oldContent: Buffer, newContent: Buffer, what: string): void {
+  for (let s = 0; s < now.length; s += 512) {
+    const sector = now.subarray(s, s + 512);
+    if (!sector.equals(oldContent.subarray(s, s + 512)) && !sector.equals(newContent.subarray(s, s + 512))) {
+      throw new Error(`${what}: sector ${s / 512} holds neither its old nor its new content`);
+    }
+  }
 }
 
 /** Runs qemu-io with the shim; returns true when the process was cut off (killed) before finishing. */

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { closeSync, ftruncateSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { sh, vdisk } from './peers.js';
+import { sh, tempDir, vdisk } from './peers.js';
 
 const MiB = 1024 * 1024;
 
@@ -27,6 +27,14 @@ export function makeVariedRaw(path: string, size: number): void {
   ftruncateSync(fd, size);
   rawPieces(size).forEach(([at, len], i) => writeSync(fd, varied(len, i + 1), 0, len, at));
   closeSync(fd);
+}
+
+/** A temporary directory holding a varied raw disk of `size` (see makeVariedRaw). */
+export function variedFixture(t: { after: (fn: () => void) => void }, size: number, name = 'src.raw'): { dir: string; raw: string } {
+  const dir = tempDir(t);
+  const raw = join(dir, name);
+  makeVariedRaw(raw, size);
+  return { dir, raw };
 }
 
 export function qemuVmdk(raw: string, out: string, options: string[]): void {

@@ -96,15 +96,7 @@ export async function writeMonolithicSparse(file: PositionalFile, o: VmdkCreateO
     uncleanShutdown: 0,
     compressAlgorithm: 0,
   });
-  const text = serializeDescriptor({
-    cid: o.cid,
-    createType: 'monolithicSparse',
-    extents: [{ access: 'RW', sectors: o.capacitySectors, type: 'SPARSE', file: o.name, offset: 0 }],
-    capacitySectors: o.capacitySectors,
-    adapterType: o.adapterType,
-    hwVersion: o.hwVersion,
-    ...(parent ? { parentCid: parent.cid, parentFileNameHint: parent.hint } : {}),
-  });
+  const text = sparseDescriptor(o, 'monolithicSparse', parent);
   const descriptor = descriptorSectors(req.path, text, DESCRIPTOR_SECTORS);
   await file.truncate(L.overhead * SECTOR);
   await file.writeAt(header, 0);
@@ -115,6 +107,19 @@ export async function writeMonolithicSparse(file: PositionalFile, o: VmdkCreateO
     await file.writeAt(dir, dirSector * SECTOR);
   }
   await file.flush();
+}
+
+/** The descriptor of a disk that is one sparse extent, the file itself. */
+export function sparseDescriptor(o: VmdkCreateOptions, createType: string, parent: { hint: string; cid: number } | null): string {
+  return serializeDescriptor({
+    cid: o.cid,
+    createType,
+    extents: [{ access: 'RW', sectors: o.capacitySectors, type: 'SPARSE', file: o.name, offset: 0 }],
+    capacitySectors: o.capacitySectors,
+    adapterType: o.adapterType,
+    hwVersion: o.hwVersion,
+    ...(parent ? { parentCid: parent.cid, parentFileNameHint: parent.hint } : {}),
+  });
 }
 
 /** The descriptor text in a zero-padded area of `sectors` sectors, refused when it does not fit. */

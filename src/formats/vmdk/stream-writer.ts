@@ -7,10 +7,9 @@ import {
   COMPRESSION_DEFLATE, DEFAULT_GRAIN_SECTORS, DESCRIPTOR_SECTORS, FLAG_COMPRESSED, FLAG_MARKERS, FLAG_NL_DETECT, GD_AT_END,
   MARKER_EOS, MARKER_FOOTER, MARKER_GD, MARKER_GT, MAX_GTES_PER_GT, SECTOR,
 } from './constants.js';
-import { serializeDescriptor } from './descriptor.js';
 import { serializeSparseHeader, type SparseHeader } from './header.js';
 import { serializeGrain, serializeMetadataMarker } from './marker.js';
-import { descriptorSectors, type VmdkCreateOptions } from './create.js';
+import { descriptorSectors, sparseDescriptor, type VmdkCreateOptions } from './create.js';
 
 const deflateAsync = promisify(deflate);
 
@@ -53,14 +52,7 @@ export async function writeStream(
     uncleanShutdown: 0,
     compressAlgorithm: COMPRESSION_DEFLATE,
   };
-  const text = serializeDescriptor({
-    cid: o.cid,
-    createType: 'streamOptimized',
-    extents: [{ access: 'RW', sectors: o.capacitySectors, type: 'SPARSE', file: o.name, offset: 0 }],
-    capacitySectors: o.capacitySectors,
-    adapterType: o.adapterType,
-    hwVersion: o.hwVersion,
-  });
+  const text = sparseDescriptor(o, 'streamOptimized', null);
   await file.writeAt(serializeSparseHeader(header), 0);
   await file.writeAt(descriptorSectors(file.path, text, DESCRIPTOR_SECTORS), SECTOR);
 
