@@ -25,7 +25,6 @@ test('images in formats vdisk does not read are refused by their signature, by e
   const dir = tempDir(t);
   const cases: [string, string[], string][] = [
     ['qcow2', ['-f', 'qcow2'], 'qcow2'],
-    ['vmdk', ['-f', 'vmdk'], 'vmdk'],
     ['vdi', ['-f', 'vdi'], 'vdi'],
     ['qed', ['-f', 'qed'], 'qed'],
     ['vhd', ['-f', 'vpc'], 'vpc'],
