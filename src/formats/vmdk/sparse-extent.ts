@@ -129,13 +129,16 @@ export class SparseExtent implements VmdkExtent {
     }
     const gb = this.grainBytes;
     const end = from + buf.length;
+    // Every grain of the run inflates at once, on zlib's thread pool: a stream reads on all cores.
+    const copies: Promise<void>[] = [];
     for (let at = from; at < end; ) {
       const grain = Math.floor(at / gb);
       const next = Math.min(end, (grain + 1) * gb);
-      const data = await this.grain(grain);
-      buf.set(data.subarray(at - grain * gb, next - grain * gb), at - from);
+      const [a, b] = [at, next];
+      copies.push(this.grain(grain).then((data) => buf.set(data.subarray(a - grain * gb, b - grain * gb), a - from)));
       at = next;
     }
+    await Promise.all(copies);
   }
 
   /** Grain `grain` of a compressed extent, inflated (a few kept, for reads smaller than a grain). */
