@@ -32,6 +32,11 @@ export class FlatExtent implements VmdkExtent {
     return [{ offset, length, kind: 'data', fileOffset: this.startSector * SECTOR + offset }];
   }
 
+  /** Writes in place: a flat extent has every sector where it will always be. */
+  async writeData(buf: Uint8Array, offset: number): Promise<void> {
+    await this.file.writeAt(buf, this.startSector * SECTOR + offset);
+  }
+
   async readData(buf: Uint8Array, run: ExtentRun, from: number): Promise<void> {
     // Past the end of a short flat file the disk reads as zeros, as QEMU reads it.
     await this.file.readAt(buf, run.fileOffset! + (from - run.offset));

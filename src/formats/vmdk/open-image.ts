@@ -2,6 +2,7 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { VdiskError, corrupt, unsupported } from '../../errors.js';
 import { readExact, type PositionalFile } from '../../io/file.js';
 import type { OpenContext } from '../driver.js';
+import type { DiskImage } from '../image.js';
 import { COWD_MAGIC, MAX_DESCRIPTOR, SECTOR, SPARSE_MAGIC } from './constants.js';
 import { parseDescriptor, type Descriptor } from './descriptor.js';
 import { FlatExtent, ZeroExtent } from './extent.js';
@@ -33,7 +34,7 @@ export async function openVmdk(file: PositionalFile, ctx: OpenContext): Promise<
   return openExtents(file, descriptor, ctx, parent);
 }
 
-async function openExtents(file: PositionalFile, descriptor: Descriptor, ctx: OpenContext, parent: (path: string) => Promise<unknown>): Promise<VmdkImage> {
+async function openExtents(file: PositionalFile, descriptor: Descriptor, ctx: OpenContext, parent: (path: string) => Promise<DiskImage>): Promise<VmdkImage> {
   const opened: PositionalFile[] = [];
   const byPath = new Map<string, PositionalFile>();
   const sparse = new Map<PositionalFile, SparseExtent>();
@@ -80,5 +81,5 @@ async function openExtents(file: PositionalFile, descriptor: Descriptor, ctx: Op
     for (const f of opened) await f.close();
     throw err;
   }
-  return new VmdkImage(file, descriptor, placed, opened, parent as (p: string) => Promise<never>);
+  return new VmdkImage(file, descriptor, placed, opened, parent);
 }

@@ -1,3 +1,4 @@
+import { corrupt } from '../../errors.js';
 import { SECTOR } from './constants.js';
 import type { SparseExtent } from './sparse-extent.js';
 
@@ -22,6 +23,11 @@ export class SparseWriter {
     for (const r of await e.runs(offset, buf.length)) {
       const data = buf.subarray(r.offset - offset, r.offset - offset + r.length);
       if (r.kind === 'data') {
+        // A grain inside the metadata (a table entry of 1 without the zeroed-grain flag, a hostile
+        // entry) would have this write overwrite the header, descriptor or tables.
+        if (r.fileOffset! < Number(e.header.overHead) * SECTOR) {
+          throw corrupt(e.filename, `a grain table entry points into the metadata (byte ${r.fileOffset}, before the first grain at sector ${e.header.overHead}); refusing to write there`);
+        }
         await e.file.writeAt(data, r.fileOffset!);
         continue;
       }

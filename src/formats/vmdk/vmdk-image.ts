@@ -3,9 +3,8 @@ import { VdiskError, unsupported } from '../../errors.js';
 import type { PositionalFile } from '../../io/file.js';
 import { checkRange, mergeExtents, type DiskImage, type Extent } from '../image.js';
 import type { FormatDetails, Mapping } from '../driver.js';
-import { SECTOR } from './constants.js';
 import type { Descriptor } from './descriptor.js';
-import type { ExtentRun, VmdkExtent } from './extent.js';
+import { FlatExtent, type ExtentRun, type VmdkExtent } from './extent.js';
 import { SparseExtent } from './sparse-extent.js';
 import { SparseWriter } from './sparse-writer.js';
 import { vmdkDetails } from './details.js';
@@ -164,9 +163,8 @@ export class VmdkImage implements DiskImage {
           if (parent) await readParent(parent, b, at + placed.start);
           else b.fill(0);
         });
-      } else {
-        const [r] = await e.runs(from - placed.start, to - from);
-        await (e as unknown as { file: PositionalFile }).file.writeAt(part, r.fileOffset!);
+      } else if (e instanceof FlatExtent) {
+        await e.writeData(part, from - placed.start);
       }
     }
   }
@@ -205,5 +203,3 @@ async function readParent(parent: DiskImage, buf: Uint8Array, offset: number): P
   if (inside > 0) await parent.read(buf.subarray(0, inside), offset);
   buf.fill(0, inside);
 }
-
-export const sectorsOf = (bytes: number) => Math.ceil(bytes / SECTOR);
