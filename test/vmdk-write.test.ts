@@ -154,3 +154,32 @@ test('bad creation options are refused before anything is made', (t) => {
     assert.ok(!existsSync(out), o);
   }
 });
+
+test('vdisk writes into QEMU-made split sparse and flat VMDKs as qemu reads them back; a stream is refused, unchanged', (t) => {
+  if (!needPeers(t, 'qemu-img')) return;
+  const { dir, raw } = variedFixture(t, SIZE);
+  const input = join(dir, 'in.bin');
+  const data = varied(300_000, 77);
+  writeFileSync(input, data);
+  const offset = 3 * MiB - 1234;
+  const expected = readFileSync(raw);
+  data.copy(expected, offset);
+  for (const sub of ['twoGbMaxExtentSparse', 'twoGbMaxExtentFlat', 'monolithicSparse']) {
+    const image = join(dir, `${sub}.vmdk`);
+    sh('qemu-img', ['convert', '-f', 'raw', '-O', 'vmdk', '-o', `subformat=${sub}`, raw, image]);
+    const w = vdisk(['write', image, input, '--offset', String(offset)]);
+    assert.equal(w.code, 0, `${sub}: ${w.stderr}`);
+    const back = join(dir, `${sub}.raw`);
+    sh('qemu-img', ['convert', '-O', 'raw', image, back]);
+    assert.ok(readFileSync(back).equals(expected), `${sub}: qemu reads what vdisk wrote`);
+    if (sub.endsWith('Sparse')) qemuCheckClean(image);
+  }
+  const stream = join(dir, 'stream.vmdk');
+  sh('qemu-img', ['convert', '-f', 'raw', '-O', 'vmdk', '-o', 'subformat=streamOptimized', raw, stream]);
+  const before = readFileSync(stream);
+  const r = vdisk(['write', stream, input]);
+  assert.notEqual(r.code, 0);
+  assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+  assert.match(r.stderr, /streamOptimized/);
+  assert.ok(readFileSync(stream).equals(before));
+});
