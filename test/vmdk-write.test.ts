@@ -118,31 +118,33 @@ test('images vdisk creates take writes from vdisk and from qemu-io: a child of a
   assert.equal(info['backing-filename'], base);
 });
 
-test('a monolithicSparse write cut off at every one of its writes leaves each sector old or new, as qemu-img reads it', (t) => {
-  if (!needPeers(t, 'qemu-img', 'cc')) return;
-  const dir = tempDir(t);
-  const shim = buildKillShim(dir);
-  const base = join(dir, 'base.vmdk');
-  assert.equal(vdisk(['create', '-q', '-f', 'vmdk', base, '8M']).code, 0);
-  const first = join(dir, 'first.bin');
-  writeFileSync(first, varied(MiB, 5));
-  assert.equal(vdisk(['write', base, first, '--offset', String(2 * MiB)]).code, 0);
-  const oldContent = vdisk(['read', base]).stdoutBytes;
-  const input = join(dir, 'in.bin');
-  const data = varied(2 * MiB + 777, 6);
-  writeFileSync(input, data);
-  const offset = 2_500_000; // over allocated grains and new ones, unaligned
-  const newContent = Buffer.from(oldContent);
-  data.copy(newContent, offset);
-  const cuts = cutAtEveryWrite(shim, dir, base, { input, offset, torn: false }, (img, n) => {
-    const raw = join(dir, `cut-${n}.raw`);
-    sh('qemu-img', ['convert', '-O', 'raw', img, raw]);
-    const now = readFileSync(raw);
-    assertOldOrNew(now, oldContent, newContent, `n=${n}`);
-    assert.ok(vdisk(['read', img]).stdoutBytes.equals(now), `n=${n}: vdisk reads it as qemu does`);
-  }, 100);
-  assert.ok(cuts >= 3, `the write was cut at ${cuts} points`);
-});
+for (const torn of [false, true]) {
+  test(`a monolithicSparse write cut off at every one of its writes${torn ? ', torn mid-sector' : ''} leaves each sector old or new, as qemu-img reads it`, (t) => {
+    if (!needPeers(t, 'qemu-img', 'cc')) return;
+    const dir = tempDir(t);
+    const shim = buildKillShim(dir);
+    const base = join(dir, 'base.vmdk');
+    assert.equal(vdisk(['create', '-q', '-f', 'vmdk', base, '8M']).code, 0);
+    const first = join(dir, 'first.bin');
+    writeFileSync(first, varied(MiB, 5));
+    assert.equal(vdisk(['write', base, first, '--offset', String(2 * MiB)]).code, 0);
+    const oldContent = vdisk(['read', base]).stdoutBytes;
+    const input = join(dir, 'in.bin');
+    const data = varied(2 * MiB + 777, 6);
+    writeFileSync(input, data);
+    const offset = 2_500_000; // over allocated grains and new ones, unaligned
+    const newContent = Buffer.from(oldContent);
+    data.copy(newContent, offset);
+    const cuts = cutAtEveryWrite(shim, dir, base, { input, offset, torn }, (img, n) => {
+      const raw = join(dir, `cut-${n}.raw`);
+      sh('qemu-img', ['convert', '-O', 'raw', img, raw]);
+      const now = readFileSync(raw);
+      assertOldOrNew(now, oldContent, newContent, `n=${n}`);
+      assert.ok(vdisk(['read', img]).stdoutBytes.equals(now), `n=${n}: vdisk reads it as qemu does`);
+    }, 100);
+    assert.ok(cuts >= 3, `the write was cut at ${cuts} points`);
+  });
+}
 
 test('bad creation options are refused before anything is made', (t) => {
   const dir = tempDir(t);
