@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { closeSync, ftruncateSync, openSync, readFileSync, readSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { needPeers, sh, tempDir, vdisk } from './helpers/peers.js';
 import { qemuInfo } from './helpers/qemu.js';
 import { assertReadsAsQemu, makeVariedRaw, variedFixture, mapsOf, qemuVmdk, sectorsOfMap, varied } from './helpers/vmdk.js';
@@ -187,4 +188,30 @@ test('formats vdisk does not read are refused in one line by name: COWD, SESPARS
     assert.match(r.stderr, /COWD|SESPARSE|VMFSSPARSE/);
     assert.doesNotMatch(r.stderr, /\n\s+at /);
   }
+});
+
+test('check agrees with qemu-img check: clean QEMU-made images are clean, a grain past the end of the file is found by both', (t) => {
+  if (!needPeers(t, 'qemu-img')) return;
+  const { dir, raw } = variedFixture(t, SIZE);
+  for (const sub of ['monolithicSparse', 'streamOptimized', 'twoGbMaxExtentSparse']) {
+    const image = join(dir, `${sub}.vmdk`);
+    qemuVmdk(raw, image, [`subformat=${sub}`]);
+    assert.match(sh('qemu-img', ['check', image]), /No errors/);
+    const r = vdisk(['check', '--output', 'json', image]);
+    assert.equal(r.code, 0, `${sub}: ${r.stdout}${r.stderr}`);
+    const report = JSON.parse(r.stdout);
+    // qemu-img check prints no counts for VMDK: its map says how many grains hold data.
+    const grains = (JSON.parse(sh('qemu-img', ['map', '--output', 'json', image])) as { data: boolean; length: number }[])
+      .filter((m) => m.data).reduce((n, m) => n + Math.ceil(m.length / 65536), 0);
+    assert.equal(report['allocated-blocks'], grains, `${sub}: allocated grains`);
+  }
+  const bad = join(dir, 'monolithicSparse.vmdk');
+  const b = readFileSync(bad);
+  const gt = b.readUInt32LE(Number(b.readBigUInt64LE(56)) * 512);
+  b.writeUInt32LE(999_999, gt * 512 + 4 * 5);
+  writeFileSync(bad, b);
+  assert.notEqual(spawnSync('qemu-img', ['check', bad]).status, 0, 'qemu-img check finds it');
+  const r = vdisk(['check', bad]);
+  assert.equal(r.code, 2, r.stdout + r.stderr);
+  assert.match(r.stdout, /grain 5 is stored at sector 999999, past the end of the file/);
 });

@@ -4,6 +4,7 @@ import { COWD_MAGIC, DESCRIPTOR_SIGNATURE, SPARSE_MAGIC } from './constants.js';
 import { VMDK_CREATE_OPTIONS, vmdkCreateOptions, writeMonolithicFlat, writeMonolithicSparse } from './create.js';
 import { openVmdk } from './open-image.js';
 import { writeStream } from './stream-writer.js';
+import { checkVmdk } from './check.js';
 
 function probe({ head }: ProbeInput): number {
   const magic = head.readUInt32LE(0);
@@ -32,4 +33,5 @@ export const vmdkDriver: FormatDriver = {
     await writeStream(file, o, source, onProgress);
     return true;
   },
+  check: (file, options) => checkVmdk(file, options),
 };
