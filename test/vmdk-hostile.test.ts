@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { needPeers, sh, tempDir, vdisk } from './helpers/peers.js';
 import { qemuVmdk, variedFixture } from './helpers/vmdk.js';
-import { openImage, describeImage, mapImage, VdiskError } from '../src/index.js';
+import { openImage, describeImage, mapImage, checkImage, VdiskError } from '../src/index.js';
 
 const MiB = 1024 * 1024;
 const SECTOR = 512;
@@ -70,6 +70,7 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 
 /** Everything a user can ask of an image; only VdiskErrors may come out. */
 async function exercise(path: string): Promise<void> {
+  await checkImage(path);
   const img = await openImage(path);
   try {
     await describeImage(img);
