@@ -27,7 +27,6 @@ test('images in formats vdisk does not read are refused by their signature, by e
   const all: [string, string[], string][] = [
     ['qcow', ['-f', 'qcow'], 'qcow'],
     ['qcow2', ['-f', 'qcow2'], 'qcow2'],
-    ['vmdk', ['-f', 'vmdk'], 'vmdk'],
     ['qed', ['-f', 'qed'], 'qed'],
     ['parallels', ['-f', 'parallels'], 'parallels'],
   ];

@@ -5,13 +5,14 @@ import { vhdxDriver } from './vhdx/driver.js';
 import { vdiDriver } from './vdi/driver.js';
 import { qcow2Driver } from './qcow2/driver.js';
 import { vpcDriver } from './vpc/driver.js';
+import { vmdkDriver } from './vmdk/driver.js';
 import { FOREIGN_DRIVERS } from './foreign.js';
 
 /**
  * THE table of format drivers. A readable format's row replaces its row in FOREIGN_DRIVERS (the
  * first row of a name wins), so a format is never both read and refused.
  */
-export const FORMAT_DRIVERS: readonly FormatDriver[] = dedupe([vhdxDriver, vpcDriver, qcow2Driver, vdiDriver, ...FOREIGN_DRIVERS, rawDriver]);
+export const FORMAT_DRIVERS: readonly FormatDriver[] = dedupe([vhdxDriver, vpcDriver, qcow2Driver, vmdkDriver, vdiDriver, ...FOREIGN_DRIVERS, rawDriver]);
 
 function dedupe(rows: FormatDriver[]): FormatDriver[] {
   const seen = new Set<string>();

@@ -17,9 +17,16 @@ export async function describeImage(image: DiskImage): Promise<ImageInfo> {
     filename: image.filename,
     format: image.format,
     'virtual-size': image.virtualSize,
-    'actual-size': st.blocks * 512,
+    // As qemu-img counts it: every file of the image (a VMDK's extents too).
+    'actual-size': st.blocks * 512 + (await otherFilesBytes(image)),
     'dirty-flag': false,
   };
   if (image.describe) Object.assign(info, await image.describe());
   return info;
+}
+
+async function otherFilesBytes(image: DiskImage): Promise<number> {
+  let total = 0;
+  for (const f of image.otherFiles ?? []) total += (await stat(f)).blocks * 512;
+  return total;
 }

@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { existsSync } from 'node:fs';
+import { copyFileSync, existsSync } from 'node:fs';
 import { ROOT, VDISK, sh, vdisk } from './peers.js';
 import { makeQemuVhdx } from './qemu.js';
 
@@ -20,6 +20,26 @@ export function vdiskCutOff(shim: string, args: string[], afterWrites: number, t
     stdio: 'ignore',
   });
   return r.signal === 'SIGKILL';
+}
+
+/**
+ * Copies `base` to `cut-N<ext>` and runs `vdisk write INPUT --offset OFFSET` on the copy cut off at
+ * its Nth write, for N = 0, 1, ... until a run completes; `check` looks at each cut copy. Returns how
+ * many cuts there were.
+ */
+export function cutAtEveryWrite(
+  shim: string, dir: string, base: string, write: { input: string; offset: number; torn: boolean },
+  check: (img: string, n: number) => void, max = 200,
+): number {
+  let cuts = 0;
+  for (let n = 0; n < max; n++) {
+    const img = join(dir, `cut-${n}${base.slice(base.lastIndexOf('.'))}`);
+    copyFileSync(base, img);
+    if (!vdiskCutOff(shim, ['write', img, write.input, '--offset', String(write.offset)], n, write.torn)) break;
+    cuts++;
+    check(img, n);
+  }
+  return cuts;
 }
 
 /** Runs qemu-io with the shim; returns true when the process was cut off (killed) before finishing. */
