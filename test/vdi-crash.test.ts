@@ -1,31 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { needPeers, tempDir, vdisk, sh, VDISK } from './helpers/peers.js';
-import { buildKillShim } from './helpers/crash.js';
+import { needPeers, tempDir, vdisk, sh } from './helpers/peers.js';
+import { assertOldOrNew, buildKillShim, vdiskCutOff } from './helpers/crash.js';
 import { MiB, makeKnownRaw, makeQemuVdi } from './helpers/vdi.js';
-
-function vdiskCutOff(shim: string, args: string[], afterWrites: number): boolean {
-  const r = spawnSync(process.execPath, [VDISK, ...args], {
-    env: { ...process.env, LD_PRELOAD: shim, KILL_AFTER_WRITES: String(afterWrites), KILL_TORN: '0' },
-    stdio: 'ignore',
-  });
-  return r.signal === 'SIGKILL';
-}
-
-/** Every 512-byte sector of `now` is the old or the new one. */
-function oldOrNew(now: Buffer, before: Buffer, after: Buffer, what: string): void {
-  assert.equal(now.length, before.length, what);
-  for (let s = 0; s < now.length; s += 512) {
-    const sector = now.subarray(s, s + 512);
-    if (!sector.equals(before.subarray(s, s + 512)) && !sector.equals(after.subarray(s, s + 512))) {
-      assert.fail(`${what}: sector ${s / 512} holds neither its old nor its new content`);
-    }
-  }
-}
 
 test('a VDI write cut off at every one of its writes: the image opens, each sector old or new, qemu-img check clean', async (t) => {
   if (!needPeers(t, 'qemu-img', 'qemu-io', 'cc')) return;
@@ -44,15 +24,15 @@ test('a VDI write cut off at every one of its writes: the image opens, each sect
   for (let n = 0; n < 100; n++) {
     const img = join(dir, `cut-${n}.vdi`);
     copyFileSync(base, img);
-    if (!vdiskCutOff(shim, ['write', img, input, '--offset', String(offset)], n)) {
-      oldOrNew(vdisk(['read', img]).stdoutBytes, newContent, newContent, `n=${n} (complete)`);
+    if (!vdiskCutOff(shim, ['write', img, input, '--offset', String(offset)], n, false)) {
+      assertOldOrNew(vdisk(['read', img]).stdoutBytes, newContent, newContent, `n=${n} (complete)`);
       break;
     }
     cuts++;
     sh('qemu-img', ['check', '-f', 'vdi', img]); // throws unless clean
     const theirs = join(dir, `theirs-${n}.raw`);
     sh('qemu-img', ['convert', '-f', 'vdi', '-O', 'raw', img, theirs]);
-    oldOrNew(readFileSync(theirs), oldContent, newContent, `n=${n}, read by qemu-img`);
+    assertOldOrNew(readFileSync(theirs), oldContent, newContent, `n=${n}, read by qemu-img`);
     const ours = vdisk(['read', img]);
     assert.equal(ours.code, 0, ours.stderr);
     assert.ok(ours.stdoutBytes.equals(readFileSync(theirs)), `n=${n}: vdisk and qemu-img read the same`);
@@ -72,7 +52,7 @@ test('convert -O vdi cut off at every write leaves no output; complete, it is wh
   const raw = makeKnownRaw(dir, 'known.raw', 16 * MiB);
   for (let n = 0; n < 60; n++) {
     const out = join(dir, `c-${n}.vdi`);
-    if (!vdiskCutOff(shim, ['convert', '-O', 'vdi', raw, out], n)) {
+    if (!vdiskCutOff(shim, ['convert', '-O', 'vdi', raw, out], n, false)) {
       sh('qemu-img', ['check', '-f', 'vdi', out]);
       assert.match(sh('qemu-img', ['compare', '-f', 'raw', '-F', 'vdi', raw, out]), /identical/);
       return;

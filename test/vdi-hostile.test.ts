@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { needPeers, tempDir, vdisk } from './helpers/peers.js';
 import { MiB, VDI, makeQemuVdi } from './helpers/vdi.js';
-import { openImage, describeImage, checkImage, mapImage, VdiskError } from '../src/index.js';
+import { checkImage, openImage, VdiskError } from '../src/index.js';
+import { lookEverywhere as look, withTimeout } from './helpers/hostile-look.js';
 
 const HEADER_FIELDS: [number, number][] = [
   [VDI.signature, 4], [VDI.version, 4], [VDI.imageType, 4], [VDI.offsetBmap, 4], [VDI.offsetData, 4], [VDI.sectorSize, 4],
@@ -24,10 +25,6 @@ const edit = fc.record({
   byte: fc.option(fc.record({ pos: fc.nat({ max: 511 }), value: fc.integer({ min: 0, max: 255 }) }), { nil: undefined }),
 });
 
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  return Promise.race([p, new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`${what} took over ${ms} ms`)), ms).unref())]);
-}
-
 type Edit = { onMap: boolean; field: number; entry: number; u32: number; u64: bigint; byte?: { pos: number; value: number } };
 
 function mutate(base: Buffer, edits: Edit[]): Buffer {
@@ -45,36 +42,10 @@ function mutate(base: Buffer, edits: Edit[]): Buffer {
   return buf;
 }
 
-/** Every look the commands take, in process: a failure must be a one-line VdiskError. */
+/** Every look the commands take, in process (the shared thorough look), then check: a failure must be a one-line VdiskError. */
 async function lookEverywhere(file: string): Promise<void> {
   try {
-    await withTimeout(
-      (async () => {
-        const img = await openImage(file);
-        try {
-          await describeImage(img);
-          let mapped = 0;
-          await mapImage(img, (e) => void (mapped += e.length));
-          assert.equal(mapped, img.virtualSize, 'the map tiles the disk');
-          const size = img.virtualSize;
-          const span = Math.min(size, 64 * MiB);
-          let at = 0;
-          for (const e of await img.blockStatus(0, span)) {
-            assert.equal(e.offset, at, 'block status extents follow each other');
-            at += e.length;
-          }
-          assert.equal(at, span);
-          for (const [o, l] of [[0, MiB], [Math.max(0, size - MiB), MiB], [Math.floor(size / 3), 70_000]]) {
-            const len = Math.min(l, size - o);
-            if (len > 0) await img.read(Buffer.alloc(len), o);
-          }
-        } finally {
-          await img.close();
-        }
-      })(),
-      3000,
-      'look',
-    );
+    await withTimeout(look(file, true), 3000, 'look');
   } catch (err) {
     assert.ok(err instanceof VdiskError, `untyped error ${(err as Error)?.stack ?? String(err)}`);
     assert.doesNotMatch(err.message, /\n/, 'one-line message');
