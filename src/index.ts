@@ -2,8 +2,13 @@ export { openImage, probeFormat, type OpenImageOptions } from './formats/open.js
 export type { CompactOptions, CompactResult, DiskImage, Extent, ExtentState, ImageFormat } from './formats/image.js';
 export { RawImage } from './formats/raw/raw-image.js';
 export { FORMAT_DRIVERS, driverByName, probeDriver } from './formats/drivers.js';
-export type { FormatDriver, ProbeInput, OpenContext, CreateRequest, Mapping, FormatDetails, DriverCheckOptions } from './formats/driver.js';
+export type { FormatDriver, ProbeInput, OpenContext, CreateRequest, CreateResult, Mapping, FormatDetails, DriverCheckOptions } from './formats/driver.js';
 export { VhdxImage, type VhdxSubformat } from './formats/vhdx/vhdx-image.js';
+export { VpcImage } from './formats/vpc/vpc-image.js';
+export { azureSize } from './formats/vpc/geometry.js';
+export { Qcow2Image } from './formats/qcow2/qcow2-image.js';
+export { VmdkImage } from './formats/vmdk/vmdk-image.js';
+export { VdiImage } from './formats/vdi/vdi-image.js';
 export { VdiskError, type ErrorCode } from './errors.js';
 export { PositionalFile, type ByteSource } from './io/file.js';
 export { describeImage, type ImageInfo } from './ops/info.js';
@@ -15,6 +20,7 @@ export { compareImages, type CompareOptions, type CompareResult } from './ops/co
 export { defaultBlockSize, type VhdxCreateOptions } from './formats/vhdx/create.js';
 export { createImage, createVhdx, createRaw, type CreateImageOptions } from './ops/create.js';
 export { checkImage, type CheckOptions, type RepairMode } from './ops/check.js';
+export { measureImage, type MeasureOptions, type MeasureResult } from './ops/measure.js';
 export { resizeImage, type ResizeOptions, type SizeChange } from './ops/resize.js';
 export { compactImage, type CompactImageOptions, type CompactReport } from './ops/compact.js';
 export { commitImage, type CommitOptions } from './ops/commit.js';
