@@ -4,7 +4,7 @@ import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { needPeers, tempDir, vdisk, sh } from './helpers/peers.js';
-import { assertOldOrNew, buildKillShim, vdiskCutOff } from './helpers/crash.js';
+import { assertOldOrNew, buildKillShim, cutAtEveryWrite, vdiskCutOff } from './helpers/crash.js';
 import { MiB, makeKnownRaw, makeQemuVdi } from './helpers/vdi.js';
 
 test('a VDI write cut off at every one of its writes: the image opens, each sector old or new, qemu-img check clean', async (t) => {
@@ -20,15 +20,7 @@ test('a VDI write cut off at every one of its writes: the image opens, each sect
   const newContent = Buffer.from(oldContent);
   data.copy(newContent, offset);
 
-  let cuts = 0;
-  for (let n = 0; n < 100; n++) {
-    const img = join(dir, `cut-${n}.vdi`);
-    copyFileSync(base, img);
-    if (!vdiskCutOff(shim, ['write', img, input, '--offset', String(offset)], n, false)) {
-      assertOldOrNew(vdisk(['read', img]).stdoutBytes, newContent, newContent, `n=${n} (complete)`);
-      break;
-    }
-    cuts++;
+  const cuts = cutAtEveryWrite(shim, dir, base, { input, offset, torn: false }, (img, n) => {
     sh('qemu-img', ['check', '-f', 'vdi', img]); // throws unless clean
     const theirs = join(dir, `theirs-${n}.raw`);
     sh('qemu-img', ['convert', '-f', 'vdi', '-O', 'raw', img, theirs]);
@@ -41,7 +33,9 @@ test('a VDI write cut off at every one of its writes: the image opens, each sect
     assert.equal(again.code, 0, again.stderr);
     sh('qemu-img', ['check', '-f', 'vdi', img]);
     assert.ok(vdisk(['read', img]).stdoutBytes.equals(newContent), `n=${n}: a rewrite after the cut lands`);
-  }
+  }, 100);
+  // The copy the write finished on, uncut.
+  assertOldOrNew(vdisk(['read', join(dir, `cut-${cuts}.vdi`)]).stdoutBytes, newContent, newContent, `n=${cuts} (complete)`);
   assert.ok(cuts >= 4, `the write was cut at ${cuts} points`);
 });
 
