@@ -1,9 +1,10 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { openSync, readSync, closeSync, statSync, writeFileSync, readFileSync } from 'node:fs';
+import { statSync, writeFileSync, readFileSync } from 'node:fs';
 import { needPeers, tempDir, vdisk, sha256, sha256Buffer, sh } from './helpers/peers.js';
 import { makeQemuVhdx, qemuConvertToRaw, qemuInfo, scatteredWrites, vhdiInfo } from './helpers/qemu.js';
+import { readAt } from './helpers/exfat.js';
 
 const MiB = 1024 * 1024;
 
@@ -27,17 +28,6 @@ const SHAPES: Shape[] = [
   { name: 'odd-size', size: 70 * MiB + 3 * 512, block: 8 * MiB, options: [], writes: true },
   { name: 'empty', size: 20 * MiB, block: 8 * MiB, options: [], writes: false },
 ];
-
-function slice(path: string, offset: number, length: number): Buffer {
-  const fd = openSync(path, 'r');
-  try {
-    const b = Buffer.alloc(length);
-    readSync(fd, b, 0, length, offset);
-    return b;
-  } finally {
-    closeSync(fd);
-  }
-}
 
 describe('VHDX images written by QEMU read back as qemu-img reads them', () => {
   for (const s of SHAPES) {
@@ -72,7 +62,7 @@ describe('VHDX images written by QEMU read back as qemu-img reads them', () => {
       for (const [offset, length] of ranges) {
         const rr = vdisk(['read', img, '-', '--offset', String(offset), '--length', String(length)]);
         assert.equal(rr.code, 0, rr.stderr);
-        assert.equal(sha256Buffer(rr.stdoutBytes), sha256Buffer(slice(ref, offset, length)), `range ${offset}+${length}`);
+        assert.equal(sha256Buffer(rr.stdoutBytes), sha256Buffer(readAt(ref, offset, length)), `range ${offset}+${length}`);
       }
 
       // info agrees with qemu-img and vhdiinfo.
