@@ -93,6 +93,9 @@ function untrack(path: string): void {
  * stays, under its dotted name). A file already at OUTPUT is locked exclusively from the start, so an
  * image another process has open is refused before anything is made.
  */
+/** How much a new output holds unflushed before a background flush starts (see writebackEvery). */
+const WRITEBACK_EVERY = 64 * 1024 * 1024;
+
 export class ReplacingOutput {
   private done = false;
 
@@ -127,6 +130,7 @@ export class ReplacingOutput {
         try {
           await acquireLock(file.fd, target, true, 'exclusive');
           const st = await stat(tempPath);
+          file.writebackEvery = WRITEBACK_EVERY;
           return new ReplacingOutput(target, tempPath, file, st.ino, old);
         } catch (err) {
           await file.close();
@@ -143,6 +147,8 @@ export class ReplacingOutput {
 
   /** Makes the new file durable, gives it OUTPUT's name, and makes the name durable. */
   async commit(): Promise<void> {
+    // A background flush that failed is reported by no later fsync (the error was seen): thrown here.
+    await this.file.settleWriteback();
     const handle = await open(this.tempPath, constants.O_RDONLY | constants.O_NOFOLLOW).catch((err) => {
       throw fromSystemError(err, this.tempPath, 'opening the new file again');
     });
