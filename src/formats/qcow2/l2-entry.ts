@@ -8,13 +8,13 @@ export type L2Entry =
   | { kind: 'normal'; host: number; copied: boolean; zeroFlag: boolean; reserved: boolean; alloc: number; zero: number }
   | { kind: 'compressed'; host: number; length: number };
 
-const COMPRESSED = 0x40000000;
-const COPIED = 0x80000000;
+export const L2_COMPRESSED = 0x40000000;
+export const L2_COPIED = 0x80000000;
 
 export function decodeL2(b: Buffer, index: number, extended: boolean, clusterBits: number): L2Entry {
   const at = index * (extended ? 16 : 8);
   const hi = b.readUInt32BE(at);
-  if (hi & COMPRESSED) {
+  if (hi & L2_COMPRESSED) {
     // Bits 0..x-1 the host offset, x..61 the count of further 512-byte sectors; x = 62 - (cluster_bits - 8).
     const v = (BigInt(hi & 0x3fffffff) << 32n) | BigInt(b.readUInt32BE(at + 4));
     const x = BigInt(62 - (clusterBits - 8));
@@ -26,7 +26,7 @@ export function decodeL2(b: Buffer, index: number, extended: boolean, clusterBit
   return {
     kind: 'normal',
     host: entryOffset(b, at),
-    copied: (hi & COPIED) !== 0,
+    copied: (hi & L2_COPIED) !== 0,
     zeroFlag: !extended && (lo & 1) !== 0,
     // Bits 1-8 and 56-61 are reserved; bit 0 too with extended L2.
     reserved: (lo & (extended ? 0x1ff : 0x1fe)) !== 0 || (hi & 0x3f000000) !== 0,
@@ -37,7 +37,7 @@ export function decodeL2(b: Buffer, index: number, extended: boolean, clusterBit
 
 export function encodeNormal(b: Buffer, index: number, extended: boolean, host: number, copied: boolean, alloc = 0xffffffff, zero = 0): void {
   const at = index * (extended ? 16 : 8);
-  b.writeUInt32BE(((Math.floor(host / 0x100000000) | (copied ? COPIED : 0)) >>> 0), at);
+  b.writeUInt32BE(((Math.floor(host / 0x100000000) | (copied ? L2_COPIED : 0)) >>> 0), at);
   b.writeUInt32BE(host % 0x100000000, at + 4);
   if (extended) {
     b.writeUInt32BE(zero >>> 0, at + 8);

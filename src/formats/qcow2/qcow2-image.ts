@@ -5,7 +5,7 @@ import { checkRange, mergeExtents } from '../image.js';
 import type { FormatDetails, Mapping, OpenContext } from '../driver.js';
 import { INCOMPAT_CORRUPT, INCOMPAT_DIRTY, AUTOCLEAR_DATA_FILE_RAW, MiB, roundUp, writeEntry } from './constants.js';
 import { besideImage, readLayout, type Qcow2Layout } from './layout.js';
-import { decodeL2, encodeCompressed, encodeNormal, type L2Entry } from './l2-entry.js';
+import { L2_COMPRESSED, L2_COPIED, decodeL2, encodeCompressed, encodeNormal, type L2Entry } from './l2-entry.js';
 import { decompressCluster } from './compression.js';
 import { RefcountStore, readRefcountTable } from './refcounts.js';
 import { qcow2Details } from './details.js';
@@ -157,14 +157,20 @@ export class Qcow2Image implements DiskImage {
     if (kind === 'data') this.checkHost(first.host, cluster);
     let length = Math.min(reach, cs - inCluster);
     // Following clusters of the same table stored the same way (data: back to back) join the run.
-    for (let c = cluster + 1; length < reach; c++) {
-      const e = this.entry(table, c % l2Entries);
-      if (e.kind !== 'normal' || kindOf(e) !== kind) break;
-      if (kind === 'data') {
-        if (e.host !== first.host + (c - cluster) * cs) break;
-        this.checkHost(e.host, c);
-      }
+    // Read from the raw words rather than decoded: this loop sees every cluster of a convert, twice.
+    const external = this.dataFile !== this.file;
+    for (let c = cluster + 1, at = (c % l2Entries) * 8; length < reach; c++, at += 8) {
       if (kind === 'zero' && first.host !== 0) break; // preallocated zeros keep their own offsets
+      const hi = table.readUInt32BE(at);
+      if (hi & L2_COMPRESSED) break;
+      const lo = table.readUInt32BE(at + 4);
+      const host = (hi & 0x00ffffff) * 0x100000000 + (lo & 0xfffffe00);
+      const k = lo & 1 ? 'zero' : host === 0 && !(hi & L2_COPIED && external) ? 'unallocated' : 'data';
+      if (k !== kind) break;
+      if (kind === 'data') {
+        if (host !== first.host + (c - cluster) * cs) break;
+        this.checkHost(host, c);
+      }
       length = Math.min(reach, length + cs);
     }
     if (kind === 'data') return { kind, length, host: first.host + inCluster };
