@@ -393,8 +393,9 @@ export class Qcow2Image implements DiskImage {
   async write(buf: Uint8Array, offset: number): Promise<void> {
     checkRange(this, offset, buf.length);
     const src = Buffer.from(buf.buffer, buf.byteOffset, buf.length);
-    // Tables change under the lock; the data goes to the file outside it, several writes at once.
-    const written = await this.exclusive(async () => {
+    // Tables change under the lock; the data goes to the file outside it, several writes at once
+    // (handed out in an array: a promise returned as is would be waited for under the lock).
+    const [written] = await this.exclusive(async () => {
       const refs = await this.startWriting();
       const cs = this.clusterSize;
       const { l2Entries, extended } = this.layout;
@@ -437,14 +438,17 @@ export class Qcow2Image implements DiskImage {
       }
       const done = this.writePieces(pieces);
       this.inflight.add(done);
-      done.catch(() => undefined).finally(() => this.inflight.delete(done));
+      // Tables already point at these clusters: if their data fails to land, nothing may be committed.
+      done.catch(() => {
+        this.broken = true;
+      }).finally(() => this.inflight.delete(done));
       for (const p of pieces) {
         if (p.host % cs !== 0 || p.data.length < cs) continue;
         this.landing.set(p.host, done);
         done.catch(() => undefined).finally(() => this.landing.get(p.host) === done && this.landing.delete(p.host));
       }
       if (this.pendingBytes >= COMMIT_BYTES || this.dirtyL2.size * cs >= L2_CACHE_BYTES) await this.commitPending();
-      return done;
+      return [done] as const;
     });
     await written;
   }
@@ -506,6 +510,7 @@ export class Qcow2Image implements DiskImage {
   private async commitPending(): Promise<void> {
     const refs = this.writer;
     await Promise.all(this.inflight);
+    if (this.broken) throw new VdiskError('IO', `${this.filename}: an earlier write failed; nothing more is committed in this session`);
     if (!refs || (this.dirtyL2.size === 0 && this.decrefs.length === 0 && !refs.pending)) return;
     const f = this.file;
     if (this.dataFile !== f) await this.dataFile.flush();
