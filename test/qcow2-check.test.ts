@@ -102,3 +102,62 @@ test('qcow2 check finds the corruptions qemu-img check finds: refcounts too low,
   assert.equal(ourCheck(leaked, 'leaks').json['leaks-fixed'], 1);
   assert.equal(qemuCheck(leaked).code, 0);
 });
+
+test('qcow2 check -r all sets and clears COPIED flags as the refcounts say, as qemu-img check -r all does', (t) => {
+  if (!needPeers(t, 'qemu-img')) return;
+  const dir = tempDir(t);
+  const src = writeSourceRaw(dir);
+  const base = qemuQcow2(dir, src, 'base');
+  const b = readFileSync(base);
+  const l1 = Number(b.readBigUInt64BE(40));
+  const l2 = Number(b.readBigUInt64BE(l1) & 0x00fffffffffffe00n);
+  const dataEntries: number[] = [];
+  for (let j = 0; j < 8192 && dataEntries.length < 3; j++) if (b.readBigUInt64BE(l2 + j * 8) & 0x00fffffffffffe00n) dataEntries.push(l2 + j * 8);
+  assert.equal(dataEntries.length, 3, 'the fixture has data clusters');
+
+  // Refcount 1, flag clear: on two data entries and on the L1 entry of the L2 table.
+  const cleared = join(dir, 'cleared.qcow2');
+  const x = Buffer.from(b);
+  x[dataEntries[0]] &= 0x7f;
+  x[dataEntries[2]] &= 0x7f;
+  x[l1] &= 0x7f;
+  writeFileSync(cleared, x);
+  // Refcount 2 (a snapshot shares every cluster), flag set: writes would change a shared cluster in place.
+  const shared = join(dir, 'shared.qcow2');
+  copyFileSync(base, shared);
+  sh('qemu-img', ['snapshot', '-c', 's1', shared]);
+  const y = readFileSync(shared);
+  const l1s = Number(y.readBigUInt64BE(40));
+  const l2s = Number(y.readBigUInt64BE(l1s) & 0x00fffffffffffe00n);
+  let flipped = 0;
+  for (let j = 0; j < 8192 && flipped < 2; j++) {
+    if (y.readBigUInt64BE(l2s + j * 8) & 0x00fffffffffffe00n) {
+      y[l2s + j * 8] |= 0x80;
+      flipped++;
+    }
+  }
+  writeFileSync(shared, y);
+
+  for (const img of [cleared, shared]) {
+    const theirs = qemuCheck(img);
+    assert.equal(theirs.code, 2, `${img}: qemu-img finds corruptions: ${JSON.stringify(theirs.json)}`);
+    const ours = ourCheck(img);
+    assert.equal(ours.code, theirs.code);
+    assert.equal(ours.json.corruptions, theirs.json.corruptions, `${img}: corruptions`);
+    // -r leaks leaves flags alone, as qemu-img does.
+    assert.equal(ourCheck(img, 'leaks').json.corruptions, theirs.json.corruptions);
+    const fixed = ourCheck(img, 'all');
+    assert.equal(fixed.code, 0, JSON.stringify(fixed.json));
+    assert.equal(fixed.json['corruptions-fixed'], theirs.json.corruptions);
+    assert.equal(qemuCheck(img).code, 0, `${img}: qemu-img check after vdisk check -r all`);
+    sh('qemu-img', ['compare', '-f', 'qcow2', '-F', 'raw', img, src]);
+  }
+  // The shared image still reads its snapshot as it was: the flags now keep writes off shared clusters.
+  const input = join(dir, 'in.bin');
+  writeFileSync(input, noise(MiB, 5));
+  const w = vdisk(['write', shared, input, '--offset', '0']);
+  assert.equal(w.code, 0, w.stderr);
+  assert.equal(qemuCheck(shared).code, 0);
+  sh('qemu-img', ['snapshot', '-a', 's1', shared]);
+  sh('qemu-img', ['compare', '-f', 'qcow2', '-F', 'raw', shared, src]);
+});

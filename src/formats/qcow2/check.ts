@@ -22,6 +22,8 @@ interface Examination {
   fixes: Map<number, number>;
   /** Clusters referenced more often than their refcount says (corruptions -r all raises), with the right count. */
   raises: Map<number, number>;
+  /** Active L1/L2 entries whose COPIED flag disagrees with the refcount (-r all sets it as the refcount says). */
+  flagFixes: { at: number; set: boolean }[];
   imageEnd: number;
   totalClusters: number;
   allocatedClusters: number;
@@ -44,10 +46,19 @@ export async function checkQcow2(file: PositionalFile, options: DriverCheckOptio
   if (options.repair !== 'none' && changes.size > 0) {
     await setRefcounts(file, before, changes);
     after = await examine(file);
+  }
+  // As qemu-img check -r all: the flags follow the refcounts as they are once those are repaired.
+  const flagsFixed = options.repair === 'all' && after.flagFixes.length > 0;
+  if (flagsFixed) {
+    await setCopiedFlags(file, after.flagFixes);
+    after = await examine(file);
+  }
+  if (after !== before) {
     leaksFixed = Math.max(0, before.leaks - after.leaks);
     corruptionsFixed = Math.max(0, before.corruptions - after.corruptions);
   }
-  const fixedNow = (f: Finding) => f.repair !== undefined && changes.has(f.offset / before.layout.clusterSize) && after !== before;
+  const fixedNow = (f: Finding) =>
+    f.repair !== undefined && after !== before && (f.repair === 'set-copied' ? flagsFixed : changes.has(f.offset / before.layout.clusterSize));
   const findings = before.findings.map((f) => (fixedNow(f) ? { ...f, fixed: true } : f));
   return {
     filename: file.path,
@@ -72,7 +83,7 @@ async function examine(file: PositionalFile, onProgress?: (done: number, total: 
   const fileClusters = Math.ceil(file.size() / cs);
   if (fileClusters > MAX_CLUSTERS) throw new VdiskError('UNSUPPORTED', `${file.path}: vdisk checks qcow2 files of up to ${MAX_CLUSTERS} clusters (this one has ${fileClusters})`);
   const refs = new Uint32Array(fileClusters);
-  const ex: Examination = { layout, findings: [], unlisted: 0, corruptions: 0, leaks: 0, fixes: new Map(), raises: new Map(), imageEnd: 0, totalClusters: Math.ceil(h.size / cs), allocatedClusters: 0 };
+  const ex: Examination = { layout, findings: [], unlisted: 0, corruptions: 0, leaks: 0, fixes: new Map(), raises: new Map(), flagFixes: [], imageEnd: 0, totalClusters: Math.ceil(h.size / cs), allocatedClusters: 0 };
   const find = (f: Finding) => {
     if (f.severity === 'corruption') ex.corruptions++;
     else if (f.severity === 'leak') ex.leaks++;
@@ -90,8 +101,12 @@ async function examine(file: PositionalFile, onProgress?: (done: number, total: 
     for (let c = first; c < end; c++) refs[c]++;
     return true;
   };
-  /** OFLAG_COPIED of the active tables, checked against the refcounts afterwards: cluster -> flag. */
-  const copied = new Map<number, boolean>();
+  /**
+   * OFLAG_COPIED of the active tables, checked against the refcounts afterwards: cluster -> the
+   * entry's file offset, times two, plus the flag (one number per cluster, not an object).
+   */
+  const copied = new Map<number, number>();
+  const flagged = (at: number, flag: boolean) => at * 2 + (flag ? 1 : 0);
 
   const walkL1 = async (l1Offset: number, l1Size: number, what: string, active: boolean) => {
     if (l1Size * 8 > MAX_L1_BYTES) {
@@ -115,7 +130,7 @@ async function examine(file: PositionalFile, onProgress?: (done: number, total: 
         continue;
       }
       if (!ref(l2, cs, `L2 table ${i}`)) continue;
-      if (active) copied.set(l2 / cs, (l1[i * 8] & 0x80) !== 0);
+      if (active) copied.set(l2 / cs, flagged(where, (l1[i * 8] & 0x80) !== 0));
       const table = await readExact(file, l2, cs, `qcow2 L2 table ${i}`);
       for (let j = 0; j < layout.l2Entries; j++) {
         const e = decodeL2(table, j, layout.extended, layout.clusterBits);
@@ -133,7 +148,7 @@ async function examine(file: PositionalFile, onProgress?: (done: number, total: 
           continue;
         }
         if (layout.ext.dataFile) continue; // the data lives in another file, counted by no refcount here
-        if (ref(e.host, cs, 'data cluster') && active) copied.set(e.host / cs, e.copied);
+        if (ref(e.host, cs, 'data cluster') && active) copied.set(e.host / cs, flagged(at, e.copied));
       }
     }
   };
@@ -172,14 +187,16 @@ async function examine(file: PositionalFile, onProgress?: (done: number, total: 
       }
     }
   }
-  for (const [c, flag] of copied) {
+  for (const [c, v] of copied) {
+    const flag = v % 2 === 1;
     const b = Math.floor(c / perBlock);
     const blockAt = b < blocks ? rt[b] : 0;
     if (!blockAt || blockAt + cs > file.size()) continue;
     const block = await readExact(file, blockAt, cs, `qcow2 refcount block ${b}`);
     const stored = getRefcount(block, c % perBlock, h.refcountOrder);
     if ((stored === 1) !== flag) {
-      find({ severity: 'corruption', structure: 'L2 table', offset: c * cs, message: `cluster ${c}: COPIED flag ${flag ? 'set' : 'clear'} with refcount ${stored}` });
+      find({ severity: 'corruption', structure: 'L2 table', offset: c * cs, message: `cluster ${c}: COPIED flag ${flag ? 'set' : 'clear'} with refcount ${stored}`, repair: 'set-copied' });
+      ex.flagFixes.push({ at: Math.floor(v / 2), set: stored === 1 });
     }
   }
   ex.imageEnd = (highest + 1) * cs;
@@ -205,6 +222,20 @@ async function setRefcounts(file: PositionalFile, ex: Examination, changes: Map<
     const block = await readExact(file, rt[b], cs, `qcow2 refcount block ${b}`);
     for (const [c, v] of fixes) setRefcount(block, c % perBlock, h.refcountOrder, v);
     await file.writeAt(block, rt[b]);
+  }
+  await file.flush();
+}
+
+/**
+ * Sets or clears OFLAG_COPIED (the top bit of an L1 or L2 entry) as the refcount says, then flushes.
+ * Each change is one byte of one entry, so a crash leaves every entry either way; a flag cleared on
+ * a shared cluster is what keeps writers from changing it in place.
+ */
+async function setCopiedFlags(file: PositionalFile, fixes: { at: number; set: boolean }[]): Promise<void> {
+  for (const { at, set } of fixes) {
+    const b = await readExact(file, at, 1, 'qcow2 table entry');
+    b[0] = set ? b[0] | 0x80 : b[0] & 0x7f;
+    await file.writeAt(b, at);
   }
   await file.flush();
 }
