@@ -59,3 +59,19 @@ function zstdFrame(data: Buffer, clusterSize: number): Uint8Array {
 export function deflateCluster(data: Buffer): Promise<Buffer> {
   return deflateRawAsync(data, { windowBits: 12, level: constants.Z_DEFAULT_COMPRESSION });
 }
+
+/** The zstd encoder, loaded on first use: a WebAssembly build of libzstd that only `-c` with zstd needs. */
+let zstdEncoder: Promise<{ compress(data: Uint8Array, level?: number): Uint8Array }> | null = null;
+
+/**
+ * One cluster compressed as the image's header says: raw deflate (above) or one zstd frame at
+ * libzstd's default level, which is what QEMU writes (ZSTD_CLEVEL_DEFAULT). zstd runs on the main
+ * thread, one cluster at a time; deflate runs on zlib's thread pool.
+ */
+export async function compressCluster(type: number, data: Buffer): Promise<Buffer> {
+  if (type !== COMPRESSION_ZSTD) return deflateCluster(data);
+  zstdEncoder ??= import('@hpcc-js/wasm-zstd').then((m) => m.Zstd.load());
+  const z = (await zstdEncoder).compress(data, 3);
+  return Buffer.from(z.buffer, z.byteOffset, z.length);
+}
+

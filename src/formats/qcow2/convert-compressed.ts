@@ -2,7 +2,7 @@ import { isZero } from '../../io/buffers.js';
 import type { PositionalFile } from '../../io/file.js';
 import type { CreateRequest } from '../driver.js';
 import type { DiskImage } from '../image.js';
-import { deflateCluster } from './compression.js';
+import { compressCluster } from './compression.js';
 import { MiB, roundUp } from './constants.js';
 import { createQcow2, qcow2Options } from './create.js';
 import { Qcow2Image } from './qcow2-image.js';
@@ -14,7 +14,7 @@ const IN_FLIGHT_BYTES = 16 * MiB;
 
 /**
  * `convert -O qcow2 -o compress=on` (qemu-img convert -c): a new image whose data clusters are
- * stored deflated, in guest order, packed one after another; a cluster that does not shrink is
+ * stored compressed (deflate, or zstd when -o compression_type=zstd), in guest order, packed one after another; a cluster that does not shrink is
  * stored as it is, and clusters of zeros not at all. Compression runs on zlib's thread pool, several
  * clusters at a time, written in order as they finish.
  */
@@ -25,6 +25,7 @@ export async function convertCompressed(source: DiskImage, file: PositionalFile,
   try {
     const cs = image.clusterSize;
     const size = image.virtualSize;
+    const type = image.layout.header.compressionType;
     const queue: { cluster: number; raw: Buffer; z: Promise<Buffer> }[] = [];
     const drain = async (keep: number) => {
       while (queue.length > keep) {
@@ -46,7 +47,7 @@ export async function convertCompressed(source: DiskImage, file: PositionalFile,
           for (let c = 0; c < buf.length; c += cs) {
             const raw = buf.subarray(c, c + cs);
             if (isZero(raw)) continue;
-            queue.push({ cluster: (p + c) / cs, raw, z: deflateCluster(raw) });
+            queue.push({ cluster: (p + c) / cs, raw, z: compressCluster(type, raw) });
             queue[queue.length - 1].z.catch(() => undefined);
             await drain(Math.max(4, IN_FLIGHT_BYTES / cs));
           }

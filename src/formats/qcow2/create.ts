@@ -16,7 +16,7 @@ export const QCOW2_CREATE_OPTIONS: Record<string, string> = {
   lazy_refcounts: 'on or off (default off; needs compat=1.1)',
   extended_l2: 'on: 32 subclusters per cluster (needs compat=1.1 and 16k clusters or more; default off)',
   refcount_bits: 'width of a refcount, a power of two from 1 to 64 (default 16)',
-  compression_type: 'zlib (default) or zstd (zstd needs compat=1.1; vdisk reads it but compresses only with zlib)',
+  compression_type: 'zlib (default) or zstd (needs compat=1.1): how compressed clusters (-c) are compressed',
   backing_file: 'the backing image (as -b)',
   backing_fmt: 'the backing image\'s format (as -F)',
   preallocation: 'off only',
@@ -120,7 +120,6 @@ export function headerCluster(o: Qcow2Options, size: number, fields: Pick<Qcow2H
 export async function createQcow2(file: PositionalFile, req: CreateRequest): Promise<void> {
   const o = qcow2Options(req);
   if (!Number.isSafeInteger(req.size) || req.size < 0) throw new VdiskError('USAGE', `size must be a number of bytes, not ${req.size}`);
-  if (o.compress && o.compressionType === COMPRESSION_ZSTD) throw new VdiskError('UNSUPPORTED', '-o compression_type=zstd with compressed output: vdisk compresses with zlib only (no zstd compressor without a native library)');
   const cs = 2 ** o.clusterBits;
   const l1Size = l1EntriesFor(req.size, cs, o.extendedL2);
   if (l1Size * 8 > MAX_L1_BYTES) throw new VdiskError('USAGE', `a ${req.size}-byte qcow2 image needs an L1 table above 32 MiB; use a larger cluster_size`);
