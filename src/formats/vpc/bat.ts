@@ -55,14 +55,15 @@ export class Bat {
   }
 
   /**
-   * Marks entries [from, to) unallocated on disk, a window of the table per write (whole sectors
+   * Marks entries [from, to) unallocated on disk, a MiB of the table per write (whole sectors
    * where they lie inside the range: a torn write leaves each sector old or new). Entries past
    * `entries` (room the header reserves) may be written too.
    */
   async clearRange(file: PositionalFile, from: number, to: number): Promise<void> {
-    const chunk = Buffer.alloc(WINDOW * 4, 0xff);
-    for (let at = from; at < to; at += WINDOW) {
-      const n = Math.min(WINDOW, to - at);
+    const per = 16 * WINDOW;
+    const chunk = Buffer.alloc(Math.min(per, Math.max(0, to - from)) * 4, 0xff);
+    for (let at = from; at < to; at += per) {
+      const n = Math.min(per, to - at);
       await file.writeAt(chunk.subarray(0, n * 4), this.offset + at * 4);
     }
     for (const [w, win] of this.windows) {
