@@ -70,19 +70,25 @@ async function occupants(img: VpcImage, bat: Bat, blockBytes: number): Promise<O
   for (const l of h.locators) {
     if (l.code && l.dataLength > 0 && l.dataOffset >= 0) out.push({ start: l.dataOffset, end: l.dataOffset + roundUp(l.dataLength, SECTOR), what: `the ${l.code} parent locator` });
   }
-  await bat.forEachAllocated((i, sector) => void out.push({ start: sector * SECTOR, end: sector * SECTOR + blockBytes, entry: i, what: `block ${i}` }));
+  const entries: number[] = [];
+  await bat.forEachAllocated((i) => void entries.push(i));
+  // Each checked (inside the file, clear of the header and BAT) before anything moves it.
+  for (const i of entries) {
+    const start = await img.blockStart(i);
+    out.push({ start, end: start + blockBytes, entry: i, what: `block ${i}` });
+  }
   return out.sort((a, b) => a.start - b.start);
 }
 
 /**
  * A dynamic VHD. Growing, in this order, each step flushed:
  *  1. the old last block's bytes past the old end (which nothing promised were zeros) are zeroed;
- *  2. when the BAT needs more entries than the header reserves and something lies where they go,
- *     the trailing footer moves past them and the blocks in the way move to the end of the file,
- *     one at a time (moveBlockToEnd: copy, flush, BAT entry);
- *  3. the entries the larger disk adds (and the room freed up to the next block) are marked
- *     unallocated, then the header's max table entries grows (one sector: the field and the
- *     checksum lie in the header's first sector);
+ *  2. when something lies where the larger disk's BAT entries go, the trailing footer moves past
+ *     them and the blocks in the way move to the end of the file, one at a time (moveBlockToEnd:
+ *     copy, flush, BAT entry);
+ *  3. the entries the larger disk adds (and, when the header reserved too few, the room freed up
+ *     to the next block) are marked unallocated, then the header's max table entries grows (one
+ *     sector: the field and the checksum lie in the header's first sector);
  *  4. the footer, trailing first then the copy at offset 0.
  * Until step 4 the disk is the old one; steps 1-3 only touch space the old disk does not read.
  * Shrinking: the footers first (the caller has checked that nothing stored past the new end is
@@ -124,25 +130,26 @@ async function resizeDynamic(img: VpcImage, footer: Footer, oldSize: number, new
     }
   }
 
+  // The BAT's room is checked against what lies after it, not taken from the header's word: a
+  // header may claim more entries than there is space for before the first block.
   let max = h.maxTableEntries;
+  const needEnd = roundUp(h.tableOffset + newEntries * 4, SECTOR);
+  if (end < needEnd) {
+    await file.writeAt(serializeFooter(L.footer), needEnd);
+    await file.flush();
+    end = needEnd;
+  }
+  const all = await occupants(img, bat, blockBytes);
+  const inTheWay = all.filter((o) => o.end > h.tableOffset && o.start < needEnd);
+  const fixed = inTheWay.find((o) => o.entry === undefined);
+  if (fixed) throw new VdiskError('UNSUPPORTED', `${img.filename}: ${fixed.what} lies where the larger BAT must go (offset ${fixed.start}); vdisk moves only blocks`);
+  for (const o of inTheWay) {
+    const to = end;
+    end = await moveBlockToEnd(file, bat, L.footer, o.entry as number, o.start, to, blockBytes);
+    o.start = to;
+    o.end = end;
+  }
   if (newEntries > h.maxTableEntries) {
-    const needEnd = roundUp(h.tableOffset + newEntries * 4, SECTOR);
-    if (end < needEnd) {
-      await file.writeAt(serializeFooter(L.footer), needEnd);
-      await file.flush();
-      end = needEnd;
-    }
-    const all = await occupants(img, bat, blockBytes);
-    for (const o of all) {
-      if (o.end <= h.tableOffset || o.start >= needEnd) continue;
-      if (o.entry === undefined) {
-        throw new VdiskError('UNSUPPORTED', `${img.filename}: ${o.what} lies where the larger BAT must go (offset ${o.start}); vdisk moves only blocks`);
-      }
-      const to = end;
-      end = await moveBlockToEnd(file, bat, L.footer, o.entry, o.start, to, blockBytes);
-      o.start = to;
-      o.end = end;
-    }
     // The BAT takes the room up to whatever comes next, so that the space moved blocks left is not lost.
     const next = Math.min(end, ...all.filter((o) => o.start >= needEnd).map((o) => o.start));
     const maxEntries = Math.ceil(MAX_SIZE / bs);
