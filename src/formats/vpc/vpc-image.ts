@@ -64,8 +64,11 @@ export class VpcImage implements DiskImage {
    */
   private async findAppendPoint(): Promise<void> {
     let end = this.layout.footerAt;
+    // Only blocks that begin inside the file: a crashed writer wrote the block before its entry, and
+    // an entry pointing past the file's end must not move new blocks out there (reads refuse it).
+    const size = this.file.size();
     await this.bat?.forEachAllocated((i, sector) => {
-      end = Math.max(end, sector * SECTOR + this.layout.bitmapSize + this.layout.blockSize);
+      if (sector * SECTOR < size) end = Math.max(end, sector * SECTOR + this.layout.bitmapSize + this.layout.blockSize);
     });
     this.footerAt = Math.ceil(end / SECTOR) * SECTOR;
   }
