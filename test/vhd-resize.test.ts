@@ -8,6 +8,7 @@ import { VDISK, needPeers, sh, tempDir, vdisk } from './helpers/peers.js';
 import { buildKillShim } from './helpers/crash.js';
 import { MiB } from './helpers/vhd.js';
 import { firstDifferentSector, readWhole, vdiskWrite, virtualSizeOf } from './helpers/vhdxlife.js';
+import { commitImage, compactImage, openImage, rebaseImage, resizeImage } from '../src/index.js';
 import { checkCleanOrLeaks, qemuVhd, qemuVpcSize, sparseModel, vhdAgreesWithPeers } from './helpers/vhdlife.js';
 
 const GiB = 1024 * MiB;
@@ -152,3 +153,35 @@ for (const [kind, target, shrink] of [['dynamic', '3G', false], ['dynamic', '4M'
     assert.ok(cuts >= (kind === 'fixed' ? (shrink ? 1 : 2) : 6), `cut at ${cuts} points`);
   });
 }
+
+test('from the library: resizeImage, compactImage, commitImage and rebaseImage on VHDs, and the hooks on an open image', async (t) => {
+  if (!needPeers(t, 'qemu-img', 'qemu-io')) return;
+  const dir = tempDir(t);
+  const img = qemuVhd(join(dir, 'l.vhd'), '8M', ['write -P 0x11 0 1M', 'write -P 0 4M 2M']);
+  assert.deepEqual(await resizeImage(img, { sign: '+', bytes: 8 * MiB }), { oldSize: 8 * MiB, newSize: 16 * MiB });
+  assert.equal(qemuVpcSize(img), 16 * MiB);
+  const c = await compactImage(img, { zerosOnly: true });
+  assert.equal(c.blocksZero, 1);
+  const open = await openImage(img, { mode: 'rw' });
+  try {
+    assert.ok(open.resize && open.compact && open.commit && open.rebase);
+    await open.resize(10 * MiB);
+    assert.equal(open.virtualSize, 10 * MiB);
+    const b = Buffer.alloc(MiB);
+    await open.read(b, 0);
+    assert.ok(b.equals(Buffer.alloc(MiB, 0x11)));
+  } finally {
+    await open.close();
+  }
+  assert.equal(qemuVpcSize(img), 10 * MiB);
+  const child = join(dir, 'c.vhd');
+  assert.equal(vdisk(['create', '-q', '-f', 'vpc', '-b', img, child]).code, 0);
+  vdiskWrite(child, 512, Buffer.alloc(1024, 0x22));
+  const other = qemuVhd(join(dir, 'o.vhd'), '10M');
+  await rebaseImage(child, other);
+  const r = await commitImage(child);
+  // The safe rebase copied the old parent's first MiB (where the new one differs) into the child.
+  assert.deepEqual(r, { parent: other, bytes: MiB });
+  const back = await readWhole(other, MiB);
+  assert.ok(back.subarray(0, 512).equals(Buffer.alloc(512, 0x11)) && back.subarray(512, 1536).equals(Buffer.alloc(1024, 0x22)));
+});
