@@ -185,3 +185,17 @@ test('from the library: resizeImage, compactImage, commitImage and rebaseImage o
   const back = await readWhole(other, MiB);
   assert.ok(back.subarray(0, 512).equals(Buffer.alloc(512, 0x11)) && back.subarray(512, 1536).equals(Buffer.alloc(1024, 0x22)));
 });
+
+test('a VHD whose creator QEMU sizes by CHS geometry ("qemu") reads at the size asked for after a resize: the geometry multiplies out to it, or is the maximum one', (t) => {
+  if (!needPeers(t, 'qemu-img', 'qemu-io', 'vhdiinfo')) return;
+  const dir = tempDir(t);
+  // 1032192 sectors = 1024 x 16 x 63: a size calculateGeometry covers exactly; 12345 sectors: none does.
+  for (const [i, size] of [1032192 * 512, 12345 * 512].entries()) {
+    const img = qemuVhd(join(dir, `chs-${i}.vhd`), '10M', ['write -P 0x6b 1M 2M'], 'subformat=dynamic');
+    const data = readFileSync(sparseModel(join(dir, `d-${i}.raw`), 10 * MiB, [])).fill(0x6b, MiB, 3 * MiB);
+    assert.equal(vdisk(['resize', '--shrink', img, String(size)]).code, 0);
+    vhdAgreesWithPeers(img, sparseModel(join(dir, `m-${i}.raw`), size, [[0, data]]), size);
+    const geometry = JSON.parse(vdisk(['info', '--output', 'json', img]).stdout)['format-specific'].data;
+    assert.equal(geometry['geometry-size'], i === 0 ? size : 65535 * 16 * 255 * 512, JSON.stringify(geometry));
+  }
+});
