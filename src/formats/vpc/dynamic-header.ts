@@ -114,7 +114,7 @@ export function serializeDynamicHeader(h: Omit<DynamicHeader, 'checksum'>): Buff
   return buf;
 }
 
-/** The header's raw bytes with its checksum recomputed after `patch` changed fields in place. */
+/** The header's raw bytes (changed in place by the caller) with their checksum recomputed. */
 export function rechecksumHeader(raw: Buffer): Buffer {
   raw.writeUInt32BE(vhdChecksum(raw.subarray(0, HEADER_SIZE), CHECKSUM_AT), CHECKSUM_AT);
   return raw;
