@@ -54,6 +54,23 @@ export class Bat {
     if (win) win[index % WINDOW] = sector >>> 0;
   }
 
+  /**
+   * Marks entries [from, to) unallocated on disk, a MiB of the table per write (whole sectors
+   * where they lie inside the range: a torn write leaves each sector old or new). Entries past
+   * `entries` (room the header reserves) may be written too.
+   */
+  async clearRange(file: PositionalFile, from: number, to: number): Promise<void> {
+    const per = 16 * WINDOW;
+    const chunk = Buffer.alloc(Math.min(per, Math.max(0, to - from)) * 4, 0xff);
+    for (let at = from; at < to; at += per) {
+      const n = Math.min(per, to - at);
+      await file.writeAt(chunk.subarray(0, n * 4), this.offset + at * 4);
+    }
+    for (const [w, win] of this.windows) {
+      for (let i = Math.max(from, w * WINDOW); i < Math.min(to, w * WINDOW + win.length); i++) win[i - w * WINDOW] = UNALLOCATED;
+    }
+  }
+
   /** Calls `fn` with every allocated entry in order, a window at a time. */
   async forEachAllocated(fn: (index: number, sector: number) => void): Promise<void> {
     for (let w = 0; w * WINDOW < this.entries; w++) {

@@ -113,3 +113,12 @@ export function serializeDynamicHeader(h: Omit<DynamicHeader, 'checksum'>): Buff
   buf.writeUInt32BE(vhdChecksum(buf, CHECKSUM_AT), CHECKSUM_AT);
   return buf;
 }
+
+/** The header's raw bytes (changed in place by the caller) with their checksum recomputed. */
+export function rechecksumHeader(raw: Buffer): Buffer {
+  raw.writeUInt32BE(vhdChecksum(raw.subarray(0, HEADER_SIZE), CHECKSUM_AT), CHECKSUM_AT);
+  return raw;
+}
+
+/** Byte offset of the max table entries field (in the header's first sector, with the checksum). */
+export const MAX_TABLE_ENTRIES_AT = 28;

@@ -73,3 +73,20 @@ export function newDiskSize(size: number, forceSize: boolean): { size: number; c
 export function azureSize(size: number): number {
   return Math.ceil(size / MiB) * MiB;
 }
+
+/** Creator applications whose disks QEMU (and Hyper-V) size by the footer's current size, not by CHS. */
+const SIZED_BY_CURRENT_SIZE = ['win ', 'qem2', 'd2v ', 'CTXS', 'tap\0'];
+
+/**
+ * The geometry a disk resized to `size` bytes (whole sectors) records. The size itself goes into the
+ * current size, which Windows reads; the geometry must not make a CHS reader see another size. Disks
+ * of creators that readers size by the current size get the specification's geometry (as Hyper-V
+ * writes it, its product may fall short); others get it only when it multiplies out to the size
+ * exactly, else the maximum geometry, which every reader takes as "use the current size".
+ */
+export function resizedGeometry(creatorApp: string, size: number): Chs {
+  const sectors = size / SECTOR;
+  const chs = calculateGeometry(sectors);
+  if (SIZED_BY_CURRENT_SIZE.includes(creatorApp) || chsSectors(chs) === sectors) return chs;
+  return MAX_CHS;
+}

@@ -1,6 +1,6 @@
 import { VdiskError, corrupt } from '../../errors.js';
 import type { PositionalFile } from '../../io/file.js';
-import type { DiskImage, Extent } from '../image.js';
+import type { CompactOptions, CompactResult, DiskImage, Extent } from '../image.js';
 import { blockSegments, checkRange, closeWithParent, mergeExtents, type BlockSegment } from '../image.js';
 import type { FormatDetails, Mapping, OpenContext } from '../driver.js';
 import { Bat } from './bat.js';
@@ -9,6 +9,9 @@ import { serializeFooter } from './footer.js';
 import { readLayout, type VpcLayout } from './layout.js';
 import { findParent, readLocators, type ParentLocation } from './locator.js';
 import { vpcDetails } from './details.js';
+import { resizeVpc } from './resize.js';
+import { compactVpc } from './compact.js';
+import { commitVpc, rebaseVpc } from './chain.js';
 
 /** Sector bitmaps of differencing blocks kept in memory (512 bytes each for 2 MiB blocks). */
 const BITMAP_CACHE = 1024;
@@ -29,8 +32,8 @@ export class VpcImage implements DiskImage {
   readonly format = 'vpc';
   readonly filename: string;
   readonly logicalSectorSize = SECTOR;
-  readonly layout: VpcLayout;
-  readonly bat: Bat | null;
+  layout: VpcLayout;
+  bat: Bat | null;
   /** Where the next new block goes: where the trailing footer is now. */
   private footerAt: number;
   private writeChain: Promise<void> = Promise.resolve();
@@ -51,16 +54,92 @@ export class VpcImage implements DiskImage {
 
   static async fromFile(file: PositionalFile, ctx: OpenContext | null = null): Promise<VpcImage> {
     const image = new VpcImage(file, await readLayout(file), ctx);
-    if (file.mode === 'rw' && image.bat) {
-      // A block beyond the footer (a crash between the BAT entry and the footer of another writer)
-      // must not be overwritten by the next new block.
-      let end = image.footerAt;
-      await image.bat.forEachAllocated((i, sector) => {
-        end = Math.max(end, sector * SECTOR + image.layout.bitmapSize + image.layout.blockSize);
-      });
-      image.footerAt = Math.ceil(end / SECTOR) * SECTOR;
-    }
+    if (file.mode === 'rw') await image.findAppendPoint();
     return image;
+  }
+
+  /**
+   * Where the next new block goes: the trailing footer, or past a block beyond it (a crash between
+   * the BAT entry and the footer of another writer), which must not be overwritten.
+   */
+  private async findAppendPoint(): Promise<void> {
+    let end = this.layout.footerAt;
+    // Only blocks that begin inside the file: a crashed writer wrote the block before its entry, and
+    // an entry pointing past the file's end must not move new blocks out there (reads refuse it).
+    const size = this.file.size();
+    await this.bat?.forEachAllocated((i, sector) => {
+      if (sector * SECTOR < size) end = Math.max(end, sector * SECTOR + this.layout.bitmapSize + this.layout.blockSize);
+    });
+    this.footerAt = Math.ceil(end / SECTOR) * SECTOR;
+  }
+
+  /** The file offset where the next block (or anything appended) goes. */
+  get appendAt(): number {
+    return this.footerAt;
+  }
+
+  /** Reads the structures again after a change made outside the write path (resize, compact, rebase). */
+  async reload(): Promise<void> {
+    await this.writeChain;
+    this.layout = await readLayout(this.file);
+    this.bat = this.layout.header ? new Bat(this.file, this.layout.header.tableOffset, this.layout.entries) : null;
+    this.bitmaps.clear();
+    this.locations = null;
+    this.footerAt = this.layout.footerAt;
+    if (this.file.mode === 'rw') await this.findAppendPoint();
+  }
+
+  /** Closes the parent opened for reads (a commit opens it read-write; a rebase replaces it). */
+  async dropParent(): Promise<void> {
+    const parent = this.parent;
+    this.parent = null;
+    if (parent) await parent.then((p) => p.close(), () => undefined);
+  }
+
+  /** Changes the virtual size (see resizeVpc); a differencing VHD has its parent's size and is refused. */
+  async resize(newSize: number): Promise<void> {
+    this.requireWritable();
+    await this.flush();
+    await resizeVpc(this, newSize);
+    await this.reload();
+  }
+
+  /** See DiskImage.compact and compactVpc. */
+  async compact(options: CompactOptions): Promise<CompactResult> {
+    if (!options.dryRun) this.requireWritable();
+    await this.flush();
+    const result = await compactVpc(this, options);
+    if (!options.dryRun) await this.reload();
+    return result;
+  }
+
+  /** See DiskImage.commit and commitVpc. */
+  async commit(options: { keepChild?: boolean; onProgress?: (done: number, total: number) => void } = {}): Promise<{ parent: string; bytes: number }> {
+    this.requireWritable();
+    await this.flush();
+    const r = await commitVpc(this, options.keepChild ?? false, options.onProgress);
+    await this.reload();
+    return r;
+  }
+
+  /** See DiskImage.rebase and rebaseVpc. */
+  async rebase(newParent: DiskImage, newParentPath: string, options: { unsafe?: boolean; onProgress?: (done: number, total: number) => void } = {}): Promise<void> {
+    this.requireWritable();
+    await this.flush();
+    await rebaseVpc(this, newParent, newParentPath, options.unsafe ?? false, options.onProgress);
+    await this.dropParent();
+    await this.reload();
+  }
+
+  private requireWritable(): void {
+    if (this.file.mode !== 'rw') throw new VdiskError('IO', `${this.filename}: opened read-only`);
+  }
+
+  /** The parent's path as the locators name it on this host (for commit). */
+  async parentPath(): Promise<string> {
+    const header = this.layout.header;
+    if (!this.isDifferencing || !header) throw new VdiskError('USAGE', `${this.filename}: not a differencing VHD; there is no parent`);
+    return findParent(this.filename, header, await this.parentLocations());
   }
 
   get virtualSize(): number {
@@ -184,13 +263,23 @@ export class VpcImage implements DiskImage {
       if (!this.ctx) throw new VdiskError('UNSUPPORTED', `${this.filename}: a differencing VHD opened without the driver table cannot open its parent`);
       const path = findParent(this.filename, header, await this.parentLocations());
       const parent = await this.ctx.openBacking(path);
-      if (parent instanceof VpcImage && parent.layout.footer.uuid !== header.parentUuid) {
+      const problem = this.parentProblem(parent, path);
+      if (problem) {
         await parent.close();
-        throw corrupt(this.filename, `parent ${path} has UUID ${parent.layout.footer.uuid}, but this differencing image was made from ${header.parentUuid}`);
+        throw corrupt(this.filename, problem);
       }
       return parent;
     })();
     return this.parent;
+  }
+
+  /** Why `parent` is not this child's parent (a VHD of another UUID), or null. */
+  parentProblem(parent: DiskImage, path: string): string | null {
+    const header = this.layout.header;
+    if (header && parent instanceof VpcImage && parent.layout.footer.uuid !== header.parentUuid) {
+      return `parent ${path} has UUID ${parent.layout.footer.uuid}, but this differencing image was made from ${header.parentUuid}`;
+    }
+    return null;
   }
 
   async backingImage(): Promise<DiskImage | null> {
