@@ -5,7 +5,7 @@ import type { PositionalFile } from '../../io/file.js';
 import { parseSize } from '../../util/size.js';
 import type { CreateRequest, CreateResult } from '../driver.js';
 import type { DiskImage } from '../image.js';
-import { exportImage } from '../../ops/export.js';
+import { exportImage } from '../export-stream.js';
 import {
   DEFAULT_BLOCK_SIZE, DISK_DIFFERENCING, DISK_DYNAMIC, DISK_FIXED, FOOTER_SIZE, HEADER_SIZE, KiB, MAX_SIZE, MiB,
   SECTOR, VHD_EPOCH, bitmapSizeOf, roundUp,
