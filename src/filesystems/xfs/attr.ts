@@ -25,13 +25,18 @@ export interface RawAttr {
 function linuxName(flags: number, name: Buffer): string | null {
   if (flags & (ATTR_PARENT | ATTR_INCOMPLETE)) return null;
   const n = name.toString('utf8');
-  if (flags & ATTR_ROOT) {
-    // POSIX ACLs live as trusted SGI_ACL_* attributes in XFS's own layout; Linux shows them as system.posix_acl_*.
-    if (n === 'SGI_ACL_FILE') return 'system.posix_acl_access';
-    if (n === 'SGI_ACL_DEFAULT') return 'system.posix_acl_default';
-    return `trusted.${n}`;
-  }
+  if (flags & ATTR_ROOT) return `trusted.${n}`;
   return flags & ATTR_SECURE ? `security.${n}` : `user.${n}`;
+}
+
+/**
+ * POSIX ACLs live as trusted.SGI_ACL_* attributes in XFS's own layout; Linux lists those raw (to root) and
+ * also as system.posix_acl_*, converted: the Linux name for one of them, or null.
+ */
+export function aclName(name: string): string | null {
+  if (name === 'trusted.SGI_ACL_FILE') return 'system.posix_acl_access';
+  if (name === 'trusted.SGI_ACL_DEFAULT') return 'system.posix_acl_default';
+  return null;
 }
 
 /** Shortform: totsize, count, then entries of namelen, valuelen, flags, name and value. */

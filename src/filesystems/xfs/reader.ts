@@ -5,7 +5,7 @@ import { Lru } from '../ext/lru.js';
 import { ReadAhead } from '../ext/read-ahead.js';
 import { agiProblem } from './ag.js';
 import {
-  aclToXattr, ATTR3_LEAF_MAGIC, ATTR3_RMT_MAGIC, ATTR_LEAF_MAGIC, DA3_CRC_OFFSET, DA3_NODE_MAGIC, DA_NODE_MAGIC, daNode,
+  aclName, aclToXattr, ATTR3_LEAF_MAGIC, ATTR3_RMT_MAGIC, ATTR_LEAF_MAGIC, DA3_CRC_OFFSET, DA3_NODE_MAGIC, DA_NODE_MAGIC, daNode,
   parseLeafAttrs, parseShortformAttrs, type RawAttr,
 } from './attr.js';
 import { findExtent, forkExtents, type BmbtSource, type Extent } from './bmap.js';
@@ -491,13 +491,14 @@ export class XfsReader implements FsReader<number>, BmbtSource, FreeSource {
     } else throw this.fail(`inode ${ino}: attribute fork of format ${inode.aformat}`);
     const out: { name: string; value: Buffer }[] = [];
     for (const a of raw) {
-      let value = Buffer.isBuffer(a.value) ? a.value : await this.remoteValue(inode, a.name, a.value.block, a.value.length);
-      if (a.name.startsWith('system.posix_acl_')) {
-        const acl = aclToXattr(value);
-        if (!acl) throw this.fail(`inode ${ino}: ${a.name}: malformed access control list`);
-        value = acl;
-      }
+      const value = Buffer.isBuffer(a.value) ? a.value : await this.remoteValue(inode, a.name, a.value.block, a.value.length);
       out.push({ name: a.name, value });
+      const acl = aclName(a.name);
+      if (acl) {
+        const converted = aclToXattr(value);
+        if (!converted) throw this.fail(`inode ${ino}: ${a.name}: malformed access control list`);
+        out.push({ name: acl, value: converted });
+      }
     }
     return out;
   }

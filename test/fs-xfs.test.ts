@@ -1,0 +1,229 @@
+import { test, describe, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { mkdtempSync, rmSync, readFileSync, writeFileSync, openSync, writeSync, closeSync, lstatSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { needPeers, havePeer, vdisk } from './helpers/peers.js';
+import { compareTrees, diffTrees, allocatedBytes, withFs } from './helpers/fs-tree.js';
+import { makeTree, run, walkVolume } from './helpers/ext.js';
+import {
+  buildXfs, compareWithKernel, compareWithProto, mkfsXfs, protofile, needMount, walkKernel, withMount, xfsDbFree, xfsDbInode, xfsDbSb, XFS_PEERS,
+} from './helpers/xfs.js';
+import type { Filesystem } from '../src/index.js';
+import { VdiskError } from '../src/errors.js';
+
+const MiB = 1024 * 1024;
+
+let work = '';
+let src = '';
+before(() => {
+  if (!XFS_PEERS.every(havePeer)) return;
+  work = mkdtempSync(join(tmpdir(), 'vdisk-xfs-'));
+  src = join(work, 'src');
+  makeTree(src);
+  process.on('exit', () => rmSync(work, { recursive: true, force: true }));
+});
+
+/** xfs_db's bmap of an inode: [file block, count, unwritten] per extent of the data fork. */
+function bmap(img: string, ino: number): [number, number, boolean][] {
+  return run('xfs_db', ['-r', '-c', `inode ${ino}`, '-c', 'bmap', img]).split('\n')
+    .map((l) => /data offset (\d+) startblock \d+ \(\d+\/\d+\) count (\d+) flag (\d)/.exec(l))
+    .filter((m): m is RegExpExecArray => m !== null).map((m) => [+m[1], +m[2], m[3] === '1']);
+}
+
+async function freeList(fs: Filesystem): Promise<{ offset: number; length: number }[]> {
+  const out: { offset: number; length: number }[] = [];
+  for await (const r of fs.freeExtents()) out.push(r);
+  return out;
+}
+
+interface Variant {
+  name: string;
+  args: string[];
+  size: number;
+  blockSize: number;
+}
+
+const VARIANTS: Variant[] = [
+  { name: 'v5 (crc, ftype, bigtime, sparse inodes): the mkfs defaults', args: [], size: 64, blockSize: 4096 },
+  { name: 'v5 with 1 KiB blocks, 8 KiB directory blocks and 64-bit extent counts', args: ['-b', 'size=1024', '-n', 'size=8192', '-i', 'nrext64=1'], size: 64, blockSize: 1024 },
+  { name: 'v5 without bigtime, 2 KiB blocks and 1 KiB inodes', args: ['-b', 'size=2048', '-i', 'size=1024', '-m', 'bigtime=0'], size: 64, blockSize: 2048 },
+];
+
+const V4_VARIANTS: Variant[] = [
+  { name: 'v4 without ftype (directory entries without types), filled by a protofile', args: ['-m', 'crc=0', '-n', 'ftype=0'], size: 32, blockSize: 4096 },
+  { name: 'v4 with ftype, 1 KiB blocks, filled by a protofile', args: ['-m', 'crc=0', '-n', 'ftype=1', '-b', 'size=1024'], size: 32, blockSize: 1024 },
+];
+
+describe('xfs reader against the kernel, xfs_db and xfs_repair', () => {
+  for (const v of VARIANTS) {
+    test(v.name, async (t) => {
+      if (!needPeers(t, ...XFS_PEERS) || !needMount(t)) return;
+      const img = join(work, `${v.name.replace(/\W+/g, '-').slice(0, 40)}.img`);
+      buildXfs(img, v.size, v.args, src, join(work, 'mnt'));
+      if (v === VARIANTS[0]) writeFileSync(join(work, 'first.img'), readFileSync(img));
+      const kernel = withMount(img, join(work, 'mnt'), walkKernel);
+      const sb = xfsDbSb(img);
+      await withFs(img, async (fs) => {
+        assert.equal(fs.type, 'xfs');
+        assert.deepEqual(fs.warnings, []);
+        assert.equal(fs.reader.blockSize, v.blockSize);
+        const seen = await walkVolume(fs);
+        compareWithKernel(seen, kernel);
+        // The fixture holds what it claims: a btree-format file, a node directory, an unwritten extent.
+        const ino = (p: string) => seen.get(p)!.stats.ino;
+        assert.equal(xfsDbInode(img, ino('/frag-a'), 'core.format'), '3 (btree)');
+        assert.ok(bmap(img, ino('/nodedir')).some(([off]) => off * v.blockSize >= 2 ** 36), 'nodedir has a free-index block (node format)');
+        assert.ok(bmap(img, ino('/prealloc')).some(([, , u]) => u), 'prealloc has unwritten extents');
+        // Data ranges: xfs_db's written extents, clipped to the size and merged.
+        for (const p of ['/frag-a', '/prealloc', '/sparse-head', '/sparse-mid', '/multi.bin']) {
+          const size = seen.get(p)!.stats.size;
+          const want: { offset: number; length: number }[] = [];
+          for (const [off, count, unwritten] of bmap(img, ino(p))) {
+            if (unwritten || off * v.blockSize >= size) continue;
+            const r = { offset: off * v.blockSize, length: Math.min(size, (off + count) * v.blockSize) - off * v.blockSize };
+            const last = want[want.length - 1];
+            if (last && last.offset + last.length === r.offset) last.length += r.length;
+            else want.push(r);
+          }
+          assert.deepEqual(await (await fs.open(p)).dataRanges!(), want, `${p}: data ranges`);
+        }
+        assert.deepEqual(await freeList(fs), xfsDbFree(img, v.blockSize, +sb.agblocks), 'free space as xfs_db freesp lists it');
+      });
+      rmSync(img);
+    });
+  }
+
+  for (const v of V4_VARIANTS) {
+    test(v.name, async (t) => {
+      // The kernel no longer mounts v4 (CONFIG_XFS_SUPPORT_V4): the source tree and xfs_db are the peers.
+      if (!needPeers(t, ...XFS_PEERS)) return;
+      const img = join(work, 'v4.img');
+      const proto = join(work, 'v4.proto');
+      writeFileSync(proto, protofile(src));
+      mkfsXfs(img, v.size, [...v.args, '-p', proto]);
+      run('xfs_repair', ['-n', img]);
+      await withFs(img, async (fs) => {
+        assert.deepEqual(fs.warnings, []);
+        const seen = await walkVolume(fs);
+        compareWithProto(seen, src);
+        const many = seen.get('/many')!.stats.ino;
+        assert.notEqual(xfsDbInode(img, many, 'core.format'), '1 (local)', 'many is a block or leaf directory');
+        assert.deepEqual(await freeList(fs), xfsDbFree(img, v.blockSize, +xfsDbSb(img).agblocks), 'free space as xfs_db freesp lists it');
+      });
+    });
+  }
+
+  test('a VHDX holding the volume in a GPT partition: vdisk get, ls -l, ls --output json and cat against the kernel', async (t) => {
+    if (!needPeers(t, ...XFS_PEERS, 'sfdisk', 'qemu-img', 'diff') || !needMount(t)) return;
+    // The first variant's volume (the mkfs defaults), 64 MiB.
+    const fsImg = join(work, 'first.img');
+    const disk = join(work, 'disk.raw');
+    rmSync(disk, { force: true });
+    run('truncate', ['-s', `${72 * MiB}`, disk]);
+    run('sh', ['-c', `printf 'label: gpt\\nstart=2048, size=${(64 * MiB) / 512}, type=L\\n' | sfdisk -q '${disk}'`]);
+    run('dd', [`if=${fsImg}`, `of=${disk}`, 'bs=1M', 'seek=1', 'conv=notrunc,sparse', 'status=none']);
+    const vhdx = join(work, 'disk.vhdx');
+    rmSync(vhdx, { force: true });
+    run('qemu-img', ['convert', '-O', 'vhdx', disk, vhdx]);
+    const mnt = join(work, 'mnt');
+    await withFs(vhdx, async (fs) => {
+      assert.equal(fs.name, `${vhdx} partition 1`);
+      compareWithKernel(await walkVolume(fs), withMount(fsImg, mnt, walkKernel));
+      assert.deepEqual(await freeList(fs), xfsDbFree(fsImg, 4096, +xfsDbSb(fsImg).agblocks));
+    }, 1);
+    const dest = join(work, 'get');
+    rmSync(dest, { recursive: true, force: true });
+    const r = vdisk(['get', '-P', '1', vhdx, '/', dest]);
+    assert.equal(r.code, 0, r.stderr);
+    withMount(fsImg, mnt, (m) => {
+      const diffs = compareTrees(m, dest, { modes: true, owners: true, mtimeMs: 0.001, hardlinks: true })
+        .filter((l) => !/^(fifo|null-dev): missing in copy$/.test(l));
+      assert.deepEqual(diffs, []);
+      const plain = diffTrees(m, dest).split('\n').filter((l) => l && !/^Only in .*: (fifo|null-dev)$/.test(l) && !/^File .*(fifo|null-dev) is a /.test(l));
+      assert.deepEqual(plain, []);
+      assert.ok(allocatedBytes(join(dest, 'sparse-head')) < 64 * 1024, 'sparse-head stayed sparse');
+      for (const dir of ['/', '/d1', '/many', '/nodedir']) {
+        const ours = vdisk(['ls', '-l', '-P', '1', vhdx, dir]);
+        assert.equal(ours.code, 0, ours.stderr);
+        const theirs = run('ls', ['-ln', '--time-style=+%Y-%m-%d %H:%M', join(m, dir)], { TZ: 'UTC' }).split('\n').slice(1).filter(Boolean);
+        const norm = (l: string) => l.replace(/ +/g, ' ').replace(/^(\S{10})[.+] /, '$1 ');
+        assert.deepEqual(ours.stdout.trim().split('\n').map(norm).sort(), theirs.map(norm).sort(), `${dir}: ls -l`);
+      }
+      const json = vdisk(['ls', '--output', 'json', '-P', '1', vhdx, '/']);
+      assert.equal(json.code, 0, json.stderr);
+      for (const e of JSON.parse(json.stdout) as { name: string; ino: number; size: number; mtime: string }[]) {
+        const st = lstatSync(join(m, e.name), { bigint: true });
+        assert.equal(e.ino, Number(st.ino), `${e.name}: ino`);
+        assert.equal(e.size, Number(st.size), `${e.name}: size`);
+        const ns = st.mtimeNs % 1_000_000_000n;
+        assert.equal(e.mtime, `${new Date(Number(st.mtimeNs / 1_000_000n)).toISOString().slice(0, 19)}.${String(ns).padStart(9, '0')}Z`, `${e.name}: mtime`);
+      }
+      for (const p of ['/frag-a', '/prealloc', '/random.bin', '/a.txt']) {
+        const c = vdisk(['cat', '-P', '1', vhdx, p]);
+        assert.equal(c.code, 0, c.stderr);
+        assert.ok(c.stdoutBytes.equals(readFileSync(join(m, p))), `${p}: cat`);
+      }
+    });
+  });
+});
+
+describe('xfs states and refusals', () => {
+  test('a log left dirty by a shutdown: a warning, the image read as last written; a clean log: none', async (t) => {
+    if (!needPeers(t, ...XFS_PEERS) || !needMount(t)) return;
+    const img = join(work, 'dirty.img');
+    const kept = join(work, 'kept');
+    writeFileSync(kept, 'kept\n');
+    const proto = join(work, 'dirty.proto');
+    writeFileSync(proto, `/dev/null\n0 0\nd--755 0 0\nkept ---644 0 0 ${kept}\n$\n`);
+    mkfsXfs(img, 32, ['-p', proto]);
+    const mnt = join(work, 'mnt');
+    withMount(img, mnt, (m) => {
+      run('xfs_io', ['-f', '-c', 'pwrite -S 0x6c 0 7', '-c', 'fsync', join(m, 'logged')]);
+      // Flush the log to disk, then stop the file system as a crash would: no unmount record.
+      run('xfs_io', ['-x', '-c', 'shutdown -f', m]);
+    }, true);
+    const before = readFileSync(img);
+    await withFs(img, async (fs) => {
+      assert.ok(fs.warnings.some((w) => w.includes('the log was not replayed; recent changes may be missing')), fs.warnings.join('\n'));
+      const f = await fs.open('/kept');
+      const b = Buffer.alloc(f.size);
+      await f.read(b, 0);
+      assert.equal(b.toString(), 'kept\n');
+    });
+    assert.ok(readFileSync(img).equals(before), 'the image is not changed');
+    // xfs_repair -n agrees the log needs replaying.
+    const r = run('sh', ['-c', `xfs_repair -n '${img}' 2>&1; true`]);
+    assert.match(r, /log/i);
+    // Mounting replays the log; afterwards the volume is clean and the file is there.
+    withMount(img, mnt, () => undefined, true);
+    await withFs(img, async (fs) => {
+      assert.deepEqual(fs.warnings, []);
+      const f = await fs.open('/logged');
+      const b = Buffer.alloc(f.size);
+      await f.read(b, 0);
+      assert.equal(b.toString(), 'lllllll');
+    });
+  });
+
+  test('realtime files are refused in one line; stat still works', async (t) => {
+    if (!needPeers(t, ...XFS_PEERS)) return;
+    const img = join(work, 'rt.img');
+    const data = join(work, 'rt-data');
+    writeFileSync(data, 'realtime\n');
+    const proto = join(work, 'rt.proto');
+    writeFileSync(proto, `/dev/null\n0 0\nd--755 0 0\nrtfile ---644 0 0 ${data}\n$\n`);
+    mkfsXfs(img, 32, ['-p', proto]);
+    const ino = Number(/(\d+)\s+regular\s+\S+\s+\d+ rtfile/.exec(run('xfs_db', ['-r', '-c', 'ls /', img]))![1]);
+    // The realtime flag set by xfs_db (it recomputes the inode's crc).
+    run('xfs_db', ['-x', '-c', `inode ${ino}`, '-c', 'write core.realtime 1', img]);
+    assert.equal(xfsDbInode(img, ino, 'core.realtime'), '1');
+    await withFs(img, async (fs) => {
+      assert.ok((await fs.stat('/rtfile')).flags?.includes('realtime'));
+      await assert.rejects(fs.open('/rtfile'), (e: VdiskError) => e.code === 'UNSUPPORTED' && /realtime device/.test(e.message) && !e.message.includes('\n'));
+    });
+    const r = vdisk(['cat', img, '/rtfile']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr.trim(), /^vdisk: .*realtime device[^\n]*$/);
+  });
+});
