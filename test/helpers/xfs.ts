@@ -57,15 +57,18 @@ export function fragment(a: string, b: string, pieces: number, seed: number): vo
  * Features only a mounted XFS makes: fragmented files (btree-format forks), preallocated (unwritten)
  * extents, leaf and node directories, attributes in leaf blocks with remote values, an ACL.
  */
-export function xfsExtras(mnt: string): void {
-  fragment(join(mnt, 'frag-a'), join(mnt, 'frag-b'), 80, 77);
+export function xfsExtras(mnt: string, small = false): void {
+  fragment(join(mnt, 'frag-a'), join(mnt, 'frag-b'), small ? 40 : 80, 77);
   run('xfs_io', ['-f', '-c', 'falloc 0 1m', '-c', 'pwrite -S 0x61 200k 8k', join(mnt, 'prealloc')]);
-  for (const [dir, n] of [['leafdir', 300], ['nodedir', 1200]] as const) {
+  for (const [dir, n] of [['leafdir', small ? 40 : 300], ['nodedir', small ? 250 : 1200]] as const) {
     mkdirSync(join(mnt, dir));
     for (let i = 0; i < n; i++) writeFileSync(join(mnt, dir, `a-name-long-enough-to-fill-blocks-${i}`), `${i}\n`);
   }
   writeFileSync(join(mnt, 'attrs'), 'attrs\n');
-  for (let i = 0; i < 40; i++) run('setfattr', ['-n', `user.attr-${i}`, '-v', `value-${i}`.repeat(8), join(mnt, 'attrs')]);
+  // Forty attributes overflow the inode's fork: a leaf block. setfattr --restore sets them in one run.
+  const dump = [`# file: ${join(mnt, 'attrs')}`, ...Array.from({ length: 40 }, (_, i) => `user.attr-${i}="${`value-${i}`.repeat(8)}"`), ''].join('\n');
+  writeFileSync(join(mnt, '..', 'attrs.dump'), dump);
+  run('setfattr', [`--restore=${join(mnt, '..', 'attrs.dump')}`]);
   run('setfattr', ['-n', 'user.remote', '-v', '0x' + bytes(9000, 3).toString('hex'), join(mnt, 'attrs')]);
   // A POSIX ACL in the xattr layout Linux takes (version 2; user::rw-, user:1000:r--, group::r--, mask::r--, other::r--).
   const acl = Buffer.alloc(4 + 5 * 8);
@@ -79,11 +82,11 @@ export function xfsExtras(mnt: string): void {
 }
 
 /** Builds an XFS image holding `src` (copied by the kernel) and, optionally, xfsExtras. */
-export function buildXfs(img: string, sizeMiB: number, args: string[], src: string, mnt: string, extras = true): void {
+export function buildXfs(img: string, sizeMiB: number, args: string[], src: string, mnt: string, extras: 'full' | 'small' | 'none' = 'full'): void {
   mkfsXfs(img, sizeMiB, args);
   withMount(img, mnt, (m) => {
     run('cp', ['-a', `${src}/.`, m]);
-    if (extras) xfsExtras(m);
+    if (extras !== 'none') xfsExtras(m, extras === 'small');
   }, true);
   run('xfs_repair', ['-n', img]);
 }
