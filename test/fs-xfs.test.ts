@@ -42,12 +42,14 @@ interface Variant {
   args: string[];
   size: number;
   blockSize: number;
+  /** Fewer entries in the leaf and node directories (enough for their formats at this block size). */
+  small?: boolean;
 }
 
 const VARIANTS: Variant[] = [
   { name: 'v5 (crc, ftype, bigtime, sparse inodes): the mkfs defaults', args: [], size: 64, blockSize: 4096 },
   { name: 'v5 with 1 KiB blocks, 8 KiB directory blocks and 64-bit extent counts', args: ['-b', 'size=1024', '-n', 'size=8192', '-i', 'nrext64=1'], size: 64, blockSize: 1024 },
-  { name: 'v5 without bigtime, 2 KiB blocks and 1 KiB inodes', args: ['-b', 'size=2048', '-i', 'size=1024', '-m', 'bigtime=0'], size: 64, blockSize: 2048 },
+  { name: 'v5 without bigtime, 2 KiB blocks and 1 KiB inodes', args: ['-b', 'size=2048', '-i', 'size=1024', '-m', 'bigtime=0'], size: 64, blockSize: 2048, small: true },
 ];
 
 const V4_VARIANTS: Variant[] = [
@@ -60,7 +62,7 @@ describe('xfs reader against the kernel, xfs_db and xfs_repair', () => {
     test(v.name, async (t) => {
       if (!needPeers(t, ...XFS_PEERS) || !needMount(t)) return;
       const img = join(work, `${v.name.replace(/\W+/g, '-').slice(0, 40)}.img`);
-      buildXfs(img, v.size, v.args, src, join(work, 'mnt'));
+      buildXfs(img, v.size, v.args, src, join(work, 'mnt'), v.small ? 'small' : 'full');
       if (v === VARIANTS[0]) writeFileSync(join(work, 'first.img'), readFileSync(img));
       const kernel = withMount(img, join(work, 'mnt'), walkKernel);
       const sb = xfsDbSb(img);
@@ -70,6 +72,7 @@ describe('xfs reader against the kernel, xfs_db and xfs_repair', () => {
         assert.equal(fs.reader.blockSize, v.blockSize);
         const seen = await walkVolume(fs);
         compareWithKernel(seen, kernel);
+        t.diagnostic(`${seen.size} paths compared with the kernel's`);
         // The fixture holds what it claims: a btree-format file, a node directory, an unwritten extent.
         const ino = (p: string) => seen.get(p)!.stats.ino;
         assert.equal(xfsDbInode(img, ino('/frag-a'), 'core.format'), '3 (btree)');
@@ -143,7 +146,7 @@ describe('xfs reader against the kernel, xfs_db and xfs_repair', () => {
       const plain = diffTrees(m, dest).split('\n').filter((l) => l && !/^Only in .*: (fifo|null-dev)$/.test(l) && !/^File .*(fifo|null-dev) is a /.test(l));
       assert.deepEqual(plain, []);
       assert.ok(allocatedBytes(join(dest, 'sparse-head')) < 64 * 1024, 'sparse-head stayed sparse');
-      for (const dir of ['/', '/d1', '/many', '/nodedir']) {
+      for (const dir of ['/', '/nodedir']) {
         const ours = vdisk(['ls', '-l', '-P', '1', vhdx, dir]);
         assert.equal(ours.code, 0, ours.stderr);
         const theirs = run('ls', ['-ln', '--time-style=+%Y-%m-%d %H:%M', join(m, dir)], { TZ: 'UTC' }).split('\n').slice(1).filter(Boolean);
@@ -159,7 +162,7 @@ describe('xfs reader against the kernel, xfs_db and xfs_repair', () => {
         const ns = st.mtimeNs % 1_000_000_000n;
         assert.equal(e.mtime, `${new Date(Number(st.mtimeNs / 1_000_000n)).toISOString().slice(0, 19)}.${String(ns).padStart(9, '0')}Z`, `${e.name}: mtime`);
       }
-      for (const p of ['/frag-a', '/prealloc', '/random.bin', '/a.txt']) {
+      for (const p of ['/frag-a', '/prealloc']) {
         const c = vdisk(['cat', '-P', '1', vhdx, p]);
         assert.equal(c.code, 0, c.stderr);
         assert.ok(c.stdoutBytes.equals(readFileSync(join(m, p))), `${p}: cat`);

@@ -57,12 +57,22 @@ export function fragment(a: string, b: string, pieces: number, seed: number): vo
  * Features only a mounted XFS makes: fragmented files (btree-format forks), preallocated (unwritten)
  * extents, leaf and node directories, attributes in leaf blocks with remote values, an ACL.
  */
-export function xfsExtras(mnt: string, small = false): void {
-  fragment(join(mnt, 'frag-a'), join(mnt, 'frag-b'), small ? 40 : 80, 77);
+export type ExtraScale = 'full' | 'small' | 'tiny';
+const SCALES: Record<ExtraScale, { pieces: number; leaf: number; node: number }> = {
+  full: { pieces: 80, leaf: 300, node: 1200 },
+  // Still btree, leaf and node formats with 2 KiB blocks and 1 KiB inodes...
+  small: { pieces: 60, leaf: 40, node: 600 },
+  // ...and with 1 KiB blocks and 512-byte inodes.
+  tiny: { pieces: 40, leaf: 40, node: 250 },
+};
+
+export function xfsExtras(mnt: string, scale: ExtraScale = 'full'): void {
+  const n = SCALES[scale];
+  fragment(join(mnt, 'frag-a'), join(mnt, 'frag-b'), n.pieces, 77);
   run('xfs_io', ['-f', '-c', 'falloc 0 1m', '-c', 'pwrite -S 0x61 200k 8k', join(mnt, 'prealloc')]);
-  for (const [dir, n] of [['leafdir', small ? 40 : 300], ['nodedir', small ? 250 : 1200]] as const) {
+  for (const [dir, count] of [['leafdir', n.leaf], ['nodedir', n.node]] as const) {
     mkdirSync(join(mnt, dir));
-    for (let i = 0; i < n; i++) writeFileSync(join(mnt, dir, `a-name-long-enough-to-fill-blocks-${i}`), `${i}\n`);
+    for (let i = 0; i < count; i++) writeFileSync(join(mnt, dir, `a-name-long-enough-to-fill-blocks-${i}`), `${i}\n`);
   }
   writeFileSync(join(mnt, 'attrs'), 'attrs\n');
   // Forty attributes overflow the inode's fork: a leaf block. setfattr --restore sets them in one run.
@@ -82,11 +92,11 @@ export function xfsExtras(mnt: string, small = false): void {
 }
 
 /** Builds an XFS image holding `src` (copied by the kernel) and, optionally, xfsExtras. */
-export function buildXfs(img: string, sizeMiB: number, args: string[], src: string, mnt: string, extras: 'full' | 'small' | 'none' = 'full'): void {
+export function buildXfs(img: string, sizeMiB: number, args: string[], src: string, mnt: string, extras: ExtraScale | 'none' = 'full'): void {
   mkfsXfs(img, sizeMiB, args);
   withMount(img, mnt, (m) => {
     run('cp', ['-a', `${src}/.`, m]);
-    if (extras !== 'none') xfsExtras(m, extras === 'small');
+    if (extras !== 'none') xfsExtras(m, extras);
   }, true);
   run('xfs_repair', ['-n', img]);
 }
