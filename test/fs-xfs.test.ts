@@ -78,6 +78,7 @@ describe('xfs reader against the kernel, xfs_db and xfs_repair', () => {
         assert.equal(xfsDbInode(img, ino('/frag-a'), 'core.format'), '3 (btree)');
         assert.ok(bmap(img, ino('/nodedir')).some(([off]) => off * v.blockSize >= 2 ** 36), 'nodedir has a free-index block (node format)');
         assert.ok(bmap(img, ino('/prealloc')).some(([, , u]) => u), 'prealloc has unwritten extents');
+        assert.equal(xfsDbInode(img, ino('/remote-link'), 'core.format'), '2 (extents)', 'remote-link keeps its target in a block');
         // Data ranges: xfs_db's written extents, clipped to the size and merged.
         for (const p of ['/frag-a', '/prealloc', '/sparse-head', '/sparse-mid', '/multi.bin']) {
           const size = seen.get(p)!.stats.size;

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, readlinkSync, lstatSync, rmSync, writeFileSync, openSync, writeSync, fsyncSync, closeSync, type BigIntStats, type Stats } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, readlinkSync, lstatSync, rmSync, symlinkSync, writeFileSync, openSync, writeSync, fsyncSync, closeSync, type BigIntStats, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import assert from 'node:assert/strict';
@@ -74,6 +74,8 @@ export function xfsExtras(mnt: string, scale: ExtraScale = 'full'): void {
     mkdirSync(join(mnt, dir));
     for (let i = 0; i < count; i++) writeFileSync(join(mnt, dir, `a-name-long-enough-to-fill-blocks-${i}`), `${i}\n`);
   }
+  // Longer than any inode's fork: the target goes to a remote block (with its header on v5).
+  symlinkSync('remote/'.repeat(140) + 'end', join(mnt, 'remote-link'));
   writeFileSync(join(mnt, 'attrs'), 'attrs\n');
   // Forty attributes overflow the inode's fork: a leaf block. setfattr --restore sets them in one run.
   const dump = [`# file: ${join(mnt, 'attrs')}`, ...Array.from({ length: 40 }, (_, i) => `user.attr-${i}="${`value-${i}`.repeat(8)}"`), ''].join('\n');
