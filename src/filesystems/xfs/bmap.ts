@@ -51,10 +51,19 @@ export async function forkExtents(
   src: BmbtSource, fork: Buffer, format: 'extents' | 'btree', nextents: number, maxBlocks: number, what: string,
 ): Promise<Extent[]> {
   const out: Extent[] = [];
+  let end = 0;
+  // Checked as they come: a btree whose pointers repeat a leaf fails at the first repeated record instead
+  // of collecting the same records again and again.
+  const add = (e: Extent) => {
+    if (e.count === 0) throw src.fail(`${what}: extent of no blocks at file block ${e.offset}`);
+    if (e.offset < end) throw src.fail(`${what}: extents overlap or are out of order at file block ${e.offset}`);
+    end = e.offset + e.count;
+    out.push(e);
+  };
   if (format === 'extents') {
     if (nextents * 16 > fork.length) throw src.fail(`${what}: ${nextents} extents do not fit in the inode's ${fork.length} bytes`);
-    for (let i = 0; i < nextents; i++) out.push(parseExtent(fork, i * 16));
-    return checked(src, out, what);
+    for (let i = 0; i < nextents; i++) add(parseExtent(fork, i * 16));
+    return out;
   }
   // The root (xfs_bmdr_block) lives in the fork: level, numrecs, keys, then pointers at the root's maxrecs.
   if (fork.length < 4) throw src.fail(`${what}: btree root does not fit`);
@@ -77,7 +86,7 @@ export async function forkExtents(
     if (lvl === 0) {
       if (n > (src.blockSize - hdr) / 16) throw src.fail(`${what}: btree leaf ${fsb} holds ${n} records`);
       if (out.length + n > nextents) throw src.fail(`${what}: btree holds more than the ${nextents} extents the inode counts`);
-      for (let i = 0; i < n; i++) out.push(parseExtent(b, hdr + i * 16));
+      for (let i = 0; i < n; i++) add(parseExtent(b, hdr + i * 16));
       return;
     }
     const max = Math.floor((src.blockSize - hdr) / 16);
@@ -90,17 +99,7 @@ export async function forkExtents(
   const ptrs: number[] = [];
   for (let i = 0; i < numrecs; i++) ptrs.push(Number(fork.readBigUInt64BE(4 + maxrecs * 8 + i * 8)));
   for (const p of ptrs) await walk(p, level - 1);
-  return checked(src, out, what);
-}
-
-function checked(src: BmbtSource, list: Extent[], what: string): Extent[] {
-  let end = 0;
-  for (const e of list) {
-    if (e.count === 0) throw src.fail(`${what}: extent of no blocks at file block ${e.offset}`);
-    if (e.offset < end) throw src.fail(`${what}: extents overlap or are out of order at file block ${e.offset}`);
-    end = e.offset + e.count;
-  }
-  return list;
+  return out;
 }
 
 /** The index of the extent holding file block `fblock`, or of the first after it (list.length: none). */

@@ -37,10 +37,12 @@ export async function* freeRuns(src: FreeSource): AsyncGenerator<ByteRange> {
     if (!agf.crcOk) src.warn(`${where}: AGF checksum mismatch`);
     if (agf.seqno !== agno || agf.length !== agLen) throw src.fail(`${where}: AGF says AG ${agf.seqno} of ${agf.length} blocks`);
     if (agf.bnoLevel < 1 || agf.bnoLevel > 8) throw src.fail(`${where}: free-space btree of ${agf.bnoLevel} levels`);
-    let visited = 0;
+    // Each block at most once: empty leaves linked in a ring would otherwise loop without a record to betray them.
+    const visited = new Set<number>();
     const read = async (agbno: number, level: number) => {
       if (agbno === 0 || agbno >= agLen) throw src.fail(`${where}: free-space btree block ${agbno} lies outside the AG`);
-      if (++visited > agLen) throw src.fail(`${where}: free-space btree loops`);
+      if (visited.has(agbno)) throw src.fail(`${where}: free-space btree loops at block ${agbno}`);
+      visited.add(agbno);
       const b = await src.readAgBlock(agno, agbno);
       const h = parseBnoBlock(b, src.v5);
       if (typeof h === 'string') throw src.fail(`${where}: free-space btree block ${agbno}: ${h}`);

@@ -466,8 +466,11 @@ export class XfsReader implements FsReader<number>, BmbtSource, FreeSource {
       fblock = node.first;
       buf = await this.forkBlocks(list, fblock, 1);
     }
-    for (let visited = 0; ; visited++) {
-      if (visited >= total) throw this.fail(`${what(fblock)}: attribute leaves loop`);
+    // Forward links must not return to a leaf already read (a cycle), and cannot outnumber the fork's blocks.
+    const seen = new Set<number>();
+    for (;;) {
+      if (seen.has(fblock) || seen.size >= total) throw this.fail(`${what(fblock)}: attribute leaves loop`);
+      seen.add(fblock);
       if (buf.readUInt16BE(8) !== leafMagic) throw this.fail(`${what(fblock)}: bad magic 0x${buf.readUInt16BE(8).toString(16)}`);
       if (this.v5 && !xfsCrcOk(buf, DA3_CRC_OFFSET)) this.warn(`${what(fblock)}: checksum mismatch`);
       try {
