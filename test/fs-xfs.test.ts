@@ -1,7 +1,7 @@
 import { test, describe, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { mkdtempSync, rmSync, readFileSync, writeFileSync, openSync, writeSync, closeSync, lstatSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, readFileSync, writeFileSync, openSync, writeSync, closeSync, lstatSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { needPeers, havePeer, vdisk } from './helpers/peers.js';
 import { compareTrees, diffTrees, allocatedBytes, withFs } from './helpers/fs-tree.js';
@@ -172,15 +172,21 @@ describe('xfs reader against the kernel, xfs_db and xfs_repair', () => {
   });
 });
 
+/** A 32 MiB volume holding one file, made by mkfs.xfs -p (no mount). */
+function oneFileVolume(img: string, name: string, text: string): void {
+  const dir = `${img}.src`;
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir);
+  writeFileSync(join(dir, name), text);
+  writeFileSync(`${img}.proto`, protofile(dir));
+  mkfsXfs(img, 32, ['-p', `${img}.proto`]);
+}
+
 describe('xfs states and refusals', () => {
   test('a log left dirty by a shutdown: a warning, the image read as last written; a clean log: none', async (t) => {
     if (!needPeers(t, ...XFS_PEERS) || !needMount(t)) return;
     const img = join(work, 'dirty.img');
-    const kept = join(work, 'kept');
-    writeFileSync(kept, 'kept\n');
-    const proto = join(work, 'dirty.proto');
-    writeFileSync(proto, `/dev/null\n0 0\nd--755 0 0\nkept ---644 0 0 ${kept}\n$\n`);
-    mkfsXfs(img, 32, ['-p', proto]);
+    oneFileVolume(img, 'kept', 'kept\n');
     const mnt = join(work, 'mnt');
     withMount(img, mnt, (m) => {
       run('xfs_io', ['-f', '-c', 'pwrite -S 0x6c 0 7', '-c', 'fsync', join(m, 'logged')]);
@@ -213,11 +219,7 @@ describe('xfs states and refusals', () => {
   test('realtime files are refused in one line; stat still works', async (t) => {
     if (!needPeers(t, ...XFS_PEERS)) return;
     const img = join(work, 'rt.img');
-    const data = join(work, 'rt-data');
-    writeFileSync(data, 'realtime\n');
-    const proto = join(work, 'rt.proto');
-    writeFileSync(proto, `/dev/null\n0 0\nd--755 0 0\nrtfile ---644 0 0 ${data}\n$\n`);
-    mkfsXfs(img, 32, ['-p', proto]);
+    oneFileVolume(img, 'rtfile', 'realtime\n');
     const ino = Number(/(\d+)\s+regular\s+\S+\s+\d+ rtfile/.exec(run('xfs_db', ['-r', '-c', 'ls /', img]))![1]);
     // The realtime flag set by xfs_db (it recomputes the inode's crc).
     run('xfs_db', ['-x', '-c', `inode ${ino}`, '-c', 'write core.realtime 1', img]);

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import assert from 'node:assert/strict';
 import type { TestContext } from 'node:test';
-import { run, bytes } from './ext.js';
+import { run, bytes, sourceXattrs } from './ext.js';
 import type { Filesystem, FsStats, FsTime } from '../../src/index.js';
 
 /** Lets mkfs.xfs make volumes under 300 MiB (the fstests escape hatch of xfsprogs 6.x). */
@@ -113,16 +113,7 @@ interface KernelEntry {
 /** The mounted tree as the kernel shows it: bigint stats (nanoseconds), targets, hashes, xattrs by getfattr. */
 export function walkKernel(mnt: string): Map<string, KernelEntry> {
   const out = new Map<string, KernelEntry>();
-  const attrs = new Map<string, string[]>();
-  const text = run('getfattr', ['-R', '-h', '-d', '-m', '-', '-e', 'hex', '--absolute-names', mnt]);
-  let current = '';
-  for (const line of text.split('\n')) {
-    if (line.startsWith('# file: ')) {
-      current = '/' + line.slice(8).slice(mnt.length).replace(/^\//, '');
-      attrs.set(current, []);
-    } else if (line.includes('=')) attrs.get(current)!.push(`${line.slice(0, line.indexOf('='))}=${line.slice(line.indexOf('=') + 1).replace(/^0x/, '')}`);
-    else if (/^\S/.test(line) && current) attrs.get(current)!.push(`${line}=`);
-  }
+  const attrs = sourceXattrs(mnt);
   const visit = (rel: string) => {
     const abs = join(mnt, rel);
     const st = lstatSync(abs, { bigint: true });
