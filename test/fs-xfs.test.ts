@@ -5,7 +5,7 @@ import { mkdirSync, mkdtempSync, rmSync, readFileSync, writeFileSync, openSync, 
 import { tmpdir } from 'node:os';
 import { needPeers, havePeer, vdisk } from './helpers/peers.js';
 import { compareTrees, diffTrees, allocatedBytes, withFs } from './helpers/fs-tree.js';
-import { makeTree, run, walkVolume } from './helpers/ext.js';
+import { bytes, makeTree, run, walkVolume } from './helpers/ext.js';
 import {
   buildXfs, compareWithKernel, compareWithProto, mkfsXfs, protofile, needMount, walkKernel, withMount, xfsDbFree, xfsDbInode, xfsDbSb, XFS_PEERS,
 } from './helpers/xfs.js';
@@ -181,6 +181,37 @@ function oneFileVolume(img: string, name: string, text: string): void {
   writeFileSync(`${img}.proto`, protofile(dir));
   mkfsXfs(img, 32, ['-p', `${img}.proto`]);
 }
+
+describe('vdisk compact over XFS', () => {
+  test('the blocks of a deleted file are given back; the tree reads the same and qemu-img check passes', async (t) => {
+    if (!needPeers(t, ...XFS_PEERS, 'qemu-img') || !needMount(t)) return;
+    const img = join(work, 'compact.img');
+    mkfsXfs(img, 64);
+    const mnt = join(work, 'mnt');
+    withMount(img, mnt, (m) => {
+      writeFileSync(join(m, 'kept.bin'), bytes(3 * MiB, 5));
+      writeFileSync(join(m, 'gone.bin'), bytes(24 * MiB, 6));
+      run('sync', []);
+      rmSync(join(m, 'gone.bin'));
+    }, true);
+    // The deleted file's bytes stay on the volume: only the free-space map says they are free.
+    const vhdx = join(work, 'compact.vhdx');
+    rmSync(vhdx, { force: true });
+    run('qemu-img', ['convert', '-O', 'vhdx', '-o', 'block_size=1M', img, vhdx]);
+    const before = lstatSync(vhdx).size;
+    const r = vdisk(['compact', '--output', 'json', vhdx]);
+    assert.equal(r.code, 0, r.stderr);
+    const report = JSON.parse(r.stdout) as { blocksFree: number; volumesUsed: string[] };
+    assert.deepEqual(report.volumesUsed, ['the disk (xfs)']);
+    assert.ok(report.blocksFree >= 20, `${report.blocksFree} free blocks dropped`);
+    assert.ok(lstatSync(vhdx).size < before - 20 * MiB, 'the file shrank');
+    run('qemu-img', ['check', vhdx]);
+    await withFs(vhdx, async (fs) => {
+      const kernel = withMount(img, mnt, walkKernel);
+      compareWithKernel(await walkVolume(fs), kernel);
+    });
+  });
+});
 
 describe('xfs states and refusals', () => {
   test('a log left dirty by a shutdown: a warning, the image read as last written; a clean log: none', async (t) => {

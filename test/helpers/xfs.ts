@@ -74,6 +74,11 @@ export function xfsExtras(mnt: string, scale: ExtraScale = 'full'): void {
     mkdirSync(join(mnt, dir));
     for (let i = 0; i < count; i++) writeFileSync(join(mnt, dir, `a-name-long-enough-to-fill-blocks-${i}`), `${i}\n`);
   }
+  // Times past 2038 and before 1970 (bigtime keeps them; without it the kernel clamps them to 32 bits).
+  writeFileSync(join(mnt, 'future'), 'future\n');
+  run('touch', ['-d', '2100-01-02 03:04:05.123456789 UTC', join(mnt, 'future')]);
+  writeFileSync(join(mnt, 'past'), 'past\n');
+  run('touch', ['-d', '1950-06-07 08:09:10.987654321 UTC', join(mnt, 'past')]);
   // Longer than any inode's fork: the target goes to a remote block (with its header on v5).
   symlinkSync('remote/'.repeat(140) + 'end', join(mnt, 'remote-link'));
   writeFileSync(join(mnt, 'attrs'), 'attrs\n');

@@ -43,11 +43,6 @@ export function parseShortform(fork: Buffer, size: number, withFtype: boolean, o
   }
 }
 
-/** The parent's inode number of a shortform directory. */
-export function shortformParent(fork: Buffer): number {
-  return fork[1] !== 0 ? Number(fork.readBigUInt64BE(2)) : fork.readUInt32BE(2);
-}
-
 export const DATA_MAGIC = { BLOCK: 0x58443242, BLOCK3: 0x58444233, DATA: 0x58443244, DATA3: 0x58444433 } as const;
 export const DIR3_CRC_OFFSET = 4;
 
