@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { mkdirSync, mkdtempSync, rmSync, readFileSync, writeFileSync, openSync, writeSync, closeSync, lstatSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { spawnSync } from 'node:child_process';
 import { needPeers, havePeer, vdisk } from './helpers/peers.js';
 import { compareTrees, diffTrees, allocatedBytes, withFs } from './helpers/fs-tree.js';
 import { bytes, makeTree, run, walkVolume } from './helpers/ext.js';
@@ -173,13 +174,20 @@ describe('xfs reader against the kernel, xfs_db and xfs_repair', () => {
 });
 
 /** A 32 MiB volume holding one file, made by mkfs.xfs -p (no mount). */
-function oneFileVolume(img: string, name: string, text: string): void {
+async function read1(fs: Filesystem, p: string): Promise<string> {
+  const f = await fs.open(p);
+  const b = Buffer.alloc(f.size);
+  await f.read(b, 0);
+  return b.toString();
+}
+
+function oneFileVolume(img: string, name: string, text: string, args: string[] = []): void {
   const dir = `${img}.src`;
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir);
   writeFileSync(join(dir, name), text);
   writeFileSync(`${img}.proto`, protofile(dir));
-  mkfsXfs(img, 32, ['-p', `${img}.proto`]);
+  mkfsXfs(img, 32, [...args, '-p', `${img}.proto`]);
 }
 
 describe('vdisk compact over XFS', () => {
@@ -244,6 +252,42 @@ describe('xfs states and refusals', () => {
       const b = Buffer.alloc(f.size);
       await f.read(b, 0);
       assert.equal(b.toString(), 'lllllll');
+    });
+  });
+
+  test('ASCII case-insensitive directories (-n version=ci) look names up as the kernel does; others do not', async (t) => {
+    if (!needPeers(t, ...XFS_PEERS)) return;
+    const read = read1;
+    for (const ci of [true, false]) {
+      const img = join(work, `ci-${ci}.img`);
+      oneFileVolume(img, 'ReadMe.TXT', 'folded\n', ci ? ['-n', 'version=ci'] : []);
+      // xfs_db shows the feature as the superblock's ASCII-CI bit (0x4000).
+      assert.equal((parseInt(/versionnum = 0x([0-9a-f]+)/.exec(run('xfs_db', ['-r', '-c', 'sb 0', '-c', 'print versionnum', img]))![1], 16) & 0x4000) !== 0, ci);
+      await withFs(img, async (fs) => {
+        assert.equal(fs.reader.caseInsensitive, ci);
+        assert.equal(await read(fs, '/ReadMe.TXT'), 'folded\n');
+        if (ci) assert.equal(await read(fs, '/readme.txt'), 'folded\n');
+        else await assert.rejects(fs.open('/readme.txt'), (e: VdiskError) => e.code === 'NOT_FOUND');
+      });
+      // The kernel's lookup agrees (where this test may mount).
+      if (process.getuid?.() === 0) {
+        const kernel = withMount(img, join(work, 'mnt'), (m) => spawnSync('cat', [join(m, 'readme.txt')], { encoding: 'utf8' }).stdout);
+        assert.equal(kernel, ci ? 'folded\n' : '');
+      }
+    }
+  });
+
+  test('an external log is not needed to read the volume', async (t) => {
+    if (!needPeers(t, ...XFS_PEERS)) return;
+    const img = join(work, 'extlog.img');
+    const log = join(work, 'extlog.log');
+    rmSync(log, { force: true });
+    run('truncate', ['-s', '16M', log]);
+    oneFileVolume(img, 'data', 'on the data device\n', ['-l', `logdev=${log},size=8m`]);
+    assert.match(run('xfs_db', ['-r', '-l', log, '-c', 'sb 0', '-c', 'print logstart', img]), /logstart = 0/);
+    await withFs(img, async (fs) => {
+      assert.deepEqual(fs.warnings, []);
+      assert.equal(await read1(fs, '/data'), 'on the data device\n');
     });
   });
 

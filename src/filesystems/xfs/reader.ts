@@ -14,7 +14,7 @@ import { DIR3_CRC_OFFSET, parseDataBlock, parseShortform, type RawEntry } from '
 import { freeRuns, type FreeSource } from './free-space.js';
 import { DIFLAG, FORMAT, parseInode, type Inode } from './inode.js';
 import { logState } from './log.js';
-import { hasFtype, INCOMPAT, parseSuperblock, superblockCrcOk, superblockProblem, unknownIncompat, type Superblock } from './superblock.js';
+import { asciiCi, hasFtype, INCOMPAT, parseSuperblock, superblockCrcOk, superblockProblem, unknownIncompat, type Superblock } from './superblock.js';
 
 const S_IFMT = 0o170000;
 const S_IFREG = 0o100000;
@@ -41,7 +41,11 @@ const DA_MAX_DEPTH = 5;
 interface Listing {
   entries: { name: string; ino: number; type: RawEntry['type'] }[];
   byName?: Map<string, number>;
+  byFolded?: Map<string, number>;
 }
+
+/** ASCII letters only, as xfs_ascii_ci_hashname and xfs_ascii_ci_compname fold them. */
+const foldAscii = (s: string): string => s.replace(/[A-Z]+/g, (m) => m.toLowerCase());
 
 export class XfsReader implements FsReader<number>, BmbtSource, FreeSource {
   readonly type = 'xfs';
@@ -55,6 +59,7 @@ export class XfsReader implements FsReader<number>, BmbtSource, FreeSource {
   readonly agBlocks: number;
   readonly dblocks: number;
   readonly sectSize: number;
+  readonly caseInsensitive: boolean;
   private readonly ftype: boolean;
   private readonly volume: VolumeReader;
   private readonly name: string;
@@ -75,6 +80,7 @@ export class XfsReader implements FsReader<number>, BmbtSource, FreeSource {
     this.dblocks = sb.dblocks;
     this.sectSize = sb.sectSize;
     this.ftype = hasFtype(sb);
+    this.caseInsensitive = asciiCi(sb);
     const label = trimLabel(sb.label);
     if (label) this.label = label;
     const uuid = uuidFromBytes(sb.uuid);
@@ -312,7 +318,13 @@ export class XfsReader implements FsReader<number>, BmbtSource, FreeSource {
       listing.byName = new Map();
       for (const e of listing.entries) if (!listing.byName.has(e.name)) listing.byName.set(e.name, e.ino);
     }
-    return listing.byName.get(name) ?? null;
+    const exact = listing.byName.get(name);
+    if (exact !== undefined || !this.caseInsensitive) return exact ?? null;
+    if (!listing.byFolded) {
+      listing.byFolded = new Map();
+      for (const e of listing.entries) if (!listing.byFolded.has(foldAscii(e.name))) listing.byFolded.set(foldAscii(e.name), e.ino);
+    }
+    return listing.byFolded.get(foldAscii(name)) ?? null;
   }
 
   async readlink(ino: number): Promise<string> {

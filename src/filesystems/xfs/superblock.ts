@@ -21,6 +21,8 @@ const INCOMPAT_NAMES: Record<number, string> = { 0x40: 'exchange-range', 0x80: '
 const FEATURES2_FTYPE = 0x200;
 const VERSION_MOREBITS = 0x8000;
 const VERSION_DIRV2 = 0x2000;
+/** ASCII case-insensitive directories (mkfs.xfs -n version=ci; XFS_SB_VERSION_BORGBIT). */
+const VERSION_ASCII_CI = 0x4000;
 
 export interface Superblock {
   blockSize: number;
@@ -93,6 +95,11 @@ export function parseSuperblock(b: Buffer): Superblock | null {
 /** Whether directory entries carry a file type byte (v5 incompat ftype, or v4 features2 ftype). */
 export function hasFtype(sb: Superblock): boolean {
   return sb.version === 5 ? (sb.featuresIncompat & INCOMPAT.FTYPE) !== 0 : (sb.features2 & FEATURES2_FTYPE) !== 0;
+}
+
+/** Whether names compare case-insensitively, ASCII letters only (xfs_ascii_ci_hashname). */
+export function asciiCi(sb: Superblock): boolean {
+  return (sb.versionNum & VERSION_ASCII_CI) !== 0;
 }
 
 /** The v5 superblock checksum over the sector it lives in. */
