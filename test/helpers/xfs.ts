@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import assert from 'node:assert/strict';
 import type { TestContext } from 'node:test';
-import { run, bytes, sourceXattrs } from './ext.js';
+import { run, bytes, sourceXattrs, walkSource } from './ext.js';
 import type { Filesystem, FsStats, FsTime } from '../../src/index.js';
 
 /** Lets mkfs.xfs make volumes under 300 MiB (the fstests escape hatch of xfsprogs 6.x). */
@@ -117,18 +117,12 @@ interface KernelEntry {
 
 /** The mounted tree as the kernel shows it: bigint stats (nanoseconds), targets, hashes, xattrs by getfattr. */
 export function walkKernel(mnt: string): Map<string, KernelEntry> {
-  const out = new Map<string, KernelEntry>();
   const attrs = sourceXattrs(mnt);
-  const visit = (rel: string) => {
-    const abs = join(mnt, rel);
-    const st = lstatSync(abs, { bigint: true });
-    const e: KernelEntry = { st, xattrs: (attrs.get('/' + rel) ?? []).sort() };
-    if (st.isSymbolicLink()) e.target = readlinkSync(abs);
-    if (st.isFile()) e.sha = createHash('sha256').update(readFileSync(abs)).digest('hex');
-    out.set('/' + rel, e);
-    if (st.isDirectory()) for (const n of readdirSync(abs)) visit(rel ? `${rel}/${n}` : n);
-  };
-  visit('');
+  const out = new Map<string, KernelEntry>();
+  // walkSource reads targets and contents; the times are wanted to the nanosecond, so stat again as bigint.
+  for (const [path, e] of walkSource(mnt)) {
+    out.set(path, { st: lstatSync(join(mnt, path), { bigint: true }), target: e.target, sha: e.sha, xattrs: (attrs.get(path) ?? []).sort() });
+  }
   return out;
 }
 
