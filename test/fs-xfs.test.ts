@@ -164,8 +164,10 @@ describe('xfs reader against the kernel, xfs_db and xfs_repair', () => {
         const st = lstatSync(join(m, e.name), { bigint: true });
         assert.equal(e.ino, Number(st.ino), `${e.name}: ino`);
         assert.equal(e.size, Number(st.size), `${e.name}: size`);
-        const ns = st.mtimeNs % 1_000_000_000n;
-        assert.equal(e.mtime, `${new Date(Number(st.mtimeNs / 1_000_000n)).toISOString().slice(0, 19)}.${String(ns).padStart(9, '0')}Z`, `${e.name}: mtime`);
+        // Floored: a time before 1970 has a negative count of seconds and a positive fraction.
+        const ns = ((st.mtimeNs % 1_000_000_000n) + 1_000_000_000n) % 1_000_000_000n;
+        const sec = (st.mtimeNs - ns) / 1_000_000_000n;
+        assert.equal(e.mtime, `${new Date(Number(sec) * 1000).toISOString().slice(0, 19)}.${String(ns).padStart(9, '0')}Z`, `${e.name}: mtime`);
       }
       for (const p of ['/frag-a', '/prealloc']) {
         const c = vdisk(['cat', '-P', '1', vhdx, p]);
