@@ -80,6 +80,9 @@ describe('xfs reader against the kernel, xfs_db and xfs_repair', () => {
         assert.ok(bmap(img, ino('/nodedir')).some(([off]) => off * v.blockSize >= 2 ** 36), 'nodedir has a free-index block (node format)');
         assert.ok(bmap(img, ino('/prealloc')).some(([, , u]) => u), 'prealloc has unwritten extents');
         assert.equal(xfsDbInode(img, ino('/remote-link'), 'core.format'), '2 (extents)', 'remote-link keeps its target in a block');
+        // Attributes in a leaf block; with smaller blocks they overflow it into a dabtree (a node block first).
+        const attrRoot = run('xfs_db', ['-r', '-c', `inode ${ino('/attrs')}`, '-c', 'ablock 0', '-c', 'print hdr.info.hdr.magic', img]).trim();
+        assert.equal(attrRoot, `hdr.info.hdr.magic = ${v.blockSize < 4096 ? '0x3ebe' : '0x3bee'}`, 'attrs: leaf or node attribute fork');
         // Data ranges: xfs_db's written extents, clipped to the size and merged.
         for (const p of ['/frag-a', '/prealloc', '/sparse-head', '/sparse-mid', '/multi.bin']) {
           const size = seen.get(p)!.stats.size;

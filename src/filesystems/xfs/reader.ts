@@ -26,6 +26,7 @@ const WINDOWS = 64;
 const SMALL_READ = 128 * 1024;
 const INODE_CACHE = 8192;
 const EXTENT_CACHE = 256;
+const CACHED_EXTENTS_MAX = 65536;
 const DIR_CACHE = 64;
 const DIR_CACHE_ENTRIES = 100_000;
 const MAX_WARNINGS = 100;
@@ -189,7 +190,8 @@ export class XfsReader implements FsReader<number>, BmbtSource, FreeSource {
     let p: Promise<Extent[]>;
     if (!fork || (format !== FORMAT.EXTENTS && format !== FORMAT.BTREE)) p = Promise.reject(this.fail(`${what} of format ${format} has no extents`));
     else p = forkExtents(this, fork, format === FORMAT.EXTENTS ? 'extents' : 'btree', attr ? inode.anextents : inode.nextents, inode.nblocks + 1, what);
-    p.catch(() => this.extentCache.delete(key));
+    // Lists too long to keep many of (a file in millions of pieces) live only as long as their file is open.
+    p.then((list) => list.length > CACHED_EXTENTS_MAX && this.extentCache.delete(key), () => this.extentCache.delete(key));
     this.extentCache.set(key, p);
     return p;
   }
