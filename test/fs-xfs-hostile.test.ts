@@ -170,7 +170,7 @@ describe('hostile xfs volumes', () => {
     let runs = 0;
     await fc.assert(
       fc.asyncProperty(fc.nat(), fc.array(edit, { minLength: 1, maxLength: 4 }), async (which, edits) => {
-        if (Date.now() - started > 10_000) return;
+        if (Date.now() - started > 8_000) return;
         runs++;
         const f = fixtures[which % fixtures.length];
         const restore = mutate(f.image, f.targets, edits);
