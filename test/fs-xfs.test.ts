@@ -10,7 +10,8 @@ import { bytes, makeTree, run, walkVolume } from './helpers/ext.js';
 import {
   buildXfs, compareWithKernel, compareWithProto, mkfsXfs, protofile, needMount, walkKernel, withMount, xfsDbFree, xfsDbInode, xfsDbSb, XFS_PEERS,
 } from './helpers/xfs.js';
-import type { Filesystem } from '../src/index.js';
+import { Filesystem, openImage } from '../src/index.js';
+import { XfsReader } from '../src/filesystems/xfs/reader.js';
 import { VdiskError } from '../src/errors.js';
 
 const MiB = 1024 * 1024;
@@ -197,6 +198,46 @@ function oneFileVolume(img: string, name: string, text: string, args: string[] =
   writeFileSync(`${img}.proto`, protofile(dir));
   mkfsXfs(img, 32, [...args, '-p', `${img}.proto`]);
 }
+
+describe('a 1 TiB XFS (sparse file)', () => {
+  test('a lookup reads only the blocks on its way; free space streams and equals xfs_db freesp', async (t) => {
+    if (!needPeers(t, ...XFS_PEERS)) return;
+    const dir = join(work, 'tebi-src');
+    mkdirSync(join(dir, 'd1', 'd2', 'd3'), { recursive: true });
+    writeFileSync(join(dir, 'd1', 'd2', 'd3', 'deep.txt'), 'deep\n');
+    const img = join(work, 'tebi.img');
+    rmSync(img, { force: true });
+    run('truncate', ['-s', '1T', img]);
+    writeFileSync(`${img}.proto`, protofile(dir));
+    run('mkfs.xfs', ['-q', '-f', '-K', '-p', `${img}.proto`, img]);
+    const image = await openImage(img);
+    try {
+      let reads = 0;
+      let bytesRead = 0;
+      const volume = {
+        size: image.virtualSize,
+        async read(offset: number, length: number) {
+          reads++;
+          bytesRead += length;
+          const b = Buffer.alloc(length);
+          await image.read(b, offset);
+          return b;
+        },
+      };
+      const fs = new Filesystem(await XfsReader.open(volume, { name: img }), img);
+      assert.deepEqual(fs.warnings, []);
+      assert.equal(await read1(fs, '/d1/d2/d3/deep.txt'), 'deep\n');
+      // Superblock, AGI, a few log probes, then the inode and directory windows on the way.
+      assert.ok(reads <= 60 && bytesRead <= 4 * MiB, `${reads} reads, ${bytesRead} bytes`);
+      t.diagnostic(`${reads} reads, ${bytesRead} bytes`);
+      const sb = xfsDbSb(img);
+      assert.deepEqual(await freeList(fs), xfsDbFree(img, +sb.blocksize, +sb.agblocks));
+    } finally {
+      await image.close();
+      rmSync(img);
+    }
+  });
+});
 
 describe('vdisk compact over XFS', () => {
   test('the blocks of a deleted file are given back; the tree reads the same and qemu-img check passes', async (t) => {
