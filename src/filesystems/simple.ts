@@ -1,15 +1,14 @@
 import { trimLabel, uuidFromBytes, type Detector, type FsInfo, type VolumeReader } from './types.js';
+import { parseSuperblock as parseXfsSuperblock } from './xfs/superblock.js';
 
-/** XFS: big-endian superblock at 0; UUID and the 12-byte label. */
+/** XFS: big-endian superblock at 0 (parsed by the XFS reader's module); UUID and the 12-byte label. */
 export const xfs: Detector = {
   name: 'xfs',
   async probe(v: VolumeReader): Promise<FsInfo | null> {
-    const s = await v.read(0, 512);
-    if (s.toString('latin1', 0, 4) !== 'XFSB') return null;
-    const blockSize = s.readUInt32BE(4);
-    if (blockSize < 512 || blockSize > 65536) return null;
-    const info: FsInfo = { filesystem: 'xfs', uuid: uuidFromBytes(s.subarray(32, 48)), size: Number(s.readBigUInt64BE(8)) * blockSize };
-    const label = trimLabel(s.toString('utf8', 108, 120).split('\0')[0]);
+    const sb = parseXfsSuperblock(await v.read(0, 512));
+    if (!sb || sb.blockSize < 512 || sb.blockSize > 65536) return null;
+    const info: FsInfo = { filesystem: 'xfs', uuid: uuidFromBytes(sb.uuid), size: sb.dblocks * sb.blockSize };
+    const label = trimLabel(sb.label);
     if (label) info.label = label;
     return info;
   },
