@@ -50,14 +50,16 @@ export interface InodeSource {
   blockSize: number;
   /** The most bytes the table holds decompressed: no block list may claim more. */
   maxBytes: number;
-  where: string;
 }
 
-/** The inode a reference names: (block relative to the inode table) << 16 | offset in its data. */
-export async function readInode(src: InodeSource, ref: number): Promise<Inode> {
+/**
+ * The inode a reference names: (block relative to the inode table) << 16 | offset in its data.
+ * `where` names the volume and the path it was reached by.
+ */
+export async function readInode(src: InodeSource, ref: number, where: string): Promise<Inode> {
   const block = Math.floor(ref / 65536);
   const at: MetaPos = { block: src.start + block, offset: ref % 65536 };
-  const what = `${src.where}: inode at block ${block} offset ${at.offset}`;
+  const what = `${where}: inode at block ${block} offset ${at.offset}`;
   const bad = (m: string) => new VdiskError('CORRUPT', `${what}: ${m}`);
   if (at.block >= src.end) throw bad('the reference points past the inode table');
   const read = async (n: number) => {

@@ -74,7 +74,6 @@ export class SquashfsReader implements FsReader<SquashNode> {
       end: sb.directoryTable,
       blockSize: sb.blockSize,
       maxBytes: maxDecompressed(sb.directoryTable - sb.inodeTable),
-      where: ctx.name,
     };
     this.dirEnd = tableEnd(sb, sb.directoryTable);
   }
@@ -95,7 +94,7 @@ export class SquashfsReader implements FsReader<SquashNode> {
   }
 
   private async inodeOf(node: SquashNode): Promise<Inode> {
-    const inode = await cached(this.inodes, node.ref, () => readInode(this.inodeSource, node.ref));
+    const inode = await cached(this.inodes, node.ref, () => readInode(this.inodeSource, node.ref, this.where(node)));
     if (inode.type !== node.type) {
       throw new VdiskError('CORRUPT', `${this.where(node)}: the directory entry says ${node.type}, its inode says ${inode.type}`);
     }
