@@ -2,7 +2,7 @@ import { VdiskError } from '../../errors.js';
 import type { ByteRange, FsFile } from '../filesystem.js';
 import type { VolumeReader } from '../types.js';
 import { decompressBlock, type Decompressor } from './compression.js';
-import { BLOCK_UNCOMPRESSED, NO_FRAGMENT, type Inode } from './inode.js';
+import { BLOCK_UNCOMPRESSED, NO_FRAGMENT, storedSize, type Inode } from './inode.js';
 
 /** Blocks read and decompressed at once for one large read. */
 const BLOCKS_IN_FLIGHT = 8;
@@ -45,8 +45,8 @@ export class SquashFile implements FsFile {
     let at = f.start;
     for (let i = 0; i < f.blocks.length; i++) {
       const w = f.blocks[i];
-      const stored = w & ~BLOCK_UNCOMPRESSED;
-      if (stored > ctx.blockSize) throw new VdiskError('CORRUPT', `${where}: data block ${i}: size word 0x${w.toString(16)} is larger than a block`);
+      const stored = storedSize(w);
+      if (stored < 0 || stored > ctx.blockSize) throw new VdiskError('CORRUPT', `${where}: data block ${i}: size word 0x${w.toString(16)} is larger than a block`);
       this.offsets[i] = at;
       at += stored;
     }
@@ -67,7 +67,7 @@ export class SquashFile implements FsFile {
     let data: Buffer;
     if (index < this.sizes.length) {
       const w = this.sizes[index];
-      const stored = w & ~BLOCK_UNCOMPRESSED;
+      const stored = storedSize(w);
       const where = `${this.where}: data block ${index} at byte ${this.offsets[index]}`;
       if (stored === 0) data = Buffer.alloc(want);
       else {

@@ -12,6 +12,11 @@ export const NO_FRAGMENT = 0xffffffff;
 export const NO_XATTR = 0xffffffff;
 /** A data block's size word: bit 24 set when the block is stored uncompressed; 0 is a hole. */
 export const BLOCK_UNCOMPRESSED = 0x1000000;
+
+/** The stored length a block size word gives, or -1 when bits above the flag are set (damage). */
+export function storedSize(word: number): number {
+  return word >>> 25 !== 0 ? -1 : word & 0xffffff;
+}
 /** Linux's limit on a symlink's target (PATH_MAX). */
 const MAX_SYMLINK = 4096;
 

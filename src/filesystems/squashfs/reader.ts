@@ -123,15 +123,7 @@ export class SquashfsReader implements FsReader<SquashNode> {
       // squashfs keeps one time, in seconds.
       mtime: { sec: inode.mtime, nsec: 0 },
     };
-    if (inode.file) {
-      let allocated = 0;
-      for (const w of inode.file.blocks) allocated += w & ~BLOCK_UNCOMPRESSED;
-      st.allocated = allocated;
-      const flags: string[] = [];
-      if (inode.file.blocks.some((w) => w === 0)) flags.push('sparse');
-      if (inode.file.fragment !== 0xffffffff) flags.push('fragment');
-      if (flags.length) st.flags = flags;
-    }
+    if (inode.file?.blocks.some((w) => w === 0)) st.flags = ['sparse'];
     if (inode.rdev) st.rdev = inode.rdev;
     return st;
   }
@@ -185,7 +177,7 @@ export class SquashfsReader implements FsReader<SquashNode> {
   private fragmentBlock(index: number, where: string): Promise<Buffer> {
     return cached(this.fragmentBlocks, index, async () => {
       const f = await readFragment(this.fragments, index, this.superblock, where);
-      const stored = f.size & ~BLOCK_UNCOMPRESSED;
+      const stored = f.size & 0xffffff;
       const raw = await this.volume.read(f.start, stored);
       if (f.size & BLOCK_UNCOMPRESSED) return raw;
       return decompressBlock(this.decompress, raw, this.blockSize, `${this.name}: fragment ${index} at byte ${f.start}`);
