@@ -12,7 +12,7 @@ export type Decompressor = (data: Buffer, limit: number) => Buffer | Promise<Buf
 
 function gzip(data: Buffer, limit: number): Promise<Buffer> {
   // squashfs's "gzip" is a zlib stream (RFC 1950), one per block; async, so blocks inflate in parallel.
-  return inflateAsync(data, { maxOutputLength: limit });
+  return inflateAsync(data, { maxOutputLength: limit, chunkSize: Math.max(limit, 64) });
 }
 
 function zstd(data: Buffer, limit: number): Buffer {

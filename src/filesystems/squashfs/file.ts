@@ -2,10 +2,16 @@ import { VdiskError } from '../../errors.js';
 import type { ByteRange, FsFile } from '../filesystem.js';
 import type { VolumeReader } from '../types.js';
 import { decompressBlock, type Decompressor } from './compression.js';
+import { cached, Lru } from './lru.js';
 import { BLOCK_UNCOMPRESSED, NO_FRAGMENT, storedSize, type Inode } from './inode.js';
 
 /** Blocks read and decompressed at once for one large read. */
 const BLOCKS_IN_FLIGHT = 8;
+/**
+ * Bytes of blocks read and decompressed ahead of a sequential reader, while it writes out what it
+ * has: the decompression (on zlib's threads for gzip) overlaps the copy.
+ */
+const READ_AHEAD_BYTES = 2 * 1024 * 1024;
 
 export interface FileContext {
   volume: VolumeReader;
@@ -29,8 +35,11 @@ export class SquashFile implements FsFile {
   private readonly offsets: Float64Array;
   private readonly fragment: number;
   private readonly fragmentOffset: number;
-  /** The last block read: reads smaller than a block come back for it. */
-  private last: { index: number; data: Buffer } | null = null;
+  /** Blocks read or being read: the last ones (reads smaller than a block come back) and those read ahead. */
+  private readonly blocks: Lru<number, Promise<Buffer>>;
+  private readonly readAhead: number;
+  /** Where the last read ended, to tell a sequential reader. */
+  private lastEnd = -1;
 
   constructor(ctx: FileContext, inode: Inode, where: string) {
     const f = inode.file;
@@ -41,6 +50,8 @@ export class SquashFile implements FsFile {
     this.sizes = f.blocks;
     this.fragment = f.fragment;
     this.fragmentOffset = f.fragmentOffset;
+    this.readAhead = Math.max(2, Math.ceil(READ_AHEAD_BYTES / ctx.blockSize));
+    this.blocks = new Lru(this.readAhead + BLOCKS_IN_FLIGHT + 2);
     this.offsets = new Float64Array(f.blocks.length);
     let at = f.start;
     for (let i = 0; i < f.blocks.length; i++) {
@@ -60,8 +71,11 @@ export class SquashFile implements FsFile {
   }
 
   /** Block `index` (the tail when it is one past the full blocks), exactly as long as the file has bytes there. */
-  private async block(index: number): Promise<Buffer> {
-    if (this.last?.index === index) return this.last.data;
+  private block(index: number): Promise<Buffer> {
+    return cached(this.blocks, index, () => this.load(index));
+  }
+
+  private async load(index: number): Promise<Buffer> {
     const bs = this.ctx.blockSize;
     const want = Math.min(bs, this.size - index * bs);
     let data: Buffer;
@@ -82,7 +96,6 @@ export class SquashFile implements FsFile {
       }
       data = frag.subarray(this.fragmentOffset, this.fragmentOffset + want);
     }
-    this.last = { index, data };
     return data;
   }
 
@@ -106,6 +119,12 @@ export class SquashFile implements FsFile {
       }
     };
     await Promise.all(Array.from({ length: Math.min(BLOCKS_IN_FLIGHT, last - first + 1) }, worker));
+    if (position === this.lastEnd) {
+      // A sequential reader: start on the blocks it will ask for next; a failure there is its own read's to report.
+      const end = Math.min(last + this.readAhead, this.sizes.length - 1);
+      for (let i = last + 1; i <= end; i++) this.block(i).catch(() => undefined);
+    }
+    this.lastEnd = position + want;
     return want;
   }
 
