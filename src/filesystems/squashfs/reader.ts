@@ -174,7 +174,19 @@ export class SquashfsReader implements FsReader<SquashNode> {
     return inode.target;
   }
 
+  /**
+   * A fragment block, decompressed. mksquashfs fills fragments in the order it writes files, so a
+   * reader going through a directory moves from one fragment to the next: the next one is started in
+   * the background, to inflate while this one's files are copied.
+   */
   private fragmentBlock(index: number, where: string): Promise<Buffer> {
+    if (this.fragmentBlocks.get(index) === undefined && index + 1 < this.superblock.fragmentCount) {
+      setImmediate(() => this.loadFragment(index + 1, where).catch(() => undefined));
+    }
+    return this.loadFragment(index, where);
+  }
+
+  private loadFragment(index: number, where: string): Promise<Buffer> {
     return cached(this.fragmentBlocks, index, async () => {
       const f = await readFragment(this.fragments, index, this.superblock, where);
       const stored = f.size & 0xffffff;
