@@ -10,7 +10,7 @@ import { SquashfsReader, type SquashNode } from '../src/filesystems/squashfs/rea
 import { Filesystem } from '../src/filesystems/filesystem.js';
 import { VdiskError } from '../src/errors.js';
 import { memoryVolume } from './helpers/memory.js';
-import { withTimeout } from './helpers/hostile-look.js';
+import { editArbitrary, withTimeout } from './helpers/hostile-look.js';
 
 /** The largest read a reader may ask for: a 1 MiB data block (its stored form is never larger). */
 const MAX_READ = 1024 * 1024;
@@ -92,15 +92,7 @@ function regions(buf: Buffer): Region[] {
 }
 
 const INTERESTING = [0, 1, 2, 3, 0xff, 0x100, 0x7fff, 0x8000, 0xffff, 0x10000, 0x1000000, 0x7fffffff, 0xffffffff];
-
-const edit = fc.record({
-  onField: fc.boolean(),
-  field: fc.nat(),
-  pos: fc.nat(),
-  kind: fc.constantFrom('byte', 'u16', 'u32'),
-  byte: fc.integer({ min: 0, max: 255 }),
-  u32: fc.oneof(fc.constantFrom(...INTERESTING), fc.integer({ min: 0, max: 0xffffffff })),
-});
+const edit = editArbitrary(INTERESTING, [0n, 96n, 0xffffffffffffffffn, 1n << 48n, 1n << 63n]);
 
 function makeSource(dir: string): string {
   const src = join(dir, 'src');
@@ -160,8 +152,10 @@ test('mutated superblocks, inode, directory, fragment, id and xattr tables and d
       const buf = Buffer.from(bases[base]);
       for (const e of edits) {
         const at = e.onField && region.fields.length ? region.fields[e.field % region.fields.length] : region.at + (e.pos % region.size);
-        if (e.kind === 'byte' || at + 4 > buf.length) buf[Math.min(at, buf.length - 1)] = e.byte;
-        else if (e.kind === 'u16') buf.writeUInt16LE(e.u32 & 0xffff, at);
+        if (e.kind === 'byte' || at + 8 > buf.length) buf[Math.min(at, buf.length - 1)] = e.byte;
+        else if (e.kind === 'u64') buf.writeBigUInt64LE(e.u64, at);
+        // The u32 arbitrary's low half serves for the many 16-bit fields too.
+        else if (e.u32 & 1) buf.writeUInt16LE(e.u32 & 0xffff, at);
         else buf.writeUInt32LE(e.u32 >>> 0, at);
       }
       const heap = process.memoryUsage().heapUsed;

@@ -2,7 +2,7 @@ import { VdiskError } from '../../errors.js';
 import type { ByteRange, FsFile } from '../filesystem.js';
 import type { VolumeReader } from '../types.js';
 import { decompressBlock, type Decompressor } from './compression.js';
-import { cached, Lru } from './lru.js';
+import { cached, Lru } from './cache.js';
 import { BLOCK_UNCOMPRESSED, NO_FRAGMENT, storedSize, type Inode } from './inode.js';
 
 /** Blocks read and decompressed at once for one large read. */

@@ -9,18 +9,19 @@ export function lz4DecodeBlock(src: Uint8Array, out: Uint8Array): number {
   const fail = (what: string): never => {
     throw new Error(`lz4 block ${what} at input byte ${ip}`);
   };
+  // A 4-bit length of 15 goes on in bytes, each added, until one below 255.
+  const extend = (n: number, what: string): number => {
+    for (;;) {
+      if (ip >= src.length) fail(`${what} length runs past the input`);
+      const b = src[ip++];
+      n += b;
+      if (n > out.length) fail(`${what} length exceeds the output`);
+      if (b !== 255) return n;
+    }
+  };
   while (ip < src.length) {
     const token = src[ip++];
-    let lit = token >> 4;
-    if (lit === 15) {
-      for (;;) {
-        if (ip >= src.length) fail('literal length runs past the input');
-        const b = src[ip++];
-        lit += b;
-        if (lit > out.length) fail('literal length exceeds the output');
-        if (b !== 255) break;
-      }
-    }
+    const lit = token >> 4 === 15 ? extend(15, 'literal') : token >> 4;
     if (ip + lit > src.length) fail('literals run past the input');
     if (op + lit > out.length) fail('literals run past the output');
     out.set(src.subarray(ip, ip + lit), op);
@@ -32,16 +33,7 @@ export function lz4DecodeBlock(src: Uint8Array, out: Uint8Array): number {
     const offset = src[ip] | (src[ip + 1] << 8);
     ip += 2;
     if (offset === 0 || offset > op) fail(`match offset ${offset} points before the output's start`);
-    let len = (token & 15) + 4;
-    if ((token & 15) === 15) {
-      for (;;) {
-        if (ip >= src.length) fail('match length runs past the input');
-        const b = src[ip++];
-        len += b;
-        if (len > out.length) fail('match length exceeds the output');
-        if (b !== 255) break;
-      }
-    }
+    const len = (token & 15) === 15 ? extend(19, 'match') : (token & 15) + 4;
     if (op + len > out.length) fail('match runs past the output');
     let from = op - offset;
     if (offset >= len) {

@@ -1,7 +1,7 @@
 import { VdiskError } from '../../errors.js';
 import type { VolumeReader } from '../types.js';
 import { decompressBlock, type Decompressor } from './compression.js';
-import { cached, Lru } from './lru.js';
+import { cached, Lru } from './cache.js';
 
 /**
  * Metadata blocks (inode, directory, fragment, id and xattr tables): a 16-bit header (the stored

@@ -14,7 +14,7 @@ import { decompressBlock, decompressorFor, type Decompressor } from './compressi
 import { parseListing } from './directory.js';
 import { SquashFile } from './file.js';
 import { NO_XATTR, readInode, BLOCK_UNCOMPRESSED, type Inode, type InodeSource } from './inode.js';
-import { cached, Lru } from './lru.js';
+import { cached, Lru } from './cache.js';
 import { Metadata, maxDecompressed } from './metadata.js';
 import { parseSuperblock, tableEnd, SUPERBLOCK_SIZE, type Superblock } from './superblock.js';
 import { fragmentTable, readFragment, readIds, type LookupTable } from './tables.js';
