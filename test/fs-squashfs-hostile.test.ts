@@ -10,6 +10,8 @@ import { SquashfsReader, type SquashNode } from '../src/filesystems/squashfs/rea
 import { Filesystem } from '../src/filesystems/filesystem.js';
 import { VdiskError } from '../src/errors.js';
 import { memoryVolume } from './helpers/memory.js';
+import { lz4DecodeBlock } from '../src/filesystems/squashfs/lz4.js';
+import { lzoDecodeBlock } from '../src/filesystems/squashfs/lzo.js';
 import { editArbitrary, withTimeout } from './helpers/hostile-look.js';
 
 /** The largest read a reader may ask for: a 1 MiB data block (its stored form is never larger). */
@@ -125,6 +127,7 @@ function makeBases(dir: string): Buffer[] {
     ['-comp', 'gzip', '-b', '4K'],
     ['-comp', 'lz4', '-always-use-fragments', '-b', '8K'],
     ['-comp', 'zstd', '-no-fragments', '-b', '4K'],
+    ['-comp', 'lzo', '-b', '4K'],
   ];
   return variants.map((opts, i) => {
     const img = join(dir, `base${i}.sqfs`);
@@ -140,12 +143,12 @@ test('mutated superblocks, inode, directory, fragment, id and xattr tables and d
   const maps = bases.map((b) => regions(b));
   for (const b of bases) await exercise(b); // the clean images read without complaint
   // The uncompressed base is where mutations reach the structures themselves: weigh it more.
-  const pick = (bi: number) => (bi % 5 < 2 ? 0 : (bi % 5) - 1);
+  const pick = (bi: number) => (bi % 6 < 2 ? 0 : (bi % 6) - 1);
   const started = Date.now();
   let runs = 0;
   await fc.assert(
     fc.asyncProperty(fc.nat(), fc.nat(), fc.array(edit, { minLength: 1, maxLength: 6 }), async (bi, ri, edits) => {
-      if (Date.now() - started > 25_000) return; // the time budget: stop mutating, keep what ran
+      if (Date.now() - started > 20_000) return; // the time budget: stop mutating, keep what ran
       runs++;
       const base = pick(bi);
       const region = maps[base][ri % maps[base].length];
@@ -265,4 +268,20 @@ test('hand-made damage in mksquashfs images: each refused with its own one-line 
     b.writeBigUInt64LE(2n ** 40n, at + 16 + 8);
     assert.match((await refusal(b)).message, /b\.bin: inode at block \d+ offset \d+: a file of 1099511627776 bytes needs \d+ block sizes, more than the inode table holds/);
   }
+});
+
+test('the lz4 and lzo block decoders: random and mutated input ends in an Error of their own or a bounded output', () => {
+  const decoders = [lz4DecodeBlock, lzoDecodeBlock];
+  fc.assert(
+    fc.property(fc.constantFrom(0, 1), fc.uint8Array({ maxLength: 2000 }), fc.integer({ min: 0, max: 70000 }), (which, input, limit) => {
+      const out = new Uint8Array(limit);
+      try {
+        const n = decoders[which](input, out);
+        assert.ok(n >= 0 && n <= limit);
+      } catch (err) {
+        assert.ok(err instanceof Error && /^(lz4|lzo) block /.test(err.message), String(err));
+      }
+    }),
+    { numRuns: 3000 },
+  );
 });
