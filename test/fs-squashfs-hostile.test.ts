@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { mkdirSync, readFileSync, writeFileSync, symlinkSync, linkSync, openSync, writeSync, closeSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import fc from 'fast-check';
 import { needPeers, tempDir, vdisk, sh, sha256 } from './helpers/peers.js';
 import { noise } from './helpers/iso.js';
@@ -12,6 +12,7 @@ import { VdiskError } from '../src/errors.js';
 import { memoryVolume } from './helpers/memory.js';
 import { lz4DecodeBlock } from '../src/filesystems/squashfs/lz4.js';
 import { lzoDecodeBlock } from '../src/filesystems/squashfs/lzo.js';
+import { xzDecodeBlock } from '../src/filesystems/squashfs/xz.js';
 import { editArbitrary, withTimeout } from './helpers/hostile-look.js';
 
 /** The largest read a reader may ask for: a 1 MiB data block (its stored form is never larger). */
@@ -128,6 +129,7 @@ function makeBases(dir: string): Buffer[] {
     ['-comp', 'lz4', '-always-use-fragments', '-b', '8K'],
     ['-comp', 'zstd', '-no-fragments', '-b', '4K'],
     ['-comp', 'lzo', '-b', '4K'],
+    ['-comp', 'xz', '-b', '4K'],
   ];
   return variants.map((opts, i) => {
     const img = join(dir, `base${i}.sqfs`);
@@ -143,7 +145,7 @@ test('mutated superblocks, inode, directory, fragment, id and xattr tables and d
   const maps = bases.map((b) => regions(b));
   for (const b of bases) await exercise(b); // the clean images read without complaint
   // The uncompressed base is where mutations reach the structures themselves: weigh it more.
-  const pick = (bi: number) => (bi % 6 < 2 ? 0 : (bi % 6) - 1);
+  const pick = (bi: number) => (bi % 7 < 2 ? 0 : (bi % 7) - 1);
   const started = Date.now();
   let runs = 0;
   await fc.assert(
@@ -270,18 +272,41 @@ test('hand-made damage in mksquashfs images: each refused with its own one-line 
   }
 });
 
-test('the lz4 and lzo block decoders: random and mutated input ends in an Error of their own or a bounded output', () => {
-  const decoders = [lz4DecodeBlock, lzoDecodeBlock];
+test('the lz4, lzo and xz block decoders: random and mutated input ends in an Error of their own or a bounded output', () => {
+  const decoders = [lz4DecodeBlock, lzoDecodeBlock, xzDecodeBlock];
   fc.assert(
-    fc.property(fc.constantFrom(0, 1), fc.uint8Array({ maxLength: 2000 }), fc.integer({ min: 0, max: 70000 }), (which, input, limit) => {
+    fc.property(fc.constantFrom(0, 1, 2), fc.uint8Array({ maxLength: 2000 }), fc.integer({ min: 0, max: 70000 }), (which, input, limit) => {
       const out = new Uint8Array(limit);
       try {
         const n = decoders[which](input, out);
         assert.ok(n >= 0 && n <= limit);
       } catch (err) {
-        assert.ok(err instanceof Error && /^(lz4|lzo) block /.test(err.message), String(err));
+        assert.ok(err instanceof Error && /^(lz4|lzo|xz) block|^xz filter /.test(err.message), String(err));
       }
     }),
     { numRuns: 3000 },
+  );
+});
+
+test('the xz decoder on mutated xz streams (LZMA2 chunks, range coder, matches): an Error of its own or a bounded output', (t) => {
+  if (!needPeers(t, 'xz')) return;
+  const plain = Buffer.concat([noise(20000, 5), Buffer.from('squashfs '.repeat(3000)), noise(3000, 6)]);
+  const packed = execFileSync('xz', ['--format=xz', '--check=crc32', '-c'], { input: plain });
+  const out = new Uint8Array(plain.length);
+  assert.equal(xzDecodeBlock(packed, out), plain.length);
+  assert.ok(Buffer.from(out).equals(plain), 'the clean stream decodes to what xz packed');
+  fc.assert(
+    fc.property(fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 }), fc.boolean(), (edits, short) => {
+      const b = Buffer.from(packed);
+      // After the stream and block headers: the LZMA2 data.
+      for (const [at, v] of edits) b[24 + (at % (b.length - 24))] = v;
+      const limit = short ? plain.length >> 1 : plain.length;
+      try {
+        assert.ok(xzDecodeBlock(b, new Uint8Array(limit)) <= limit);
+      } catch (err) {
+        assert.ok(err instanceof Error && /^xz block/.test(err.message), String(err));
+      }
+    }),
+    { numRuns: 1500 },
   );
 });

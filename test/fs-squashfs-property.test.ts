@@ -57,12 +57,12 @@ function build(root: string, spec: DirSpec, seed: { n: number }, files: string[]
   }
 }
 
-test('random trees (names in many scripts, empty, sparse and multi-block files, symlinks, hard links) round-trip through mksquashfs (gzip, lz4, lzo, zstd) as unsquashfs lists them', async (t) => {
+test('random trees (names in many scripts, empty, sparse and multi-block files, symlinks, hard links) round-trip through mksquashfs (gzip, lz4, lzo, xz, zstd) as unsquashfs lists them', async (t) => {
   if (!needPeers(t, 'mksquashfs', 'unsquashfs')) return;
   const dir = tempDir(t);
   let run = 0;
   await fc.assert(
-    fc.asyncProperty(tree, fc.constantFrom('gzip', 'lz4', 'lzo', 'zstd'), fc.constantFrom('4K', '32K', '128K'), fc.boolean(), async (spec, comp, bs, hardlink) => {
+    fc.asyncProperty(tree, fc.constantFrom('gzip', 'lz4', 'lzo', 'xz', 'zstd'), fc.constantFrom('4K', '32K', '128K'), fc.boolean(), async (spec, comp, bs, hardlink) => {
       const src = join(dir, `src${run}`);
       const img = join(dir, `t${run++}.sqfs`);
       mkdirSync(src);

@@ -2,7 +2,7 @@ import { test, describe, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { closeSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, copyFileSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { needPeers, tempDir, vdisk, sh, sha256 } from './helpers/peers.js';
 import { compareTrees, withFs } from './helpers/fs-tree.js';
 import { makeSquashTree, sourceXattrs, unsquashfsListing, walkSquash, SPECIALS, type SqWalked } from './helpers/squashfs.js';
@@ -70,6 +70,8 @@ describe('squashfs reader against unsquashfs, 7-Zip and the source tree', () => 
     ['gzip-no-xattrs-no-duplicates', ['-comp', 'gzip', '-no-xattrs', '-no-duplicates', '-b', '8K']],
     ['lzo-999', ['-comp', 'lzo', '-b', '16K']],
     ['lzo1x_1', ['-comp', 'lzo', '-Xalgorithm', 'lzo1x_1']],
+    ['xz', ['-comp', 'xz']],
+    ['xz-1m-dict8k', ['-comp', 'xz', '-b', '1M', '-Xdict-size', '8K']],
   ];
   for (const [label, opts] of variants) {
     test(`mksquashfs ${opts.join(' ')}: every path as unsquashfs -lln lists it; contents, links, devices and xattrs as the source has them`, async (t) => {
@@ -214,28 +216,35 @@ describe('squashfs reader against unsquashfs, 7-Zip and the source tree', () => 
     assert.match(md.stdout, /squashfs/);
   });
 
-  test('xz and lzma: refused in one line naming the compressor; an uncompressed xz image still reads', async (t) => {
+  test('lzma, and xz with a BCJ filter: refused in one line naming them; an uncompressed lzma image still reads', async (t) => {
     if (!needPeers(t, 'mksquashfs')) return;
+    const bin = join(dir, 'bin');
+    mkdirSync(bin);
+    // x86 code, where mksquashfs -Xbcj x86 finds the filter pays.
+    copyFileSync(process.execPath, join(bin, 'node'));
+    const bcj = join(dir, 'bcj.sqfs');
+    sh('mksquashfs', [bin, bcj, '-quiet', '-noappend', '-no-progress', '-comp', 'xz', '-Xbcj', 'x86', '-b', '1M']);
+    const r = vdisk(['cat', bcj, '/node']);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /^vdisk: .*bcj\.sqfs: squashfs block compressed with the xz filter x86 BCJ, which cannot be read\n$/);
+
     const small = join(dir, 'small');
     mkdirSync(small);
     writeFileSync(join(small, 'f'), 'x'.repeat(100000));
-    const img = join(dir, 'xz.sqfs');
-    sh('mksquashfs', [small, img, '-quiet', '-noappend', '-no-progress', '-comp', 'xz']);
-    // Tiny metadata blocks that would not shrink are stored as they are: the file's data is compressed.
-    const r = vdisk(['cat', img, '/f']);
-    assert.notEqual(r.code, 0);
-    assert.match(r.stderr, /^vdisk: .*xz\.sqfs: squashfs compressed with xz cannot be read \(gzip, lz4, lzo and zstd can\)\n$/);
-    const plain = join(dir, 'xz-plain.sqfs');
-    sh('mksquashfs', [small, plain, '-quiet', '-noappend', '-no-progress', '-comp', 'xz', '-noI', '-noD', '-noF', '-noX', '-noId']);
-    const c = vdisk(['cat', plain, '/f']);
+    // lzma (compressor 2) is what mksquashfs no longer writes: the superblock's field changed by hand.
+    for (const [name, opts] of [['lzma.sqfs', []], ['lzma-plain.sqfs', ['-noI', '-noD', '-noF', '-noX', '-noId']]] as const) {
+      const img = join(dir, name);
+      sh('mksquashfs', [small, img, '-quiet', '-noappend', '-no-progress', '-comp', 'gzip', ...opts]);
+      const b = readFileSync(img);
+      b.writeUInt16LE(2, 20);
+      writeFileSync(img, b);
+    }
+    const lz = vdisk(['cat', join(dir, 'lzma.sqfs'), '/f']);
+    assert.notEqual(lz.code, 0);
+    assert.match(lz.stderr, /^vdisk: .*lzma\.sqfs: squashfs compressed with lzma cannot be read \(gzip, lz4, lzo, xz and zstd can\)\n$/);
+    const c = vdisk(['cat', join(dir, 'lzma-plain.sqfs'), '/f']);
     assert.equal(c.code, 0, c.stderr);
     assert.equal(c.stdout, 'x'.repeat(100000));
-    // lzma (compressor 2) is what mksquashfs no longer writes: the superblock's field changed by hand.
-    const lzma = readFileSync(img);
-    lzma.writeUInt16LE(2, 20);
-    const lz = join(dir, 'lzma.sqfs');
-    writeFileSync(lz, lzma);
-    assert.match(vdisk(['cat', lz, '/f']).stderr, /squashfs compressed with lzma cannot be read/);
   });
 
   test('a truncated image is refused in one line naming bytes_used', async (t) => {

@@ -5,6 +5,7 @@ import { VdiskError } from '../../errors.js';
 import { COMPRESSORS } from './superblock.js';
 import { lz4DecodeBlock } from './lz4.js';
 import { lzoDecodeBlock } from './lzo.js';
+import { xzDecodeBlock, XzUnsupported } from './xz.js';
 
 const inflateAsync = promisify(inflate);
 
@@ -26,27 +27,41 @@ function lz4(data: Buffer, limit: number): Buffer {
   return out.subarray(0, lz4DecodeBlock(data, out));
 }
 
+function xz(data: Buffer, limit: number): Buffer {
+  const out = Buffer.alloc(limit);
+  return out.subarray(0, xzDecodeBlock(data, out));
+}
+
 function lzo(data: Buffer, limit: number): Buffer {
   const out = Buffer.alloc(limit);
   return out.subarray(0, lzoDecodeBlock(data, out));
 }
 
 /**
- * The decompressor the superblock names. lzma and xz have no decoder in the platform or the
- * project's dependencies: refused by name at the first compressed block, so that an image written
- * with -noI -noD -noF -noX still reads whatever its compressor.
+ * The decompressor the superblock names. lzma (the old format mksquashfs no longer writes) has no
+ * decoder: refused by name at the first compressed block, so that an image written with -noI -noD
+ * -noF -noX still reads whatever its compressor.
  */
 export function decompressorFor(id: number, name: string): Decompressor {
   switch (id) {
     case 1: return gzip;
     case 3: return lzo;
+    case 4:
+      return (data, limit) => {
+        try {
+          return xz(data, limit);
+        } catch (err) {
+          if (err instanceof XzUnsupported) throw new VdiskError('UNSUPPORTED', `${name}: squashfs block compressed with the ${err.message}, which cannot be read`);
+          throw err;
+        }
+      };
     case 5: return lz4;
     case 6: return zstd;
     default: {
       const what = COMPRESSORS[id];
       if (what) {
         return () => {
-          throw new VdiskError('UNSUPPORTED', `${name}: squashfs compressed with ${what} cannot be read (gzip, lz4, lzo and zstd can)`);
+          throw new VdiskError('UNSUPPORTED', `${name}: squashfs compressed with ${what} cannot be read (gzip, lz4, lzo, xz and zstd can)`);
         };
       }
       throw new VdiskError('CORRUPT', `${name}: squashfs superblock: unknown compressor ${id}`);
