@@ -61,9 +61,11 @@ export function xzDecodeBlock(src: Uint8Array, out: Uint8Array): number {
 }
 
 // LZMA (the range-coded Lempel-Ziv-Markov chain) inside LZMA2's chunks, as in the LZMA SDK's spec.
+// A class rather than closures: V8 keeps the coder's fields in registers far better than captured variables.
 const NUM_STATES = 12;
 const POS_STATES_MAX = 16;
 const MATCH_MIN = 2;
+const PROB_INIT = 1024;
 
 class LenDecoder {
   choice = new Uint16Array(2);
@@ -71,251 +73,281 @@ class LenDecoder {
   mid = new Uint16Array(POS_STATES_MAX << 3);
   high = new Uint16Array(256);
   reset(): void {
-    this.choice.fill(1024);
-    this.low.fill(1024);
-    this.mid.fill(1024);
-    this.high.fill(1024);
+    this.choice.fill(PROB_INIT);
+    this.low.fill(PROB_INIT);
+    this.mid.fill(PROB_INIT);
+    this.high.fill(PROB_INIT);
   }
 }
 
-function lzma2(src: Uint8Array, start: number, out: Uint8Array): number {
-  let ip = start;
-  let op = 0;
-  // Range decoder
-  let range = 0;
-  let code = 0;
-  let chunkEnd = 0;
-  const next = (): number => {
-    if (ip >= chunkEnd) fail('LZMA chunk runs past its packed size');
-    return src[ip++];
-  };
-  const normalize = () => {
-    if (range < 0x1000000) {
-      range = range * 256;
-      code = code * 256 + next();
-    }
-  };
-  const bit = (probs: Uint16Array, i: number): number => {
+class Lzma2 {
+  private readonly src: Uint8Array;
+  private readonly out: Uint8Array;
+  private ip: number;
+  private op = 0;
+  private range = 0;
+  private code = 0;
+  private chunkEnd = 0;
+  private lc = 0;
+  private lp = 0;
+  private pb = 0;
+  private literals = new Uint16Array(0x300);
+  private readonly isMatch = new Uint16Array(NUM_STATES << 4);
+  private readonly isRep = new Uint16Array(NUM_STATES);
+  private readonly isRepG0 = new Uint16Array(NUM_STATES);
+  private readonly isRepG1 = new Uint16Array(NUM_STATES);
+  private readonly isRepG2 = new Uint16Array(NUM_STATES);
+  private readonly isRep0Long = new Uint16Array(NUM_STATES << 4);
+  private readonly posSlot = new Uint16Array(4 << 6);
+  private readonly specPos = new Uint16Array(128);
+  private readonly align = new Uint16Array(16);
+  private readonly lenDec = new LenDecoder();
+  private readonly repLenDec = new LenDecoder();
+  private state = 0;
+  private rep0 = 0;
+  private rep1 = 0;
+  private rep2 = 0;
+  private rep3 = 0;
+  /** Where the dictionary starts: a dictionary reset forbids matches before it. */
+  private dictStart = 0;
+
+  constructor(src: Uint8Array, start: number, out: Uint8Array) {
+    this.src = src;
+    this.ip = start;
+    this.out = out;
+  }
+
+  private next(): number {
+    if (this.ip >= this.chunkEnd) fail('LZMA chunk runs past its packed size');
+    return this.src[this.ip++];
+  }
+
+  private bit(probs: Uint16Array, i: number): number {
     const prob = probs[i];
-    const bound = Math.floor(range / 2048) * prob;
+    const bound = (this.range >>> 11) * prob;
     let b: number;
-    if (code < bound) {
-      range = bound;
+    if (this.code < bound) {
+      this.range = bound;
       probs[i] = prob + ((2048 - prob) >> 5);
       b = 0;
     } else {
-      range -= bound;
-      code -= bound;
+      this.range -= bound;
+      this.code -= bound;
       probs[i] = prob - (prob >> 5);
       b = 1;
     }
-    normalize();
+    if (this.range < 0x1000000) {
+      this.range *= 256;
+      this.code = this.code * 256 + this.next();
+    }
     return b;
-  };
-  const tree = (probs: Uint16Array, base: number, bits: number): number => {
+  }
+
+  private tree(probs: Uint16Array, base: number, bits: number): number {
     let m = 1;
-    for (let i = 0; i < bits; i++) m = (m << 1) + bit(probs, base + m);
+    for (let i = 0; i < bits; i++) m = (m << 1) + this.bit(probs, base + m);
     return m - (1 << bits);
-  };
-  const reverse = (probs: Uint16Array, base: number, bits: number): number => {
+  }
+
+  private reverse(probs: Uint16Array, base: number, bits: number): number {
     let m = 1;
     let sym = 0;
     for (let i = 0; i < bits; i++) {
-      const b = bit(probs, base + m);
+      const b = this.bit(probs, base + m);
       m = (m << 1) + b;
       sym |= b << i;
     }
     return sym;
-  };
-  const direct = (bits: number): number => {
+  }
+
+  private direct(bits: number): number {
     let v = 0;
     for (let i = 0; i < bits; i++) {
-      range = Math.floor(range / 2);
+      this.range = this.range >>> 1;
       let b = 0;
-      if (code >= range) {
-        code -= range;
+      if (this.code >= this.range) {
+        this.code -= this.range;
         b = 1;
       }
       v = v * 2 + b;
-      normalize();
+      if (this.range < 0x1000000) {
+        this.range *= 256;
+        this.code = this.code * 256 + this.next();
+      }
     }
     return v;
-  };
+  }
 
-  // Model
-  let lc = 0;
-  let lp = 0;
-  let pb = 0;
-  let havePropsSet = false;
-  let literals = new Uint16Array(0x300);
-  const isMatch = new Uint16Array(NUM_STATES << 4);
-  const isRep = new Uint16Array(NUM_STATES);
-  const isRepG0 = new Uint16Array(NUM_STATES);
-  const isRepG1 = new Uint16Array(NUM_STATES);
-  const isRepG2 = new Uint16Array(NUM_STATES);
-  const isRep0Long = new Uint16Array(NUM_STATES << 4);
-  const posSlot = new Uint16Array(4 << 6);
-  const specPos = new Uint16Array(128);
-  const align = new Uint16Array(16);
-  const lenDec = new LenDecoder();
-  const repLenDec = new LenDecoder();
-  let state = 0;
-  let rep0 = 0;
-  let rep1 = 0;
-  let rep2 = 0;
-  let rep3 = 0;
-  /** Where the dictionary starts: a dictionary reset forbids matches before it. */
-  let dictStart = 0;
-  let needDictReset = true;
+  private resetState(): void {
+    this.literals.fill(PROB_INIT);
+    for (const a of [this.isMatch, this.isRep, this.isRepG0, this.isRepG1, this.isRepG2, this.isRep0Long, this.posSlot, this.specPos, this.align]) a.fill(PROB_INIT);
+    this.lenDec.reset();
+    this.repLenDec.reset();
+    this.state = 0;
+    this.rep0 = this.rep1 = this.rep2 = this.rep3 = 0;
+  }
 
-  const resetState = () => {
-    literals.fill(1024);
-    for (const a of [isMatch, isRep, isRepG0, isRepG1, isRepG2, isRep0Long, posSlot, specPos, align]) a.fill(1024);
-    lenDec.reset();
-    repLenDec.reset();
-    state = 0;
-    rep0 = rep1 = rep2 = rep3 = 0;
-  };
+  private len(d: LenDecoder, posState: number): number {
+    if (this.bit(d.choice, 0) === 0) return this.tree(d.low, posState << 3, 3);
+    if (this.bit(d.choice, 1) === 0) return 8 + this.tree(d.mid, posState << 3, 3);
+    return 16 + this.tree(d.high, 0, 8);
+  }
 
-  const len = (d: LenDecoder, posState: number): number => {
-    if (bit(d.choice, 0) === 0) return tree(d.low, posState << 3, 3);
-    if (bit(d.choice, 1) === 0) return 8 + tree(d.mid, posState << 3, 3);
-    return 16 + tree(d.high, 0, 8);
-  };
-
-  const copyMatch = (dist: number, n: number, limit: number) => {
-    if (dist >= op - dictStart) fail(`match distance ${dist + 1} reaches before the dictionary`);
+  private copyMatch(dist: number, n: number, limit: number): void {
+    const op = this.op;
+    if (dist >= op - this.dictStart) fail(`match distance ${dist + 1} reaches before the dictionary`);
     if (op + n > limit) fail('match runs past the chunk');
+    const out = this.out;
     const from = op - dist - 1;
-    for (let i = 0; i < n; i++) out[op + i] = out[from + i];
-    op += n;
-  };
+    if (dist + 1 >= n) out.copyWithin(op, from, from + n);
+    // Overlapping: the match repeats bytes it is writing.
+    else for (let i = 0; i < n; i++) out[op + i] = out[from + i];
+    this.op = op + n;
+  }
 
-  const decodeChunk = (limit: number) => {
-    const pbMask = (1 << pb) - 1;
-    const lpMask = (1 << lp) - 1;
-    while (op < limit) {
-      const posState = op & pbMask;
-      if (bit(isMatch, (state << 4) + posState) === 0) {
-        const prev = op > dictStart ? out[op - 1] : 0;
-        const base = 0x300 * (((op & lpMask) << lc) + (prev >> (8 - lc)));
-        let sym = 1;
-        if (state >= 7) {
-          if (rep0 >= op - dictStart) fail('matched literal reaches before the dictionary');
-          let matchByte = out[op - rep0 - 1];
-          while (sym < 0x100) {
-            const mb = (matchByte >> 7) & 1;
-            matchByte <<= 1;
-            const b = bit(literals, base + ((1 + mb) << 8) + sym);
-            sym = (sym << 1) | b;
-            if (mb !== b) break;
-          }
-        }
-        while (sym < 0x100) sym = (sym << 1) | bit(literals, base + sym);
-        out[op++] = sym & 0xff;
-        state = state < 4 ? 0 : state < 10 ? state - 3 : state - 6;
+  private literal(): void {
+    const out = this.out;
+    const op = this.op;
+    const prev = op > this.dictStart ? out[op - 1] : 0;
+    const probs = this.literals;
+    const base = 0x300 * (((op & ((1 << this.lp) - 1)) << this.lc) + (prev >> (8 - this.lc)));
+    let sym = 1;
+    if (this.state >= 7) {
+      if (this.rep0 >= op - this.dictStart) fail('matched literal reaches before the dictionary');
+      let matchByte = out[op - this.rep0 - 1];
+      while (sym < 0x100) {
+        const mb = (matchByte >> 7) & 1;
+        matchByte <<= 1;
+        const b = this.bit(probs, base + ((1 + mb) << 8) + sym);
+        sym = (sym << 1) | b;
+        if (mb !== b) break;
+      }
+    }
+    while (sym < 0x100) sym = (sym << 1) | this.bit(probs, base + sym);
+    out[this.op++] = sym & 0xff;
+    const s = this.state;
+    this.state = s < 4 ? 0 : s < 10 ? s - 3 : s - 6;
+  }
+
+  private chunk(limit: number): void {
+    const pbMask = (1 << this.pb) - 1;
+    while (this.op < limit) {
+      const posState = this.op & pbMask;
+      const state = this.state;
+      if (this.bit(this.isMatch, (state << 4) + posState) === 0) {
+        this.literal();
         continue;
       }
       let n: number;
-      if (bit(isRep, state) === 1) {
-        if (op === dictStart) fail('repeated match before any data');
-        if (bit(isRepG0, state) === 0) {
-          if (bit(isRep0Long, (state << 4) + posState) === 0) {
-            state = state < 7 ? 9 : 11;
-            copyMatch(rep0, 1, limit);
+      if (this.bit(this.isRep, state) === 1) {
+        if (this.op === this.dictStart) fail('repeated match before any data');
+        if (this.bit(this.isRepG0, state) === 0) {
+          if (this.bit(this.isRep0Long, (state << 4) + posState) === 0) {
+            this.state = state < 7 ? 9 : 11;
+            this.copyMatch(this.rep0, 1, limit);
             continue;
           }
         } else {
           let dist: number;
-          if (bit(isRepG1, state) === 0) dist = rep1;
+          if (this.bit(this.isRepG1, state) === 0) dist = this.rep1;
           else {
-            if (bit(isRepG2, state) === 0) dist = rep2;
+            if (this.bit(this.isRepG2, state) === 0) dist = this.rep2;
             else {
-              dist = rep3;
-              rep3 = rep2;
+              dist = this.rep3;
+              this.rep3 = this.rep2;
             }
-            rep2 = rep1;
+            this.rep2 = this.rep1;
           }
-          rep1 = rep0;
-          rep0 = dist;
+          this.rep1 = this.rep0;
+          this.rep0 = dist;
         }
-        n = len(repLenDec, posState) + MATCH_MIN;
-        state = state < 7 ? 8 : 11;
+        n = this.len(this.repLenDec, posState) + MATCH_MIN;
+        this.state = state < 7 ? 8 : 11;
       } else {
-        rep3 = rep2;
-        rep2 = rep1;
-        rep1 = rep0;
-        n = len(lenDec, posState) + MATCH_MIN;
-        state = state < 7 ? 7 : 10;
-        const lenState = Math.min(n - MATCH_MIN, 3);
-        const slot = tree(posSlot, lenState << 6, 6);
-        if (slot < 4) rep0 = slot;
+        this.rep3 = this.rep2;
+        this.rep2 = this.rep1;
+        this.rep1 = this.rep0;
+        n = this.len(this.lenDec, posState) + MATCH_MIN;
+        this.state = state < 7 ? 7 : 10;
+        const slot = this.tree(this.posSlot, Math.min(n - MATCH_MIN, 3) << 6, 6);
+        if (slot < 4) this.rep0 = slot;
         else {
           const bits = (slot >> 1) - 1;
           const base = (2 | (slot & 1)) * 2 ** bits;
-          if (slot < 14) rep0 = base + reverse(specPos, base - slot, bits);
+          if (slot < 14) this.rep0 = base + this.reverse(this.specPos, base - slot, bits);
           else {
-            rep0 = base + direct(bits - 4) * 16 + reverse(align, 0, 4);
+            this.rep0 = base + this.direct(bits - 4) * 16 + this.reverse(this.align, 0, 4);
             // All ones is LZMA's end marker, which LZMA2 chunks do not use.
-            if (rep0 === 0xffffffff) fail('end marker inside an LZMA2 chunk');
+            if (this.rep0 === 0xffffffff) fail('end marker inside an LZMA2 chunk');
           }
         }
       }
-      copyMatch(rep0, n, limit);
+      this.copyMatch(this.rep0, n, limit);
     }
-  };
+  }
 
-  for (let chunks = 0; ; chunks++) {
-    if (ip >= src.length) fail('LZMA2 data runs past the block');
-    const control = src[ip++];
-    if (control === 0) return op;
-    if (control === 1 || control === 2) {
-      if (ip + 2 > src.length) fail('LZMA2 chunk header runs past the block');
-      const size = ((src[ip] << 8) | src[ip + 1]) + 1;
-      ip += 2;
-      if (control === 1) {
-        dictStart = op;
+  /** All the chunks up to LZMA2's end byte; the output's length. */
+  run(): number {
+    const src = this.src;
+    const out = this.out;
+    let needDictReset = true;
+    let haveProps = false;
+    for (let chunks = 0; ; chunks++) {
+      if (this.ip >= src.length) fail('LZMA2 data runs past the block');
+      const control = src[this.ip++];
+      if (control === 0) return this.op;
+      if (chunks > out.length) fail('more LZMA2 chunks than output bytes');
+      if (control === 1 || control === 2) {
+        if (this.ip + 2 > src.length) fail('LZMA2 chunk header runs past the block');
+        const size = ((src[this.ip] << 8) | src[this.ip + 1]) + 1;
+        this.ip += 2;
+        if (control === 1) {
+          this.dictStart = this.op;
+          needDictReset = false;
+        } else if (needDictReset) fail('first LZMA2 chunk does not reset the dictionary');
+        if (this.ip + size > src.length || this.op + size > out.length) fail('uncompressed LZMA2 chunk runs past the block or the output');
+        out.set(src.subarray(this.ip, this.ip + size), this.op);
+        this.ip += size;
+        this.op += size;
+        continue;
+      }
+      if (control < 0x80) fail(`LZMA2 control byte 0x${control.toString(16)} is not defined`);
+      if (this.ip + 4 > src.length) fail('LZMA2 chunk header runs past the block');
+      const unpacked = (control & 0x1f) * 65536 + ((src[this.ip] << 8) | src[this.ip + 1]) + 1;
+      const packed = ((src[this.ip + 2] << 8) | src[this.ip + 3]) + 1;
+      this.ip += 4;
+      const reset = (control >> 5) & 3;
+      if (reset === 3) {
+        this.dictStart = this.op;
         needDictReset = false;
       } else if (needDictReset) fail('first LZMA2 chunk does not reset the dictionary');
-      if (ip + size > src.length || op + size > out.length) fail('uncompressed LZMA2 chunk runs past the block or the output');
-      out.set(src.subarray(ip, ip + size), op);
-      ip += size;
-      op += size;
-      continue;
+      if (reset >= 2) {
+        if (this.ip >= src.length) fail('LZMA2 properties run past the block');
+        let d = src[this.ip++];
+        if (d >= 9 * 5 * 5) fail('LZMA properties out of range');
+        this.lc = d % 9;
+        d = Math.floor(d / 9);
+        this.lp = d % 5;
+        this.pb = Math.floor(d / 5);
+        if (this.lc + this.lp > 4) fail('LZMA2 allows lc + lp of 4 at most');
+        if (this.literals.length !== 0x300 << (this.lc + this.lp)) this.literals = new Uint16Array(0x300 << (this.lc + this.lp));
+        haveProps = true;
+      } else if (!haveProps) fail('first LZMA chunk sets no properties');
+      if (reset >= 1) this.resetState();
+      if (this.op + unpacked > out.length) fail(`LZMA2 chunk of ${unpacked} bytes runs past the output`);
+      this.chunkEnd = this.ip + packed;
+      if (this.chunkEnd > src.length) fail('LZMA2 chunk runs past the block');
+      if (this.next() !== 0) fail('range coder does not start with 0');
+      this.code = 0;
+      for (let i = 0; i < 4; i++) this.code = this.code * 256 + this.next();
+      this.range = 0xffffffff;
+      if (this.code === this.range) fail('range coder starts at its end');
+      this.chunk(this.op + unpacked);
+      this.ip = this.chunkEnd;
     }
-    if (control < 0x80) fail(`LZMA2 control byte 0x${control.toString(16)} is not defined`);
-    if (ip + 4 > src.length) fail('LZMA2 chunk header runs past the block');
-    const unpacked = (control & 0x1f) * 65536 + ((src[ip] << 8) | src[ip + 1]) + 1;
-    const packed = ((src[ip + 2] << 8) | src[ip + 3]) + 1;
-    ip += 4;
-    const reset = (control >> 5) & 3;
-    if (reset === 3) {
-      dictStart = op;
-      needDictReset = false;
-    } else if (needDictReset) fail('first LZMA2 chunk does not reset the dictionary');
-    if (reset >= 2) {
-      if (ip >= src.length) fail('LZMA2 properties run past the block');
-      let d = src[ip++];
-      if (d >= 9 * 5 * 5) fail('LZMA properties out of range');
-      lc = d % 9;
-      d = Math.floor(d / 9);
-      lp = d % 5;
-      pb = Math.floor(d / 5);
-      if (lc + lp > 4) fail('LZMA2 allows lc + lp of 4 at most');
-      if (literals.length !== 0x300 << (lc + lp)) literals = new Uint16Array(0x300 << (lc + lp));
-      havePropsSet = true;
-    } else if (!havePropsSet) fail('first LZMA chunk sets no properties');
-    if (reset >= 1) resetState();
-    if (op + unpacked > out.length) fail(`LZMA2 chunk of ${unpacked} bytes runs past the output`);
-    chunkEnd = ip + packed;
-    if (chunkEnd > src.length) fail('LZMA2 chunk runs past the block');
-    if (next() !== 0) fail('range coder does not start with 0');
-    code = 0;
-    for (let i = 0; i < 4; i++) code = code * 256 + next();
-    range = 0xffffffff;
-    if (code === range) fail('range coder starts at its end');
-    decodeChunk(op + unpacked);
-    ip = chunkEnd;
-    if (chunks > out.length) fail('more LZMA2 chunks than output bytes');
   }
+}
+
+function lzma2(src: Uint8Array, start: number, out: Uint8Array): number {
+  return new Lzma2(src, start, out).run();
 }
