@@ -64,6 +64,8 @@ export class Metadata {
   async read(at: MetaPos, length: number, end: number, what: string): Promise<{ data: Buffer; next: MetaPos }> {
     let { block, offset } = at;
     if (offset >= METADATA_SIZE) throw new VdiskError('CORRUPT', `${this.name}: ${what}: offset ${offset} into a metadata block is past its 8192 bytes`);
+    // Nothing to read loads nothing: an inode may end exactly where its table does.
+    if (length === 0) return { data: Buffer.alloc(0), next: at };
     const parts: Buffer[] = [];
     let got = 0;
     // Each pass moves to a later block, and blocks end before `end`: the loop is bounded by the table.

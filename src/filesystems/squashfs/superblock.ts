@@ -8,15 +8,12 @@ import type { FsInfo } from '../types.js';
  */
 
 export const SUPERBLOCK_SIZE = 96;
-export const MAGIC_LE = 'hsqs';
-export const MAGIC_BE = 'sqsh';
+const MAGIC_LE = 'hsqs';
+const MAGIC_BE = 'sqsh';
 /** "No table": the export, xattr and fragment tables may be absent. */
-export const NO_TABLE = 0xffffffffffffffffn;
+const NO_TABLE = 0xffffffffffffffffn;
 
 export const COMPRESSORS: Record<number, string> = { 1: 'gzip', 2: 'lzma', 3: 'lzo', 4: 'xz', 5: 'lz4', 6: 'zstd' };
-
-export const FLAG_COMPRESSOR_OPTIONS = 0x0400;
-export const FLAG_NO_XATTRS = 0x0200;
 
 export interface Superblock {
   inodeCount: number;
