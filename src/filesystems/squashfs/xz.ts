@@ -2,7 +2,7 @@
  * xz as squashfs stores each block: one .xz stream (xz-file-format 1.0.4) holding one block of LZMA2
  * chunks. The container is read for what decoding needs (stream flags, the block header and its
  * filter chain); integrity checks are not verified (squashfs has none of its own either, and every
- * length and distance is bounded). Filters other than LZMA2 (the BCJ converters of -Xbcj) are refused.
+ * length and distance is bounded). Of the BCJ converters (-Xbcj), x86's is undone; the others are refused.
  */
 
 /** A valid stream that uses what this decoder does not do (a BCJ or delta filter). */
@@ -44,6 +44,8 @@ export function xzDecodeBlock(src: Uint8Array, out: Uint8Array): number {
   if (flags & 0x80) varint();
   const filters = (flags & 3) + 1;
   let dictProps = -1;
+  /** The x86 BCJ filter's start offset, when the chain has it (mksquashfs -Xbcj x86, as archiso uses). */
+  let x86: number | null = null;
   for (let i = 0; i < filters; i++) {
     const id = varint();
     const size = varint();
@@ -51,13 +53,68 @@ export function xzDecodeBlock(src: Uint8Array, out: Uint8Array): number {
     if (id === LZMA2) {
       if (i !== filters - 1 || size !== 1) fail('LZMA2 is not the last filter or has properties of other than 1 byte');
       dictProps = src[p];
+    } else if (id === X86 && i === 0 && (size === 0 || size === 4)) {
+      x86 = size === 0 ? 0 : (src[p] | (src[p + 1] << 8) | (src[p + 2] << 16) | (src[p + 3] << 24)) >>> 0;
     } else {
       throw new XzUnsupported(`xz filter ${FILTERS[id] ?? `0x${id.toString(16)}`}`);
     }
     p += size;
   }
   if (dictProps < 0 || dictProps > 40) fail('no LZMA2 filter, or a dictionary size past 4 GiB');
-  return lzma2(src, end + 4, out);
+  const n = lzma2(src, end + 4, out);
+  if (x86 !== null) unBcjX86(out.subarray(0, n), x86);
+  return n;
+}
+
+const X86 = 0x04;
+const MASK_ALLOWED = [true, true, true, false, true, false, false, false];
+const MASK_BIT_NUM = [0, 1, 2, 2, 3, 3, 3, 3];
+const msByte = (b: number) => b === 0x00 || b === 0xff;
+
+/**
+ * Undoes the x86 BCJ filter in place (xz-embedded's bcj_x86): the 32-bit operands of E8/E9 (call,
+ * jmp) instructions were turned from absolute back into relative addresses. The last four bytes are
+ * never converted, as the encoder left them.
+ */
+function unBcjX86(buf: Uint8Array, start: number): void {
+  let prevPos = -1;
+  let prevMask = 0;
+  const size = buf.length - 4;
+  for (let i = 0; i < size; i++) {
+    if ((buf[i] & 0xfe) !== 0xe8) continue;
+    const gap = i - prevPos;
+    if (gap > 3) prevMask = 0;
+    else {
+      prevMask = (prevMask << (gap - 1)) & 7;
+      if (prevMask !== 0) {
+        const b = buf[i + 4 - MASK_BIT_NUM[prevMask]];
+        if (!MASK_ALLOWED[prevMask] || msByte(b)) {
+          prevPos = i;
+          prevMask = (prevMask << 1) | 1;
+          continue;
+        }
+      }
+    }
+    prevPos = i;
+    if (msByte(buf[i + 4])) {
+      let src = (buf[i + 1] | (buf[i + 2] << 8) | (buf[i + 3] << 16) | (buf[i + 4] << 24)) >>> 0;
+      let dest: number;
+      for (;;) {
+        dest = (src - ((start + i + 5) >>> 0)) >>> 0;
+        if (prevMask === 0) break;
+        const j = MASK_BIT_NUM[prevMask] * 8;
+        if (!msByte((dest >>> (24 - j)) & 0xff)) break;
+        src = (dest ^ (2 ** (32 - j) - 1)) >>> 0;
+      }
+      dest &= 0x01ffffff;
+      dest = (dest | (0 - (dest & 0x01000000))) >>> 0;
+      buf[i + 1] = dest & 0xff;
+      buf[i + 2] = (dest >>> 8) & 0xff;
+      buf[i + 3] = (dest >>> 16) & 0xff;
+      buf[i + 4] = dest >>> 24;
+      i += 4;
+    } else prevMask = (prevMask << 1) | 1;
+  }
 }
 
 // LZMA (the range-coded Lempel-Ziv-Markov chain) inside LZMA2's chunks, as in the LZMA SDK's spec.
