@@ -1,3 +1,4 @@
+import { probeSuperblock } from './squashfs/superblock.js';
 import { trimLabel, uuidFromBytes, type Detector, type FsInfo, type VolumeReader } from './types.js';
 import { parseSuperblock as parseXfsSuperblock } from './xfs/superblock.js';
 
@@ -110,15 +111,6 @@ export const f2fs: Detector = {
 export const squashfs: Detector = {
   name: 'squashfs',
   async probe(v: VolumeReader): Promise<FsInfo | null> {
-    const s = await v.read(0, 96);
-    const magic = s.toString('latin1', 0, 4);
-    if (magic === 'sqsh') {
-      const major = s.readUInt16BE(28);
-      return major > 3 ? null : { filesystem: 'squashfs3', version: `${major}.${s.readUInt16BE(30)}` };
-    }
-    if (magic !== 'hsqs') return null;
-    const major = s.readUInt16LE(28);
-    if (major < 4) return { filesystem: 'squashfs3', version: `${major}.${s.readUInt16LE(30)}` };
-    return { filesystem: 'squashfs', version: `${major}.${s.readUInt16LE(30)}`, size: Number(s.readBigUInt64LE(40)) };
+    return probeSuperblock(await v.read(0, 96));
   },
 };
