@@ -6,106 +6,242 @@ import type { DriverCheckOptions } from '../driver.js';
 import type { CheckReport, Finding } from '../../ops/check-report.js';
 import { FLAG_ZERO_GRAIN, GTE_ZERO, MAX_DESCRIPTOR, SECTOR, SPARSE_MAGIC } from './constants.js';
 import { parseDescriptor } from './descriptor.js';
+import type { GrainDirectory } from './grain-directory.js';
 import { GRAIN_MARKER_SIZE } from './marker.js';
 import { SparseExtent } from './sparse-extent.js';
 
 const MAX_LISTED = 100;
 
+/** What one look at the image found, with the repairs that are certain. */
+interface Examination {
+  findings: Finding[];
+  unlisted: number;
+  corruptions: number;
+  leaks: number;
+  total: number;
+  allocated: number;
+  extents: ExtentPlan[];
+}
+
+/** The repairs of one sparse extent file. */
+interface ExtentPlan {
+  file: PositionalFile;
+  /** Grain tables to rewrite from their good copy. */
+  tables: { at: number; data: Buffer }[];
+  /** Where the last structure or grain anything points at ends, when every table could be read. */
+  end: number | null;
+  leakBytes: number;
+}
+
+function finding(ex: Examination, f: Finding): void {
+  if (f.severity === 'corruption') ex.corruptions++;
+  else if (f.severity === 'leak') ex.leaks++;
+  if (ex.findings.length < MAX_LISTED) ex.findings.push(f);
+  else ex.unlisted++;
+}
+
 /**
- * `check` of a VMDK, as qemu-img checks one: every grain table of every sparse extent is read, and
- * every entry must point at a grain inside the file and past the metadata. vdisk repairs nothing here.
+ * `check` of a VMDK: every grain table of every sparse extent is read, and every entry must point at
+ * a grain inside the file and past the metadata (what qemu-img checks), each table must agree with its
+ * redundant copy, and the file must not run on past the last grain. QEMU's vmdk check only reports;
+ * vdisk repairs what is certain: a grain table that disagrees with its copy is rewritten from the copy
+ * whose every entry is valid (the primary when both are, as writers update it first), and space past
+ * the last grain is cut off. Tables are written and flushed before the cut, so a crash at any write
+ * leaves the disk reading as before and the same repair still to do.
  */
 export async function checkVmdk(file: PositionalFile, options: DriverCheckOptions): Promise<CheckReport> {
-  const findings: Finding[] = [];
-  let count = 0;
-  const report = (f: Finding) => {
-    count++;
-    if (findings.length < MAX_LISTED) findings.push(f);
-  };
-  const files = await sparseFiles(file, report);
-  let total = 0;
-  let allocated = 0;
-  for (const f of files) {
-    try {
-      const e = await SparseExtent.open(f);
-      total += Math.ceil(e.geo.capacitySectors / e.geo.grainSectors);
-      allocated += await checkExtent(e, report, options);
-    } catch (err) {
-      if (!(err instanceof VdiskError)) throw err;
-      report({ severity: 'corruption', structure: 'sparse extent header', offset: 0, message: err.message });
-    } finally {
-      if (f !== file) await f.close();
+  const mode = options.repair === 'none' ? 'r' : 'rw';
+  const files = await sparseFiles(file, mode);
+  try {
+    const before = await examine(files, options);
+    if (options.repair === 'none') return report(file.path, before, { corruptions: 0, leaks: 0 });
+    let changed = false;
+    for (const plan of before.extents) {
+      if (options.repair === 'all' && plan.tables.length) {
+        for (const t of plan.tables) await plan.file.writeAt(t.data, t.at);
+        await plan.file.flush();
+        changed = true;
+      }
+      // The end counts the grains either copy of a table points at: the cut is safe whichever wins.
+      if (plan.end !== null && plan.leakBytes > 0) {
+        await plan.file.truncate(plan.end);
+        await plan.file.flush();
+        changed = true;
+      }
     }
+    if (!changed) return report(file.path, before, { corruptions: 0, leaks: 0 });
+    const after = await examine(files, { repair: 'none' });
+    const left = new Set(after.findings.map((f) => `${f.structure}@${f.offset}`));
+    const findings = before.findings.map((f) => (f.repair ? { ...f, fixed: !left.has(`${f.structure}@${f.offset}`) } : f));
+    const r = report(file.path, after, {
+      corruptions: Math.max(0, before.corruptions - after.corruptions),
+      leaks: Math.max(0, before.leaks - after.leaks),
+    });
+    return { ...r, findings: [...findings, ...after.findings.filter((f) => !before.findings.some((b) => b.structure === f.structure && b.offset === f.offset))].slice(0, MAX_LISTED) };
+  } finally {
+    for (const f of files.files) if (f !== file) await f.close();
   }
+}
+
+function report(path: string, ex: Examination, fixed: { corruptions: number; leaks: number }): CheckReport {
   return {
-    filename: file.path,
+    filename: path,
     format: 'vmdk',
     'check-errors': 0,
-    corruptions: count,
-    leaks: 0,
-    'corruptions-fixed': 0,
-    'leaks-fixed': 0,
-    'total-blocks': total,
-    'allocated-blocks': allocated,
-    findings,
-    ...(count > findings.length ? { 'unlisted-findings': count - findings.length } : {}),
+    corruptions: ex.corruptions,
+    leaks: ex.leaks,
+    'corruptions-fixed': fixed.corruptions,
+    'leaks-fixed': fixed.leaks,
+    'total-blocks': ex.total,
+    'allocated-blocks': ex.allocated,
+    findings: ex.findings,
+    ...(ex.unlisted ? { 'unlisted-findings': ex.unlisted } : {}),
   };
+}
+
+async function examine(sparse: { files: PositionalFile[]; problems: Finding[] }, options: DriverCheckOptions): Promise<Examination> {
+  const ex: Examination = { findings: [], unlisted: 0, corruptions: 0, leaks: 0, total: 0, allocated: 0, extents: [] };
+  for (const p of sparse.problems) finding(ex, p);
+  for (const f of sparse.files) {
+    try {
+      const e = await SparseExtent.open(f);
+      ex.total += Math.ceil(e.geo.capacitySectors / e.geo.grainSectors);
+      ex.extents.push(await checkExtent(e, ex, options));
+    } catch (err) {
+      if (!(err instanceof VdiskError)) throw err;
+      finding(ex, { severity: 'corruption', structure: 'sparse extent header', offset: 0, message: err.message });
+    }
+  }
+  return ex;
 }
 
 /** The sparse files to walk: the file itself, or the SPARSE extents its descriptor lists. */
-async function sparseFiles(file: PositionalFile, report: (f: Finding) => void): Promise<PositionalFile[]> {
+async function sparseFiles(file: PositionalFile, mode: 'r' | 'rw'): Promise<{ files: PositionalFile[]; problems: Finding[] }> {
   const head = Buffer.alloc(4);
   await file.readAt(head, 0);
-  if (head.readUInt32LE(0) === SPARSE_MAGIC) return [file];
+  if (head.readUInt32LE(0) === SPARSE_MAGIC) return { files: [file], problems: [] };
   if (file.size() > MAX_DESCRIPTOR) throw new VdiskError('CORRUPT', `${file.path}: not a VMDK: no sparse extent header, and too long for a descriptor file`);
   const text = Buffer.alloc(file.size());
   await file.readAt(text, 0);
-  const out: PositionalFile[] = [];
-  for (const line of parseDescriptor(file.path, text.toString('latin1')).extents) {
-    if (line.type !== 'SPARSE') continue;
-    const path = isAbsolute(line.file) ? line.file : join(dirname(file.path), line.file);
-    try {
-      out.push(await PositionalFile.open(path, 'r', { lock: lockFor('r', false) }));
-    } catch (err) {
-      if (!(err instanceof VdiskError)) throw err;
-      report({ severity: 'corruption', structure: 'extent', offset: 0, message: err.message });
+  const files: PositionalFile[] = [];
+  const problems: Finding[] = [];
+  try {
+    for (const line of parseDescriptor(file.path, text.toString('latin1')).extents) {
+      if (line.type !== 'SPARSE') continue;
+      const path = isAbsolute(line.file) ? line.file : join(dirname(file.path), line.file);
+      try {
+        files.push(await PositionalFile.open(path, mode, { lock: lockFor(mode, false) }));
+      } catch (err) {
+        if (!(err instanceof VdiskError)) throw err;
+        problems.push({ severity: 'corruption', structure: 'extent', offset: 0, message: err.message });
+      }
     }
+  } catch (err) {
+    for (const f of files) await f.close();
+    throw err;
   }
-  return out;
+  return { files, problems };
 }
 
-/** Walks one extent's tables; returns how many grains it stores. */
-async function checkExtent(e: SparseExtent, report: (f: Finding) => void, options: DriverCheckOptions): Promise<number> {
-  const { gd } = e;
+type TableLook = { sector: number; table: Uint32Array | null; error: string | null };
+
+/** Grain table `t` of a directory: its sector and entries, or why they cannot be read. */
+async function lookAt(gd: GrainDirectory, t: number): Promise<TableLook> {
+  let sector = 0;
+  try {
+    sector = await gd.tableSector(t);
+    return { sector, table: await gd.table(t), error: null };
+  } catch (err) {
+    if (!(err instanceof VdiskError)) throw err;
+    return { sector, table: null, error: err.message };
+  }
+}
+
+function tableBytes(table: Uint32Array): Buffer {
+  const b = Buffer.alloc(table.length * 4);
+  table.forEach((v, i) => b.writeUInt32LE(v, i * 4));
+  return b;
+}
+
+function sameTable(a: Uint32Array, b: Uint32Array): boolean {
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** Walks one extent's tables (and their redundant copies); returns what a repair would do. */
+async function checkExtent(e: SparseExtent, ex: Examination, options: DriverCheckOptions): Promise<ExtentPlan> {
+  const { gd, rgd, header } = e;
   const size = e.file.size();
-  const firstGrain = Number(e.header.overHead) * SECTOR;
+  const firstGrain = Number(header.overHead) * SECTOR;
   const need = e.compressed ? GRAIN_MARKER_SIZE : e.grainBytes;
-  let allocated = 0;
+  const zeroGrain = (header.flags & FLAG_ZERO_GRAIN) !== 0;
+  const tableBytesLen = gd.gtes * 4;
+  const plan: ExtentPlan = { file: e.file, tables: [], end: null, leakBytes: 0 };
+  // Everything the file must keep: the header, the descriptor, both directories, tables and grains.
+  let end = Math.max(SECTOR, firstGrain, gd.gdSector * SECTOR + gd.entries * 4);
+  if (rgd) end = Math.max(end, rgd.gdSector * SECTOR + rgd.entries * 4);
+  if (header.descriptorOffset > 0n) end = Math.max(end, Number(header.descriptorOffset + header.descriptorSize) * SECTOR);
+  let endKnown = !e.compressed;
+  const bad = (v: number) => v !== 0 && !(v === GTE_ZERO && zeroGrain) && (v * SECTOR < firstGrain || v * SECTOR + need > size);
+  const countEnds = (table: Uint32Array) => {
+    for (const v of table) if (v !== 0 && !(v === GTE_ZERO && zeroGrain) && !bad(v)) end = Math.max(end, v * SECTOR + need);
+  };
+
   for (let t = 0; t < gd.entries; t++) {
     options.onProgress?.(t, gd.entries);
-    let table: Uint32Array | null;
-    try {
-      table = await gd.table(t);
-    } catch (err) {
-      if (!(err instanceof VdiskError)) throw err;
-      report({ severity: 'corruption', structure: 'grain directory', offset: gd.gdSector * SECTOR + t * 4, entry: t, message: err.message });
-      continue;
+    const primary = await lookAt(gd, t);
+    const copy = rgd ? await lookAt(rgd, t) : null;
+    if (primary.error) {
+      finding(ex, { severity: 'corruption', structure: 'grain directory', offset: gd.gdSector * SECTOR + t * 4, entry: t, message: primary.error });
+    }
+    if (copy?.error) {
+      finding(ex, { severity: 'corruption', structure: 'redundant grain directory', offset: rgd!.gdSector * SECTOR + t * 4, entry: t, message: copy.error });
+    }
+    const table = primary.table;
+    if (table) end = Math.max(end, primary.sector * SECTOR + tableBytesLen);
+    if (copy?.table) end = Math.max(end, copy.sector * SECTOR + tableBytesLen);
+    // Grains only an unreadable table could name might lie anywhere: no cut is certain then.
+    if (primary.error || copy?.error) endKnown = false;
+    if (table) countEnds(table);
+    if (copy?.table) countEnds(copy.table);
+    const primaryOk = table ? !table.some(bad) : false;
+    const differs = table && copy?.table && !sameTable(table, copy.table);
+    const copyOk = differs ? !copy!.table!.some(bad) : false;
+    if (differs && (primaryOk || copyOk)) plan.tables.push({ at: (primaryOk ? copy!.sector : primary.sector) * SECTOR, data: tableBytes(primaryOk ? table : copy!.table!) });
+    if (differs && primaryOk) {
+      finding(ex, { severity: 'corruption', structure: 'redundant grain table', offset: copy!.sector * SECTOR, entry: t, message: `${e.filename}: the redundant copy of grain table ${t} disagrees with the valid primary`, repair: 'rewrite-grain-table' });
+    } else if (differs && !copyOk) {
+      finding(ex, { severity: 'corruption', structure: 'redundant grain table', offset: copy!.sector * SECTOR, entry: t, message: `${e.filename}: grain table ${t} and its redundant copy disagree, and neither is valid` });
     }
     if (!table) continue;
-    const tableAt = (await gd.tableSector(t)) * SECTOR;
+    // The primary is what readers follow: each bad entry counts, as qemu-img check counts them.
     for (let i = 0; i < table.length; i++) {
       const entry = table[i];
-      if (entry === 0 || (entry === GTE_ZERO && (e.header.flags & FLAG_ZERO_GRAIN) !== 0)) continue;
-      allocated++;
+      if (entry === 0 || (entry === GTE_ZERO && zeroGrain)) continue;
+      ex.allocated++;
+      if (!bad(entry)) continue;
       const grain = t * gd.gtes + i;
-      const at = entry * SECTOR;
-      if (at + need > size) {
-        report({ severity: 'corruption', structure: 'grain table', offset: tableAt + i * 4, entry: grain, message: `${e.filename}: grain ${grain} is stored at sector ${entry}, past the end of the file (${size} bytes)` });
-      } else if (at < firstGrain) {
-        report({ severity: 'corruption', structure: 'grain table', offset: tableAt + i * 4, entry: grain, message: `${e.filename}: grain ${grain} is stored at sector ${entry}, inside the metadata (grains start at sector ${e.header.overHead})` });
+      const where = entry * SECTOR + need > size
+        ? `past the end of the file (${size} bytes)`
+        : `inside the metadata (grains start at sector ${header.overHead})`;
+      const f: Finding = { severity: 'corruption', structure: 'grain table', offset: primary.sector * SECTOR + i * 4, entry: grain, message: `${e.filename}: grain ${grain} is stored at sector ${entry}, ${where}` };
+      if (copyOk) {
+        f.message += '; the redundant copy of its table is valid';
+        f.repair = 'rewrite-grain-table';
       }
+      finding(ex, f);
     }
   }
   options.onProgress?.(gd.entries, gd.entries);
-  return allocated;
+  if (endKnown) {
+    plan.end = Math.ceil(end / SECTOR) * SECTOR;
+    if (size > plan.end) {
+      plan.leakBytes = size - plan.end;
+      const grains = Math.ceil(plan.leakBytes / e.grainBytes);
+      finding(ex, { severity: 'leak', structure: 'grains', offset: plan.end, message: `${e.filename}: ${plan.leakBytes} bytes (${grains} grains) at ${plan.end}, after the last grain, belong to no grain table`, repair: 'truncate' });
+      // Each leaked grain counts, as qemu-img counts leaked clusters.
+      ex.leaks += grains - 1;
+    }
+  }
+  return plan;
 }
