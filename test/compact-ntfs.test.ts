@@ -143,6 +143,8 @@ function fsIntact(dir: string, made: Made): void {
   sh('dd', [`if=${back}`, `of=${vol}`, 'bs=1M', `skip=${made.start / MiB}`, `count=${made.volSize / MiB}`, 'status=none']);
   const fix = spawnSync('ntfsfix', ['-n', vol], { encoding: 'utf8' });
   assert.equal(fix.status, 0, fix.stdout + fix.stderr);
+  assert.match(fix.stdout, /Checking the alternate boot sector... OK/, fix.stdout);
+  assert.match(fix.stdout, /processed successfully/, fix.stdout);
   assert.doesNotMatch(fix.stdout, /(FAILED|corrupt|error)/i, fix.stdout);
   for (const [name, data] of made.files) {
     assert.ok(execBuffer('ntfscat', [vol, `/${name}`]).equals(data), `${name} reads back as written`);

@@ -6,6 +6,8 @@ import { join } from 'node:path';
 import { needPeers, sh, tempDir, vdisk } from './helpers/peers.js';
 import { qemuVmdk, varied } from './helpers/vmdk.js';
 import { buildKillShim, vdiskCutOff } from './helpers/crash.js';
+import fc from 'fast-check';
+import { checkImage, VdiskError } from '../src/index.js';
 
 /**
  * `check -r` on VMDK: images made by qemu-img, then damaged as a crash or a bad copy would leave them.
@@ -179,3 +181,54 @@ test('check -r all cut off at every write (plain and torn) leaves an image that 
   qemuSame(image, raw);
   assert.deepEqual(readdirSync(dir).filter((f) => f.includes('.tmp')), []);
 });
+
+test('check -r all on grain directories and tables mutated at random: only typed errors, bounded time, grains never touched, and a second repair finds nothing more to do', async (t) => {
+  if (!needPeers(t, 'qemu-img')) return;
+  const dir = tempDir(t);
+  const raw = rawDisk(dir, 70);
+  const image = join(dir, 'disk.vmdk');
+  qemuVmdk(raw, image, ['subformat=monolithicSparse']);
+  const original = readFileSync(image);
+  const overhead = Number(original.readBigUInt64LE(64)) * 512;
+  const gd = Number(original.readBigUInt64LE(56)) * 512;
+  const rgd = Number(original.readBigUInt64LE(48)) * 512;
+  // Directories and tables: the primary, then the redundant copy, of the three tables.
+  const regions: [number, number][] = [[gd, 12], [rgd, 12]];
+  for (let tb = 0; tb < 3; tb++) regions.push([tableAt(original, tb, false), 2048], [tableAt(original, tb, true), 2048]);
+  const target = join(dir, 'hostile.vmdk');
+  const values = fc.oneof(fc.constantFrom(0, 1, 2, 3, 999_999, 0xffffffff), fc.integer({ min: 0, max: Math.ceil(original.length / 512) + 300 }));
+  await fc.assert(
+    fc.asyncProperty(fc.array(fc.tuple(fc.nat(), fc.nat(), values), { minLength: 1, maxLength: 6 }), fc.nat({ max: 4 }), async (edits, junkGrains) => {
+      const b = Buffer.from(original);
+      for (const [r, pos, v] of edits) {
+        const [start, length] = regions[r % regions.length];
+        b.writeUInt32LE(v, start + (pos % (length / 4)) * 4);
+      }
+      const damaged = Buffer.concat([b, varied(junkGrains * GRAIN, 3)]);
+      writeFileSync(target, damaged);
+      let first;
+      try {
+        first = await withTimeout(checkImage(target, { repair: 'all' }), 20_000);
+      } catch (err) {
+        if (err instanceof VdiskError) return;
+        throw err;
+      }
+      const now = readFileSync(target);
+      assert.ok(now.length <= damaged.length);
+      // The grains are never written: only tables change, and the file may only lose its tail.
+      assert.ok(now.subarray(overhead).equals(damaged.subarray(overhead, now.length)), 'grain bytes unchanged');
+      const second = await checkImage(target, { repair: 'all' });
+      assert.equal(second['corruptions-fixed'], 0, JSON.stringify(second.findings));
+      assert.equal(second['leaks-fixed'], 0, JSON.stringify(second.findings));
+      if (first.corruptions === 0) {
+        const q = spawnSync('qemu-img', ['check', '-f', 'vmdk', target], { encoding: 'utf8' });
+        assert.equal(q.status, 0, `vdisk finds no corruption left, qemu-img does: ${q.stdout}`);
+      }
+    }),
+    { numRuns: 60 },
+  );
+});
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  return Promise.race([p, new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`took over ${ms} ms`)), ms).unref())]);
+}

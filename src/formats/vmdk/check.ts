@@ -168,6 +168,49 @@ function sameTable(a: Uint32Array, b: Uint32Array): boolean {
   return true;
 }
 
+/**
+ * Whether a table may be rewritten at a sector: inside the metadata (past the header, before the
+ * first grain), clear of the descriptor and both directories, and overlapping no other table either
+ * directory names. The table sectors are gathered once, sorted, so each question is a binary search.
+ */
+async function tablePlaces(e: SparseExtent): Promise<(sector: number) => boolean> {
+  const { gd, rgd, header } = e;
+  const len = gd.gtes * 4;
+  const dirs = [gd, ...(rgd ? [rgd] : [])];
+  const starts = new Float64Array(dirs.length * gd.entries);
+  let n = 0;
+  for (const d of dirs) {
+    for (let t = 0; t < d.entries; t++) {
+      try {
+        const s = await d.tableSector(t);
+        if (s !== 0) starts[n++] = s * SECTOR;
+      } catch (err) {
+        if (!(err instanceof VdiskError)) throw err;
+      }
+    }
+  }
+  const sorted = starts.subarray(0, n).sort();
+  const fixed: [number, number][] = [[0, SECTOR], ...dirs.map((d): [number, number] => [d.gdSector * SECTOR, d.gdSector * SECTOR + d.entries * 4])];
+  if (header.descriptorOffset > 0n) fixed.push([Number(header.descriptorOffset) * SECTOR, Number(header.descriptorOffset + header.descriptorSize) * SECTOR]);
+  const firstGrain = Number(header.overHead) * SECTOR;
+  return (sector) => {
+    const at = sector * SECTOR;
+    if (sector === 0 || at + len > firstGrain) return false;
+    if (fixed.some(([a, b]) => at < b && a < at + len)) return false;
+    // Tables overlapping this one start in (at - len, at + len); the table itself is one of them.
+    let lo = 0;
+    let hi = sorted.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (sorted[mid] <= at - len) lo = mid + 1;
+      else hi = mid;
+    }
+    let near = 0;
+    for (let i = lo; i < sorted.length && sorted[i] < at + len; i++) near++;
+    return near === 1;
+  };
+}
+
 /** Walks one extent's tables (and their redundant copies); returns what a repair would do. */
 async function checkExtent(e: SparseExtent, ex: Examination, options: DriverCheckOptions): Promise<ExtentPlan> {
   const { gd, rgd, header } = e;
@@ -187,6 +230,8 @@ async function checkExtent(e: SparseExtent, ex: Examination, options: DriverChec
     for (const v of table) if (v !== 0 && !(v === GTE_ZERO && zeroGrain) && !bad(v)) end = Math.max(end, v * SECTOR + need);
   };
 
+  const placeOk = await tablePlaces(e);
+
   for (let t = 0; t < gd.entries; t++) {
     options.onProgress?.(t, gd.entries);
     const primary = await lookAt(gd, t);
@@ -202,16 +247,24 @@ async function checkExtent(e: SparseExtent, ex: Examination, options: DriverChec
     if (copy?.table) end = Math.max(end, copy.sector * SECTOR + tableBytesLen);
     // Grains only an unreadable table could name might lie anywhere: no cut is certain then.
     if (primary.error || copy?.error) endKnown = false;
-    if (table) countEnds(table);
-    if (copy?.table) countEnds(copy.table);
-    const primaryOk = table ? !table.some(bad) : false;
     const differs = table && copy?.table && !sameTable(table, copy.table);
-    const copyOk = differs ? !copy!.table!.some(bad) : false;
-    if (differs && (primaryOk || copyOk)) plan.tables.push({ at: (primaryOk ? copy!.sector : primary.sector) * SECTOR, data: tableBytes(primaryOk ? table : copy!.table!) });
+    // A copy is rewritten only where a table belongs: a directory entry that points elsewhere (into
+    // the descriptor, another table, the grains) would have the repair overwrite what lies there.
+    const primaryOk = table ? !table.some(bad) && placeOk(primary.sector) : false;
+    const copyOk = differs ? !copy!.table!.some(bad) && placeOk(copy!.sector) : false;
+    const fixable = differs && (primaryOk ? placeOk(copy!.sector) : copyOk && placeOk(primary.sector));
+    if (fixable) plan.tables.push({ at: (primaryOk ? copy!.sector : primary.sector) * SECTOR, data: tableBytes(primaryOk ? table : copy!.table!) });
+    // The tail must keep every grain a table will name: once a rewrite is made, only the good copy's;
+    // without it (-r leaks, or nothing certain), those of both copies.
+    if (fixable && options.repair === 'all') countEnds(primaryOk ? table : copy!.table!);
+    else {
+      if (table) countEnds(table);
+      if (copy?.table) countEnds(copy.table);
+    }
     if (differs && primaryOk) {
-      finding(ex, { severity: 'corruption', structure: 'redundant grain table', offset: copy!.sector * SECTOR, entry: t, message: `${e.filename}: the redundant copy of grain table ${t} disagrees with the valid primary`, repair: 'rewrite-grain-table' });
-    } else if (differs && !copyOk) {
-      finding(ex, { severity: 'corruption', structure: 'redundant grain table', offset: copy!.sector * SECTOR, entry: t, message: `${e.filename}: grain table ${t} and its redundant copy disagree, and neither is valid` });
+      finding(ex, { severity: 'corruption', structure: 'redundant grain table', offset: copy!.sector * SECTOR, entry: t, message: `${e.filename}: the redundant copy of grain table ${t} disagrees with the valid primary`, ...(fixable ? { repair: 'rewrite-grain-table' as const } : {}) });
+    } else if (differs && !fixable) {
+      finding(ex, { severity: 'corruption', structure: 'redundant grain table', offset: copy!.sector * SECTOR, entry: t, message: `${e.filename}: grain table ${t} and its redundant copy disagree, and neither can be rewritten from the other` });
     }
     if (!table) continue;
     // The primary is what readers follow: each bad entry counts, as qemu-img check counts them.
@@ -225,7 +278,7 @@ async function checkExtent(e: SparseExtent, ex: Examination, options: DriverChec
         ? `past the end of the file (${size} bytes)`
         : `inside the metadata (grains start at sector ${header.overHead})`;
       const f: Finding = { severity: 'corruption', structure: 'grain table', offset: primary.sector * SECTOR + i * 4, entry: grain, message: `${e.filename}: grain ${grain} is stored at sector ${entry}, ${where}` };
-      if (copyOk) {
+      if (fixable) {
         f.message += '; the redundant copy of its table is valid';
         f.repair = 'rewrite-grain-table';
       }
