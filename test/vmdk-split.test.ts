@@ -1,9 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { closeSync, mkdirSync, openSync, readFileSync, readdirSync, statSync, writeFileSync, writeSync, ftruncateSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
-import { needPeers, sh, tempDir, vdisk } from './helpers/peers.js';
+import { needPeers, sh, tempDir, vdisk, VDISK } from './helpers/peers.js';
 import { varied } from './helpers/vmdk.js';
 import { buildKillShim, vdiskCutOff } from './helpers/crash.js';
 
@@ -202,4 +203,28 @@ test('split and flat VMDK output: an existing extent file is refused and left al
     const c = spawnSync('qemu-img', ['compare', '-f', 'raw', '-F', 'vmdk', raw, out], { encoding: 'utf8' });
     assert.equal(c.status, 0, c.stdout + c.stderr);
   }
+});
+
+test('a split VMDK convert stopped by SIGTERM removes every temporary piece it made', async (t) => {
+  if (!needPeers(t, 'qemu-img')) return;
+  const dir = tempDir(t);
+  const raw = join(dir, 'src.raw');
+  writeFileSync(raw, varied(96 * MiB, 5));
+  const work = join(dir, 'out');
+  mkdirSync(work);
+  const child = spawn(process.execPath, [VDISK, 'convert', '-O', 'vmdk', '-o', 'subformat=twoGbMaxExtentSparse', raw, join(work, 'disk.vmdk')], { stdio: 'ignore' });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  let seen = false;
+  for (let i = 0; i < 2000 && child.exitCode === null; i++) {
+    if (readdirSync(work).some((f) => f.startsWith('.disk-s001.vmdk.'))) {
+      seen = true;
+      child.kill('SIGTERM');
+      break;
+    }
+    await sleep(2);
+  }
+  const code = await exited;
+  assert.ok(seen, 'the piece was being written under a temporary name');
+  assert.equal(code, 143);
+  assert.deepEqual(readdirSync(work), [], 'nothing is left');
 });
