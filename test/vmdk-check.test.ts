@@ -133,6 +133,33 @@ test('check -r all rewrites a grain table that disagrees with its redundant copy
   qemuClean(image);
   qemuSame(image, raw);
 
+  // A directory entry lost, or naming the descriptor, or past the end: the other directory's table goes
+  // back where this directory's layout puts it (the place qemu-img gave it), then the entry.
+  const gdAt = Number(original.readBigUInt64LE(56)) * 512;
+  const rgdAt = Number(original.readBigUInt64LE(48)) * 512;
+  for (const [what, at, value, qemuSees] of [
+    ['lost primary entry', gdAt + 4, 0, 'differs'],
+    ['redundant entry naming the descriptor', rgdAt + 8, 1, 'same'],
+    ['primary entry past the end', gdAt, 999_999, 'error'],
+  ] as const) {
+    b = Buffer.from(original);
+    b.writeUInt32LE(value, at);
+    writeFileSync(image, b);
+    const seen = spawnSync('qemu-img', ['compare', '-f', 'vmdk', '-F', 'raw', image, raw], { encoding: 'utf8' });
+    if (qemuSees === 'same') assert.equal(seen.status, 0, `${what}: qemu reads only the primary`);
+    else assert.notEqual(seen.status, 0, `${what}: qemu-img compare sees the damage`);
+    r = check(image);
+    assert.equal(r.code, 2, what);
+    const f = r.report.findings.find((x: { repair?: string }) => x.repair === 'rewrite-grain-directory');
+    assert.ok(f, `${what}: ${JSON.stringify(r.report.findings)}`);
+    assert.equal(f.offset, at, what);
+    r = check(image, 'all');
+    assert.equal(r.code, 0, `${what}: ${JSON.stringify(r.report)}`);
+    assert.ok(r.report['corruptions-fixed'] >= 1);
+    assert.ok(readFileSync(image).equals(original), `${what}: back to what qemu-img wrote`);
+    qemuSame(image, raw);
+  }
+
   // Neither copy valid: nothing is certain, nothing is written.
   b = Buffer.from(original);
   b.writeUInt32LE(999_999, tableAt(b, 1, false) + entries[0] * 4);
@@ -217,6 +244,10 @@ test('check -r all on grain directories and tables mutated at random: only typed
       assert.ok(now.length <= damaged.length);
       // The grains are never written: only tables change, and the file may only lose its tail.
       assert.ok(now.subarray(overhead).equals(damaged.subarray(overhead, now.length)), 'grain bytes unchanged');
+      // One edit to a redundant structure or a primary directory entry, all repaired: what qemu-img wrote.
+      if (edits.length === 1 && [0, 1, 3, 5, 7].includes(edits[0][0] % regions.length) && first.corruptions === 0) {
+        assert.ok(now.equals(original), `one edit ${JSON.stringify(edits[0])}: repaired to what qemu-img wrote`);
+      }
       const second = await checkImage(target, { repair: 'all' });
       assert.equal(second['corruptions-fixed'], 0, JSON.stringify(second.findings));
       assert.equal(second['leaks-fixed'], 0, JSON.stringify(second.findings));

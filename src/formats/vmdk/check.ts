@@ -28,6 +28,8 @@ interface ExtentPlan {
   file: PositionalFile;
   /** Grain tables to rewrite from their good copy. */
   tables: { at: number; data: Buffer }[];
+  /** Directory entries to point at a table restored where the directory's layout puts it (written after the tables). */
+  entries: { at: number; sector: number }[];
   /** Where the last structure or grain anything points at ends, when every table could be read. */
   end: number | null;
   leakBytes: number;
@@ -45,8 +47,9 @@ function finding(ex: Examination, f: Finding): void {
  * a grain inside the file and past the metadata (what qemu-img checks), each table must agree with its
  * redundant copy, and the file must not run on past the last grain. QEMU's vmdk check only reports;
  * vdisk repairs what is certain: a grain table that disagrees with its copy is rewritten from the copy
- * whose every entry is valid (the primary when both are, as writers update it first), and space past
- * the last grain is cut off. Tables are written and flushed before the cut, so a crash at any write
+ * whose every entry is valid (the primary when both are, as writers update it first); a directory
+ * entry that is lost or points where no table belongs gets the other copy's table back where the
+ * directory's own layout (every other entry's place) puts it; and space past the last grain is cut off. Tables are written and flushed before the cut, so a crash at any write
  * leaves the disk reading as before and the same repair still to do.
  */
 export async function checkVmdk(file: PositionalFile, options: DriverCheckOptions): Promise<CheckReport> {
@@ -60,6 +63,15 @@ export async function checkVmdk(file: PositionalFile, options: DriverCheckOption
       if (options.repair === 'all' && plan.tables.length) {
         for (const t of plan.tables) await plan.file.writeAt(t.data, t.at);
         await plan.file.flush();
+        // A restored table is durable before a directory entry names it.
+        if (plan.entries.length) {
+          const b = Buffer.alloc(4);
+          for (const en of plan.entries) {
+            b.writeUInt32LE(en.sector, 0);
+            await plan.file.writeAt(b, en.at);
+          }
+          await plan.file.flush();
+        }
         changed = true;
       }
       // The end counts the grains either copy of a table points at: the cut is safe whichever wins.
@@ -168,46 +180,64 @@ function sameTable(a: Uint32Array, b: Uint32Array): boolean {
   return true;
 }
 
+interface TableLayout {
+  /** Whether a table may be written at `sector`: inside the metadata (past the header, before the first grain), clear of the descriptor and both directories, and overlapping no table either directory names but the one there (`self`). */
+  placeOk(sector: number, self?: boolean): boolean;
+  /** Where directory `dir` (0 primary, 1 redundant) puts table `t` by its layout, or 0 when its entries do not say it for certain. */
+  expected(dir: number, t: number): number;
+}
+
 /**
- * Whether a table may be rewritten at a sector: inside the metadata (past the header, before the
- * first grain), clear of the descriptor and both directories, and overlapping no other table either
- * directory names. The table sectors are gathered once, sorted, so each question is a binary search.
+ * Where tables are and may go. The table sectors are gathered once, sorted, so each placement
+ * question is a binary search. A directory's layout is certain when most of its tables sit one after
+ * another right after it (as QEMU, VMware and vdisk lay them out) and none sits elsewhere more often.
  */
-async function tablePlaces(e: SparseExtent): Promise<(sector: number) => boolean> {
+async function tableLayout(e: SparseExtent): Promise<TableLayout> {
   const { gd, rgd, header } = e;
   const len = gd.gtes * 4;
   const dirs = [gd, ...(rgd ? [rgd] : [])];
   const starts = new Float64Array(dirs.length * gd.entries);
+  const bases: number[] = [];
   let n = 0;
   for (const d of dirs) {
-    for (let t = 0; t < d.entries; t++) {
+    const base = d.gdSector + Math.ceil((d.entries * 4) / SECTOR);
+    let fits = 0;
+    let misfits = 0;
+    for (let t = await d.firstTable(0, d.entries); t < d.entries; t = await d.firstTable(t + 1, d.entries)) {
       try {
         const s = await d.tableSector(t);
-        if (s !== 0) starts[n++] = s * SECTOR;
+        if (s === 0) continue;
+        starts[n++] = s * SECTOR;
+        if (s === base + (t * len) / SECTOR) fits++;
+        else misfits++;
       } catch (err) {
         if (!(err instanceof VdiskError)) throw err;
       }
     }
+    bases.push(len % SECTOR === 0 && fits > misfits ? base : 0);
   }
   const sorted = starts.subarray(0, n).sort();
   const fixed: [number, number][] = [[0, SECTOR], ...dirs.map((d): [number, number] => [d.gdSector * SECTOR, d.gdSector * SECTOR + d.entries * 4])];
   if (header.descriptorOffset > 0n) fixed.push([Number(header.descriptorOffset) * SECTOR, Number(header.descriptorOffset + header.descriptorSize) * SECTOR]);
   const firstGrain = Number(header.overHead) * SECTOR;
-  return (sector) => {
-    const at = sector * SECTOR;
-    if (sector === 0 || at + len > firstGrain) return false;
-    if (fixed.some(([a, b]) => at < b && a < at + len)) return false;
-    // Tables overlapping this one start in (at - len, at + len); the table itself is one of them.
-    let lo = 0;
-    let hi = sorted.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (sorted[mid] <= at - len) lo = mid + 1;
-      else hi = mid;
-    }
-    let near = 0;
-    for (let i = lo; i < sorted.length && sorted[i] < at + len; i++) near++;
-    return near === 1;
+  return {
+    placeOk(sector, self = true) {
+      const at = sector * SECTOR;
+      if (sector === 0 || at + len > firstGrain) return false;
+      if (fixed.some(([a, b]) => at < b && a < at + len)) return false;
+      // Tables overlapping this one start in (at - len, at + len).
+      let lo = 0;
+      let hi = sorted.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (sorted[mid] <= at - len) lo = mid + 1;
+        else hi = mid;
+      }
+      let near = 0;
+      for (let i = lo; i < sorted.length && sorted[i] < at + len; i++) near++;
+      return near === (self ? 1 : 0);
+    },
+    expected: (dir, t) => (bases[dir] ? bases[dir] + (t * len) / SECTOR : 0),
   };
 }
 
@@ -219,7 +249,7 @@ async function checkExtent(e: SparseExtent, ex: Examination, options: DriverChec
   const need = e.compressed ? GRAIN_MARKER_SIZE : e.grainBytes;
   const zeroGrain = (header.flags & FLAG_ZERO_GRAIN) !== 0;
   const tableBytesLen = gd.gtes * 4;
-  const plan: ExtentPlan = { file: e.file, tables: [], end: null, leakBytes: 0 };
+  const plan: ExtentPlan = { file: e.file, tables: [], entries: [], end: null, leakBytes: 0 };
   // Everything the file must keep: the header, the descriptor, both directories, tables and grains.
   let end = Math.max(SECTOR, firstGrain, gd.gdSector * SECTOR + gd.entries * 4);
   if (rgd) end = Math.max(end, rgd.gdSector * SECTOR + rgd.entries * 4);
@@ -230,33 +260,69 @@ async function checkExtent(e: SparseExtent, ex: Examination, options: DriverChec
     for (const v of table) if (v !== 0 && !(v === GTE_ZERO && zeroGrain) && !bad(v)) end = Math.max(end, v * SECTOR + need);
   };
 
-  const placeOk = await tablePlaces(e);
+  const layout = await tableLayout(e);
+  const placeOk = (sector: number) => layout.placeOk(sector);
 
-  for (let t = 0; t < gd.entries; t++) {
+  // Only entries where either directory names a table: a huge, empty disk costs a scan of its directories.
+  const next = async (from: number) => Math.min(await gd.firstTable(from, gd.entries), rgd ? await rgd.firstTable(from, gd.entries) : gd.entries);
+  for (let t = await next(0); t < gd.entries; t = await next(t + 1)) {
     options.onProgress?.(t, gd.entries);
     const primary = await lookAt(gd, t);
     const copy = rgd ? await lookAt(rgd, t) : null;
-    if (primary.error) {
-      finding(ex, { severity: 'corruption', structure: 'grain directory', offset: gd.gdSector * SECTOR + t * 4, entry: t, message: primary.error });
-    }
-    if (copy?.error) {
-      finding(ex, { severity: 'corruption', structure: 'redundant grain directory', offset: rgd!.gdSector * SECTOR + t * 4, entry: t, message: copy.error });
+    // A directory entry that names no table where one belongs (lost, past the end, into other
+    // structures), while the other directory's table is valid: that table goes back where this
+    // directory's layout puts it, in a place nothing uses, then the entry names it.
+    // A table sits where it belongs: where its directory's layout says when that is certain; else in
+    // a free place in the metadata, or past it (where other writers may put tables).
+    const placed = (dir: number, l: TableLook) => {
+      if (l.error || l.sector === 0) return false;
+      const want = layout.expected(dir, t);
+      if (want !== 0) return want === l.sector && placeOk(l.sector);
+      return l.sector * SECTOR + tableBytesLen > firstGrain || placeOk(l.sector);
+    };
+    const valid = (dir: number, l: TableLook | null) => !!l?.table && placed(dir, l) && !l.table.some(bad);
+    const restoreAt = (dir: number, l: TableLook, other: TableLook | null) => {
+      if (!other || placed(dir, l) || !valid(1 - dir, other) || !(l.error || l.sector !== 0 || other.sector !== 0)) return 0;
+      const to = layout.expected(dir, t);
+      return to !== 0 && to !== l.sector && layout.placeOk(to, false) ? to : 0;
+    };
+    const restorePrimary = copy ? restoreAt(0, primary, copy) : 0;
+    const restoreCopy = copy ? restoreAt(1, copy, primary) : 0;
+    for (const [dir, look, other, to] of [[gd, primary, copy, restorePrimary], [rgd, copy, primary, restoreCopy]] as const) {
+      if (!dir || !look) continue;
+      const what = dir === gd ? 'grain directory' : 'redundant grain directory';
+      const lost = !look.error && look.sector === 0 && other !== null && other.sector !== 0;
+      if (!look.error && !lost && !to) continue;
+      const why = look.error ?? (lost ? `${e.filename}: ${what} entry ${t} names no grain table, while its copy does` : `${e.filename}: ${what} entry ${t} names sector ${look.sector}, where no grain table belongs`);
+      const f: Finding = { severity: 'corruption', structure: what, offset: dir.gdSector * SECTOR + t * 4, entry: t, message: why };
+      if (to) {
+        f.message += `; its copy's table is valid and goes back to sector ${to}`;
+        f.repair = 'rewrite-grain-directory';
+        plan.tables.push({ at: to * SECTOR, data: tableBytes(other!.table!) });
+        plan.entries.push({ at: dir.gdSector * SECTOR + t * 4, sector: to });
+      }
+      finding(ex, f);
     }
     const table = primary.table;
-    if (table) end = Math.max(end, primary.sector * SECTOR + tableBytesLen);
-    if (copy?.table) end = Math.max(end, copy.sector * SECTOR + tableBytesLen);
-    // Grains only an unreadable table could name might lie anywhere: no cut is certain then.
-    if (primary.error || copy?.error) endKnown = false;
-    const differs = table && copy?.table && !sameTable(table, copy.table);
+    const restoring = (restorePrimary || restoreCopy) !== 0 && options.repair === 'all';
+    // A table a restoring directory entry stops naming need not be kept.
+    if (table && !(restoring && restorePrimary)) end = Math.max(end, primary.sector * SECTOR + tableBytesLen);
+    if (copy?.table && !(restoring && restoreCopy)) end = Math.max(end, copy.sector * SECTOR + tableBytesLen);
+    // Grains only an unreadable table could name might lie anywhere: no cut is certain then, unless
+    // that table is about to be replaced by its copy.
+    if ((primary.error || copy?.error) && !restoring) endKnown = false;
+    const differs = !restorePrimary && !restoreCopy && table && copy?.table && !sameTable(table, copy.table);
     // A copy is rewritten only where a table belongs: a directory entry that points elsewhere (into
     // the descriptor, another table, the grains) would have the repair overwrite what lies there.
-    const primaryOk = table ? !table.some(bad) && placeOk(primary.sector) : false;
-    const copyOk = differs ? !copy!.table!.some(bad) && placeOk(copy!.sector) : false;
-    const fixable = differs && (primaryOk ? placeOk(copy!.sector) : copyOk && placeOk(primary.sector));
+    const primaryOk = valid(0, primary);
+    const copyOk = differs ? valid(1, copy) : false;
+    // Rewritten in place only inside the metadata: a table among the grains could be a grain.
+    const fixable = differs && (primaryOk ? placed(1, copy!) && placeOk(copy!.sector) : copyOk && placed(0, primary) && placeOk(primary.sector));
     if (fixable) plan.tables.push({ at: (primaryOk ? copy!.sector : primary.sector) * SECTOR, data: tableBytes(primaryOk ? table : copy!.table!) });
     // The tail must keep every grain a table will name: once a rewrite is made, only the good copy's;
     // without it (-r leaks, or nothing certain), those of both copies.
-    if (fixable && options.repair === 'all') countEnds(primaryOk ? table : copy!.table!);
+    if (restoring) countEnds(restorePrimary ? copy!.table! : table!);
+    else if (fixable && options.repair === 'all') countEnds(primaryOk ? table : copy!.table!);
     else {
       if (table) countEnds(table);
       if (copy?.table) countEnds(copy.table);
@@ -278,9 +344,9 @@ async function checkExtent(e: SparseExtent, ex: Examination, options: DriverChec
         ? `past the end of the file (${size} bytes)`
         : `inside the metadata (grains start at sector ${header.overHead})`;
       const f: Finding = { severity: 'corruption', structure: 'grain table', offset: primary.sector * SECTOR + i * 4, entry: grain, message: `${e.filename}: grain ${grain} is stored at sector ${entry}, ${where}` };
-      if (fixable) {
+      if (fixable || restorePrimary) {
         f.message += '; the redundant copy of its table is valid';
-        f.repair = 'rewrite-grain-table';
+        f.repair = fixable ? 'rewrite-grain-table' : 'rewrite-grain-directory';
       }
       finding(ex, f);
     }
