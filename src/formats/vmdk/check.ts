@@ -58,33 +58,21 @@ export async function checkVmdk(file: PositionalFile, options: DriverCheckOption
   try {
     const before = await examine(files, options);
     if (options.repair === 'none') return report(file.path, before, { corruptions: 0, leaks: 0 });
+    // One repair can make another certain (a table restored from a copy another bad entry overlapped):
+    // a few rounds, each written in the same safe order, until one finds nothing to do.
     let changed = false;
-    for (const plan of before.extents) {
-      if (options.repair === 'all' && plan.tables.length) {
-        for (const t of plan.tables) await plan.file.writeAt(t.data, t.at);
-        await plan.file.flush();
-        // A restored table is durable before a directory entry names it.
-        if (plan.entries.length) {
-          const b = Buffer.alloc(4);
-          for (const en of plan.entries) {
-            b.writeUInt32LE(en.sector, 0);
-            await plan.file.writeAt(b, en.at);
-          }
-          await plan.file.flush();
-        }
-        changed = true;
-      }
-      // The end counts the grains either copy of a table points at: the cut is safe whichever wins.
-      if (plan.end !== null && plan.leakBytes > 0) {
-        await plan.file.truncate(plan.end);
-        await plan.file.flush();
-        changed = true;
-      }
+    let current = before;
+    for (let round = 0; round < 4 && (await applyPlans(current.extents, options.repair)); round++) {
+      changed = true;
+      current = await examine(files, options);
     }
     if (!changed) return report(file.path, before, { corruptions: 0, leaks: 0 });
     const after = await examine(files, { repair: 'none' });
     const left = new Set(after.findings.map((f) => `${f.structure}@${f.offset}`));
-    const findings = before.findings.map((f) => (f.repair ? { ...f, fixed: !left.has(`${f.structure}@${f.offset}`) } : f));
+    const findings = before.findings.map((f) => {
+      const gone = !left.has(`${f.structure}@${f.offset}`);
+      return f.repair || gone ? { ...f, fixed: gone } : f;
+    });
     const r = report(file.path, after, {
       corruptions: Math.max(0, before.corruptions - after.corruptions),
       leaks: Math.max(0, before.leaks - after.leaks),
@@ -93,6 +81,34 @@ export async function checkVmdk(file: PositionalFile, options: DriverCheckOption
   } finally {
     for (const f of files.files) if (f !== file) await f.close();
   }
+}
+
+/** Makes the planned repairs: tables, then the directory entries naming restored ones, then the cut. Returns whether anything was written. */
+async function applyPlans(plans: ExtentPlan[], repair: DriverCheckOptions['repair']): Promise<boolean> {
+  let changed = false;
+  for (const plan of plans) {
+    if (repair === 'all' && plan.tables.length) {
+      for (const t of plan.tables) await plan.file.writeAt(t.data, t.at);
+      await plan.file.flush();
+      // A restored table is durable before a directory entry names it.
+      if (plan.entries.length) {
+        const b = Buffer.alloc(4);
+        for (const en of plan.entries) {
+          b.writeUInt32LE(en.sector, 0);
+          await plan.file.writeAt(b, en.at);
+        }
+        await plan.file.flush();
+      }
+      changed = true;
+    }
+    // The end counts every grain a table will name after the rewrites: the cut is safe.
+    if (plan.end !== null && plan.leakBytes > 0) {
+      await plan.file.truncate(plan.end);
+      await plan.file.flush();
+      changed = true;
+    }
+  }
+  return changed;
 }
 
 function report(path: string, ex: Examination, fixed: { corruptions: number; leaks: number }): CheckReport {
