@@ -181,6 +181,8 @@ test('check -r all cut off at every write (plain and torn) leaves an image that 
   const original = readFileSync(image);
   const damaged = Buffer.from(original);
   for (const tb of [0, 1, 3]) damaged.writeUInt32LE(999_999 + tb, tableAt(damaged, tb, false) + usedEntries(original, tb)[1] * 4);
+  // And a lost directory entry: its table comes back from the copy, then the entry.
+  damaged.writeUInt32LE(0, Number(damaged.readBigUInt64LE(56)) * 512 + 2 * 4);
   const base = join(dir, 'base.vmdk');
   const baseBytes = Buffer.concat([damaged, varied(2 * GRAIN, 5)]);
   writeFileSync(base, baseBytes);

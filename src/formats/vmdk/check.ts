@@ -285,9 +285,6 @@ async function checkExtent(e: SparseExtent, ex: Examination, options: DriverChec
     options.onProgress?.(t, gd.entries);
     const primary = await lookAt(gd, t);
     const copy = rgd ? await lookAt(rgd, t) : null;
-    // A directory entry that names no table where one belongs (lost, past the end, into other
-    // structures), while the other directory's table is valid: that table goes back where this
-    // directory's layout puts it, in a place nothing uses, then the entry names it.
     // A table sits where it belongs: where its directory's layout says when that is certain; else in
     // a free place in the metadata, or past it (where other writers may put tables).
     const placed = (dir: number, l: TableLook) => {
@@ -297,6 +294,9 @@ async function checkExtent(e: SparseExtent, ex: Examination, options: DriverChec
       return l.sector * SECTOR + tableBytesLen > firstGrain || placeOk(l.sector);
     };
     const valid = (dir: number, l: TableLook | null) => !!l?.table && placed(dir, l) && !l.table.some(bad);
+    // A directory entry that names no table where one belongs (lost, past the end, into other
+    // structures), while the other directory's table is valid: that table goes back where this
+    // directory's layout puts it, in a place nothing uses, then the entry names it.
     const restoreAt = (dir: number, l: TableLook, other: TableLook | null) => {
       if (!other || placed(dir, l) || !valid(1 - dir, other) || !(l.error || l.sector !== 0 || other.sector !== 0)) return 0;
       const to = layout.expected(dir, t);
