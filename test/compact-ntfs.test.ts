@@ -109,10 +109,10 @@ function makeDisk(dir: string, mib: number, keep: Record<string, Buffer>, gone: 
   const bitmap = execBuffer('ntfscat', [fs, '$Bitmap']);
   const used = usedFromBitmap(bitmap, volSize, cluster);
 
-  const raw = join(dir, 'disk.raw');
+  // A whole-disk volume is the raw disk itself (a copy would write out every hole).
+  const raw = inPartition ? join(dir, 'disk.raw') : fs;
   const start = inPartition ? PART : 0;
-  if (!inPartition) copyFileSync(fs, raw);
-  else {
+  if (inPartition) {
     writeFileSync(raw, '');
     truncateSync(raw, volSize + 2 * MiB);
     sh('sfdisk', ['-q', raw], Buffer.from(`label: gpt\nstart=${PART / 512}, size=${volSize / 512}, type=EBD0A0A2-B9E5-4433-87C0-68B6B72699C7\n`));
