@@ -77,6 +77,13 @@ test('create -o subformat=twoGbMaxExtentSparse|twoGbMaxExtentFlat makes the file
   assert.equal(vdisk(['create', '-q', '-f', 'vmdk', '-o', 'subformat=twoGbMaxExtentFlat', join(odd, 'x.img'), '1M']).code, 0);
   assert.equal(vdisk(['create', '-q', '-f', 'vmdk', '-o', 'subformat=twoGbMaxExtentSparse', join(odd, 'noext'), '1M']).code, 0);
   assert.deepEqual(readdirSync(odd).sort(), ['noext', 'noext-s001', 'x-f001.img', 'x.img']);
+  // More pieces than any reader opens (vdisk's limit of 8192 extents): refused, nothing made.
+  const huge = join(root, 'huge');
+  mkdirSync(huge);
+  const r = vdisk(['create', '-f', 'vmdk', '-o', 'subformat=twoGbMaxExtentFlat', join(huge, 'h.vmdk'), '20T']);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /10240 pieces/);
+  assert.deepEqual(readdirSync(huge), []);
 });
 
 test('a split sparse child of a VMDK reads through its parent, as qemu-img sees it', (t) => {

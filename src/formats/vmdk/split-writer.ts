@@ -5,7 +5,7 @@ import type { PositionalFile } from '../../io/file.js';
 import { ReplacingOutput } from '../../io/output.js';
 import type { CreateRequest } from '../driver.js';
 import type { DiskImage } from '../image.js';
-import { SECTOR } from './constants.js';
+import { MAX_EXTENTS, SECTOR } from './constants.js';
 import { flatExtentPath, parentOf, writeEmptySparse, type VmdkCreateOptions } from './create.js';
 import { parseDescriptor, serializeDescriptor, type ExtentLine } from './descriptor.js';
 import { FlatExtent } from './extent.js';
@@ -59,6 +59,8 @@ export async function writeWithExtentFiles(
   if (flat && req.backing) throw new VdiskError('UNSUPPORTED', `${req.path}: a ${o.subformat} VMDK cannot have a parent`);
   if (o.capacitySectors === 0 && o.subformat !== 'monolithicFlat') throw new VdiskError('USAGE', `${req.path}: a split VMDK of 0 bytes would have no extents`);
   const pieces = piecesOf(req.path, o);
+  // Readers (vdisk's too) refuse descriptors with more extents: such a disk could not be opened.
+  if (pieces.length > MAX_EXTENTS) throw new VdiskError('USAGE', `${req.path}: a ${o.subformat} VMDK of ${pieces.length} pieces of 2 GiB; at most ${MAX_EXTENTS} (${MAX_EXTENTS * 2} GiB)`);
   for (const p of pieces) {
     if (existsSync(p.path)) throw new VdiskError('USAGE', `${p.path}: already exists; vdisk does not replace an extent file it did not make (remove it first)`);
   }
@@ -81,11 +83,15 @@ export async function writeWithExtentFiles(
       out.file.cache = file.cache;
       if (flat) await out.file.truncate(p.sectors * SECTOR);
       else await writeEmptySparse(out.file, p.sectors, Buffer.alloc(0));
+      // An empty disk's pieces are complete now: closed at once, thousands of them hold no descriptors.
+      if (!source) await out.file.close();
     }
     if (source) await fillPieces(file, text, pieces, outs.map((out) => out.file), flat, source, onProgress);
-    for (const out of outs) {
-      await out.file.flush();
-      await out.file.close();
+    if (source) {
+      for (const out of outs) {
+        await out.file.flush();
+        await out.file.close();
+      }
     }
     await file.writeAt(Buffer.from(text, 'utf8'), 0);
     await file.flush();
