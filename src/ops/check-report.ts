@@ -7,7 +7,7 @@ export interface Finding {
   entry?: number;
   message: string;
   /** What -r all (or -r leaks) can do about it; absent when nothing can. */
-  repair?: 'replay-log' | 'rewrite-header' | 'rewrite-region-table' | 'clear-bat-entry' | 'map-block' | 'truncate' | 'move-block' | 'set-refcount' | 'set-copied' | 'rewrite-footer';
+  repair?: 'replay-log' | 'rewrite-header' | 'rewrite-region-table' | 'clear-bat-entry' | 'map-block' | 'truncate' | 'move-block' | 'set-refcount' | 'set-copied' | 'rewrite-footer' | 'rewrite-grain-table' | 'rewrite-grain-directory';
   fixed?: boolean;
 }
 

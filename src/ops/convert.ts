@@ -78,7 +78,7 @@ export async function convertImage(source: DiskImage, output: string, options: C
   return { notes };
 }
 
-async function fill(source: DiskImage, dest: DiskImage, onProgress: ConvertOptions['onProgress']): Promise<void> {
+export async function fill(source: DiskImage, dest: DiskImage, onProgress: ConvertOptions['onProgress']): Promise<void> {
   await copyInto(
     dest,
     {

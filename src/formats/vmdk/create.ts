@@ -11,12 +11,14 @@ import { serializeSparseHeader } from './header.js';
 import { VmdkImage } from './vmdk-image.js';
 
 export const VMDK_CREATE_OPTIONS: Record<string, string> = {
-  subformat: 'monolithicSparse, streamOptimized or monolithicFlat (default monolithicSparse)',
+  subformat: 'monolithicSparse, streamOptimized, monolithicFlat, twoGbMaxExtentSparse or twoGbMaxExtentFlat (default monolithicSparse)',
   adapter_type: 'ide, lsilogic, buslogic or legacyESX (default ide)',
   compat6: 'on: VMDK version 6 (ddb.virtualHWVersion 6); off (default)',
 };
 
-export type VmdkSubformat = 'monolithicSparse' | 'streamOptimized' | 'monolithicFlat';
+export type VmdkSubformat = 'monolithicSparse' | 'streamOptimized' | 'monolithicFlat' | 'twoGbMaxExtentSparse' | 'twoGbMaxExtentFlat';
+
+const SUBFORMATS: readonly string[] = ['monolithicSparse', 'streamOptimized', 'monolithicFlat', 'twoGbMaxExtentSparse', 'twoGbMaxExtentFlat'];
 
 export interface VmdkCreateOptions {
   subformat: VmdkSubformat;
@@ -30,12 +32,9 @@ export interface VmdkCreateOptions {
 
 export function vmdkCreateOptions(req: CreateRequest): VmdkCreateOptions {
   const o = req.options;
-  const subformat = o.subformat ?? 'monolithicSparse';
-  if (subformat === 'twoGbMaxExtentSparse' || subformat === 'twoGbMaxExtentFlat') {
-    throw new VdiskError('UNSUPPORTED', `-o subformat=${subformat}: vdisk reads split VMDKs but writes only monolithicSparse, streamOptimized and monolithicFlat`);
-  }
-  if (subformat !== 'monolithicSparse' && subformat !== 'streamOptimized' && subformat !== 'monolithicFlat') {
-    throw new VdiskError('USAGE', `-o subformat: expected monolithicSparse, streamOptimized or monolithicFlat, not '${subformat}'`);
+  const subformat = (o.subformat ?? 'monolithicSparse') as VmdkSubformat;
+  if (!SUBFORMATS.includes(subformat)) {
+    throw new VdiskError('USAGE', `-o subformat: expected ${SUBFORMATS.slice(0, -1).join(', ')} or ${SUBFORMATS[SUBFORMATS.length - 1]}, not '${subformat}'`);
   }
   const adapterType = o.adapter_type ?? 'ide';
   if (!['ide', 'lsilogic', 'buslogic', 'legacyESX'].includes(adapterType)) {
@@ -56,8 +55,8 @@ export function vmdkCreateOptions(req: CreateRequest): VmdkCreateOptions {
   };
 }
 
-/** The parent a new monolithicSparse child names, with its content ID. */
-function parentOf(req: CreateRequest): { hint: string; cid: number } | null {
+/** The parent a new sparse child names, with its content ID. */
+export function parentOf(req: CreateRequest): { hint: string; cid: number } | null {
   if (!req.backing) return null;
   if (!(req.backing.image instanceof VmdkImage)) {
     throw new VdiskError('UNSUPPORTED', `${req.path}: a VMDK's parent must be a VMDK (${req.backing.path} is ${req.backing.format})`);
@@ -80,12 +79,21 @@ export function sparseLayout(capacitySectors: number, grainSectors = DEFAULT_GRA
 
 /** Writes an empty monolithicSparse disk: header, descriptor, both directories, zeroed tables. */
 export async function writeMonolithicSparse(file: PositionalFile, o: VmdkCreateOptions, req: CreateRequest): Promise<void> {
-  const parent = parentOf(req);
-  const L = sparseLayout(o.capacitySectors);
+  const text = sparseDescriptor(o, 'monolithicSparse', parentOf(req));
+  await writeEmptySparse(file, o.capacitySectors, descriptorSectors(req.path, text, DESCRIPTOR_SECTORS));
+}
+
+/**
+ * Writes an empty sparse extent as QEMU lays one out: header, a descriptor area of DESCRIPTOR_SECTORS
+ * (`descriptor`; all zeros in the pieces of a split disk, whose descriptor is a file of its own),
+ * the redundant and the primary directory, each followed by its zeroed tables.
+ */
+export async function writeEmptySparse(file: PositionalFile, capacitySectors: number, descriptor: Buffer): Promise<void> {
+  const L = sparseLayout(capacitySectors);
   const header = serializeSparseHeader({
     version: 1,
     flags: FLAG_NL_DETECT | FLAG_REDUNDANT_GT,
-    capacity: BigInt(o.capacitySectors),
+    capacity: BigInt(capacitySectors),
     grainSize: BigInt(L.grainSectors),
     descriptorOffset: 1n,
     descriptorSize: BigInt(DESCRIPTOR_SECTORS),
@@ -96,11 +104,9 @@ export async function writeMonolithicSparse(file: PositionalFile, o: VmdkCreateO
     uncleanShutdown: 0,
     compressAlgorithm: 0,
   });
-  const text = sparseDescriptor(o, 'monolithicSparse', parent);
-  const descriptor = descriptorSectors(req.path, text, DESCRIPTOR_SECTORS);
   await file.truncate(L.overhead * SECTOR);
   await file.writeAt(header, 0);
-  await file.writeAt(descriptor, SECTOR);
+  if (descriptor.some((b) => b !== 0)) await file.writeAt(descriptor, SECTOR);
   for (const [dirSector] of [[L.rgd], [L.gd]]) {
     const dir = Buffer.alloc(L.gdSectors * SECTOR);
     for (let i = 0; i < L.gtCount; i++) dir.writeUInt32LE(dirSector + L.gdSectors + i * L.gtSectors, i * 4);
@@ -135,38 +141,4 @@ export function descriptorSectors(path: string, text: string, sectors: number): 
 export function flatExtentPath(path: string): string {
   const name = basename(path).replace(/\.vmdk$/i, '');
   return join(dirname(path), `${name}-flat.vmdk`);
-}
-
-/**
- * Writes a monolithicFlat disk: the descriptor into `file`, the disk into a new "-flat.vmdk" file
- * beside it. An existing file of that name is refused, never replaced: vdisk did not make it.
- */
-export async function writeMonolithicFlat(file: PositionalFile, o: VmdkCreateOptions, req: CreateRequest): Promise<void> {
-  if (req.backing) throw new VdiskError('UNSUPPORTED', `${req.path}: a monolithicFlat VMDK cannot have a parent`);
-  const flat = flatExtentPath(req.path);
-  const text = serializeDescriptor({
-    cid: o.cid,
-    createType: 'monolithicFlat',
-    extents: [{ access: 'RW', sectors: o.capacitySectors, type: 'FLAT', file: basename(flat), offset: 0 }],
-    capacitySectors: o.capacitySectors,
-    adapterType: o.adapterType,
-    hwVersion: o.hwVersion,
-  });
-  let side: PositionalFile;
-  try {
-    side = await PositionalFile.create(flat, true);
-  } catch (err) {
-    if (err instanceof VdiskError && /already exists/.test(err.message)) {
-      throw new VdiskError('USAGE', `${flat}: already exists; vdisk does not replace a flat extent it did not make (remove it first)`);
-    }
-    throw err;
-  }
-  try {
-    await side.truncate(o.capacitySectors * SECTOR);
-    await side.flush();
-  } finally {
-    await side.close();
-  }
-  await file.writeAt(Buffer.from(text, 'utf8'), 0);
-  await file.flush();
 }

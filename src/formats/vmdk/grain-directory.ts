@@ -28,30 +28,36 @@ export class GrainDirectory {
     this.tables = new Lru(GT_CACHE, (k) => this.dirty.has(k));
   }
 
-  /** Sector of grain table `index` (0: none), checked against the file. */
-  async tableSector(index: number): Promise<number> {
-    if (index >= this.entries) return 0;
-    const chunk = Math.floor(index / GD_CHUNK);
+  /** Directory entries of chunk `chunk`, read on first need. */
+  private chunk(chunk: number): Promise<Uint32Array> {
     let p = this.gdChunks.get(chunk);
     if (!p) {
       p = this.readEntries(this.gdSector * SECTOR + chunk * GD_CHUNK * 4, Math.min(GD_CHUNK, this.entries - chunk * GD_CHUNK), 'grain directory');
       this.gdChunks.set(chunk, p);
       p.catch(() => this.gdChunks.delete(chunk));
     }
-    const sector = (await p)[index % GD_CHUNK];
+    return p;
+  }
+
+  /** Sector of grain table `index` (0: none), checked against the file. */
+  async tableSector(index: number): Promise<number> {
+    if (index >= this.entries) return 0;
+    const sector = (await this.chunk(Math.floor(index / GD_CHUNK)))[index % GD_CHUNK];
     if (sector !== 0 && sector * SECTOR + this.gtes * 4 > this.file.size()) {
       throw new VdiskError('TRUNCATED', `${this.file.path}: grain directory entry ${index} points to a grain table at sector ${sector}, past the end of the file (${this.file.size()} bytes)`);
     }
     return sector;
   }
 
-  /** The first grain table index in [from, to) the directory gives a table, or `to`: empty stretches are skipped a chunk at a time. */
+  /**
+   * The first grain table index in [from, to) the directory has an entry for, or `to`: empty
+   * stretches are skipped a chunk at a time. The entry found is not checked; reading its table does.
+   */
   async firstTable(from: number, to: number): Promise<number> {
     const end = Math.min(to, this.entries);
     for (let i = from; i < end; ) {
       const chunk = Math.floor(i / GD_CHUNK);
-      await this.tableSector(i); // loads (and checks) the chunk
-      const entries = await this.gdChunks.get(chunk)!;
+      const entries = await this.chunk(chunk);
       const stop = Math.min(end, (chunk + 1) * GD_CHUNK);
       for (; i < stop; i++) if (entries[i % GD_CHUNK] !== 0) return i;
     }

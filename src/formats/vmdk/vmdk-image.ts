@@ -44,7 +44,10 @@ export class VmdkImage implements DiskImage {
     this.virtualSize = last ? last.start + last.length : 0;
     const sparse = extents.find((e) => e.extent instanceof SparseExtent)?.extent as SparseExtent | undefined;
     this.preferredChunk = Math.max(sparse?.grainBytes ?? 0, 1024 * 1024);
+    this.flatOnly = extents.every((e) => e.extent instanceof FlatExtent);
   }
+
+  private readonly flatOnly: boolean;
 
   get filename(): string {
     return this.file.path;
@@ -142,6 +145,8 @@ export class VmdkImage implements DiskImage {
   async write(buf: Uint8Array, offset: number): Promise<void> {
     checkRange(this, offset, buf.length);
     if (this.file.mode !== 'rw') throw new VdiskError('IO', `${this.filename}: opened read-only`);
+    // Flat extents have every sector in place: their writes may run side by side.
+    if (this.flatOnly) return this.writeNow(buf, offset);
     // One write at a time: two writes into one new grain must not allocate it twice.
     const run = this.queue.then(() => this.writeNow(buf, offset));
     this.queue = run.catch(() => undefined);
