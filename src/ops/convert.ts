@@ -5,7 +5,7 @@ import { openWith } from '../formats/open.js';
 import { checkedOptions, creatingDriver } from './create.js';
 import { exportTo, refuseChainOutput } from './export.js';
 import { ReplacingOutput, nodeKind, outputPlace } from '../io/output.js';
-import { copyInto } from './copy-into.js';
+import { fillImage } from '../formats/copy-into.js';
 
 export interface ConvertOptions {
   /** The output's format, a name of the driver table (qemu-img's -O). */
@@ -64,7 +64,7 @@ export async function convertImage(source: DiskImage, output: string, options: C
       notes = (await driver.create!(out.file, req))?.notes ?? [];
       const dest = await openWith(driver, out.file);
       try {
-        await fill(source, dest, options.onProgress);
+        await fillImage(source, dest, options.onProgress);
       } finally {
         await dest.close();
       }
@@ -76,35 +76,4 @@ export async function convertImage(source: DiskImage, output: string, options: C
     throw err;
   }
   return { notes };
-}
-
-export async function fill(source: DiskImage, dest: DiskImage, onProgress: ConvertOptions['onProgress']): Promise<void> {
-  await copyInto(
-    dest,
-    {
-      length: Math.min(source.virtualSize, dest.virtualSize),
-      read: (buf, pos) => source.read(buf, pos),
-      nextRun: (pos, max) => nextRun(source, pos, max),
-    },
-    {
-      offset: 0,
-      // Chunks within one block of the new image (blocks are at least 1 MiB where formats have them).
-      chunkSize: 4 * 1024 * 1024,
-      skipZeros: async () => true, // a new image reads as zeros everywhere
-      onProgress,
-    },
-  );
-  await dest.flush();
-}
-
-/** The source's run of zeros or of data at `pos`, from its allocation map (looked at 1 GiB at a time). */
-async function nextRun(source: DiskImage, pos: number, max: number): Promise<{ zero: boolean; length: number }> {
-  const extents = await source.blockStatus(pos, Math.min(max, 1024 ** 3));
-  const zero = extents[0].state !== 'data';
-  let length = 0;
-  for (const e of extents) {
-    if ((e.state !== 'data') !== zero) break;
-    length += e.length;
-  }
-  return { zero, length };
 }

@@ -3,7 +3,7 @@ import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PositionalFile, type FileOrFd } from '../io/file.js';
-import { copyInto } from './copy-into.js';
+import { copyInto } from '../formats/copy-into.js';
 import { VdiskError, fromSystemError } from '../errors.js';
 import type { DiskImage } from '../formats/image.js';
 

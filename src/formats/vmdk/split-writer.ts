@@ -11,6 +11,7 @@ import { parseDescriptor, serializeDescriptor, type ExtentLine } from './descrip
 import { FlatExtent } from './extent.js';
 import { SparseExtent } from './sparse-extent.js';
 import { VmdkImage, type PlacedExtent } from './vmdk-image.js';
+import { fillImage } from '../copy-into.js';
 
 /** The most a piece of a split disk holds, as VMware and QEMU split them: 2 GiB. */
 const PIECE_SECTORS = (2 * 1024 ** 3) / SECTOR;
@@ -115,7 +116,5 @@ async function fillPieces(
     start += length;
   }
   const image = new VmdkImage(file, parseDescriptor(file.path, text), placed, files, null);
-  // Loaded when used: the convert op imports the driver table, which imports this driver.
-  const { fill } = await import('../../ops/convert.js');
-  await fill(source, image, onProgress);
+  await fillImage(source, image, onProgress);
 }

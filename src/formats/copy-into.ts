@@ -1,5 +1,5 @@
 import { allocIoBuffer, isZero, nonZeroRuns } from '../io/buffers.js';
-import type { DiskImage } from '../formats/image.js';
+import type { DiskImage } from './image.js';
 
 /** Where a copy's bytes come from: `length` bytes, read by position. */
 export interface CopySource {
@@ -139,3 +139,39 @@ export async function copyInto(dest: DiskImage, source: CopySource, options: Cop
   }
   await settle(Promise.all(writing));
 }
+
+/**
+ * Copies the whole of `source` into `dest`, a new image that reads as zeros everywhere (convert's
+ * fill): only what reads as non-zero is written, so the output is as sparse as its format allows.
+ */
+export async function fillImage(source: DiskImage, dest: DiskImage, onProgress?: (done: number, total: number) => void): Promise<void> {
+  await copyInto(
+    dest,
+    {
+      length: Math.min(source.virtualSize, dest.virtualSize),
+      read: (buf, pos) => source.read(buf, pos),
+      nextRun: (pos, max) => nextRun(source, pos, max),
+    },
+    {
+      offset: 0,
+      // Chunks within one block of the new image (blocks are at least 1 MiB where formats have them).
+      chunkSize: 4 * 1024 * 1024,
+      skipZeros: async () => true, // a new image reads as zeros everywhere
+      onProgress,
+    },
+  );
+  await dest.flush();
+}
+
+/** The source's run of zeros or of data at `pos`, from its allocation map (looked at 1 GiB at a time). */
+async function nextRun(source: DiskImage, pos: number, max: number): Promise<{ zero: boolean; length: number }> {
+  const extents = await source.blockStatus(pos, Math.min(max, 1024 ** 3));
+  const zero = extents[0].state !== 'data';
+  let length = 0;
+  for (const e of extents) {
+    if ((e.state !== 'data') !== zero) break;
+    length += e.length;
+  }
+  return { zero, length };
+}
+
