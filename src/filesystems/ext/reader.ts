@@ -1,10 +1,11 @@
 import { VdiskError } from '../../errors.js';
 import { typeFromMode, type ByteRange, type FsDirEntry, type FsFile, type FsReader, type FsStats, type FsContext } from '../filesystem.js';
 import type { VolumeReader } from '../types.js';
+import { WindowCache } from '../window-cache.js';
 import { trimLabel, uuidFromBytes } from '../types.js';
 import { BlockMap } from './block-map.js';
 import { foldName } from './casefold.js';
-import { extCrc, le32 } from './checksum.js';
+import { extCrcU32 } from './checksum.js';
 import { extType } from './detector.js';
 import { hasDirTail, dirTailChecksumOk, parseDirEntries, type RawDirEntry } from './dir-entry.js';
 import { ExtentTree } from './extents.js';
@@ -15,7 +16,6 @@ import {
 import { allocatedBytes, GOOD_OLD_INODE_SIZE, INODE_FLAG, inodeChecksumOk, parseInode, type Inode } from './inode.js';
 import { replayedVolume, replayJournal, type Replay } from './journal.js';
 import { Lru } from './lru.js';
-import { ReadAhead } from './read-ahead.js';
 import { LOGICAL_LIMIT, type BlockMapper, type BlockSource } from './mapping.js';
 import {
   checksumSeed, INCOMPAT, INCOMPAT_NAMES, KNOWN_INCOMPAT, parseSuperblock, RO_COMPAT, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE,
@@ -65,7 +65,7 @@ export class ExtReader implements FsReader<number>, BlockSource {
   readonly csumSeed: number | null;
   private readonly hasFileType: boolean;
   private readonly hugeFile: boolean;
-  private readonly ahead: ReadAhead;
+  private readonly ahead: WindowCache;
   private readonly inodes = new Lru<number, Inode>(INODE_CACHE);
   private readonly groups = new Lru<number, GroupDesc>(4096);
   private readonly warned = new Lru<string, true>(4096);
@@ -88,7 +88,7 @@ export class ExtReader implements FsReader<number>, BlockSource {
     this.hasFileType = (sb.featureIncompat & INCOMPAT.FILETYPE) !== 0;
     this.hugeFile = (sb.featureRoCompat & RO_COMPAT.HUGE_FILE) !== 0;
     this.caseInsensitive = (sb.featureIncompat & INCOMPAT.CASEFOLD) !== 0;
-    this.ahead = new ReadAhead(volume, Math.max(WINDOW, geo.blockSize), WINDOWS);
+    this.ahead = new WindowCache(volume, Math.max(WINDOW, geo.blockSize), WINDOWS, 2);
   }
 
   /**
@@ -242,7 +242,8 @@ export class ExtReader implements FsReader<number>, BlockSource {
     else {
       const block = await this.readBlock(gd.inodeTable + Math.floor(byte / this.blockSize));
       // A copy: the cached inode must not pin the read-ahead window it came from.
-      raw = Buffer.from(block.subarray(byte % this.blockSize, (byte % this.blockSize) + inodeSize));
+      raw = Buffer.allocUnsafe(inodeSize);
+      block.copy(raw, 0, byte % this.blockSize, (byte % this.blockSize) + inodeSize);
     }
     if (inodeSize > GOOD_OLD_INODE_SIZE) {
       const extra = raw.readUInt16LE(0x80);
@@ -257,7 +258,7 @@ export class ExtReader implements FsReader<number>, BlockSource {
   /** crc32c seed of one inode's own structures (extent blocks, directory blocks). */
   private inodeSeed(inode: Inode): number | null {
     if (this.csumSeed === null) return null;
-    return extCrc(extCrc(this.csumSeed, le32(inode.ino)), le32(inode.generation));
+    return extCrcU32(extCrcU32(this.csumSeed, inode.ino), inode.generation);
   }
 
   private mapper(inode: Inode): BlockMapper {
