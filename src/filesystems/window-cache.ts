@@ -10,17 +10,26 @@ import type { VolumeReader } from './types.js';
  * them was a tenth of the CPU time), and memory stays bounded by `count` windows. Callers get views
  * and copy what they keep.
  */
-export class WindowCache {
+export class WindowCache implements VolumeReader {
   private readonly windows = new Map<number, Promise<Buffer>>();
   /** The window served last, for the common case of many reads from one window without map traffic. */
   private lastIndex = -1;
   private last: Promise<Buffer> | null = null;
 
+  /** Reads longer than this go straight to the volume (a large file's pieces would only flush the windows). */
+  private readonly direct: number;
+
   /**
    * @param windowSize bytes per window; @param count windows kept; @param ahead windows read ahead of a
-   * sequential walk (0: none).
+   * sequential walk (0: none); @param direct the longest read served from windows (default: a window).
    */
-  constructor(private readonly volume: VolumeReader, readonly windowSize: number, private readonly count: number, private readonly ahead = 2) {}
+  constructor(private readonly volume: VolumeReader, readonly windowSize: number, private readonly count: number, private readonly ahead = 2, direct = windowSize) {
+    this.direct = direct;
+  }
+
+  get size(): number {
+    return this.volume.size;
+  }
 
   private fetch(i: number): Promise<Buffer> {
     const at = i * this.windowSize;
@@ -65,8 +74,13 @@ export class WindowCache {
     return w;
   }
 
-  /** `length` bytes at `offset` (past the volume's end: zeros); a view when it lies in one window. */
+  /**
+   * `length` bytes at `offset` (past the volume's end: zeros): a view of a window when the read is
+   * short and lies in one (windows are never rewritten, so the view stays valid; copy what is kept
+   * long, so as not to pin the window).
+   */
   async read(offset: number, length: number): Promise<Buffer> {
+    if (length > this.direct) return this.volume.read(offset, length);
     const W = this.windowSize;
     const first = Math.floor(offset / W);
     const last = Math.floor((offset + length - 1) / W);
@@ -75,12 +89,21 @@ export class WindowCache {
       return w.subarray(offset - first * W, offset - first * W + length);
     }
     const out = Buffer.allocUnsafe(length);
-    await this.readInto(out, offset);
+    await this.copyOut(out, offset);
     return out;
   }
 
-  /** Copies `buf.length` bytes of the volume from `offset` into `buf`. */
+  /** Copies `buf.length` bytes of the volume from `offset` into `buf`; long reads go straight into it. */
   async readInto(buf: Uint8Array, offset: number): Promise<void> {
+    if (buf.length > this.direct) {
+      if (this.volume.readInto) return this.volume.readInto(buf, offset);
+      buf.set(await this.volume.read(offset, buf.length));
+      return;
+    }
+    await this.copyOut(buf, offset);
+  }
+
+  private async copyOut(buf: Uint8Array, offset: number): Promise<void> {
     const W = this.windowSize;
     const end = offset + buf.length;
     for (let i = Math.floor(offset / W); i * W < end; i++) {

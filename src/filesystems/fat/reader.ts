@@ -1,15 +1,18 @@
 import { VdiskError } from '../../errors.js';
 import { modeOf, type ByteRange, type FsContext, type FsDirEntry, type FsFile, type FsReader, type FsStats } from '../filesystem.js';
 import type { VolumeReader } from '../types.js';
+import { WindowCache } from '../window-cache.js';
 import { bootDirty, fatLayout, readBpb, volumeSerial, type FatLayout } from './boot-sector.js';
 import { ATTR_ARCHIVE, ATTR_DIRECTORY, ATTR_HIDDEN, ATTR_READ_ONLY, ATTR_SYSTEM, ENTRY_SIZE, type ShortEntry } from './dir-entry.js';
 import { parseDirectory } from './directory.js';
 import { dosTime } from './dos-time.js';
 import { FatTable, type ClusterRuns } from './fat-table.js';
-import { ReadWindows } from './read-window.js';
 
 /** FAT directories hold at most 65536 entries, 2 MiB (fatgen103 section 6; Linux's FAT_MAX_DIR_SIZE). */
 const MAX_DIR_BYTES = 2 * 1024 * 1024;
+/** Windows of the data area for small reads (8 MiB in all); reads over a quarter window go straight through. */
+const DATA_WINDOW = 1024 * 1024;
+const DATA_WINDOWS = 8;
 /** Parsed directories kept: at most this many, holding at most this many entries in all. */
 const MAX_CACHED_DIRS = 1024;
 const MAX_CACHED_ENTRIES = 200_000;
@@ -54,8 +57,8 @@ export class FatReader implements FsReader<FatNode> {
   readonly uuid?: string;
   readonly layout: FatLayout;
   private readonly table: FatTable;
-  /** File and directory contents: small reads share 1 MiB windows. */
-  private readonly data: ReadWindows;
+  /** File and directory contents: small reads share 1 MiB windows, read ahead along the volume. */
+  private readonly data: WindowCache;
   private readonly listings = new Map<number, Listing>();
   private cachedEntries = 0;
   private readonly rootNode: FatNode = { path: '/', ino: ROOT_INO, directory: true, entry: null };
@@ -70,7 +73,7 @@ export class FatReader implements FsReader<FatNode> {
     this.blockSize = layout.clusterSize;
     this.uuid = uuid;
     this.table = new FatTable(volume, layout, name);
-    this.data = new ReadWindows(volume);
+    this.data = new WindowCache(volume, DATA_WINDOW, DATA_WINDOWS, 2, DATA_WINDOW / 4);
     for (const n of layout.notes) this.warn(n);
     if (layout.totalBytes > volume.size) {
       this.warn(`the ${layout.version} file system spans ${layout.totalBytes} bytes but the volume has ${volume.size}; the missing part reads as zeros`);
@@ -135,7 +138,8 @@ export class FatReader implements FsReader<FatNode> {
   private async dirBytes(node: FatNode, key: number): Promise<{ bytes: Buffer; volumeOffset: (at: number) => number }> {
     if (key === -1) {
       const start = this.layout.rootOffset;
-      return { bytes: await this.data.read(start, this.layout.rootBytes), volumeOffset: (at) => start + at };
+      // A copy: the listing keeps its bytes, and a view would pin a whole window.
+      return { bytes: Buffer.from(await this.data.read(start, this.layout.rootBytes)), volumeOffset: (at) => start + at };
     }
     const cs = this.layout.clusterSize;
     const limit = Math.max(1, Math.floor(MAX_DIR_BYTES / cs));
@@ -146,7 +150,7 @@ export class FatReader implements FsReader<FatNode> {
     const parts = await Promise.all(chain.starts.map((s, i) => this.data.read(this.table.clusterOffset(s), chain.counts[i] * cs)));
     const clusters = chain.starts.flatMap((s, i) => Array.from({ length: chain.counts[i] }, (_, k) => s + k));
     return {
-      bytes: parts.length === 1 ? parts[0] : Buffer.concat(parts),
+      bytes: parts.length === 1 ? Buffer.from(parts[0]) : Buffer.concat(parts),
       volumeOffset: (at) => this.table.clusterOffset(clusters[Math.floor(at / cs)]) + (at % cs),
     };
   }
@@ -312,7 +316,7 @@ class FatFile implements FsFile {
   private readonly before: number[] = [];
 
   constructor(
-    private readonly volume: ReadWindows,
+    private readonly volume: WindowCache,
     private readonly table: FatTable,
     readonly size: number,
     private readonly runs: ClusterRuns,

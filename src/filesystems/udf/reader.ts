@@ -22,6 +22,7 @@ import { parseSparingTable } from './sparing-table.js';
 import { parseTag, tagProblem, TAG } from './tag.js';
 import { parseVat } from './vat.js';
 import { readVolumeStructures, type VolumeStructures } from './volume.js';
+import { WindowCache } from '../window-cache.js';
 
 /** A file or directory: the ICB's logical block, and whether its directory entry hides it. */
 export interface UdfNode {
@@ -61,7 +62,7 @@ const MAX_VAT = 64 << 20;
 /** How far back from the end of the volume the VAT's ICB is looked for (the last recorded sector). */
 const VAT_SCAN = 256 << 20;
 const ENTRY_CACHE = 4096;
-/** Reads up to SMALL_READ bytes are served from cached windows of WINDOW bytes, at most WINDOWS of them (8 MiB). */
+/** Reads up to SMALL_READ bytes are served from windows of WINDOW bytes read ahead, at most WINDOWS of them (8 MiB). */
 const SMALL_READ = 64 << 10;
 const WINDOW = 256 << 10;
 const WINDOWS = 32;
@@ -114,13 +115,14 @@ export class UdfReader implements FsReader<UdfNode> {
     corrupt: (what) => this.corrupt(what),
   };
   private readonly entries = new Map<string, Entry>();
-  private readonly windows = new Map<number, Promise<Buffer>>();
+  private readonly windows: WindowCache;
   private readonly dirs = new Map<string, Fid[]>();
   /** Per partition number, the VAT's block: on write-once media what follows it is the free space. */
   private readonly vatBlock = new Map<number, number>();
 
   private constructor(v: VolumeReader, name: string, s: VolumeStructures, warnings: string[]) {
     this.v = v;
+    this.windows = new WindowCache(v, WINDOW, WINDOWS, 2, SMALL_READ);
     this.name = name;
     this.structures = s;
     this.warnings = warnings;
@@ -273,16 +275,7 @@ export class UdfReader implements FsReader<UdfNode> {
    * serves many of them; large reads go straight through.
    */
   private async readVolume(offset: number, length: number): Promise<Buffer> {
-    const first = Math.floor(offset / WINDOW);
-    if (length > SMALL_READ || first !== Math.floor((offset + length - 1) / WINDOW)) return this.v.read(offset, length);
-    let w = this.windows.get(first);
-    if (!w) {
-      w = this.v.read(first * WINDOW, WINDOW);
-      lru(this.windows, first, w, WINDOWS);
-      w.catch(() => this.windows.delete(first));
-    }
-    const at = offset - first * WINDOW;
-    return (await w).subarray(at, at + length);
+    return this.windows.read(offset, length);
   }
 
   /** `length` bytes from logical block `block` of space `ref`, through as many sector runs as the mapping makes. */
