@@ -107,7 +107,7 @@ export class UdfReader implements FsReader<UdfNode> {
   private readonly name: string;
   private readonly spaces: PartitionSpaces;
   private rootNode!: UdfNode;
-  private readonly readExtent = (x: Extent, within: number, length: number): Promise<Buffer> => this.readBlocks(x.ref, x.block, length, within);
+  private readonly readExtent = (x: Extent, within: number, into: Uint8Array): Promise<void> => this.readBlocksInto(x.ref, x.block, into, within);
   /** What the free-space module reads through. */
   private readonly io: SpaceIo = {
     blockSize: 0,
@@ -280,24 +280,35 @@ export class UdfReader implements FsReader<UdfNode> {
 
   /** `length` bytes from logical block `block` of space `ref`, through as many sector runs as the mapping makes. */
   private async readBlocks(ref: number, block: number, length: number, skip = 0): Promise<Buffer> {
+    if (length <= 0) return EMPTY;
     const bs = this.blockSize;
-    let out = EMPTY;
+    const within = skip % bs;
+    const run = this.spaces.mapRun(ref, block + Math.floor(skip / bs), Math.ceil((within + length) / bs));
+    // One run: a view of the volume's bytes, no copy.
+    if (run.count * bs - within >= length) return this.readVolume(run.sector * bs + within, length);
+    const out = Buffer.allocUnsafe(length);
+    await this.readBlocksInto(ref, block, out, skip);
+    return out;
+  }
+
+  /**
+   * Fills `into` from logical block `block` of space `ref` (from byte `skip`), run by run: a file's
+   * pieces land straight in the caller's buffer, large ones without passing through a buffer of their own.
+   */
+  private async readBlocksInto(ref: number, block: number, into: Uint8Array, skip = 0): Promise<void> {
+    const bs = this.blockSize;
     let done = 0;
     let b = block + Math.floor(skip / bs);
     let within = skip % bs;
-    while (done < length) {
-      const want = Math.ceil((within + length - done) / bs);
+    while (done < into.length) {
+      const want = Math.ceil((within + into.length - done) / bs);
       const run = this.spaces.mapRun(ref, b, want);
-      const n = Math.min(length - done, run.count * bs - within);
-      const data = await this.readVolume(run.sector * bs + within, n);
-      if (n === length) return data; // one run: no copy
-      if (out === EMPTY) out = Buffer.allocUnsafe(length);
-      data.copy(out, done);
+      const n = Math.min(into.length - done, run.count * bs - within);
+      await this.windows.readInto(into.subarray(done, done + n), run.sector * bs + within);
       done += n;
       b += run.count;
       within = 0;
     }
-    return out;
   }
 
   /** The file entry of an ICB, following indirect entries (strategy 4096), with a bounded cache. */
