@@ -61,6 +61,8 @@ export function parseInode(ino: number, raw: Buffer, hugeFileFeature: boolean): 
   // The large-inode fields exist up to 128 + i_extra_isize (validated by the caller against the inode size).
   const limit = GOOD_OLD_INODE_SIZE + extraIsize;
   const blocksHi = hugeFileFeature ? raw.readUInt16LE(0x74) : 0;
+  // One object shape for every inode (crtime undefined when absent), built without a spread: a tree of
+  // 20,000 files parses 20,000 of them.
   return {
     ino,
     mode: raw.readUInt16LE(0x0),
@@ -77,7 +79,7 @@ export function parseInode(ino: number, raw: Buffer, hugeFileFeature: boolean): 
     atime: time(raw, 0x08, 0x8c, limit),
     ctime: time(raw, 0x0c, 0x84, limit),
     mtime: time(raw, 0x10, 0x88, limit),
-    ...(limit >= 0x98 ? { crtime: time(raw, 0x90, 0x94, limit) } : {}),
+    crtime: limit >= 0x98 ? time(raw, 0x90, 0x94, limit) : undefined,
     raw,
   };
 }

@@ -38,6 +38,8 @@ const DIR_CHUNK = 1024 * 1024;
 const DIR_CACHE = 64;
 const DIR_CACHE_ENTRIES = 100_000;
 const S_IFMT = 0o170000;
+/** The inode flags stat shows (encrypted, immutable, append-only, inline-data, casefold). */
+const SHOWN_FLAGS = INODE_FLAG.ENCRYPT | 0x10 | 0x20 | INODE_FLAG.INLINE_DATA | INODE_FLAG.CASEFOLD;
 const S_IFREG = 0o100000;
 const S_IFDIR = 0o040000;
 const S_IFLNK = 0o120000;
@@ -306,15 +308,18 @@ export class ExtReader implements FsReader<number>, BlockSource {
       atime: inode.atime,
       mtime: inode.mtime,
       ctime: inode.ctime,
-      ...(inode.crtime ? { birthtime: inode.crtime } : {}),
     };
-    const flags: string[] = [];
-    if (inode.flags & INODE_FLAG.ENCRYPT) flags.push('encrypted');
-    if (inode.flags & 0x10) flags.push('immutable');
-    if (inode.flags & 0x20) flags.push('append-only');
-    if (inode.flags & INODE_FLAG.INLINE_DATA) flags.push('inline-data');
-    if (inode.flags & INODE_FLAG.CASEFOLD) flags.push('casefold');
-    if (flags.length) st.flags = flags;
+    if (inode.crtime) st.birthtime = inode.crtime;
+    // Most inodes carry none of the flags worth showing: no array for them.
+    if (inode.flags & SHOWN_FLAGS) {
+      const flags: string[] = [];
+      if (inode.flags & INODE_FLAG.ENCRYPT) flags.push('encrypted');
+      if (inode.flags & 0x10) flags.push('immutable');
+      if (inode.flags & 0x20) flags.push('append-only');
+      if (inode.flags & INODE_FLAG.INLINE_DATA) flags.push('inline-data');
+      if (inode.flags & INODE_FLAG.CASEFOLD) flags.push('casefold');
+      st.flags = flags;
+    }
     if (type === 'char' || type === 'block') {
       // Old encoding in i_block[0] (8-bit major and minor), else the new one in i_block[1] (inodes.rst, i_block).
       const old = inode.iBlock.readUInt32LE(0);
