@@ -100,8 +100,9 @@ export class ExfatReader implements FsReader<ExfatNode> {
     const fat = new FatTable(volume, (boot.fatOffset + active * boot.fatLength) * sector, boot.clusterCount);
     let reader: ExfatReader | undefined;
     const layout: ExfatLayout = {
-      // Small reads share 1 MiB windows (8 MiB in all), read ahead along the heap; larger ones go straight through.
-      volume: new WindowCache(volume, 1024 * 1024, 8, 2, 256 * 1024),
+      // Small reads share 1 MiB windows (32 MiB in all: fewer were evicted before use with many files in
+      // flight), read ahead along the heap; larger ones go straight through.
+      volume: new WindowCache(volume, 1024 * 1024, 32, 2, 256 * 1024),
       name: ctx.name,
       clusterSize: cs,
       heapOffset: boot.clusterHeapOffset * sector,
