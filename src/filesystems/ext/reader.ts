@@ -414,7 +414,10 @@ export class ExtReader implements FsReader<number>, BlockSource {
       for (let done = 0; done < count;) {
         const n = Math.min(count - done, Math.max(1, Math.floor(DIR_CHUNK / bs)));
         const from = (run.physical + done) * bs;
-        const buf = n * bs <= SMALL_READ ? await this.ahead.read(from, n * bs) : await this.volume.read(from, n * bs);
+        // Copied out of the windows rather than viewed: a window a view was handed from is never reused.
+        let buf: Buffer;
+        if (n * bs <= SMALL_READ) await this.ahead.readInto((buf = Buffer.allocUnsafe(n * bs)), from);
+        else buf = await this.volume.read(from, n * bs);
         for (let i = 0; i < n; i++) {
           const block = buf.subarray(i * bs, (i + 1) * bs);
           const physical = run.physical + done + i;
@@ -528,12 +531,14 @@ export class ExtReader implements FsReader<number>, BlockSource {
             if (!Number.isSafeInteger(from) && (pos - lblk * bs) % 1024 !== 0) {
               throw this.refuse(`inode ${inode.ino}: a read at byte ${pos} lies past 2^53 bytes into the volume and is not block-aligned`);
             }
-            if (runEnd - pos > SMALL_READ && this.volume.readInto) {
+            if (runEnd - pos <= SMALL_READ) {
+              // Small pieces copied from the windows straight into the caller's buffer.
+              jobs.push(this.ahead.readInto(buf.subarray(at, at + runEnd - pos), from));
+            } else if (this.volume.readInto) {
               // Large pieces straight into the caller's buffer: no allocation, no second copy.
               jobs.push(this.volume.readInto(buf.subarray(at, at + runEnd - pos), from));
             } else {
-              const src = runEnd - pos <= SMALL_READ ? this.ahead.read(from, runEnd - pos) : this.volume.read(from, runEnd - pos);
-              jobs.push(src.then((b) => void b.copy(buf, at)));
+              jobs.push(this.volume.read(from, runEnd - pos).then((b) => void b.copy(buf, at)));
             }
           }
           pos = runEnd;

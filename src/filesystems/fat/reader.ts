@@ -136,14 +136,23 @@ export class FatReader implements FsReader<FatNode> {
   }
 
   /**
+   * A copy of volume bytes: a listing keeps its bytes, and a view would keep a whole window from being
+   * reused (mcopy puts a directory's cluster in nearly every window of a tree).
+   */
+  private async copyOf(offset: number, length: number): Promise<Buffer> {
+    const b = Buffer.allocUnsafe(length);
+    await this.data.readInto(b, offset);
+    return b;
+  }
+
+  /**
    * The directory's bytes (the root region, or its cluster chain, at most 2 MiB) and the volume
    * offset of each of its clusters' starts, to place its entries.
    */
   private async dirBytes(node: FatNode, key: number): Promise<{ bytes: Buffer; volumeOffset: (at: number) => number }> {
     if (key === -1) {
       const start = this.layout.rootOffset;
-      // A copy: the listing keeps its bytes, and a view would pin a whole window.
-      return { bytes: Buffer.from(await this.data.read(start, this.layout.rootBytes)), volumeOffset: (at) => start + at };
+      return { bytes: await this.copyOf(start, this.layout.rootBytes), volumeOffset: (at) => start + at };
     }
     const cs = this.layout.clusterSize;
     const limit = Math.max(1, Math.floor(MAX_DIR_BYTES / cs));
@@ -151,10 +160,10 @@ export class FatReader implements FsReader<FatNode> {
     if (chain.ended === 'limit') {
       throw new VdiskError('CORRUPT', `${this.where(node)}: directory is larger than ${MAX_DIR_BYTES} bytes (65536 entries), the most FAT allows`);
     }
-    const parts = await Promise.all(chain.starts.map((s, i) => this.data.read(this.table.clusterOffset(s), chain.counts[i] * cs)));
+    const parts = await Promise.all(chain.starts.map((s, i) => this.copyOf(this.table.clusterOffset(s), chain.counts[i] * cs)));
     const clusters = chain.starts.flatMap((s, i) => Array.from({ length: chain.counts[i] }, (_, k) => s + k));
     return {
-      bytes: parts.length === 1 ? Buffer.from(parts[0]) : Buffer.concat(parts),
+      bytes: parts.length === 1 ? parts[0] : Buffer.concat(parts),
       volumeOffset: (at) => this.table.clusterOffset(clusters[Math.floor(at / cs)]) + (at % cs),
     };
   }
