@@ -2,22 +2,24 @@
 // Getting files out of exFAT: vdisk get vs exfat-fuse (mount read-only on a loop device, cp -a, unmount:
 // what a Linux user without the kernel driver does; 7-Zip does not read exFAT). A large file and a tree
 // of small files, from a raw image and (for vdisk) from the same volume in a GPT partition of a VHDX.
-// Ratios measured in one run. Sizes: BENCH_EXFAT_FILE_MIB (default 512), BENCH_EXFAT_FILES (default 5000).
-import { existsSync, mkdirSync, openSync, rmSync, writeSync, closeSync, utimesSync } from 'node:fs';
+// Ratios measured in one run. Sizes: BENCH_EXFAT_FILE_MIB (default 1024), BENCH_EXFAT_FILES (default 20000).
+// Fixtures live in a temporary directory removed at the end (VDISK_BENCH_KEEP=1 keeps them for reuse).
+import { mkdirSync, openSync, rmSync, writeSync, closeSync, utimesSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { MiB, OUT_DIR, VDISK, WORK, compare, need, report, sh, writeVariedFile, variedBytes } from './bench-lib.mjs';
+import { MiB, OUT_DIR, VDISK, compare, fixtureDir, need, report, sh, writeVariedFile, variedBytes } from './bench-lib.mjs';
 
 for (const cmd of ['mkfs.exfat', 'mount.exfat-fuse', 'losetup', 'qemu-img', 'sfdisk']) need(cmd);
-const fileMiB = Number(process.env.BENCH_EXFAT_FILE_MIB ?? 512);
-const files = Number(process.env.BENCH_EXFAT_FILES ?? 5000);
+const fileMiB = Number(process.env.BENCH_EXFAT_FILE_MIB ?? 1024);
+const files = Number(process.env.BENCH_EXFAT_FILES ?? 20000);
 const runs = Number(process.env.BENCH_RUNS ?? 5);
 const target = Number(process.env.BENCH_EXFAT_TARGET ?? 1.0);
 
 const name = `exfat-${fileMiB}m-${files}f`;
-const img = join(WORK, `${name}.img`);
-const vhdx = join(WORK, `${name}.vhdx`);
-const mnt = join(WORK, `${name}-mnt`);
+const fixtures = fixtureDir(name);
+const img = join(fixtures.dir, `${name}.img`);
+const vhdx = join(fixtures.dir, `${name}.vhdx`);
+const mnt = join(fixtures.dir, 'mnt');
 mkdirSync(mnt, { recursive: true });
 
 /** Runs `fn` with the image mounted through exfat-fuse on a loop device; unmounted and detached after. */
@@ -35,8 +37,8 @@ function mounted(image, opts, fn) {
   }
 }
 
-if (!existsSync(img) || !existsSync(vhdx)) {
-  const src = join(WORK, `${name}-src`);
+if (fixtures.fresh) {
+  const src = join(fixtures.dir, 'src');
   rmSync(src, { recursive: true, force: true });
   mkdirSync(join(src, 'tree'), { recursive: true });
   // The large file: varied bytes, so nothing downstream can shortcut zeros.
@@ -63,13 +65,14 @@ if (!existsSync(img) || !existsSync(vhdx)) {
   mounted(img, [], () => sh('cp', ['-a', `${src}/.`, `${mnt}/`]));
   rmSync(src, { recursive: true, force: true });
   // The same volume in partition 1 of a GPT disk, as a dynamic VHDX.
-  const raw = join(WORK, `${name}-disk.raw`);
+  const raw = join(fixtures.dir, `${name}-disk.raw`);
   sh('truncate', ['-s', String(volume + 2 * MiB), raw]);
   spawnSync('sfdisk', ['-q', raw], { input: `label: gpt\nstart=2048, size=${volume / 512}\n` });
   sh('dd', [`if=${img}`, `of=${raw}`, 'bs=4M', 'seek=1M', 'oflag=seek_bytes', 'conv=notrunc,sparse', 'status=none']);
   rmSync(vhdx, { force: true });
   sh('qemu-img', ['convert', '-f', 'raw', '-O', 'vhdx', raw, vhdx]);
   rmSync(raw, { force: true });
+  fixtures.done();
 }
 
 const out = join(OUT_DIR, 'vdisk-bench-exfat-out');

@@ -1,28 +1,30 @@
 #!/usr/bin/env node
 // Extracting from ext4: vdisk get from the file system held in a dynamic VHDX, against debugfs rdump of
 // the same file system as a raw image, measured in one run. One large file, then a tree of many small
-// files. Sizes are settable: BENCH_EXT_FILE_MIB (default 256), BENCH_EXT_FILES (default 5000); the
-// target ratio BENCH_EXT_TARGET (default 1.0), runs BENCH_EXT_RUNS (default 3).
+// files, at issue 13's sizes. Sizes are settable: BENCH_EXT_FILE_MIB (default 1024), BENCH_EXT_FILES
+// (default 20000); the target ratio BENCH_EXT_TARGET (default 1.0), runs BENCH_EXT_RUNS (default 5).
+// Fixtures live in a temporary directory removed at the end (VDISK_BENCH_KEEP=1 keeps them for reuse).
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { MiB, OUT_DIR, VDISK, WORK, compare, need, report, sh, writeVariedFile, variedBytes } from './bench-lib.mjs';
+import { MiB, OUT_DIR, VDISK, compare, fixtureDir, need, report, sh, writeVariedFile, variedBytes } from './bench-lib.mjs';
 
 process.env.PATH = `${process.env.PATH}:/usr/sbin:/sbin`;
 need('qemu-img');
 need('mkfs.ext4');
 need('debugfs');
-const fileMiB = Number(process.env.BENCH_EXT_FILE_MIB ?? 256);
-const files = Number(process.env.BENCH_EXT_FILES ?? 5000);
+const fileMiB = Number(process.env.BENCH_EXT_FILE_MIB ?? 1024);
+const files = Number(process.env.BENCH_EXT_FILES ?? 20000);
 const target = Number(process.env.BENCH_EXT_TARGET ?? 1.0);
-const runs = Number(process.env.BENCH_EXT_RUNS ?? 3);
+const runs = Number(process.env.BENCH_EXT_RUNS ?? 5);
 
 const name = `ext-${fileMiB}m-${files}f`;
-const src = join(WORK, `${name}-src`);
-const raw = join(WORK, `${name}.raw`);
-const vhdx = join(WORK, `${name}.vhdx`);
+const fixtures = fixtureDir(name);
+const src = join(fixtures.dir, 'src');
+const raw = join(fixtures.dir, `${name}.raw`);
+const vhdx = join(fixtures.dir, `${name}.vhdx`);
 
-if (!existsSync(vhdx)) {
+if (fixtures.fresh) {
   rmSync(src, { recursive: true, force: true });
   mkdirSync(join(src, 'large'), { recursive: true });
   // The large file: a MiB at a time of bytes that differ from MiB to MiB (nothing compresses or dedups).
@@ -39,6 +41,7 @@ if (!existsSync(vhdx)) {
   sh('mkfs.ext4', ['-q', '-F', '-b', '4096', '-d', src, raw, `${sizeMiB}M`]);
   sh('qemu-img', ['convert', '-f', 'raw', '-O', 'vhdx', raw, vhdx]);
   rmSync(src, { recursive: true, force: true });
+  fixtures.done();
 }
 
 const outOurs = join(OUT_DIR, 'vdisk-bench-ext-ours');

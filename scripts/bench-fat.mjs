@@ -2,24 +2,27 @@
 // Extracting from FAT32: one large file and a many-file tree, `vdisk get` vs `mcopy -s` of the same
 // image, and the reader alone (scripts/fat-extract.mjs: the library, several files in flight, plain
 // writes) to tell the reader's cost from the command's. Ratios, measured in one run.
-// BENCH_FAT_BIG_MIB (default 256) and BENCH_FAT_FILES (default 5000) set the sizes.
+// BENCH_FAT_BIG_MIB (default 1024) and BENCH_FAT_FILES (default 20000, issue 13's sizes) set the sizes,
+// BENCH_FAT_RUNS (default 5) the runs. Fixtures live in a temporary directory removed at the end
+// (VDISK_BENCH_KEEP=1 keeps them for reuse).
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { MiB, OUT_DIR, ROOT, VDISK, WORK, compare, need, report, sh } from './bench-lib.mjs';
+import { MiB, OUT_DIR, ROOT, VDISK, compare, fixtureDir, need, report, sh } from './bench-lib.mjs';
 
 need('mkfs.vfat');
 need('mcopy');
-const bigMiB = Number(process.env.BENCH_FAT_BIG_MIB ?? 256);
-const files = Number(process.env.BENCH_FAT_FILES ?? 5000);
+const bigMiB = Number(process.env.BENCH_FAT_BIG_MIB ?? 1024);
+const files = Number(process.env.BENCH_FAT_FILES ?? 20000);
 const target = Number(process.env.BENCH_FAT_TARGET ?? 1.0);
+const runs = Number(process.env.BENCH_FAT_RUNS ?? 5);
 
 /** A FAT32 image with /big.bin and /tree (files of 1-16 KiB in directories of 100), built once. */
 function fixture() {
-  mkdirSync(WORK, { recursive: true });
-  const img = join(WORK, `fat32-${bigMiB}m-${files}.img`);
-  if (existsSync(img)) return img;
-  const src = join(WORK, 'fat-src');
+  const fixtures = fixtureDir(`fat32-${bigMiB}m-${files}`);
+  const img = join(fixtures.dir, 'fat32.img');
+  if (!fixtures.fresh) return img;
+  const src = join(fixtures.dir, 'src');
   rmSync(src, { recursive: true, force: true });
   mkdirSync(join(src, 'tree'), { recursive: true });
   const big = Buffer.alloc(MiB);
@@ -40,6 +43,7 @@ function fixture() {
   sh('mkfs.vfat', ['-F', '32', '-n', 'BENCH', img]);
   sh('mcopy', ['-s', '-m', '-i', img, join(src, 'big.bin'), join(src, 'tree'), '::/']);
   rmSync(src, { recursive: true, force: true });
+  fixtures.done();
   return img;
 }
 
@@ -56,12 +60,12 @@ const [getBig, readerBig, mcopyBig, nodeStart] = compare([
   `node ${extract} ${img} /big.bin ${out}/big.bin`,
   `mcopy -n -m -i ${img} ::/big.bin ${out}/big.bin`,
   'node -e 0',
-], 5, clean);
+], runs, clean);
 const [getTree, readerTree, mcopyTree] = compare([
   `node ${VDISK} get ${img} /tree ${out}/tree`,
   `node ${extract} ${img} /tree ${out}/tree`,
   `mcopy -s -n -m -i ${img} ::/tree ${out}/`,
-], 3, clean);
+], runs, clean);
 clean();
 const ok = report([
   { name: `FAT32: vdisk get of a ${bigMiB} MiB file`, ours: getBig, peer: 'mcopy', theirs: mcopyBig, ratio: getBig / mcopyBig, target },

@@ -1,20 +1,24 @@
 #!/usr/bin/env node
 // vdisk get vs xorriso -osirrox on -extract, from one ISO (Rock Ridge, Joliet) holding a large file
 // and a tree of many small files. Ratios, measured in the same run. Sizes by environment:
-// BENCH_ISO_FILE_MIB (default 512), BENCH_ISO_FILES (default 5000), BENCH_ISO_TARGET (default 1.0).
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+// BENCH_ISO_FILE_MIB (default 1024), BENCH_ISO_FILES (default 20000: issue 14's sizes), BENCH_ISO_TARGET
+// (default 1.0), BENCH_ISO_RUNS (default 5). Fixtures live in a temporary directory removed at the end
+// (VDISK_BENCH_KEEP=1 keeps them for reuse).
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { MiB, OUT_DIR, VDISK, WORK, compare, need, report, sh, writeVariedFile } from './bench-lib.mjs';
+import { MiB, OUT_DIR, VDISK, compare, fixtureDir, need, report, sh, writeVariedFile } from './bench-lib.mjs';
 
 need('xorriso');
-const fileMiB = Number(process.env.BENCH_ISO_FILE_MIB ?? 512);
-const files = Number(process.env.BENCH_ISO_FILES ?? 5000);
+const fileMiB = Number(process.env.BENCH_ISO_FILE_MIB ?? 1024);
+const files = Number(process.env.BENCH_ISO_FILES ?? 20000);
 const target = Number(process.env.BENCH_ISO_TARGET ?? 1.0);
+const runs = Number(process.env.BENCH_ISO_RUNS ?? 5);
 
-const src = join(WORK, `iso-src-${fileMiB}m-${files}`);
-const iso = join(WORK, `iso-${fileMiB}m-${files}.iso`);
-if (!existsSync(iso)) {
+const fixtures = fixtureDir(`iso-${fileMiB}m-${files}`);
+const src = join(fixtures.dir, 'src');
+const iso = join(fixtures.dir, 'bench.iso');
+if (fixtures.fresh) {
   rmSync(src, { recursive: true, force: true });
   mkdirSync(join(src, 'tree'), { recursive: true });
   // The large file: incompressible-looking data, written in 4 MiB pieces.
@@ -27,6 +31,7 @@ if (!existsSync(iso)) {
   }
   sh('xorriso', ['-as', 'mkisofs', '-quiet', '-R', '-J', '-o', iso, src]);
   rmSync(src, { recursive: true, force: true });
+  fixtures.done();
 }
 
 const out = join(OUT_DIR, 'vdisk-bench-iso');
@@ -36,8 +41,8 @@ const clean = () => {
   spawnSync('sync');
 };
 const xorriso = (path) => `xorriso -osirrox on -indev ${iso} -extract ${path} ${out}/x >/dev/null 2>&1`;
-const [oursBig, theirsBig] = compare([`node ${VDISK} get ${iso} /big.bin ${out}/x`, xorriso('/big.bin')], 5, clean);
-const [oursTree, theirsTree] = compare([`node ${VDISK} get ${iso} /tree ${out}/x`, xorriso('/tree')], 5, clean);
+const [oursBig, theirsBig] = compare([`node ${VDISK} get ${iso} /big.bin ${out}/x`, xorriso('/big.bin')], runs, clean);
+const [oursTree, theirsTree] = compare([`node ${VDISK} get ${iso} /tree ${out}/x`, xorriso('/tree')], runs, clean);
 rmSync(out, { recursive: true, force: true });
 const ok = report([
   { name: `extract a ${fileMiB} MiB file from an ISO`, ours: oursBig, peer: 'xorriso -extract', theirs: theirsBig, ratio: oursBig / theirsBig, target },

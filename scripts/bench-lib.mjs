@@ -1,6 +1,6 @@
 // Shared helpers for the benchmarks: timing commands in one run so ratios compare like with like.
 import { spawnSync, execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, writeSync, closeSync, ftruncateSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, openSync, writeSync, closeSync, ftruncateSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,6 +10,27 @@ export const VDISK = join(ROOT, 'bin', 'vdisk');
 export const WORK = process.env.VDISK_BENCH_DIR ?? join(tmpdir(), 'vdisk-bench');
 export const GiB = 1024 ** 3;
 export const MiB = 1024 ** 2;
+
+/**
+ * A directory for one benchmark's fixtures, removed when the process exits (gigabytes of images must
+ * not pile up in /tmp). With VDISK_BENCH_KEEP=1 the directory is WORK/tag instead and kept, so that a
+ * later run with the same sizes reuses the fixtures; `fresh` then says whether they must be made.
+ */
+export function fixtureDir(tag) {
+  mkdirSync(WORK, { recursive: true });
+  if (process.env.VDISK_BENCH_KEEP === '1') {
+    const dir = join(WORK, tag);
+    const fresh = !existsSync(join(dir, '.done'));
+    if (fresh) rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { recursive: true });
+    return { dir, fresh, done: () => closeSync(openSync(join(dir, '.done'), 'w')) };
+  }
+  const dir = mkdtempSync(join(WORK, `${tag}-`));
+  const remove = () => rmSync(dir, { recursive: true, force: true });
+  process.on('exit', remove);
+  for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130));
+  return { dir, fresh: true, done: () => {} };
+}
 
 export function has(cmd) {
   return spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;

@@ -1,24 +1,27 @@
 #!/usr/bin/env node
 // Pulling files out of NTFS: `vdisk get` from a dynamic VHDX holding the volume vs ntfscat (one large
 // file) and an ntfs-3g FUSE mount + `cp -a` (a many-file tree) of the same raw volume. Ratios, in one run.
-// Sizes: NTFS_BENCH_FILE_MB (default 512) and NTFS_BENCH_FILES (default 10000).
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+// Sizes: NTFS_BENCH_FILE_MB (default 1024) and NTFS_BENCH_FILES (default 20000: issue 14's sizes), runs
+// NTFS_BENCH_RUNS (default 5). Fixtures live in a temporary directory removed at the end
+// (VDISK_BENCH_KEEP=1 keeps them for reuse).
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { MiB, OUT_DIR, VDISK, WORK, compare, need, report, sh, writeVariedFile, variedBytes } from './bench-lib.mjs';
+import { MiB, OUT_DIR, VDISK, compare, fixtureDir, need, report, sh, writeVariedFile, variedBytes } from './bench-lib.mjs';
 
 for (const cmd of ['mkntfs', 'ntfs-3g', 'ntfscat', 'qemu-img']) need(cmd);
-const fileMiB = Number(process.env.NTFS_BENCH_FILE_MB ?? 512);
-const files = Number(process.env.NTFS_BENCH_FILES ?? 10000);
+const fileMiB = Number(process.env.NTFS_BENCH_FILE_MB ?? 1024);
+const files = Number(process.env.NTFS_BENCH_FILES ?? 20000);
 const target = Number(process.env.BENCH_NTFS_TARGET ?? 1.0);
+const runs = Number(process.env.NTFS_BENCH_RUNS ?? 5);
 
-mkdirSync(WORK, { recursive: true });
-const raw = join(WORK, `ntfs-${fileMiB}m-${files}.raw`);
-const vhdx = join(WORK, `ntfs-${fileMiB}m-${files}.vhdx`);
-const mnt = join(WORK, 'ntfs-mnt');
+const fixtures = fixtureDir(`ntfs-${fileMiB}m-${files}`);
+const raw = join(fixtures.dir, 'ntfs.raw');
+const vhdx = join(fixtures.dir, 'ntfs.vhdx');
+const mnt = join(fixtures.dir, 'mnt');
 mkdirSync(mnt, { recursive: true });
 
-if (!existsSync(vhdx)) {
+if (fixtures.fresh) {
   rmSync(raw, { force: true });
   const size = (fileMiB + Math.ceil((files * 12 * 1024) / MiB) + 64) * MiB;
   sh('truncate', ['-s', String(size), raw]);
@@ -37,6 +40,7 @@ if (!existsSync(vhdx)) {
     spawnSync('umount', [mnt]);
   }
   sh('qemu-img', ['convert', '-f', 'raw', '-O', 'vhdx', raw, vhdx]);
+  fixtures.done();
 }
 
 const outFile = join(OUT_DIR, 'vdisk-bench-ntfs.bin');
@@ -47,10 +51,10 @@ const clean = () => {
   spawnSync('sync');
 };
 
-const [oursFile, catFile] = compare([`node ${VDISK} get ${vhdx} /big.bin ${outFile}`, `ntfscat ${raw} /big.bin > ${outFile}`], 5, clean);
+const [oursFile, catFile] = compare([`node ${VDISK} get ${vhdx} /big.bin ${outFile}`, `ntfscat ${raw} /big.bin > ${outFile}`], runs, clean);
 const [oursTree, cpTree] = compare(
   [`node ${VDISK} get ${vhdx} /tree ${outTree}`, `ntfs-3g -o ro ${raw} ${mnt} && cp -a ${mnt}/tree ${outTree}; r=$?; umount ${mnt}; exit $r`],
-  5,
+  runs,
   clean,
 );
 clean();

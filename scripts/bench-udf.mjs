@@ -2,10 +2,11 @@
 // vdisk get from a UDF volume vs 7-Zip's extraction of the same volume (the kernel here cannot mount
 // UDF, so no `cp -a` from a loop mount): one large file, and a tree of many small files, from the raw
 // volume and from the same volume inside a dynamic VHDX. The volume is made by genisoimage -udf.
-// Sizes: UDF_BENCH_FILE_MB (default 512), UDF_BENCH_FILES (default 5000), UDF_BENCH_RUNS (default 5).
-import { existsSync, mkdirSync, openSync, rmSync, writeSync, closeSync } from 'node:fs';
+// Sizes: UDF_BENCH_FILE_MB (default 1024), UDF_BENCH_FILES (default 20000), UDF_BENCH_RUNS (default 5).
+// Fixtures live in a temporary directory removed at the end (VDISK_BENCH_KEEP=1 keeps them for reuse).
+import { mkdirSync, openSync, rmSync, writeSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
-import { MiB, OUT_DIR, VDISK, WORK, compare, need, report, sh, writeVariedFile } from './bench-lib.mjs';
+import { MiB, OUT_DIR, VDISK, compare, fixtureDir, need, report, sh, writeVariedFile } from './bench-lib.mjs';
 
 need('genisoimage');
 need('qemu-img');
@@ -21,17 +22,16 @@ if (!sevenZip) {
   console.error('bench: 7zz or 7z is needed (apt-get install 7zip)');
   process.exit(1);
 }
-const fileMb = Number(process.env.UDF_BENCH_FILE_MB ?? 512);
-const files = Number(process.env.UDF_BENCH_FILES ?? 5000);
+const fileMb = Number(process.env.UDF_BENCH_FILE_MB ?? 1024);
+const files = Number(process.env.UDF_BENCH_FILES ?? 20000);
 const runs = Number(process.env.UDF_BENCH_RUNS ?? 5);
 const target = Number(process.env.UDF_BENCH_TARGET ?? 1.0);
 
-mkdirSync(WORK, { recursive: true });
-const tag = `udf-${fileMb}m-${files}`;
-const src = join(WORK, `${tag}-src`);
-const iso = join(WORK, `${tag}.iso`);
-const vhdx = join(WORK, `${tag}.vhdx`);
-if (!existsSync(vhdx)) {
+const fixtures = fixtureDir(`udf-${fileMb}m-${files}`);
+const src = join(fixtures.dir, 'src');
+const iso = join(fixtures.dir, 'udf.iso');
+const vhdx = join(fixtures.dir, 'udf.vhdx');
+if (fixtures.fresh) {
   rmSync(src, { recursive: true, force: true });
   mkdirSync(join(src, 'big'), { recursive: true });
   writeVariedFile(join(src, 'big', 'large.bin'), fileMb * MiB);
@@ -45,6 +45,8 @@ if (!existsSync(vhdx)) {
   }
   sh('genisoimage', ['-quiet', '-udf', '-o', iso, src]);
   sh('qemu-img', ['convert', '-f', 'raw', '-O', 'vhdx', iso, vhdx]);
+  rmSync(src, { recursive: true, force: true });
+  fixtures.done();
 }
 
 const out = join(OUT_DIR, 'vdisk-bench-udf-out');

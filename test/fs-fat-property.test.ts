@@ -5,7 +5,7 @@ import { mkdirSync, rmSync, readdirSync } from 'node:fs';
 import fc from 'fast-check';
 import { needPeers, tempDir } from './helpers/peers.js';
 import { openFat, pattern, readSource, run, sha, walkAll, writeTree, type TreeFile } from './helpers/fat.js';
-import { ReadWindows } from '../src/filesystems/fat/read-window.js';
+import { WindowCache } from '../src/filesystems/window-cache.js';
 
 /**
  * Letters from many scripts, and the punctuation long names allow. mtools writes only the Basic
@@ -126,7 +126,7 @@ test('read windows: concurrent small and large reads anywhere return the volume 
   const read = fc.record({ offset: fc.integer({ min: 0, max: size + 4096 }), length: fc.oneof(fc.integer({ min: 0, max: 5000 }), fc.integer({ min: 0, max: 600_000 })) });
   await fc.assert(
     fc.asyncProperty(fc.boolean(), fc.array(fc.array(read, { minLength: 1, maxLength: 12 }), { minLength: 1, maxLength: 6 }), async (into, batches) => {
-      const windows = new ReadWindows(into ? withInto : plain);
+      const windows = new WindowCache(into ? withInto : plain, 1024 * 1024, 8, 2, 256 * 1024);
       for (const batch of batches) {
         const got = await Promise.all(batch.map(async (r) => {
           const buf = Buffer.alloc(r.length, 0xee);

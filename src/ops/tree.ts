@@ -1,4 +1,8 @@
-import type { Filesystem, FsStats } from '../filesystems/filesystem.js';
+import type { Filesystem, FsDirEntry, FsStats } from '../filesystems/filesystem.js';
+
+/** Entries of the walk's stack looked at for directories to list early, and how many of them are listed ahead. */
+const LOOKAHEAD = 64;
+const LISTINGS_AHEAD = 4;
 
 /** One entry met on a walk: its path relative to the walk's start ('' for the start itself). */
 export interface TreeEntry<N = unknown> {
@@ -24,10 +28,24 @@ export async function* walkTree<N>(fs: Filesystem<N>, path: string): AsyncGenera
   const seen = new Set<number>();
   // Entries are told apart by number, not by path: a damaged volume's names may hold a '/'.
   let ids = 0;
-  const stack: { rel: string; name: string; parent: number; node: N }[] = [{ rel: '', name: '', parent: -1, node: start.node }];
+  type Item = { rel: string; name: string; parent: number; node: N; type?: FsDirEntry<N>['type']; listing?: Promise<FsDirEntry<N>[]> };
+  const stack: Item[] = [{ rel: '', name: '', parent: -1, node: start.node }];
   while (stack.length > 0) {
-    const { rel, name, parent, node } = stack.pop() as { rel: string; name: string; parent: number; node: N };
+    const item = stack.pop() as Item;
+    const { rel, name, parent, node } = item;
     const id = ids++;
+    // The next directories of the walk are listed while this entry is handled: a walk that waits for
+    // each directory's blocks in turn spends most of a tree of small files waiting for the volume.
+    for (let k = stack.length - 1, started = 0; k >= Math.max(0, stack.length - LOOKAHEAD) && started < LISTINGS_AHEAD; k--) {
+      const next = stack[k];
+      if (next.type !== 'directory') continue;
+      started++;
+      if (!next.listing) {
+        next.listing = reader.readdir(next.node);
+        // Its failure is reported when the walk gets there (or never, if the walk skips it).
+        next.listing.catch(() => undefined);
+      }
+    }
     const stats = await reader.stat(node);
     if (stats.type === 'directory') {
       if (seen.has(stats.ino)) {
@@ -38,11 +56,11 @@ export async function* walkTree<N>(fs: Filesystem<N>, path: string): AsyncGenera
     }
     yield { rel, name, id, parent, node, stats };
     if (stats.type !== 'directory') continue;
-    const entries = await reader.readdir(node);
+    const entries = await (item.listing ?? reader.readdir(node));
     // Pushed in reverse so that entries come out in the directory's own order.
     for (let i = entries.length - 1; i >= 0; i--) {
       const e = entries[i];
-      stack.push({ rel: rel === '' ? e.name : `${rel}/${e.name}`, name: e.name, parent: id, node: e.node });
+      stack.push({ rel: rel === '' ? e.name : `${rel}/${e.name}`, name: e.name, parent: id, node: e.node, type: e.type });
     }
   }
 }

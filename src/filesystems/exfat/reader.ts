@@ -19,7 +19,7 @@ import { MAX_DIRECTORY_BYTES, readDirectory, type DirectoryContents } from './di
 import { ATTR_DIRECTORY, ATTR_HIDDEN, ATTR_READ_ONLY, ATTR_SYSTEM, ENTRY_SIZE, type BitmapEntry, type FileEntrySet } from './entries.js';
 import { FatTable } from './fat.js';
 import { corruptExfat, type ExfatLayout } from './layout.js';
-import { ReadAhead } from './read-ahead.js';
+import { WindowCache } from '../window-cache.js';
 import { ClusterStream } from './stream.js';
 import { MAX_UPCASE_BYTES, UpcaseTable, upcaseChecksum } from './upcase.js';
 
@@ -100,7 +100,9 @@ export class ExfatReader implements FsReader<ExfatNode> {
     const fat = new FatTable(volume, (boot.fatOffset + active * boot.fatLength) * sector, boot.clusterCount);
     let reader: ExfatReader | undefined;
     const layout: ExfatLayout = {
-      volume: new ReadAhead(volume),
+      // Small reads share 1 MiB windows (32 MiB in all: fewer were evicted before use with many files in
+      // flight), read ahead along the heap; larger ones go straight through.
+      volume: new WindowCache(volume, 1024 * 1024, 32, 2, 256 * 1024),
       name: ctx.name,
       clusterSize: cs,
       heapOffset: boot.clusterHeapOffset * sector,

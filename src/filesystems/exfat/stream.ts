@@ -70,9 +70,14 @@ export class ClusterStream implements FsFile {
         }
       }
       for (let i = 0; i < jobs.length; i += IN_FLIGHT) {
+        // Straight into the caller's buffer where the volume can: a fresh buffer per piece and the copy
+        // out of it cost a large file as much as the read itself.
+        const into = this.layout.volume.readInto?.bind(this.layout.volume);
         await Promise.all(jobs.slice(i, i + IN_FLIGHT).map(async (j) => {
+          const at = j.position - position;
+          if (into) return into(buf.subarray(at, at + j.length), j.offset);
           const data = await this.layout.volume.read(j.offset, j.length);
-          buf.set(data.subarray(0, j.length), j.position - position);
+          buf.set(data.subarray(0, j.length), at);
         }));
       }
     }

@@ -9,6 +9,14 @@ export function extCrc(seed: number, data: Uint8Array): number {
   return ~crc32c(data, ~seed >>> 0) >>> 0;
 }
 
+const scratch32 = Buffer.alloc(4);
+
+/** extCrc over a 32-bit number's four little-endian bytes, without a buffer per call (one per inode adds up). */
+export function extCrcU32(seed: number, n: number): number {
+  scratch32.writeUInt32LE(n >>> 0, 0);
+  return extCrc(seed, scratch32);
+}
+
 export function le32(n: number): Buffer {
   const b = Buffer.alloc(4);
   b.writeUInt32LE(n >>> 0, 0);

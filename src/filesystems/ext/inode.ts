@@ -1,5 +1,5 @@
 import type { FsTime } from '../filesystem.js';
-import { extCrc, le32 } from './checksum.js';
+import { extCrc, extCrcU32 } from './checksum.js';
 
 /**
  * The inode (Documentation/filesystems/ext4/inodes.rst): 128 bytes of the original layout, then
@@ -61,6 +61,8 @@ export function parseInode(ino: number, raw: Buffer, hugeFileFeature: boolean): 
   // The large-inode fields exist up to 128 + i_extra_isize (validated by the caller against the inode size).
   const limit = GOOD_OLD_INODE_SIZE + extraIsize;
   const blocksHi = hugeFileFeature ? raw.readUInt16LE(0x74) : 0;
+  // One object shape for every inode (crtime undefined when absent), built without a spread: a tree of
+  // 20,000 files parses 20,000 of them.
   return {
     ino,
     mode: raw.readUInt16LE(0x0),
@@ -77,7 +79,7 @@ export function parseInode(ino: number, raw: Buffer, hugeFileFeature: boolean): 
     atime: time(raw, 0x08, 0x8c, limit),
     ctime: time(raw, 0x0c, 0x84, limit),
     mtime: time(raw, 0x10, 0x88, limit),
-    ...(limit >= 0x98 ? { crtime: time(raw, 0x90, 0x94, limit) } : {}),
+    crtime: limit >= 0x98 ? time(raw, 0x90, 0x94, limit) : undefined,
     raw,
   };
 }
@@ -92,14 +94,20 @@ export function allocatedBytes(inode: Inode, blockSize: number, hugeFileFeature:
  * halves zeroed; only the low 16 bits are stored when the inode is too small for i_checksum_hi
  * (inodes.rst, i_checksum_lo / i_checksum_hi).
  */
+const ZERO16 = Buffer.alloc(2);
+
 export function inodeChecksumOk(seed: number, inode: Inode): boolean {
-  const raw = Buffer.from(inode.raw);
+  const raw = inode.raw;
   const hasHi = raw.length > GOOD_OLD_INODE_SIZE && inode.extraIsize >= 4;
   const stored = raw.readUInt16LE(0x7c) + (hasHi ? raw.readUInt16LE(0x82) * 0x10000 : 0);
-  raw.writeUInt16LE(0, 0x7c);
-  if (hasHi) raw.writeUInt16LE(0, 0x82);
-  let c = extCrc(seed, le32(inode.ino));
-  c = extCrc(c, le32(inode.generation));
-  c = extCrc(c, raw);
+  // The checksum fields count as zeros: summed around them rather than over a zeroed copy of each inode.
+  let c = extCrcU32(extCrcU32(seed, inode.ino), inode.generation);
+  c = extCrc(c, raw.subarray(0, 0x7c));
+  c = extCrc(c, ZERO16);
+  if (hasHi) {
+    c = extCrc(c, raw.subarray(0x7e, 0x82));
+    c = extCrc(c, ZERO16);
+    c = extCrc(c, raw.subarray(0x84));
+  } else c = extCrc(c, raw.subarray(0x7e));
   return (hasHi ? c : c & 0xffff) === stored;
 }

@@ -1,10 +1,11 @@
 import { VdiskError } from '../../errors.js';
 import { typeFromMode, type ByteRange, type FsDirEntry, type FsFile, type FsReader, type FsStats, type FsContext } from '../filesystem.js';
 import type { VolumeReader } from '../types.js';
+import { WindowCache } from '../window-cache.js';
 import { trimLabel, uuidFromBytes } from '../types.js';
 import { BlockMap } from './block-map.js';
 import { foldName } from './casefold.js';
-import { extCrc, le32 } from './checksum.js';
+import { extCrcU32 } from './checksum.js';
 import { extType } from './detector.js';
 import { hasDirTail, dirTailChecksumOk, parseDirEntries, type RawDirEntry } from './dir-entry.js';
 import { ExtentTree } from './extents.js';
@@ -15,7 +16,6 @@ import {
 import { allocatedBytes, GOOD_OLD_INODE_SIZE, INODE_FLAG, inodeChecksumOk, parseInode, type Inode } from './inode.js';
 import { replayedVolume, replayJournal, type Replay } from './journal.js';
 import { Lru } from './lru.js';
-import { ReadAhead } from './read-ahead.js';
 import { LOGICAL_LIMIT, type BlockMapper, type BlockSource } from './mapping.js';
 import {
   checksumSeed, INCOMPAT, INCOMPAT_NAMES, KNOWN_INCOMPAT, parseSuperblock, RO_COMPAT, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE,
@@ -38,6 +38,8 @@ const DIR_CHUNK = 1024 * 1024;
 const DIR_CACHE = 64;
 const DIR_CACHE_ENTRIES = 100_000;
 const S_IFMT = 0o170000;
+/** The inode flags stat shows (encrypted, immutable, append-only, inline-data, casefold). */
+const SHOWN_FLAGS = INODE_FLAG.ENCRYPT | 0x10 | 0x20 | INODE_FLAG.INLINE_DATA | INODE_FLAG.CASEFOLD;
 const S_IFREG = 0o100000;
 const S_IFDIR = 0o040000;
 const S_IFLNK = 0o120000;
@@ -65,7 +67,7 @@ export class ExtReader implements FsReader<number>, BlockSource {
   readonly csumSeed: number | null;
   private readonly hasFileType: boolean;
   private readonly hugeFile: boolean;
-  private readonly ahead: ReadAhead;
+  private readonly ahead: WindowCache;
   private readonly inodes = new Lru<number, Inode>(INODE_CACHE);
   private readonly groups = new Lru<number, GroupDesc>(4096);
   private readonly warned = new Lru<string, true>(4096);
@@ -88,7 +90,7 @@ export class ExtReader implements FsReader<number>, BlockSource {
     this.hasFileType = (sb.featureIncompat & INCOMPAT.FILETYPE) !== 0;
     this.hugeFile = (sb.featureRoCompat & RO_COMPAT.HUGE_FILE) !== 0;
     this.caseInsensitive = (sb.featureIncompat & INCOMPAT.CASEFOLD) !== 0;
-    this.ahead = new ReadAhead(volume, Math.max(WINDOW, geo.blockSize), WINDOWS);
+    this.ahead = new WindowCache(volume, Math.max(WINDOW, geo.blockSize), WINDOWS, 2);
   }
 
   /**
@@ -242,7 +244,8 @@ export class ExtReader implements FsReader<number>, BlockSource {
     else {
       const block = await this.readBlock(gd.inodeTable + Math.floor(byte / this.blockSize));
       // A copy: the cached inode must not pin the read-ahead window it came from.
-      raw = Buffer.from(block.subarray(byte % this.blockSize, (byte % this.blockSize) + inodeSize));
+      raw = Buffer.allocUnsafe(inodeSize);
+      block.copy(raw, 0, byte % this.blockSize, (byte % this.blockSize) + inodeSize);
     }
     if (inodeSize > GOOD_OLD_INODE_SIZE) {
       const extra = raw.readUInt16LE(0x80);
@@ -257,7 +260,7 @@ export class ExtReader implements FsReader<number>, BlockSource {
   /** crc32c seed of one inode's own structures (extent blocks, directory blocks). */
   private inodeSeed(inode: Inode): number | null {
     if (this.csumSeed === null) return null;
-    return extCrc(extCrc(this.csumSeed, le32(inode.ino)), le32(inode.generation));
+    return extCrcU32(extCrcU32(this.csumSeed, inode.ino), inode.generation);
   }
 
   private mapper(inode: Inode): BlockMapper {
@@ -305,15 +308,18 @@ export class ExtReader implements FsReader<number>, BlockSource {
       atime: inode.atime,
       mtime: inode.mtime,
       ctime: inode.ctime,
-      ...(inode.crtime ? { birthtime: inode.crtime } : {}),
     };
-    const flags: string[] = [];
-    if (inode.flags & INODE_FLAG.ENCRYPT) flags.push('encrypted');
-    if (inode.flags & 0x10) flags.push('immutable');
-    if (inode.flags & 0x20) flags.push('append-only');
-    if (inode.flags & INODE_FLAG.INLINE_DATA) flags.push('inline-data');
-    if (inode.flags & INODE_FLAG.CASEFOLD) flags.push('casefold');
-    if (flags.length) st.flags = flags;
+    if (inode.crtime) st.birthtime = inode.crtime;
+    // Most inodes carry none of the flags worth showing: no array for them.
+    if (inode.flags & SHOWN_FLAGS) {
+      const flags: string[] = [];
+      if (inode.flags & INODE_FLAG.ENCRYPT) flags.push('encrypted');
+      if (inode.flags & 0x10) flags.push('immutable');
+      if (inode.flags & 0x20) flags.push('append-only');
+      if (inode.flags & INODE_FLAG.INLINE_DATA) flags.push('inline-data');
+      if (inode.flags & INODE_FLAG.CASEFOLD) flags.push('casefold');
+      st.flags = flags;
+    }
     if (type === 'char' || type === 'block') {
       // Old encoding in i_block[0] (8-bit major and minor), else the new one in i_block[1] (inodes.rst, i_block).
       const old = inode.iBlock.readUInt32LE(0);
@@ -408,7 +414,10 @@ export class ExtReader implements FsReader<number>, BlockSource {
       for (let done = 0; done < count;) {
         const n = Math.min(count - done, Math.max(1, Math.floor(DIR_CHUNK / bs)));
         const from = (run.physical + done) * bs;
-        const buf = n * bs <= SMALL_READ ? await this.ahead.read(from, n * bs) : await this.volume.read(from, n * bs);
+        // Copied out of the windows rather than viewed: a window a view was handed from is never reused.
+        let buf: Buffer;
+        if (n * bs <= SMALL_READ) await this.ahead.readInto((buf = Buffer.allocUnsafe(n * bs)), from);
+        else buf = await this.volume.read(from, n * bs);
         for (let i = 0; i < n; i++) {
           const block = buf.subarray(i * bs, (i + 1) * bs);
           const physical = run.physical + done + i;
@@ -522,12 +531,14 @@ export class ExtReader implements FsReader<number>, BlockSource {
             if (!Number.isSafeInteger(from) && (pos - lblk * bs) % 1024 !== 0) {
               throw this.refuse(`inode ${inode.ino}: a read at byte ${pos} lies past 2^53 bytes into the volume and is not block-aligned`);
             }
-            if (runEnd - pos > SMALL_READ && this.volume.readInto) {
+            if (runEnd - pos <= SMALL_READ) {
+              // Small pieces copied from the windows straight into the caller's buffer.
+              jobs.push(this.ahead.readInto(buf.subarray(at, at + runEnd - pos), from));
+            } else if (this.volume.readInto) {
               // Large pieces straight into the caller's buffer: no allocation, no second copy.
               jobs.push(this.volume.readInto(buf.subarray(at, at + runEnd - pos), from));
             } else {
-              const src = runEnd - pos <= SMALL_READ ? this.ahead.read(from, runEnd - pos) : this.volume.read(from, runEnd - pos);
-              jobs.push(src.then((b) => void b.copy(buf, at)));
+              jobs.push(this.volume.read(from, runEnd - pos).then((b) => void b.copy(buf, at)));
             }
           }
           pos = runEnd;

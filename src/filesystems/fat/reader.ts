@@ -1,15 +1,22 @@
 import { VdiskError } from '../../errors.js';
 import { modeOf, type ByteRange, type FsContext, type FsDirEntry, type FsFile, type FsReader, type FsStats } from '../filesystem.js';
 import type { VolumeReader } from '../types.js';
+import { WindowCache } from '../window-cache.js';
 import { bootDirty, fatLayout, readBpb, volumeSerial, type FatLayout } from './boot-sector.js';
 import { ATTR_ARCHIVE, ATTR_DIRECTORY, ATTR_HIDDEN, ATTR_READ_ONLY, ATTR_SYSTEM, ENTRY_SIZE, type ShortEntry } from './dir-entry.js';
 import { parseDirectory } from './directory.js';
 import { dosTime } from './dos-time.js';
 import { FatTable, type ClusterRuns } from './fat-table.js';
-import { ReadWindows } from './read-window.js';
 
 /** FAT directories hold at most 65536 entries, 2 MiB (fatgen103 section 6; Linux's FAT_MAX_DIR_SIZE). */
 const MAX_DIR_BYTES = 2 * 1024 * 1024;
+/**
+ * Windows of the data area for small reads (32 MiB in all); reads over a quarter window go straight
+ * through. Sixteen files in flight, directories listed ahead and the windows read ahead all hold
+ * windows: with 8 of them a 20,000-file tree re-read each window about four times.
+ */
+const DATA_WINDOW = 1024 * 1024;
+const DATA_WINDOWS = 32;
 /** Parsed directories kept: at most this many, holding at most this many entries in all. */
 const MAX_CACHED_DIRS = 1024;
 const MAX_CACHED_ENTRIES = 200_000;
@@ -54,8 +61,8 @@ export class FatReader implements FsReader<FatNode> {
   readonly uuid?: string;
   readonly layout: FatLayout;
   private readonly table: FatTable;
-  /** File and directory contents: small reads share 1 MiB windows. */
-  private readonly data: ReadWindows;
+  /** File and directory contents: small reads share 1 MiB windows, read ahead along the volume. */
+  private readonly data: WindowCache;
   private readonly listings = new Map<number, Listing>();
   private cachedEntries = 0;
   private readonly rootNode: FatNode = { path: '/', ino: ROOT_INO, directory: true, entry: null };
@@ -70,7 +77,7 @@ export class FatReader implements FsReader<FatNode> {
     this.blockSize = layout.clusterSize;
     this.uuid = uuid;
     this.table = new FatTable(volume, layout, name);
-    this.data = new ReadWindows(volume);
+    this.data = new WindowCache(volume, DATA_WINDOW, DATA_WINDOWS, 2, DATA_WINDOW / 4);
     for (const n of layout.notes) this.warn(n);
     if (layout.totalBytes > volume.size) {
       this.warn(`the ${layout.version} file system spans ${layout.totalBytes} bytes but the volume has ${volume.size}; the missing part reads as zeros`);
@@ -129,13 +136,23 @@ export class FatReader implements FsReader<FatNode> {
   }
 
   /**
+   * A copy of volume bytes: a listing keeps its bytes, and a view would keep a whole window from being
+   * reused (mcopy puts a directory's cluster in nearly every window of a tree).
+   */
+  private async copyOf(offset: number, length: number): Promise<Buffer> {
+    const b = Buffer.allocUnsafe(length);
+    await this.data.readInto(b, offset);
+    return b;
+  }
+
+  /**
    * The directory's bytes (the root region, or its cluster chain, at most 2 MiB) and the volume
    * offset of each of its clusters' starts, to place its entries.
    */
   private async dirBytes(node: FatNode, key: number): Promise<{ bytes: Buffer; volumeOffset: (at: number) => number }> {
     if (key === -1) {
       const start = this.layout.rootOffset;
-      return { bytes: await this.data.read(start, this.layout.rootBytes), volumeOffset: (at) => start + at };
+      return { bytes: await this.copyOf(start, this.layout.rootBytes), volumeOffset: (at) => start + at };
     }
     const cs = this.layout.clusterSize;
     const limit = Math.max(1, Math.floor(MAX_DIR_BYTES / cs));
@@ -143,7 +160,7 @@ export class FatReader implements FsReader<FatNode> {
     if (chain.ended === 'limit') {
       throw new VdiskError('CORRUPT', `${this.where(node)}: directory is larger than ${MAX_DIR_BYTES} bytes (65536 entries), the most FAT allows`);
     }
-    const parts = await Promise.all(chain.starts.map((s, i) => this.data.read(this.table.clusterOffset(s), chain.counts[i] * cs)));
+    const parts = await Promise.all(chain.starts.map((s, i) => this.copyOf(this.table.clusterOffset(s), chain.counts[i] * cs)));
     const clusters = chain.starts.flatMap((s, i) => Array.from({ length: chain.counts[i] }, (_, k) => s + k));
     return {
       bytes: parts.length === 1 ? parts[0] : Buffer.concat(parts),
@@ -312,7 +329,7 @@ class FatFile implements FsFile {
   private readonly before: number[] = [];
 
   constructor(
-    private readonly volume: ReadWindows,
+    private readonly volume: WindowCache,
     private readonly table: FatTable,
     readonly size: number,
     private readonly runs: ClusterRuns,

@@ -1,6 +1,6 @@
 import type { FsFile } from '../filesystem.js';
 import type { VolumeReader } from '../types.js';
-import { ChunkCache } from './chunk-cache.js';
+import type { WindowCache } from '../window-cache.js';
 
 /** A run of bytes on the volume: a file section (ECMA-119 6.5.1), a directory, a continuation area. */
 export interface Extent {
@@ -17,12 +17,12 @@ const READS_IN_FLIGHT = 4;
 export class ExtentFile implements FsFile {
   readonly size: number;
   private readonly volume: VolumeReader;
-  private readonly cache: ChunkCache;
+  private readonly cache: WindowCache;
   private readonly extents: Extent[];
   /** File offset where each extent starts. */
   private readonly starts: number[];
 
-  constructor(volume: VolumeReader, cache: ChunkCache, extents: Extent[], size: number) {
+  constructor(volume: VolumeReader, cache: WindowCache, extents: Extent[], size: number) {
     this.volume = volume;
     this.cache = cache;
     this.extents = extents;
@@ -50,14 +50,12 @@ export class ExtentFile implements FsFile {
       }
     }
     let next = 0;
-    const into = this.volume.readInto?.bind(this.volume);
     const worker = async () => {
       while (next < pieces.length) {
         const p = pieces[next++];
         const dest = buf.subarray(p.bufAt, p.bufAt + p.length);
-        if (ChunkCache.wants(p.length)) await this.cache.readInto(dest, p.volAt);
-        else if (into) await into(dest, p.volAt);
-        else buf.set(await this.volume.read(p.volAt, p.length), p.bufAt);
+        // Short pieces come from the cache's windows, long ones straight into the buffer.
+        await this.cache.readInto(dest, p.volAt);
       }
     };
     await Promise.all(Array.from({ length: Math.min(READS_IN_FLIGHT, pieces.length) }, worker));

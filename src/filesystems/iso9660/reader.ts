@@ -26,7 +26,7 @@ import {
   recordProblem,
   type DirectoryRecord,
 } from './directory-record.js';
-import { ChunkCache } from './chunk-cache.js';
+import { WindowCache } from '../window-cache.js';
 import { ExtentFile, type Extent } from './extent-file.js';
 import { ENTRY, parseBootCatalog, validationProblem, type BootEntry } from './el-torito.js';
 import { readRockRidge, type RockRidge } from './rock-ridge.js';
@@ -116,7 +116,7 @@ export class IsoReader implements FsReader<IsoNode> {
   private readonly cache = new Map<string, Listing>();
   private cachedEntries = 0;
   /** Read-ahead for small files, shared by every file opened on the volume. */
-  private readonly chunks: ChunkCache;
+  private readonly chunks: WindowCache;
   /** The end of the ISO's data: its volume space, but never past the volume we were given. */
   private readonly end: number;
 
@@ -124,7 +124,9 @@ export class IsoReader implements FsReader<IsoNode> {
     set: DescriptorSet; tree: Tree; blockSize: number; skip: number; rootSuspAt: number; label?: string; end: number;
   }) {
     this.volume = volume;
-    this.chunks = new ChunkCache(volume);
+    // Small reads (records, continuation areas, small files) share 256 KiB windows, 8 MiB in all, read
+    // ahead along the volume: ISO writers lay a directory's files out one after another.
+    this.chunks = new WindowCache(volume, 256 * 1024, 32, 2, 64 * 1024);
     this.name = ctx.name;
     this.descriptors = init.set;
     this.tree = init.tree;

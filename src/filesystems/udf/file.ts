@@ -14,8 +14,8 @@ export interface Extent {
   recorded: boolean;
 }
 
-/** Reads `length` bytes of an extent from byte `within` of it. */
-export type ExtentReader = (x: Extent, within: number, length: number) => Promise<Buffer>;
+/** Fills `into` with an extent's bytes from byte `within` of it. */
+export type ExtentReader = (x: Extent, within: number, into: Uint8Array) => Promise<void>;
 
 /** The most read from the volume in one request, and how many requests are in flight for one read. */
 const READ_PIECE = 1 << 20;
@@ -77,8 +77,7 @@ export class UdfFile implements FsFile {
       const within = pos - x.offset;
       const n = Math.min(total - done, x.length - within, READ_PIECE);
       if (x.recorded) {
-        const at = done;
-        pieces.push(this.readExtent(x, within, n).then((b) => void b.copy(out, at)));
+        pieces.push(this.readExtent(x, within, out.subarray(done, done + n)));
         if (pieces.length >= IN_FLIGHT) await flush();
       } else {
         out.fill(0, done, done + n);
