@@ -408,8 +408,13 @@ function ignore(f: () => void): void {
  * the double's rounding error (a quarter of a microsecond in this century) cannot then fall into the one
  * before. Times keep microsecond precision on every host; coarser ones (FAT, exFAT, ISO) stay exact.
  */
-function seconds(t: FsTime): number {
-  return t.sec + (Math.round(t.nsec / 1000) + 0.5) / 1e6;
+/**
+ * A time for utimes/futimes, in seconds to the microsecond. Before 1970 it goes as a numeric string:
+ * Node takes a negative number of seconds for "now" (a number, not a string, is checked for that).
+ */
+function seconds(t: FsTime): number | string {
+  const s = t.sec + (Math.round(t.nsec / 1000) + 0.5) / 1e6;
+  return s < 0 ? String(s) : s;
 }
 
 async function applyMeta(host: string, st: FsStats, owners: boolean, isLink: boolean): Promise<void> {

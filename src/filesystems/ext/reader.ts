@@ -15,7 +15,7 @@ import {
 } from './group-desc.js';
 import { allocatedBytes, GOOD_OLD_INODE_SIZE, INODE_FLAG, inodeChecksumOk, parseInode, type Inode } from './inode.js';
 import { replayedVolume, replayJournal, type Replay } from './journal.js';
-import { Lru } from './lru.js';
+import { GenerationCache } from '../../io/generation-cache.js';
 import { LOGICAL_LIMIT, type BlockMapper, type BlockSource } from './mapping.js';
 import {
   checksumSeed, INCOMPAT, INCOMPAT_NAMES, KNOWN_INCOMPAT, parseSuperblock, RO_COMPAT, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE,
@@ -68,11 +68,11 @@ export class ExtReader implements FsReader<number>, BlockSource {
   private readonly hasFileType: boolean;
   private readonly hugeFile: boolean;
   private readonly ahead: WindowCache;
-  private readonly inodes = new Lru<number, Inode>(INODE_CACHE);
-  private readonly groups = new Lru<number, GroupDesc>(4096);
-  private readonly warned = new Lru<string, true>(4096);
+  private readonly inodes = new GenerationCache<number, Inode>(INODE_CACHE);
+  private readonly groups = new GenerationCache<number, GroupDesc>(4096);
+  private readonly warned = new GenerationCache<string, true>(4096);
   /** Recently listed directories by name, so a path walk does not re-read and re-parse each parent. */
-  private readonly listings = new Lru<number, Listing>(DIR_CACHE);
+  private readonly listings = new GenerationCache<number, Listing>(DIR_CACHE);
 
   private constructor(volume: VolumeReader, ctx: FsContext, sb: Superblock, geo: Geometry) {
     this.volume = volume;

@@ -1,4 +1,4 @@
-import { Lru } from '../../formats/vmdk/lru.js';
+import { Lru } from '../../io/lru.js';
 
 export { Lru };
 

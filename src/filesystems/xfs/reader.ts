@@ -1,8 +1,8 @@
 import { VdiskError } from '../../errors.js';
 import { typeFromMode, type ByteRange, type FsContext, type FsDirEntry, type FsFile, type FsReader, type FsStats } from '../filesystem.js';
 import { trimLabel, uuidFromBytes, type VolumeReader } from '../types.js';
-import { Lru } from '../ext/lru.js';
-import { ReadAhead } from '../ext/read-ahead.js';
+import { GenerationCache } from '../../io/generation-cache.js';
+import { WindowCache } from '../window-cache.js';
 import { agiProblem } from './ag.js';
 import {
   aclName, aclToXattr, ATTR3_LEAF_MAGIC, ATTR3_RMT_MAGIC, ATTR_LEAF_MAGIC, DA3_CRC_OFFSET, DA3_NODE_MAGIC, DA_NODE_MAGIC, daNode,
@@ -70,11 +70,11 @@ export class XfsReader implements FsReader<number>, BmbtSource, FreeSource {
   private readonly ftype: boolean;
   private readonly volume: VolumeReader;
   private readonly name: string;
-  private readonly ahead: ReadAhead;
-  private readonly inodes = new Lru<number, Inode>(INODE_CACHE);
-  private readonly extentCache = new Lru<string, Promise<Extent[]>>(EXTENT_CACHE);
-  private readonly listings = new Lru<number, Listing>(DIR_CACHE);
-  private readonly warned = new Lru<string, true>(4096);
+  private readonly ahead: WindowCache;
+  private readonly inodes = new GenerationCache<number, Inode>(INODE_CACHE);
+  private readonly extentCache = new GenerationCache<string, Promise<Extent[]>>(EXTENT_CACHE);
+  private readonly listings = new GenerationCache<number, Listing>(DIR_CACHE);
+  private readonly warned = new GenerationCache<string, true>(4096);
 
   private constructor(volume: VolumeReader, ctx: FsContext, sb: Superblock) {
     this.volume = volume;
@@ -92,7 +92,7 @@ export class XfsReader implements FsReader<number>, BmbtSource, FreeSource {
     if (label) this.label = label;
     const uuid = uuidFromBytes(sb.uuid);
     if (uuid) this.uuid = uuid;
-    this.ahead = new ReadAhead(volume, Math.max(WINDOW, sb.blockSize), WINDOWS);
+    this.ahead = new WindowCache(volume, Math.max(WINDOW, sb.blockSize), WINDOWS);
   }
 
   static async open(volume: VolumeReader, ctx: FsContext): Promise<XfsReader> {

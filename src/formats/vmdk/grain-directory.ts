@@ -1,6 +1,6 @@
 import { VdiskError } from '../../errors.js';
 import type { ByteSource } from '../../io/file.js';
-import { Lru } from './lru.js';
+import { Lru } from '../../io/lru.js';
 import { SECTOR } from './constants.js';
 
 /** Grain directory entries read at a time: a hostile directory size never sizes a buffer. */

@@ -6,7 +6,7 @@ import { COWD_MAGIC, FLAG_MARKERS, FLAG_ZERO_GRAIN, GD_AT_END, GTE_ZERO, MARKER_
 import { checkSparseHeader, parseSparseHeader, type SparseGeometry, type SparseHeader } from './header.js';
 import { GrainDirectory } from './grain-directory.js';
 import { GRAIN_MARKER_SIZE, parseGrainMarker, parseMetadataMarker } from './marker.js';
-import { Lru } from './lru.js';
+import { Lru } from '../../io/lru.js';
 import type { ExtentRun, VmdkExtent } from './extent.js';
 
 const inflateAsync = promisify(inflate);

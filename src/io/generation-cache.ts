@@ -5,7 +5,7 @@
  * of one Map lookup per hit (a strict LRU re-inserts on every hit, which showed in profiles of tree walks).
  * At most `limit` entries are held however large the volume, so memory stays bounded on any image.
  */
-export class Lru<K, V> {
+export class GenerationCache<K, V> {
   private young = new Map<K, V>();
   private old = new Map<K, V>();
   private readonly half: number;
