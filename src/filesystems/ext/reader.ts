@@ -16,6 +16,7 @@ import {
 import { allocatedBytes, GOOD_OLD_INODE_SIZE, INODE_FLAG, inodeChecksumOk, parseInode, type Inode } from './inode.js';
 import { replayedVolume, replayJournal, type Replay } from './journal.js';
 import { GenerationCache } from '../../io/generation-cache.js';
+import { ListingCache } from '../listing-cache.js';
 import { LOGICAL_LIMIT, type BlockMapper, type BlockSource } from './mapping.js';
 import {
   checksumSeed, INCOMPAT, INCOMPAT_NAMES, KNOWN_INCOMPAT, parseSuperblock, RO_COMPAT, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE,
@@ -45,12 +46,6 @@ const S_IFDIR = 0o040000;
 const S_IFLNK = 0o120000;
 
 /** A directory's entries with their names decoded, and an index by name built on first lookup. */
-interface Listing {
-  entries: { name: string; ino: number; type: RawDirEntry['type'] }[];
-  byName?: Map<string, number>;
-  byFolded?: Map<string, number>;
-}
-
 export class ExtReader implements FsReader<number>, BlockSource {
   readonly type: string;
   readonly label?: string;
@@ -72,7 +67,7 @@ export class ExtReader implements FsReader<number>, BlockSource {
   private readonly groups = new GenerationCache<number, GroupDesc>(4096);
   private readonly warned = new GenerationCache<string, true>(4096);
   /** Recently listed directories by name, so a path walk does not re-read and re-parse each parent. */
-  private readonly listings = new GenerationCache<number, Listing>(DIR_CACHE);
+  private readonly listings = new ListingCache(DIR_CACHE, DIR_CACHE_ENTRIES, (dir) => this.dirEntries(dir), async (ino) => (await this.inode(ino)).mode);
 
   private constructor(volume: VolumeReader, ctx: FsContext, sb: Superblock, geo: Geometry) {
     this.volume = volume;
@@ -433,40 +428,15 @@ export class ExtReader implements FsReader<number>, BlockSource {
     return out;
   }
 
-  private async listing(dir: number): Promise<Listing> {
-    const hit = this.listings.get(dir);
-    if (hit) return hit;
-    const raw = await this.dirEntries(dir);
-    const listing: Listing = { entries: raw.map((e) => ({ name: e.name.toString('utf8'), ino: e.ino, type: e.type })) };
-    if (listing.entries.length <= DIR_CACHE_ENTRIES) this.listings.set(dir, listing);
-    return listing;
-  }
-
   async readdir(dir: number): Promise<FsDirEntry<number>[]> {
-    const out: FsDirEntry<number>[] = [];
-    for (const e of (await this.listing(dir)).entries) {
-      const type = e.type ?? typeFromMode((await this.inode(e.ino)).mode);
-      out.push({ name: e.name, type, node: e.ino });
-    }
-    return out;
+    return this.listings.readdir(dir);
   }
 
   /** One name: exact, or folded in a casefolded directory (the casefold feature). The first entry of a name wins. */
   async lookup(dir: number, name: string): Promise<number | null> {
     const inode = await this.inode(dir);
-    const listing = await this.listing(dir);
-    if (this.caseInsensitive && inode.flags & INODE_FLAG.CASEFOLD) {
-      if (!listing.byFolded) {
-        listing.byFolded = new Map();
-        for (const e of listing.entries) if (!listing.byFolded.has(foldName(e.name))) listing.byFolded.set(foldName(e.name), e.ino);
-      }
-      return listing.byFolded.get(foldName(name)) ?? null;
-    }
-    if (!listing.byName) {
-      listing.byName = new Map();
-      for (const e of listing.entries) if (!listing.byName.has(e.name)) listing.byName.set(e.name, e.ino);
-    }
-    return listing.byName.get(name) ?? null;
+    if (this.caseInsensitive && inode.flags & INODE_FLAG.CASEFOLD) return this.listings.lookupFolded(dir, name, foldName);
+    return this.listings.lookup(dir, name);
   }
 
   async readlink(ino: number): Promise<string> {

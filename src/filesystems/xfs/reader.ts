@@ -2,6 +2,7 @@ import { VdiskError } from '../../errors.js';
 import { typeFromMode, type ByteRange, type FsContext, type FsDirEntry, type FsFile, type FsReader, type FsStats } from '../filesystem.js';
 import { trimLabel, uuidFromBytes, type VolumeReader } from '../types.js';
 import { GenerationCache } from '../../io/generation-cache.js';
+import { ListingCache } from '../listing-cache.js';
 import { WindowCache } from '../window-cache.js';
 import { agiProblem } from './ag.js';
 import {
@@ -45,12 +46,6 @@ const REMOTE_HDR = 56;
 /** dabtree depth bound (XFS_DA_NODE_MAXDEPTH is 5). */
 const DA_MAX_DEPTH = 5;
 
-interface Listing {
-  entries: { name: string; ino: number; type: RawEntry['type'] }[];
-  byName?: Map<string, number>;
-  byFolded?: Map<string, number>;
-}
-
 /** ASCII letters only, as xfs_ascii_ci_hashname and xfs_ascii_ci_compname fold them. */
 const foldAscii = (s: string): string => s.replace(/[A-Z]+/g, (m) => m.toLowerCase());
 
@@ -73,7 +68,7 @@ export class XfsReader implements FsReader<number>, BmbtSource, FreeSource {
   private readonly ahead: WindowCache;
   private readonly inodes = new GenerationCache<number, Inode>(INODE_CACHE);
   private readonly extentCache = new GenerationCache<string, Promise<Extent[]>>(EXTENT_CACHE);
-  private readonly listings = new GenerationCache<number, Listing>(DIR_CACHE);
+  private readonly listings = new ListingCache(DIR_CACHE, DIR_CACHE_ENTRIES, (dir) => this.dirEntries(dir), async (ino) => (await this.inode(ino)).mode);
   private readonly warned = new GenerationCache<string, true>(4096);
 
   private constructor(volume: VolumeReader, ctx: FsContext, sb: Superblock) {
@@ -302,37 +297,15 @@ export class XfsReader implements FsReader<number>, BmbtSource, FreeSource {
     return out;
   }
 
-  private async listing(dir: number): Promise<Listing> {
-    const hit = this.listings.get(dir);
-    if (hit) return hit;
-    const raw = await this.dirEntries(dir);
-    const listing: Listing = { entries: raw.map((e) => ({ name: e.name.toString('utf8'), ino: e.ino, type: e.type })) };
-    if (listing.entries.length <= DIR_CACHE_ENTRIES) this.listings.set(dir, listing);
-    return listing;
-  }
-
   async readdir(dir: number): Promise<FsDirEntry<number>[]> {
-    const out: FsDirEntry<number>[] = [];
-    for (const e of (await this.listing(dir)).entries) {
-      const type = e.type ?? typeFromMode((await this.inode(e.ino)).mode);
-      out.push({ name: e.name, type, node: e.ino });
-    }
-    return out;
+    return this.listings.readdir(dir);
   }
 
+  /** One name: exact, else (ASCII case-insensitive volumes) folded as XFS folds. The first entry of a name wins. */
   async lookup(dir: number, name: string): Promise<number | null> {
-    const listing = await this.listing(dir);
-    if (!listing.byName) {
-      listing.byName = new Map();
-      for (const e of listing.entries) if (!listing.byName.has(e.name)) listing.byName.set(e.name, e.ino);
-    }
-    const exact = listing.byName.get(name);
-    if (exact !== undefined || !this.caseInsensitive) return exact ?? null;
-    if (!listing.byFolded) {
-      listing.byFolded = new Map();
-      for (const e of listing.entries) if (!listing.byFolded.has(foldAscii(e.name))) listing.byFolded.set(foldAscii(e.name), e.ino);
-    }
-    return listing.byFolded.get(foldAscii(name)) ?? null;
+    const exact = await this.listings.lookup(dir, name);
+    if (exact !== null || !this.caseInsensitive) return exact;
+    return this.listings.lookupFolded(dir, name, foldAscii);
   }
 
   async readlink(ino: number): Promise<string> {
