@@ -5,6 +5,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { createHash } from 'node:crypto';
 import fc from 'fast-check';
+import { exerciseFilesystem, withTimeout } from './helpers/hostile-look.js';
 import { needPeers, havePeer, vdisk } from './helpers/peers.js';
 import { bytes, run } from './helpers/ext.js';
 import { Filesystem, VdiskError } from '../src/index.js';
@@ -13,8 +14,6 @@ import { memoryVolume } from './helpers/memory.js';
 
 const PEERS = ['mkfs.ext4', 'debugfs', 'dumpe2fs', 'setfattr'];
 /** Bytes read from any one file: a mutated size may claim terabytes of holes. */
-const READ_CAP = 2 * 1024 * 1024;
-const ENTRY_CAP = 5000;
 
 let work = '';
 let tree = '';
@@ -70,47 +69,6 @@ function locate(img: string, bs: number): [number, number][] {
   return targets;
 }
 
-
-/** Everything a user can do: walk the tree, stat, read (capped), list ranges and xattrs, free space. */
-async function exercise(fs: Filesystem): Promise<void> {
-  let entries = 0;
-  const visited = new Set<number>();
-  const visit = async (path: string): Promise<void> => {
-    const st = await fs.lstat(path);
-    await fs.xattrs(path);
-    if (st.type === 'symlink') await fs.readlink(path);
-    if (st.type === 'file') {
-      const f = await fs.open(path);
-      await f.dataRanges?.();
-      const buf = Buffer.alloc(256 * 1024);
-      for (let pos = 0; pos < Math.min(f.size, READ_CAP); pos += buf.length) await f.read(buf, pos);
-    }
-    if (st.type === 'directory') {
-      if (visited.has(st.ino)) return;
-      visited.add(st.ino);
-      for (const e of await fs.readdir(path)) {
-        if (++entries > ENTRY_CAP) return;
-        // Names with '/' cannot be walked by path; they are still listed.
-        if (e.name.includes('/') || e.name === '' || e.name === '.' || e.name === '..') continue;
-        await visit(path === '/' ? `/${e.name}` : `${path}/${e.name}`);
-      }
-    }
-  };
-  await visit('/');
-  let n = 0;
-  for await (const r of fs.freeExtents()) {
-    assert.ok(r.length > 0 && r.offset >= 0, 'free extents are non-empty ranges');
-    if (++n > 1_000_000) throw new Error('free extents do not end');
-  }
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  return Promise.race([
-    p,
-    new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`${what} took over ${ms} ms`)), ms).unref()),
-  ]);
-}
-
 const edit = fc.record({
   target: fc.nat(),
   pos: fc.nat(),
@@ -164,7 +122,7 @@ describe('hostile ext volumes', () => {
     if (!needPeers(t, ...PEERS)) return;
     for (const f of fixtures) {
       const reader = await ExtReader.open(memoryVolume(f.image), { name: f.name });
-      await exercise(new Filesystem(reader, f.name));
+      await exerciseFilesystem(new Filesystem(reader, f.name));
       assert.deepEqual(reader.warnings.filter((w) => !/journal needs recovery: replayed 3 transactions/.test(w)), [], f.name);
     }
   });
@@ -180,7 +138,7 @@ describe('hostile ext volumes', () => {
         try {
           await withTimeout((async () => {
             const reader = await ExtReader.open(memoryVolume(image), { name: 'hostile.img' });
-            await exercise(new Filesystem(reader, 'hostile.img'));
+            await exerciseFilesystem(new Filesystem(reader, 'hostile.img'));
             for (const w of reader.warnings) assert.ok(!w.includes('\n'), w);
           })(), 5000, f.name);
         } catch (err) {

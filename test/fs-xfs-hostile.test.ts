@@ -11,11 +11,9 @@ import { buildXfs, mkfsXfs, needMount, protofile, xfsDbSb, XFS_PEERS } from './h
 import { Filesystem, VdiskError } from '../src/index.js';
 import { XfsReader } from '../src/filesystems/xfs/reader.js';
 import { memoryVolume } from './helpers/memory.js';
-import { withTimeout } from './helpers/hostile-look.js';
+import { exerciseFilesystem, withTimeout } from './helpers/hostile-look.js';
 
 /** Bytes read from any one file: a mutated size may claim terabytes of holes. */
-const READ_CAP = 2 * 1024 * 1024;
-const ENTRY_CAP = 5000;
 
 let work = '';
 let tree = '';
@@ -74,38 +72,6 @@ function locate(img: string, paths: string[]): [number, number][] {
   return targets;
 }
 
-/** Everything a user can do: walk the tree, stat, read (capped), list ranges and xattrs, free space. */
-async function exercise(fs: Filesystem): Promise<void> {
-  let entries = 0;
-  const visited = new Set<number>();
-  const visit = async (path: string): Promise<void> => {
-    const st = await fs.lstat(path);
-    await fs.xattrs(path);
-    if (st.type === 'symlink') await fs.readlink(path);
-    if (st.type === 'file') {
-      const f = await fs.open(path);
-      await f.dataRanges?.();
-      const buf = Buffer.alloc(Math.min(256 * 1024, Math.max(1, f.size)));
-      for (let pos = 0; pos < Math.min(f.size, READ_CAP); pos += buf.length) await f.read(buf, pos);
-    }
-    if (st.type === 'directory') {
-      if (visited.has(st.ino)) return;
-      visited.add(st.ino);
-      for (const e of await fs.readdir(path)) {
-        if (++entries > ENTRY_CAP) return;
-        if (e.name.includes('/') || e.name === '' || e.name === '.' || e.name === '..') continue;
-        await visit(path === '/' ? `/${e.name}` : `${path}/${e.name}`);
-      }
-    }
-  };
-  await visit('/');
-  let n = 0;
-  for await (const r of fs.freeExtents()) {
-    assert.ok(r.length > 0 && r.offset >= 0, 'free extents are non-empty ranges');
-    if (++n > 1_000_000) throw new Error('free extents do not end');
-  }
-}
-
 const edit = fc.record({
   target: fc.nat(),
   pos: fc.nat(),
@@ -159,7 +125,7 @@ describe('hostile xfs volumes', () => {
     assert.equal(fixtures.length, 2);
     for (const f of fixtures) {
       const reader = await XfsReader.open(memoryVolume(f.image, 1024 * 1024), { name: f.name });
-      await exercise(new Filesystem(reader, f.name));
+      await exerciseFilesystem(new Filesystem(reader, f.name));
       assert.deepEqual(reader.warnings, [], f.name);
     }
   });
@@ -177,7 +143,7 @@ describe('hostile xfs volumes', () => {
         try {
           await withTimeout((async () => {
             const reader = await XfsReader.open(memoryVolume(f.image, 1024 * 1024), { name: 'hostile.img' });
-            await exercise(new Filesystem(reader, 'hostile.img'));
+            await exerciseFilesystem(new Filesystem(reader, 'hostile.img'));
             for (const w of reader.warnings) assert.ok(!w.includes('\n'), w);
           })(), 5000, f.name);
         } catch (err) {

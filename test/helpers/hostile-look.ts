@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { openImage, describeImage, mapImage, VdiskError } from '../../src/index.js';
+import { openImage, describeImage, mapImage, VdiskError, type Filesystem } from '../../src/index.js';
 
 const MiB = 1024 * 1024;
 
@@ -68,3 +68,41 @@ export function editArbitrary(u32s: number[], u64s: bigint[]) {
     u64: fc.oneof(fc.constantFrom(...u64s), fc.bigInt({ min: 0n, max: (1n << 64n) - 1n })),
   });
 }
+
+/**
+ * Everything a user can do with a file system: walk the tree, stat, read every file (up to `readCap`
+ * bytes each), list data ranges, xattrs and links, and the free space, with the walk bounded by
+ * `entryCap` entries and each directory entered once (a volume whose directories loop still ends).
+ */
+export async function exerciseFilesystem(fs: Filesystem, readCap = 2 * MiB, entryCap = 5000): Promise<void> {
+  let entries = 0;
+  const visited = new Set<number>();
+  const visit = async (path: string): Promise<void> => {
+    const st = await fs.lstat(path);
+    await fs.xattrs(path);
+    if (st.type === 'symlink') await fs.readlink(path);
+    if (st.type === 'file') {
+      const f = await fs.open(path);
+      await f.dataRanges?.();
+      const buf = Buffer.alloc(Math.min(256 * 1024, Math.max(1, f.size)));
+      for (let pos = 0; pos < Math.min(f.size, readCap); pos += buf.length) await f.read(buf, pos);
+    }
+    if (st.type === 'directory') {
+      if (visited.has(st.ino)) return;
+      visited.add(st.ino);
+      for (const e of await fs.readdir(path)) {
+        if (++entries > entryCap) return;
+        // Names with '/' cannot be walked by path; they are still listed.
+        if (e.name.includes('/') || e.name === '' || e.name === '.' || e.name === '..') continue;
+        await visit(path === '/' ? `/${e.name}` : `${path}/${e.name}`);
+      }
+    }
+  };
+  await visit('/');
+  let n = 0;
+  for await (const r of fs.freeExtents()) {
+    assert.ok(r.length > 0 && r.offset >= 0, 'free extents are non-empty ranges');
+    if (++n > 1_000_000) throw new Error('free extents do not end');
+  }
+}
+
