@@ -36,7 +36,9 @@ test('a VDI write cut off at every one of its writes: the image opens, each sect
   }, 100);
   // The copy the write finished on, uncut.
   assertOldOrNew(vdisk(['read', join(dir, `cut-${cuts}.vdi`)]).stdoutBytes, newContent, newContent, `n=${cuts} (complete)`);
-  assert.ok(cuts >= 4, `the write was cut at ${cuts} points`);
+  // Two data writes and the block map at least: writes that meet in time share one block-map write,
+  // so the count of cut points varies between runs (3 to 8 seen).
+  assert.ok(cuts >= 3, `the write was cut at ${cuts} points`);
 });
 
 test('convert -O vdi cut off at every write leaves no output; complete, it is what qemu-img reads', async (t) => {
