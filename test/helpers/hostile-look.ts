@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { vdisk } from './peers.js';
 import { openImage, describeImage, mapImage, VdiskError, type Filesystem } from '../../src/index.js';
 
 const MiB = 1024 * 1024;
@@ -104,5 +107,23 @@ export async function exerciseFilesystem(fs: Filesystem, readCap = 2 * MiB, entr
     assert.ok(r.length > 0 && r.offset >= 0, 'free extents are non-empty ranges');
     if (++n > 1_000_000) throw new Error('free extents do not end');
   }
+}
+
+/**
+ * Runs each command line on a damaged image: it succeeds or fails with exit 1, its stderr holds
+ * one-line warnings and, on failure, the error as the one last line; the image is unchanged after all.
+ */
+export function cliOnDamaged(name: string, img: string, commands: string[][]): void {
+  const hash = () => createHash('sha256').update(readFileSync(img)).digest('hex');
+  const before = hash();
+  for (const args of commands) {
+    const r = vdisk(args);
+    assert.ok(r.code === 0 || r.code === 1, `${name}: ${args[0]} exit ${r.code}: ${r.stderr}`);
+    const lines = r.stderr.trim().split('\n').filter(Boolean);
+    const errors = lines.filter((l) => !l.startsWith('vdisk: warning: '));
+    assert.equal(errors.length, r.code === 1 ? 1 : 0, `${name}: ${args[0]}: ${r.stderr}`);
+    if (r.code === 1) assert.match(lines[lines.length - 1], /^vdisk: /);
+  }
+  assert.equal(hash(), before, `${name}: image changed`);
 }
 
