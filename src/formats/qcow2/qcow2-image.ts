@@ -3,7 +3,7 @@ import { readExact, type PositionalFile } from '../../io/file.js';
 import type { DiskImage, Extent } from '../image.js';
 import { checkRange, mergeExtents } from '../image.js';
 import type { FormatDetails, Mapping, OpenContext } from '../driver.js';
-import { INCOMPAT_CORRUPT, INCOMPAT_DIRTY, AUTOCLEAR_DATA_FILE_RAW, MiB, roundUp, writeEntry } from './constants.js';
+import { INCOMPAT_CORRUPT, INCOMPAT_DIRTY, AUTOCLEAR_DATA_FILE_RAW, MiB, entryOffset, roundUp, writeEntry } from './constants.js';
 import { besideImage, readLayout, type Qcow2Layout } from './layout.js';
 import { L2_COMPRESSED, L2_COPIED, decodeL2, encodeCompressed, encodeNormal, type L2Entry } from './l2-entry.js';
 import { decompressCluster } from './compression.js';
@@ -152,21 +152,22 @@ export class Qcow2Image implements DiskImage {
       return { kind: 'compressed', length: Math.min(max, cs - inCluster), host: first.host, stored: first.length, cluster };
     }
     if (extended) return this.subclusterRun(first, cluster, inCluster, Math.min(max, cs - inCluster));
-    const kindOf = (e: L2Entry & { kind: 'normal' }): 'data' | 'zero' | 'unallocated' => (e.zeroFlag ? 'zero' : e.host === 0 && !(e.copied && this.dataFile !== this.file) ? 'unallocated' : 'data');
-    const kind = kindOf(first);
+    const external = this.dataFile !== this.file;
+    // Standard L2 only here: the zero flag is bit 0, and a cluster without a host offset stores nothing
+    // unless an external data file holds it (COPIED set).
+    const kindOf = (zeroFlag: boolean, host: number, copied: boolean): 'data' | 'zero' | 'unallocated' => (zeroFlag ? 'zero' : host === 0 && !(copied && external) ? 'unallocated' : 'data');
+    const kind = kindOf(first.zeroFlag, first.host, first.copied);
     if (kind === 'data') this.checkHost(first.host, cluster);
     let length = Math.min(reach, cs - inCluster);
     // Following clusters of the same table stored the same way (data: back to back) join the run.
     // Read from the raw words rather than decoded: this loop sees every cluster of a convert, twice.
-    const external = this.dataFile !== this.file;
     for (let c = cluster + 1, at = (c % l2Entries) * 8; length < reach; c++, at += 8) {
       if (kind === 'zero' && first.host !== 0) break; // preallocated zeros keep their own offsets
       const hi = table.readUInt32BE(at);
       if (hi & L2_COMPRESSED) break;
       const lo = table.readUInt32BE(at + 4);
-      const host = (hi & 0x00ffffff) * 0x100000000 + (lo & 0xfffffe00);
-      const k = lo & 1 ? 'zero' : host === 0 && !(hi & L2_COPIED && external) ? 'unallocated' : 'data';
-      if (k !== kind) break;
+      const host = entryOffset(table, at);
+      if (kindOf((lo & 1) !== 0, host, (hi & L2_COPIED) !== 0) !== kind) break;
       if (kind === 'data') {
         if (host !== first.host + (c - cluster) * cs) break;
         this.checkHost(host, c);
