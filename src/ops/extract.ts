@@ -1,9 +1,11 @@
 import { closeSync, constants, fchmodSync, fchownSync, ftruncateSync, futimesSync, openSync, writeSync } from 'node:fs';
-import { chmod, lchown, link, lstat, lutimes, mkdir, symlink, utimes } from 'node:fs/promises';
+import { chmod, lchown, link, lstat, lutimes, mkdir, utimes } from 'node:fs/promises';
 import { dirname, join, sep } from 'node:path';
 import { VdiskError, fromSystemError } from '../errors.js';
 import type { ByteRange, Filesystem, FsFile, FsStats, FsTime } from '../filesystems/filesystem.js';
 import { allocIoBuffer, rangeIsZero } from '../io/buffers.js';
+import type { FileOp } from './host-ops.js';
+import { HostWriter, SLAB_SIZE } from './host-writer.js';
 import { baseName, walkTree } from './tree.js';
 
 export interface ExtractOptions {
@@ -13,6 +15,8 @@ export interface ExtractOptions {
   onProgress?: (bytes: number, totalBytes: number, files: number) => void;
   /** Set owners as the volume has them (default: when running as root, as tar does). */
   owners?: boolean;
+  /** Host operations done on the main thread before a worker thread takes them over (default 256; 0: at once). */
+  workerAfter?: number;
 }
 
 export interface ExtractResult {
@@ -26,8 +30,9 @@ export interface ExtractResult {
 
 const CHUNK = 4 * 1024 * 1024;
 const S_ISGID = 0o2000;
-/** Files up to this size are read whole into a buffer of their own size. */
+/** Files up to this size are read whole into the host writer's shared buffers and written by its thread. */
 const SMALL_FILE = 1024 * 1024;
+const CREATE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
 /** Files copied at once: enough to keep the host file system busy, few enough to bound memory (a chunk each). */
 const PARALLEL_FILES = 16;
 
@@ -63,7 +68,6 @@ export async function extractTree(fs: Filesystem, path: string, dest: string, op
   const cx: CopyContext = {
     owners,
     large: new BufferPool(CHUNK, LARGE_BUFFERS),
-    small: [],
     umask: process.umask(),
     uid: typeof process.geteuid === 'function' ? process.geteuid() : -1,
     gid: typeof process.getegid === 'function' ? process.getegid() : -1,
@@ -78,16 +82,21 @@ export async function extractTree(fs: Filesystem, path: string, dest: string, op
   let inFlight = 0;
   let slotFreed: (() => void) | null = null;
   let failure: { err: unknown } | null = null;
+  const writer = new HostWriter({ workerAfter: options.workerAfter });
+  const run = async (job: () => Promise<void>) => {
+    try {
+      await job();
+    } catch (err) {
+      failure ??= { err };
+    } finally {
+      inFlight--;
+      slotFreed?.();
+    }
+  };
   const spawn = async (job: () => Promise<void>) => {
+    writer.check();
     inFlight++;
-    job()
-      .catch((err) => {
-        failure ??= { err };
-      })
-      .finally(() => {
-        inFlight--;
-        slotFreed?.();
-      });
+    void run(job);
     // A free slot is waited for with one promise, not a race over every copy in flight per file.
     while (inFlight >= PARALLEL_FILES) await new Promise<void>((r) => (slotFreed = r));
     slotFreed = null;
@@ -100,103 +109,117 @@ export async function extractTree(fs: Filesystem, path: string, dest: string, op
   const taken = new Map<number, Set<string>>();
   const total = startStats.type === 'file' ? startStats.size : 0;
 
-  for await (const entry of walkTree(fs, path)) {
-    const { rel, stats } = entry;
-    let host: string;
-    if (rel === '') host = top;
-    else {
-      const parentHost = hostOf.get(entry.parent);
-      if (parentHost === undefined) continue; // its directory was skipped
-      let n = safeName(entry.name, warn, `/${rel}`);
-      let names = taken.get(entry.parent);
-      if (!names) taken.set(entry.parent, (names = new Set<string>()));
-      if (names.has(n.toLowerCase())) {
-        let i = 2;
-        while (names.has(`${n}~${i}`.toLowerCase())) i++;
-        warn(`/${rel}: a name the host already has in that directory; written as ${n}~${i}`);
-        n = `${n}~${i}`;
-      }
-      names.add(n.toLowerCase());
-      host = childPath(parentHost, n);
-    }
-    if (entry.revisited) {
-      warn(`/${rel}: directory met twice (a loop or a linked directory); not entered again`);
-      result.skipped++;
-      continue;
-    }
-    switch (stats.type) {
-      case 'directory':
-        if (!(rel === '' && rootIntoExisting)) {
-          try {
-            await mkdir(host, { mode: 0o700 });
-          } catch (err) {
-            if (rel === '' && (err as NodeJS.ErrnoException).code === 'ENOENT' && !destIsDir) {
-              await mkdir(host, { recursive: true, mode: 0o700 }).catch((e) => {
-                throw fromSystemError(e, host, 'creating a directory');
-              });
-            } else if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
-              throw new VdiskError('USAGE', `${host}: already exists; vdisk get writes only new files`);
-            } else throw fromSystemError(err, host, 'creating a directory');
-          }
-          dirTimes.push({ host, stats });
+  try {
+    for await (const entry of walkTree(fs, path)) {
+      const { rel, stats } = entry;
+      let host: string;
+      if (rel === '') host = top;
+      else {
+        const parentHost = hostOf.get(entry.parent);
+        if (parentHost === undefined) continue; // its directory was skipped
+        let n = safeName(entry.name, warn, `/${rel}`);
+        let names = taken.get(entry.parent);
+        if (!names) taken.set(entry.parent, (names = new Set<string>()));
+        if (names.has(n.toLowerCase())) {
+          let i = 2;
+          while (names.has(`${n}~${i}`.toLowerCase())) i++;
+          warn(`/${rel}: a name the host already has in that directory; written as ${n}~${i}`);
+          n = `${n}~${i}`;
         }
-        hostOf.set(entry.id, host);
-        result.directories++;
-        break;
-      case 'file': {
-        const first = stats.nlink > 1 ? linked.get(stats.ino) : undefined;
-        if (first !== undefined) {
-          const target = await first;
-          if (target !== null) {
-            try {
-              await link(target, host);
-              result.hardlinks++;
-              break;
-            } catch {
-              // A host without hard links: fall through to a copy.
-            }
-          }
-        }
-        let created!: (path: string | null) => void;
-        if (stats.nlink > 1 && first === undefined) linked.set(stats.ino, new Promise((r) => (created = r)));
-        const node = entry.node;
-        await spawn(async () => {
-          try {
-            const file = await fs.reader.open(node);
-            try {
-              await copyFile(file, host, stats, cx, () => created?.(host), (n) => {
-                result.bytes += n;
-                options.onProgress?.(result.bytes, total, result.files);
-              });
-            } finally {
-              await file.close?.();
-            }
-          } finally {
-            created?.(null);
-          }
-          result.files++;
-          options.onProgress?.(result.bytes, total, result.files);
-        });
-        break;
+        names.add(n.toLowerCase());
+        host = childPath(parentHost, n);
       }
-      case 'symlink': {
-        const target = await fs.reader.readlink(entry.node);
-        try {
-          await symlink(target, host);
-        } catch (err) {
-          throw fromSystemError(err, host, 'creating a symbolic link');
-        }
-        await applyMeta(host, stats, owners, true);
-        result.symlinks++;
-        break;
-      }
-      default:
-        warn(`/${rel}: ${stats.type} node not copied (the host would need mknod)`);
+      if (entry.revisited) {
+        warn(`/${rel}: directory met twice (a loop or a linked directory); not entered again`);
         result.skipped++;
+        continue;
+      }
+      switch (stats.type) {
+        case 'directory':
+          if (rel !== '') writer.mkdir(host);
+          else if (!rootIntoExisting) {
+            try {
+              await mkdir(host, { mode: 0o700 });
+            } catch (err) {
+              if (rel === '' && (err as NodeJS.ErrnoException).code === 'ENOENT' && !destIsDir) {
+                await mkdir(host, { recursive: true, mode: 0o700 }).catch((e) => {
+                  throw fromSystemError(e, host, 'creating a directory');
+                });
+              } else if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
+                throw new VdiskError('USAGE', `${host}: already exists; vdisk get writes only new files`);
+              } else throw fromSystemError(err, host, 'creating a directory');
+            }
+          }
+          if (!(rel === '' && rootIntoExisting)) dirTimes.push({ host, stats });
+          hostOf.set(entry.id, host);
+          result.directories++;
+          break;
+        case 'file': {
+          const first = stats.nlink > 1 ? linked.get(stats.ino) : undefined;
+          if (first !== undefined) {
+            const target = await first;
+            if (target !== null) {
+              // The first copy must be on the host before a link can name it.
+              await writer.drain();
+              try {
+                await link(target, host);
+                result.hardlinks++;
+                break;
+              } catch {
+                // A host without hard links: fall through to a copy.
+              }
+            }
+          }
+          let created!: (path: string | null) => void;
+          if (stats.nlink > 1 && first === undefined) linked.set(stats.ino, new Promise((r) => (created = r)));
+          const node = entry.node;
+          const small = stats.size <= SMALL_FILE;
+          // A large file is written here, on the main thread, in pieces: its directory must exist first.
+          if (!small) await writer.drain();
+          await spawn(async () => {
+            try {
+              const file = await fs.reader.open(node);
+              try {
+                const onBytes = (n: number) => {
+                  result.bytes += n;
+                  options.onProgress?.(result.bytes, total, result.files);
+                };
+                if (!small) await copyFile(file, host, stats, cx, onBytes);
+                else if (file.size <= SLAB_SIZE) await queueSmall(file, host, stats, cx, writer, onBytes);
+                // Only a damaged volume's file is larger open than its stat says, and by this much.
+                else throw new VdiskError('CORRUPT', `${fs.name}: /${rel}: ${file.size} bytes open, ${stats.size} by its inode`);
+                created?.(host);
+              } finally {
+                await file.close?.();
+              }
+            } finally {
+              created?.(null);
+            }
+            result.files++;
+            options.onProgress?.(result.bytes, total, result.files);
+          });
+          break;
+        }
+        case 'symlink': {
+          const target = await fs.reader.readlink(entry.node);
+          const times = hostTimes(stats);
+          writer.symlink(host, target, owners ? stats.uid : -1, owners ? stats.gid : -1, times.atime, times.mtime);
+          result.symlinks++;
+          break;
+        }
+        default:
+          warn(`/${rel}: ${stats.type} node not copied (the host would need mknod)`);
+          result.skipped++;
+      }
     }
+    while (inFlight > 0) await new Promise<void>((r) => (slotFreed = r));
+    if (failure) throw (failure as { err: unknown }).err;
+    await writer.drain();
+  } finally {
+    // On a failure, the copies in flight are let finish before the host writer stops.
+    while (inFlight > 0) await new Promise<void>((r) => (slotFreed = r));
+    await writer.close();
   }
-  while (inFlight > 0) await new Promise<void>((r) => (slotFreed = r));
-  if (failure) throw (failure as { err: unknown }).err;
   for (let i = dirTimes.length - 1; i >= 0; i--) await applyMeta(dirTimes[i].host, dirTimes[i].stats, owners, false);
   return result;
 }
@@ -254,8 +277,6 @@ class BufferPool {
 interface CopyContext {
   owners: boolean;
   large: BufferPool;
-  /** Buffers of SMALL_FILE bytes for whole small files, one per file in flight, reused. */
-  small: Buffer[];
   /** The process's umask, and its effective ids where owners are set (a file it creates is already theirs). */
   umask: number;
   uid: number;
@@ -264,34 +285,71 @@ interface CopyContext {
   inheritsGroup: boolean;
 }
 
+/** How a new file gets the volume's owner and mode: only the calls the host needs. */
+function fileMeta(st: FsStats, cx: CopyContext): { perms: number; chmod: boolean; uid: number; gid: number } {
+  // The file is created with its permission bits: when the umask keeps them all, no chmod is needed.
+  const perms = st.mode & 0o7777;
+  const chown = cx.owners && (cx.inheritsGroup || st.uid !== cx.uid || st.gid !== cx.gid);
+  return { perms, chmod: chown || (perms & 0o777 & ~cx.umask) !== perms, uid: chown ? st.uid : -1, gid: chown ? st.gid : -1 };
+}
+
+/** The times to set, as seconds to the microsecond (NaN: none, the host's are left). */
+function hostTimes(st: FsStats): { atime: number; mtime: number } {
+  if (!st.mtime) return { atime: NaN, mtime: NaN };
+  return { atime: hostSeconds(st.atime ?? st.mtime), mtime: hostSeconds(st.mtime) };
+}
+
+/**
+ * A small file: its data ranges are read straight into the host writer's shared buffer, where they lie
+ * as in the file; what is not all zeros is queued for writing, the rest stays a hole.
+ */
+async function queueSmall(file: FsFile, host: string, st: FsStats, cx: CopyContext, writer: HostWriter, onBytes: (n: number) => void): Promise<void> {
+  const ranges = file.dataRanges ? await file.dataRanges() : [{ offset: 0, length: file.size }];
+  const room = await writer.reserve(file.size);
+  let op: FileOp | null = null;
+  try {
+    const segs: number[] = [];
+    let end = 0;
+    for (const r of ranges) {
+      const length = Math.min(file.size, r.offset + r.length) - r.offset;
+      if (length <= 0 || r.offset < 0) continue;
+      const got = Math.max(0, await file.read(room.buf.subarray(r.offset, r.offset + length), r.offset));
+      if (got > 0 && !rangeIsZero(room.buf, r.offset, r.offset + got)) {
+        segs.push(r.offset, got);
+        end = r.offset + got;
+      }
+      onBytes(got);
+      if (got < length) break; // the file ended early: what is left reads as nothing
+    }
+    const meta = fileMeta(st, cx);
+    const times = hostTimes(st);
+    op = { path: host, flags: CREATE_FLAGS, perms: meta.perms, at: room.at, segs, end, size: file.size, uid: meta.uid, gid: meta.gid, chmod: meta.chmod, atime: times.atime, mtime: times.mtime };
+  } finally {
+    writer.complete(room, op);
+  }
+}
+
 /** Pieces of a large file in flight at once (read ahead, or being written). */
 const DEPTH = 3;
 /** Large buffers in one extraction: DEPTH for each of two large files at once. */
 const LARGE_BUFFERS = 2 * DEPTH;
 
 /**
- * Writes only the file's data: holes and all-zero chunks stay holes, the length is set at the end; then
- * the mode, owner and times through the open handle, before it is closed.
+ * A large file, on the main thread: writes only the file's data (holes and all-zero chunks stay holes),
+ * sets the length at the end, then the mode, owner and times through the open handle, before it is closed.
  */
-async function copyFile(file: FsFile, host: string, st: FsStats, cx: CopyContext, onCreated: () => void, onBytes: (n: number) => void): Promise<void> {
-  // The file is created with its permission bits: when the umask keeps them all, no chmod is needed.
-  const perms = st.mode & 0o7777;
-  const needChmod = (perms & 0o777 & ~cx.umask) !== perms;
-  const needChown = cx.owners && (cx.inheritsGroup || st.uid !== cx.uid || st.gid !== cx.gid);
-  // The host side of small files is done with synchronous calls: each asynchronous one is a trip through
-  // libuv's four worker threads, and a tree of small files spent its time in those trips (5,000 files:
-  // 0.85 s against mcopy's 0.07 s), not in the kernel. A synchronous call on a local file takes microseconds.
+async function copyFile(file: FsFile, host: string, st: FsStats, cx: CopyContext, onBytes: (n: number) => void): Promise<void> {
+  const meta = fileMeta(st, cx);
   let fd: number;
   try {
-    fd = openSync(host, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, perms & 0o777);
+    fd = openSync(host, CREATE_FLAGS, meta.perms & 0o777);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new VdiskError('USAGE', `${host}: already exists; vdisk get writes only new files`);
     throw fromSystemError(err, host, 'creating');
   }
-  onCreated();
   try {
     const ranges = file.dataRanges ? await file.dataRanges() : [{ offset: 0, length: file.size }];
-    const end = file.size <= SMALL_FILE ? await copySmall(file, fd, host, ranges, cx, onBytes) : await copyLarge(file, fd, host, ranges, cx, onBytes);
+    const end = await copyLarge(file, fd, host, ranges, cx, onBytes);
     // Trailing zeros or holes were not written: the length says where the file ends.
     if (end !== file.size) {
       try {
@@ -301,40 +359,13 @@ async function copyFile(file: FsFile, host: string, st: FsStats, cx: CopyContext
       }
     }
     // Owners first: chown clears set-id bits, and the mode set after it is the volume's.
-    if (needChown) ignore(() => fchownSync(fd, st.uid, st.gid));
-    if (needChmod || needChown) ignore(() => fchmodSync(fd, perms));
-    if (st.mtime) ignore(() => futimesSync(fd, seconds(st.atime ?? st.mtime as FsTime), seconds(st.mtime as FsTime)));
+    if (meta.uid >= 0) ignore(() => fchownSync(fd, meta.uid, meta.gid));
+    if (meta.chmod) ignore(() => fchmodSync(fd, meta.perms));
+    const times = hostTimes(st);
+    if (!Number.isNaN(times.mtime)) ignore(() => futimesSync(fd, seconds(times.atime), seconds(times.mtime)));
   } finally {
     ignore(() => closeSync(fd));
   }
-}
-
-/** A small file: each data range read whole into one reused buffer and written with one call. Returns where the data written ends. */
-async function copySmall(file: FsFile, fd: number, host: string, ranges: ByteRange[], cx: CopyContext, onBytes: (n: number) => void): Promise<number> {
-  const buf = cx.small.pop() ?? Buffer.allocUnsafe(SMALL_FILE);
-  let end = 0;
-  try {
-    for (const r of ranges) {
-      const length = Math.min(file.size, r.offset + r.length) - r.offset;
-      if (length <= 0) continue;
-      const got = await file.read(buf.subarray(0, length), r.offset);
-      const data = buf.subarray(0, Math.max(0, got));
-      if (data.length > 0 && !rangeIsZero(data, 0, data.length)) {
-        try {
-          let done = 0;
-          while (done < data.length) done += writeSync(fd, data, done, data.length - done, r.offset + done);
-        } catch (err) {
-          throw fromSystemError(err, host, 'writing');
-        }
-        end = r.offset + data.length;
-      }
-      onBytes(data.length);
-      if (got < length) break; // the file ended early: what is left reads as nothing
-    }
-  } finally {
-    cx.small.push(buf);
-  }
-  return end;
 }
 
 /**
@@ -408,12 +439,13 @@ function ignore(f: () => void): void {
  * the double's rounding error (a quarter of a microsecond in this century) cannot then fall into the one
  * before. Times keep microsecond precision on every host; coarser ones (FAT, exFAT, ISO) stay exact.
  */
-/**
- * A time for utimes/futimes, in seconds to the microsecond. Before 1970 it goes as a numeric string:
- * Node takes a negative number of seconds for "now" (a number, not a string, is checked for that).
- */
-function seconds(t: FsTime): number | string {
-  const s = t.sec + (Math.round(t.nsec / 1000) + 0.5) / 1e6;
+function hostSeconds(t: FsTime): number {
+  return t.sec + (Math.round(t.nsec / 1000) + 0.5) / 1e6;
+}
+
+/** hostSeconds for utimes/futimes: before 1970 as a numeric string, for Node takes a negative number for "now". */
+function seconds(t: FsTime | number): number | string {
+  const s = typeof t === 'number' ? t : hostSeconds(t);
   return s < 0 ? String(s) : s;
 }
 
