@@ -2,11 +2,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
 import fc from 'fast-check';
 import { needPeers, sh, tempDir, sha256Buffer, vdisk } from './helpers/peers.js';
 import { EXFAT_PEERS, fillExfat, findEntrySet, mkfsExfat, patternBytes, resealEntrySet } from './helpers/exfat.js';
-import type { ExerciseResult } from './helpers/fs-exercise-worker.js';
+import { FsGuard } from './helpers/fs-guard.js';
 
 const MiB = 1024 * 1024;
 
@@ -123,52 +122,6 @@ const edit = fc.record({
   u64: fc.oneof(fc.constantFrom(...U64), fc.bigInt({ min: 0n, max: (1n << 64n) - 1n })),
 });
 
-/** One worker for all cases, replaced when a case hangs; each case must end within `ms`. */
-class Exerciser {
-  private worker: Worker | null = null;
-
-  run(file: string, ms: number): Promise<ExerciseResult | 'timeout' | 'died'> {
-    // The worker loads TypeScript through tsx, which it registers itself (workers do not inherit --import).
-    const tsx = JSON.stringify(import.meta.resolve('tsx/esm/api'));
-    const script = JSON.stringify(new URL('./helpers/fs-exercise-worker.ts', import.meta.url).href);
-    const w = (this.worker ??= new Worker(`import(${tsx}).then((m) => { m.register(); return import(${script}); })`, {
-      eval: true,
-      resourceLimits: { maxOldGenerationSizeMb: 256 },
-    }));
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        cleanup();
-        void w.terminate();
-        this.worker = null;
-        resolve('timeout');
-      }, ms);
-      const onMessage = (r: ExerciseResult) => {
-        cleanup();
-        resolve(r);
-      };
-      const onExit = () => {
-        cleanup();
-        this.worker = null;
-        resolve('died');
-      };
-      const cleanup = () => {
-        clearTimeout(timer);
-        w.off('message', onMessage);
-        w.off('exit', onExit);
-        w.off('error', onExit);
-      };
-      w.on('message', onMessage);
-      w.on('exit', onExit);
-      w.on('error', onExit);
-      w.postMessage(file);
-    });
-  }
-
-  async close(): Promise<void> {
-    await this.worker?.terminate();
-  }
-}
-
 test('mutated boot sectors, FATs, directory entries, bitmaps and up-case tables: typed one-line errors, no hang, bounded memory, image untouched', async (t) => {
   if (!needPeers(t, ...EXFAT_PEERS)) return;
   const dir = tempDir(t);
@@ -190,7 +143,7 @@ test('mutated boot sectors, FATs, directory entries, bitmaps and up-case tables:
   });
   const clean = readFileSync(base);
   const map = mapExfat(clean);
-  const exerciser = new Exerciser();
+  const exerciser = new FsGuard();
   t.after(() => exerciser.close());
   const cleanRun = await exerciser.run(base, 10_000);
   assert.deepEqual(cleanRun, { ok: true, entries: 49 }, 'the unmutated base reads without errors');

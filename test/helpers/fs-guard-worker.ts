@@ -1,25 +1,37 @@
 import { parentPort } from 'node:worker_threads';
+import { driverFor } from '../../src/filesystems/readers.js';
+import { Filesystem } from '../../src/filesystems/filesystem.js';
 import { openImage } from '../../src/formats/open.js';
 import { openFilesystem } from '../../src/filesystems/open.js';
 import { VdiskError } from '../../src/errors.js';
+import { memoryVolume } from './memory.js';
+import { exerciseFilesystem } from './hostile-look.js';
+import type { ExerciseResult, FileRequest, GuardRequest, GuardReply } from './fs-guard.js';
 
 /**
- * Runs every read-only operation of a file system over one image and reports how it ended. It runs in a
- * worker so that the test can stop it when it hangs, even in a loop that never yields, and bound its heap.
+ * The worker side of FsGuard: exercises one volume, held in memory and opened with the driver named,
+ * or an image file opened as the commands open it, and says how that ended. Run in a worker so that a
+ * loop that never yields is a timeout, not a hung suite.
  */
-
-export interface ExerciseResult {
-  ok: boolean;
-  typed?: boolean;
-  code?: string;
-  message?: string;
-  entries?: number;
+async function exercise(m: GuardRequest): Promise<GuardReply> {
+  try {
+    const driver = driverFor(m.driver);
+    if (!driver) throw new Error(`no driver for ${m.driver}`);
+    const reader = await driver.open(memoryVolume(Buffer.from(m.bytes.buffer, m.bytes.byteOffset, m.bytes.length), m.maxRead), { name: m.name });
+    await exerciseFilesystem(new Filesystem(reader, m.name));
+    for (const w of reader.warnings) if (w.includes('\n')) throw new Error(`a warning of more than one line: ${w}`);
+    return { id: m.id, ok: true };
+  } catch (err) {
+    if (err instanceof VdiskError) return { id: m.id, ok: false, code: err.code, message: err.message };
+    return { id: m.id, ok: false, message: String((err as Error)?.stack ?? err) };
+  }
 }
 
 const MAX_ENTRIES = 5000;
 const MAX_BYTES = 64 * 1024 * 1024;
 
-async function exercise(file: string): Promise<ExerciseResult> {
+/** Every read-only look at an image file's file system, bounded: entries met, or the error, typed or not. */
+async function exerciseFile(file: string): Promise<ExerciseResult> {
   let entries = 0;
   try {
     const image = await openImage(file);
@@ -69,6 +81,7 @@ async function exercise(file: string): Promise<ExerciseResult> {
   }
 }
 
-parentPort?.on('message', (file: string) => {
-  void exercise(file).then((r) => parentPort?.postMessage(r));
+parentPort?.on('message', (m: GuardRequest | FileRequest) => {
+  if ('file' in m) void exerciseFile(m.file).then((r) => parentPort?.postMessage({ ...r, id: m.id }));
+  else void exercise(m).then((r) => parentPort?.postMessage(r));
 });
