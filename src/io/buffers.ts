@@ -44,9 +44,15 @@ export const SPARSE_GRAIN = 4096;
  */
 export function nonZeroRuns(buf: Uint8Array, grain = SPARSE_GRAIN): [number, number][] {
   const runs: [number, number][] = [];
+  // Each piece's first 16 bytes looked at as four words, in the loop: a call per 4 KiB piece was most
+  // of this function's time on data, which is almost never zero there.
+  const words = buf.byteOffset % 4 === 0 && grain % 4 === 0 ? new Uint32Array(buf.buffer, buf.byteOffset, buf.length >>> 2) : null;
   for (let at = 0; at < buf.length; at += grain) {
     const end = Math.min(buf.length, at + grain);
-    if (rangeIsZero(buf, at, end)) continue;
+    if (words && end - at >= 16) {
+      const w = at >>> 2;
+      if ((words[w] | words[w + 1] | words[w + 2] | words[w + 3]) === 0 && isZero(buf.subarray(at + 16, end))) continue;
+    } else if (rangeIsZero(buf, at, end)) continue;
     const last = runs[runs.length - 1];
     if (last && last[1] === at) last[1] = end;
     else runs.push([at, end]);

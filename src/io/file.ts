@@ -139,6 +139,24 @@ export class PositionalFile implements ByteSource {
 
   async writeAt(buf: Uint8Array, position: number): Promise<void> {
     if (this.mode !== 'rw') throw new VdiskError('IO', `${this.path}: opened read-only`);
+    // One write in flight per file, in the order asked: Linux takes a file's inode lock for each
+    // buffered write, so writes issued together only queued in the kernel, the waiting threads spinning
+    // on the lock (four 4 MiB writers to one tmpfs file took 2.3x the CPU of one, and longer). Reads and
+    // other files' writes still run beside it.
+    const prev = this.writeTail;
+    let release!: () => void;
+    this.writeTail = new Promise<void>((r) => (release = r));
+    await prev;
+    try {
+      await this.writeNow(buf, position);
+    } finally {
+      release();
+    }
+  }
+
+  private writeTail: Promise<void> = Promise.resolve();
+
+  private async writeNow(buf: Uint8Array, position: number): Promise<void> {
     let done = 0;
     try {
       while (done < buf.length) {

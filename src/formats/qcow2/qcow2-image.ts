@@ -161,16 +161,35 @@ export class Qcow2Image implements DiskImage {
     let length = Math.min(reach, cs - inCluster);
     // Following clusters of the same table stored the same way (data: back to back) join the run.
     // Read from the raw words rather than decoded: this loop sees every cluster of a convert, twice.
+    // The common case is settled by comparing the two words with the ones the run predicts (the first
+    // entry's, its offset advanced by a cluster each step); only an entry that differs is decoded.
+    const firstAt = (cluster % l2Entries) * 8;
+    let wantHi = table.readUInt32BE(firstAt);
+    let wantLo = table.readUInt32BE(firstAt + 4);
     for (let c = cluster + 1, at = (c % l2Entries) * 8; length < reach; c++, at += 8) {
       if (kind === 'zero' && first.host !== 0) break; // preallocated zeros keep their own offsets
-      const hi = table.readUInt32BE(at);
-      if (hi & L2_COMPRESSED) break;
-      const lo = table.readUInt32BE(at + 4);
-      const host = entryOffset(table, at);
-      if (kindOf((lo & 1) !== 0, host, (hi & L2_COPIED) !== 0) !== kind) break;
       if (kind === 'data') {
-        if (host !== first.host + (c - cluster) * cs) break;
-        this.checkHost(host, c);
+        // The offset's low word is a multiple of 512 below 2^32: adding a cluster carries into the high word.
+        wantLo += cs;
+        if (wantLo >= 0x100000000) {
+          wantLo -= 0x100000000;
+          // Past bit 55 the offset would run into reserved bits: no prediction, every entry decoded.
+          wantHi = (wantHi & 0x00ffffff) === 0x00ffffff ? -1 : wantHi + 1;
+        }
+      }
+      const hi = table.readUInt32BE(at);
+      const lo = table.readUInt32BE(at + 4);
+      if (hi !== wantHi || lo !== wantLo) {
+        if (hi & L2_COMPRESSED) break;
+        const host = entryOffset(table, at);
+        if (kindOf((lo & 1) !== 0, host, (hi & L2_COPIED) !== 0) !== kind) break;
+        if (kind === 'data') {
+          if (host !== first.host + (c - cluster) * cs) break;
+          this.checkHost(host, c);
+        }
+        // Predict from this entry on (its flags may differ from the first's: COPIED, for one).
+        wantHi = hi;
+        wantLo = lo;
       }
       length = Math.min(reach, length + cs);
     }
