@@ -19,6 +19,30 @@ test('the JavaScript CRC fallback agrees with the native one, chained or not', a
   );
 });
 
+test('the slicing-by-8 JavaScript CRC gives the published check values, at every length and alignment', async () => {
+  process.env.VDISK_PURE_JS_CRC = '1';
+  const js = await import(`../src/util/crc.js?vectors=${Date.now()}`);
+  delete process.env.VDISK_PURE_JS_CRC;
+  // RFC 3720 (iSCSI) appendix B.4 vectors for CRC-32C, and the usual CRC-32 check of a pangram.
+  const inc = Buffer.from(Array.from({ length: 32 }, (_, i) => i));
+  assert.equal(js.crc32c(Buffer.alloc(32)), 0x8a9136aa);
+  assert.equal(js.crc32c(Buffer.alloc(32, 0xff)), 0x62a8ab43);
+  assert.equal(js.crc32c(inc), 0x46dd794e);
+  assert.equal(js.crc32c(Buffer.from(inc).reverse()), 0x113fdb5c);
+  assert.equal(js.crc32(Buffer.from('The quick brown fox jumps over the lazy dog')), 0x414fa339);
+  assert.equal(js.crc32c(Buffer.alloc(0), 0x12345678), 0x12345678);
+  // Every length around the 8-byte stride, at every start offset inside an 8-byte word.
+  const data = Buffer.alloc(80);
+  for (let i = 0; i < data.length; i++) data[i] = (i * 151 + 7) & 0xff;
+  for (let at = 0; at < 8; at++) {
+    for (let n = 0; at + n <= data.length; n++) {
+      const piece = data.subarray(at, at + n);
+      assert.equal(js.crc32c(piece, 0xdeadbeef), nativeCrc32c(Buffer.from(piece), 0xdeadbeef) >>> 0, `crc32c of ${n} bytes at ${at}`);
+      assert.equal(js.crc32(piece, 7), nativeCrc32(Buffer.from(piece), 7) >>> 0, `crc32 of ${n} bytes at ${at}`);
+    }
+  }
+});
+
 test('large buffers (native) and small ones (tables) chain into the same checksums', async () => {
   const { crc32c, crc32, crcImplementation } = await import('../src/util/crc.js');
   assert.equal(crcImplementation(), 'native for large buffers');

@@ -8,21 +8,38 @@ import { createRequire } from 'node:module';
  */
 type Crc = (data: Uint8Array, initial?: number) => number;
 
-function table(poly: number): Uint32Array {
-  const t = new Uint32Array(256);
+/**
+ * Eight tables for slicing-by-8: t[0] is the classic byte table, t[k][i] the CRC of byte i followed by
+ * k zero bytes, so eight input bytes fold into the register with eight lookups and no per-byte shift
+ * chain (about 3-4x the byte-at-a-time loop on the 256-byte inodes and 4 KiB blocks checked per entry).
+ */
+function tables(poly: number): Uint32Array[] {
+  const t = [new Uint32Array(256)];
   for (let i = 0; i < 256; i++) {
     let c = i;
     for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ poly : c >>> 1;
-    t[i] = c >>> 0;
+    t[0][i] = c >>> 0;
+  }
+  for (let k = 1; k < 8; k++) {
+    t.push(new Uint32Array(256));
+    for (let i = 0; i < 256; i++) t[k][i] = (t[0][t[k - 1][i] & 0xff] ^ (t[k - 1][i] >>> 8)) >>> 0;
   }
   return t;
 }
 
 function jsCrc(poly: number): Crc {
-  const t = table(poly);
+  const [t0, t1, t2, t3, t4, t5, t6, t7] = tables(poly);
   return (data, initial = 0) => {
-    let c = ~initial >>> 0;
-    for (let i = 0; i < data.length; i++) c = t[(c ^ data[i]) & 0xff] ^ (c >>> 8);
+    let c = ~initial;
+    let i = 0;
+    const n = data.length;
+    for (const stop = n - 7; i < stop; i += 8) {
+      const a = c ^ (data[i] | (data[i + 1] << 8) | (data[i + 2] << 16) | (data[i + 3] << 24));
+      c =
+        t7[a & 0xff] ^ t6[(a >>> 8) & 0xff] ^ t5[(a >>> 16) & 0xff] ^ t4[a >>> 24] ^
+        t3[data[i + 4]] ^ t2[data[i + 5]] ^ t1[data[i + 6]] ^ t0[data[i + 7]];
+    }
+    for (; i < n; i++) c = t0[(c ^ data[i]) & 0xff] ^ (c >>> 8);
     return ~c >>> 0;
   };
 }
