@@ -43,6 +43,25 @@ test('the slicing-by-8 JavaScript CRC gives the published check values, at every
   }
 });
 
+test('crc32cRange and crc32cU32 equal crc32c over the view and over the word\'s little-endian bytes', async () => {
+  const { crc32c, crc32cRange, crc32cU32 } = await import('../src/util/crc.js');
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 600 }), fc.nat(), fc.nat(), fc.integer({ min: 0, max: 0xffffffff }), (data, a, b, seed) => {
+      const buf = Buffer.from(data);
+      const start = buf.length ? a % (buf.length + 1) : 0;
+      const end = start + (buf.length - start ? b % (buf.length - start + 1) : 0);
+      assert.equal(crc32cRange(buf, start, end, seed), nativeCrc32c(buf.subarray(start, end), seed) >>> 0);
+      const word = Buffer.alloc(4);
+      word.writeUInt32LE(seed);
+      assert.equal(crc32cU32(seed, a >>> 0), nativeCrc32c(word, a >>> 0) >>> 0);
+      assert.equal(crc32c(buf, seed), crc32cRange(buf, 0, buf.length, seed));
+    }),
+  );
+  // Past the native threshold the range goes to the addon, with the same answer.
+  const big = Buffer.alloc(300 * 1024, 0x5a);
+  assert.equal(crc32cRange(big, 3, big.length - 5, 9), nativeCrc32c(big.subarray(3, big.length - 5), 9) >>> 0);
+});
+
 test('large buffers (native) and small ones (tables) chain into the same checksums', async () => {
   const { crc32c, crc32, crcImplementation } = await import('../src/util/crc.js');
   assert.equal(crcImplementation(), 'native for large buffers');

@@ -20,14 +20,15 @@ export interface ExtentHeader {
 }
 
 /** Validates a node's header against the space it occupies; throws CORRUPT naming the inode and node. */
-export function parseExtentHeader(node: Buffer, where: string, src: BlockSource): ExtentHeader {
+/** `where` names the node in an error; it is called only then (a string per lookup showed in profiles). */
+export function parseExtentHeader(node: Buffer, where: () => string, src: BlockSource): ExtentHeader {
   const magic = node.readUInt16LE(0);
-  if (magic !== EXTENT_MAGIC) throw src.corrupt(`${where}: bad extent header magic 0x${magic.toString(16)}`);
+  if (magic !== EXTENT_MAGIC) throw src.corrupt(`${where()}: bad extent header magic 0x${magic.toString(16)}`);
   const h = { entries: node.readUInt16LE(2), max: node.readUInt16LE(4), depth: node.readUInt16LE(6) };
   const room = Math.floor((node.length - 12) / 12);
-  if (h.max > room) throw src.corrupt(`${where}: extent node claims room for ${h.max} entries, it has ${room}`);
-  if (h.entries > h.max) throw src.corrupt(`${where}: extent node has ${h.entries} entries, more than its maximum ${h.max}`);
-  if (h.depth > MAX_DEPTH) throw src.corrupt(`${where}: extent tree depth ${h.depth} exceeds ${MAX_DEPTH}`);
+  if (h.max > room) throw src.corrupt(`${where()}: extent node claims room for ${h.max} entries, it has ${room}`);
+  if (h.entries > h.max) throw src.corrupt(`${where()}: extent node has ${h.entries} entries, more than its maximum ${h.max}`);
+  if (h.depth > MAX_DEPTH) throw src.corrupt(`${where()}: extent tree depth ${h.depth} exceeds ${MAX_DEPTH}`);
   return h;
 }
 
@@ -48,7 +49,9 @@ export interface ExtentTreeOptions {
 
 /** Walks an inode's extent tree from the root in i_block; each lookup descends at most MAX_DEPTH levels. */
 export class ExtentTree implements BlockMapper {
-  private readonly checked = new Set<number>();
+  /** Extent blocks whose checksum was checked; made on the first one (most files have none). */
+  private checked: Set<number> | null = null;
+  private readonly rootWhere = () => this.where(null);
 
   constructor(private readonly root: Buffer, private readonly src: BlockSource, private readonly opts: ExtentTreeOptions) {}
 
@@ -59,7 +62,7 @@ export class ExtentTree implements BlockMapper {
   async run(lblk: number): Promise<Run> {
     let node = this.root;
     let block: number | null = null;
-    let h = parseExtentHeader(node, this.where(null), this.src);
+    let h = parseExtentHeader(node, this.rootWhere, this.src);
     // The logical block where the subtree we are in ends (the next sibling's start above us).
     let end = LOGICAL_LIMIT;
     for (let level = 0; ; level++) {
@@ -84,12 +87,12 @@ export class ExtentTree implements BlockMapper {
         throw this.src.corrupt(`${this.where(block)}: index points at block ${child}, outside the volume`);
       }
       const next = await this.src.readBlock(child);
-      const nh = parseExtentHeader(next, this.where(child), this.src);
+      const nh = parseExtentHeader(next, () => this.where(child), this.src);
       if (nh.depth !== h.depth - 1) {
         throw this.src.corrupt(`${this.where(child)}: depth ${nh.depth} under a node of depth ${h.depth}`);
       }
-      if (this.opts.inodeSeed !== null && !this.checked.has(child)) {
-        this.checked.add(child);
+      if (this.opts.inodeSeed !== null && !this.checked?.has(child)) {
+        (this.checked ??= new Set()).add(child);
         if (!extentBlockChecksumOk(next, nh.max, this.opts.inodeSeed)) this.opts.onBadChecksum(child);
       }
       node = next;
