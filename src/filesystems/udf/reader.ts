@@ -88,6 +88,14 @@ const TYPES: Record<number, FileType> = {
   [FILE_TYPE.SOCKET]: 'socket',
 };
 
+/**
+ * The cache key of an ICB: partition reference (16 bits) and block (32 bits) in one number, exact
+ * below 2^53 (a string key per lookup showed in profiles).
+ */
+function icbKey(ref: number, block: number): number {
+  return ref * 2 ** 32 + block;
+}
+
 function lru<K, V>(map: Map<K, V>, key: K, value: V, max: number): void {
   map.delete(key);
   map.set(key, value);
@@ -114,9 +122,9 @@ export class UdfReader implements FsReader<UdfNode> {
     read: (ref, block, length, skip) => this.readBlocks(ref, block, length, skip),
     corrupt: (what) => this.corrupt(what),
   };
-  private readonly entries = new Map<string, Entry>();
+  private readonly entries = new Map<number, Entry>();
   private readonly windows: WindowCache;
-  private readonly dirs = new Map<string, Fid[]>();
+  private readonly dirs = new Map<number, Fid[]>();
   /** Per partition number, the VAT's block: on write-once media what follows it is the free space. */
   private readonly vatBlock = new Map<number, number>();
 
@@ -315,18 +323,18 @@ export class UdfReader implements FsReader<UdfNode> {
 
   /** The file entry of an ICB, following indirect entries (strategy 4096), with a bounded cache. */
   private async entry(ref: number, block: number, prefetched?: { sector: number; raw: Buffer }): Promise<Entry> {
-    const key = `${ref}:${block}`;
+    const key = icbKey(ref, block);
     const hit = this.entries.get(key);
     if (hit) return hit;
     let r = ref;
     let b = block;
     for (let hop = 0; hop <= MAX_INDIRECT; hop++) {
-      const what = `file entry at block ${b} of partition reference ${r}`;
+      const what = () => `file entry at block ${b} of partition reference ${r}`;
       const sector = hop === 0 && prefetched ? prefetched.sector : this.spaces.mapRun(r, b, 1).sector;
       const raw = hop === 0 && prefetched ? prefetched.raw : await this.readVolume(sector * this.blockSize, this.blockSize);
       const problem = tagProblem(raw, 0, [TAG.FILE_ENTRY, TAG.EXTENDED_FILE_ENTRY, TAG.INDIRECT_ENTRY], b);
-      if (problem) throw this.corrupt(`${what}: ${problem}`);
-      const id = parseTag(raw).id;
+      if (problem) throw this.corrupt(`${what()}: ${problem}`);
+      const id = raw.readUInt16LE(0);
       if (id === TAG.INDIRECT_ENTRY) {
         const next = parseIndirectEntry(raw);
         r = next.partition as number;
@@ -334,7 +342,7 @@ export class UdfReader implements FsReader<UdfNode> {
         continue;
       }
       const fe = parseFileEntry(raw, id);
-      if (typeof fe === 'string') throw this.corrupt(`${what}: ${fe}`);
+      if (typeof fe === 'string') throw this.corrupt(`${what()}: ${fe}`);
       // Strategy 4096 (ECMA-167 4/A.6): a two-entry ICB, this direct entry then, once the file was
       // rewritten on write-once media, an indirect entry to the ICB holding the newer one.
       if (fe.strategy === 4096) {
@@ -374,7 +382,7 @@ export class UdfReader implements FsReader<UdfNode> {
     const bs = this.blockSize;
     const want = new Map<number, UdfNode>();
     for (const n of nodes) {
-      if (this.entries.has(`${n.ref}:${n.block}`)) continue;
+      if (this.entries.has(icbKey(n.ref, n.block))) continue;
       want.set(this.spaces.mapRun(n.ref, n.block, 1).sector, n);
       if (want.size >= ENTRY_CACHE / 2) break;
     }
@@ -399,7 +407,7 @@ export class UdfReader implements FsReader<UdfNode> {
   private async extents(e: Entry): Promise<Extent[]> {
     const bs = this.blockSize;
     const { fe } = e;
-    const what = `file entry at block ${e.block} of partition reference ${e.ref}`;
+    const what = () => `file entry at block ${e.block} of partition reference ${e.ref}`;
     const adSize = fe.adType === AD_SHORT ? SHORT_AD_SIZE : fe.adType === AD_LONG ? LONG_AD_SIZE : fe.adType === AD_EXTENDED ? EXT_AD_SIZE : 0;
     const parse = fe.adType === AD_SHORT ? parseShortAd : fe.adType === AD_LONG ? parseLongAd : parseExtAd;
     const out: Extent[] = [];
@@ -416,16 +424,16 @@ export class UdfReader implements FsReader<UdfNode> {
       if (ad.length === 0) break;
       const ref = ad.partition ?? e.ref;
       if (ad.kind === EXTENT_CONTINUATION) {
-        if (++hops > MAX_CONTINUATIONS) throw this.corrupt(`${what}: more than ${MAX_CONTINUATIONS} allocation extents`);
+        if (++hops > MAX_CONTINUATIONS) throw this.corrupt(`${what()}: more than ${MAX_CONTINUATIONS} allocation extents`);
         const next = await this.readBlocks(ref, ad.block, bs);
         const aed = parseAllocationExtent(next, ad.block);
-        if (typeof aed === 'string') throw this.corrupt(`${what}: allocation extent at block ${ad.block}: ${aed}`);
+        if (typeof aed === 'string') throw this.corrupt(`${what()}: allocation extent at block ${ad.block}: ${aed}`);
         buf = next;
         at = aed.adOffset;
         end = aed.adOffset + Math.min(aed.adLength, Math.max(0, ad.length - aed.adOffset));
         continue;
       }
-      if (out.length >= limit) throw this.corrupt(`${what}: more than ${limit} extents for ${fe.length} bytes`);
+      if (out.length >= limit) throw this.corrupt(`${what()}: more than ${limit} extents for ${fe.length} bytes`);
       out.push({ offset, length: ad.length, ref, block: ad.block, recorded: ad.kind === EXTENT_RECORDED });
       offset += ad.length;
     }
@@ -446,7 +454,7 @@ export class UdfReader implements FsReader<UdfNode> {
   }
 
   async stat(node: UdfNode): Promise<FsStats> {
-    const e = await this.entry(node.ref, node.block);
+    const e = this.entries.get(icbKey(node.ref, node.block)) ?? (await this.entry(node.ref, node.block));
     const { fe } = e;
     const type = TYPES[fe.fileType] ?? 'other';
     const st: FsStats = {
@@ -466,16 +474,19 @@ export class UdfReader implements FsReader<UdfNode> {
     if (fe.ctime) st.ctime = fe.ctime;
     if (fe.birthtime) st.birthtime = fe.birthtime;
     if (type === 'symlink') st.size = Buffer.byteLength(await this.readlink(node));
-    const flags: string[] = [];
-    if (node.hidden) flags.push('hidden');
-    if (fe.adType === AD_EMBEDDED) flags.push('embedded');
-    if (flags.length) st.flags = flags;
+    // Most entries carry neither flag: no array for them.
+    if (node.hidden || fe.adType === AD_EMBEDDED) {
+      const flags: string[] = [];
+      if (node.hidden) flags.push('hidden');
+      if (fe.adType === AD_EMBEDDED) flags.push('embedded');
+      st.flags = flags;
+    }
     return st;
   }
 
   /** The directory's live entries (not deleted, not the parent), from its FIDs streamed in chunks; cached for a few directories. */
   private async fids(dir: UdfNode): Promise<Fid[]> {
-    const key = `${dir.ref}:${dir.block}`;
+    const key = icbKey(dir.ref, dir.block);
     const hit = this.dirs.get(key);
     if (hit) return hit;
     const e = await this.entry(dir.ref, dir.block);
@@ -519,7 +530,7 @@ export class UdfReader implements FsReader<UdfNode> {
         out.push({
           // '/' and NUL cannot be in a POSIX name; UDF allows them (UDF 2.60 4.2.2.1 maps them for Unix).
           name: name.replace(/[/\0]/gu, '_'),
-          node: { ref: fid.icb.partition as number, block: fid.icb.block, ...(fid.characteristics & FID_HIDDEN ? { hidden: true } : {}) },
+          node: fid.characteristics & FID_HIDDEN ? { ref: fid.icb.partition as number, block: fid.icb.block, hidden: true } : { ref: fid.icb.partition as number, block: fid.icb.block },
           directory: (fid.characteristics & FID_DIRECTORY) !== 0,
         });
       }
@@ -536,7 +547,8 @@ export class UdfReader implements FsReader<UdfNode> {
     await this.prefetch(fids.map((f) => f.node));
     const out: FsDirEntry<UdfNode>[] = [];
     for (const f of fids) {
-      const type = TYPES[(await this.entry(f.node.ref, f.node.block)).fe.fileType] ?? 'other';
+      const e = this.entries.get(icbKey(f.node.ref, f.node.block)) ?? (await this.entry(f.node.ref, f.node.block));
+      const type = TYPES[e.fe.fileType] ?? 'other';
       out.push({ name: f.name, type, node: f.node });
     }
     return out;
@@ -561,7 +573,7 @@ export class UdfReader implements FsReader<UdfNode> {
 
   async open(node: UdfNode, stream?: string): Promise<FsFile> {
     if (stream) throw new VdiskError('UNSUPPORTED', `${this.name}: udf named streams are not read`);
-    return this.fileOf(await this.entry(node.ref, node.block));
+    return this.fileOf(this.entries.get(icbKey(node.ref, node.block)) ?? (await this.entry(node.ref, node.block)));
   }
 
   /**
