@@ -33,7 +33,12 @@ export interface UdfNode {
 
 interface Entry {
   fe: FileEntry;
-  raw: Buffer;
+  /**
+   * A copy of the entry's allocation descriptors, or its embedded data (`fe.adLength` bytes from
+   * `fe.adOffset`): all a file's reads need of its block, so the cache keeps a few bytes per entry
+   * rather than a block (or a view pinning the window the block came from).
+   */
+  area: Buffer;
   ref: number;
   block: number;
   /** The ICB's sector in the volume: the inode number, as Linux numbers UDF inodes. */
@@ -92,6 +97,9 @@ const TYPES: Record<number, FileType> = {
  * The cache key of an ICB: partition reference (16 bits) and block (32 bits) in one number, exact
  * below 2^53 (a string key per lookup showed in profiles).
  */
+/** What an ICB's first block may be. */
+const ICB_TAGS = [TAG.FILE_ENTRY, TAG.EXTENDED_FILE_ENTRY, TAG.INDIRECT_ENTRY];
+
 function icbKey(ref: number, block: number): number {
   return ref * 2 ** 32 + block;
 }
@@ -332,7 +340,7 @@ export class UdfReader implements FsReader<UdfNode> {
       const what = () => `file entry at block ${b} of partition reference ${r}`;
       const sector = hop === 0 && prefetched ? prefetched.sector : this.spaces.mapRun(r, b, 1).sector;
       const raw = hop === 0 && prefetched ? prefetched.raw : await this.readVolume(sector * this.blockSize, this.blockSize);
-      const problem = tagProblem(raw, 0, [TAG.FILE_ENTRY, TAG.EXTENDED_FILE_ENTRY, TAG.INDIRECT_ENTRY], b);
+      const problem = tagProblem(raw, 0, ICB_TAGS, b);
       if (problem) throw this.corrupt(`${what()}: ${problem}`);
       const id = raw.readUInt16LE(0);
       if (id === TAG.INDIRECT_ENTRY) {
@@ -343,6 +351,9 @@ export class UdfReader implements FsReader<UdfNode> {
       }
       const fe = parseFileEntry(raw, id);
       if (typeof fe === 'string') throw this.corrupt(`${what()}: ${fe}`);
+      // Copied before anything is awaited: `raw` may be a view of a buffer that is reused.
+      const area = Buffer.allocUnsafe(fe.adLength);
+      raw.copy(area, 0, fe.adOffset, fe.adOffset + fe.adLength);
       // Strategy 4096 (ECMA-167 4/A.6): a two-entry ICB, this direct entry then, once the file was
       // rewritten on write-once media, an indirect entry to the ICB holding the newer one.
       if (fe.strategy === 4096) {
@@ -353,7 +364,7 @@ export class UdfReader implements FsReader<UdfNode> {
           continue;
         }
       }
-      const e: Entry = { fe, raw, ref: r, block: b, sector };
+      const e: Entry = { fe, area, ref: r, block: b, sector };
       lru(this.entries, key, e, ENTRY_CACHE);
       return e;
     }
@@ -396,7 +407,8 @@ export class UdfReader implements FsReader<UdfNode> {
       const data = await this.v.read(first * bs, (sectors[j - 1] - first + 1) * bs);
       for (let k = i; k < j; k++) {
         const n = want.get(sectors[k]) as UdfNode;
-        const raw = Buffer.from(data.subarray((sectors[k] - first) * bs, (sectors[k] - first + 1) * bs));
+        // A view: the entry copies what it keeps.
+        const raw = data.subarray((sectors[k] - first) * bs, (sectors[k] - first + 1) * bs);
         await this.entry(n.ref, n.block, { sector: sectors[k], raw });
       }
       i = j;
@@ -411,9 +423,9 @@ export class UdfReader implements FsReader<UdfNode> {
     const adSize = fe.adType === AD_SHORT ? SHORT_AD_SIZE : fe.adType === AD_LONG ? LONG_AD_SIZE : fe.adType === AD_EXTENDED ? EXT_AD_SIZE : 0;
     const parse = fe.adType === AD_SHORT ? parseShortAd : fe.adType === AD_LONG ? parseLongAd : parseExtAd;
     const out: Extent[] = [];
-    let buf = e.raw;
-    let at = fe.adOffset;
-    let end = fe.adOffset + fe.adLength;
+    let buf = e.area;
+    let at = 0;
+    let end = fe.adLength;
     let offset = 0;
     let hops = 0;
     const limit = Math.min(MAX_EXTENTS, Math.ceil(fe.length / bs) + 2);
@@ -444,7 +456,7 @@ export class UdfReader implements FsReader<UdfNode> {
   private async fileOf(e: Entry): Promise<UdfFile> {
     if (e.fe.adType === AD_EMBEDDED) {
       if (e.fe.length > e.fe.adLength) throw this.corrupt(`file entry at block ${e.block}: ${e.fe.length} bytes of embedded data in a ${e.fe.adLength}-byte area`);
-      return new UdfFile(e.fe.length, e.raw.subarray(e.fe.adOffset, e.fe.adOffset + e.fe.length), [], this.readExtent);
+      return new UdfFile(e.fe.length, e.area.subarray(0, e.fe.length), [], this.readExtent);
     }
     return new UdfFile(e.fe.length, null, await this.extents(e), this.readExtent);
   }
