@@ -12,8 +12,18 @@ export interface SuspEntry {
   version: number;
   /** The whole entry, header included, so that offsets match the specifications' tables. */
   bytes: Buffer;
-  /** The area from this entry to its end: genisoimage writes SL entries whose length byte wrapped past 255. */
-  tail: Buffer;
+  /**
+   * The area the entry lies in and where it starts there: the area from the entry to its end (`tail`)
+   * is what genisoimage's SL entries whose length byte wrapped past 255 need; kept as an offset rather
+   * than a view, which every entry of every record paid for.
+   */
+  area: Buffer;
+  at: number;
+}
+
+/** The area from the entry to its end. */
+export function entryTail(e: SuspEntry): Buffer {
+  return e.area.subarray(e.at);
 }
 
 /** A continuation area: logical block, byte offset in it, length (SUSP 5.1). */
@@ -49,7 +59,7 @@ function parseArea(area: Buffer, into: SuspEntry[]): ContinuationArea | null {
     if (signature === 'CE' && len >= 28) {
       next = { block: bytes.readUInt32LE(4), offset: bytes.readUInt32LE(12), length: bytes.readUInt32LE(20) };
     } else {
-      into.push({ signature, version: area[pos + 3], bytes, tail: area.subarray(pos) });
+      into.push({ signature, version: area[pos + 3], bytes, area, at: pos });
     }
     pos += len;
   }
