@@ -1,4 +1,3 @@
-import type { FsTime } from '../filesystem.js';
 import { extCrc, extCrcRange, extCrcU32 } from './checksum.js';
 import { XATTR_MAGIC } from './xattr.js';
 
@@ -35,10 +34,19 @@ export interface Inode {
   generation: number;
   fileAcl: number;
   extraIsize: number;
-  atime: FsTime;
-  ctime: FsTime;
-  mtime: FsTime;
-  crtime?: FsTime;
+  /**
+   * Times as seconds and nanoseconds (see `inodeTime`), flat rather than four objects per cached inode:
+   * a walk keeps tens of thousands of inodes, and every object of each one is work for the collector.
+   * crtime is absent (NaN seconds) where the inode is too small for it.
+   */
+  atimeSec: number;
+  atimeNsec: number;
+  ctimeSec: number;
+  ctimeNsec: number;
+  mtimeSec: number;
+  mtimeNsec: number;
+  crtimeSec: number;
+  crtimeNsec: number;
   /**
    * The in-inode extended attribute area (a copy, from its magic to the inode's end), or null when the
    * inode holds none: the rest of the on-disk inode is not kept, so a cache of many inodes stays small.
@@ -49,14 +57,17 @@ export interface Inode {
 /**
  * A timestamp from its 32-bit seconds and, where the inode is large enough, its "extra" word: the low
  * two bits extend the signed seconds past 2038 (epoch bits), the upper 30 are nanoseconds (inodes.rst,
- * "Inode Timestamps").
+ * "Inode Timestamps"). Seconds and nanoseconds come apart: `seconds` and `nanoseconds`.
  */
-function time(raw: Buffer, at: number, secAt: number, extraAt: number | null, limit: number): FsTime {
+function seconds(raw: Buffer, at: number, secAt: number, extraAt: number, limit: number): number {
   const sec = raw.readInt32LE(at + secAt);
-  if (extraAt === null || extraAt + 4 > limit) return { sec, nsec: 0 };
-  const extra = raw.readUInt32LE(at + extraAt);
-  const nsec = extra >>> 2;
-  return { sec: sec + (extra & 3) * 2 ** 32, nsec: nsec > 999_999_999 ? 0 : nsec };
+  return extraAt + 4 > limit ? sec : sec + (raw.readUInt32LE(at + extraAt) & 3) * 2 ** 32;
+}
+
+function nanoseconds(raw: Buffer, at: number, extraAt: number, limit: number): number {
+  if (extraAt + 4 > limit) return 0;
+  const nsec = raw.readUInt32LE(at + extraAt) >>> 2;
+  return nsec > 999_999_999 ? 0 : nsec;
 }
 
 /** A copy of `length` bytes of `raw` from `at` (from Buffer's shared pool: no backing store of its own). */
@@ -78,7 +89,7 @@ export function parseInode(ino: number, raw: Buffer, at: number, size: number, h
   const blocksHi = hugeFileFeature ? raw.readUInt16LE(at + 0x74) : 0;
   const xattrAt = GOOD_OLD_INODE_SIZE + extraIsize;
   const hasXattrs = size >= xattrAt + 4 && raw.readUInt32LE(at + xattrAt) === XATTR_MAGIC;
-  // One object shape for every inode (crtime undefined when absent), built without a spread: a tree of
+  // One object shape for every inode (crtime NaN when absent), built without a spread: a tree of
   // 20,000 files parses 20,000 of them.
   return {
     ino,
@@ -93,10 +104,14 @@ export function parseInode(ino: number, raw: Buffer, at: number, size: number, h
     generation: raw.readUInt32LE(at + 0x64),
     fileAcl: raw.readUInt32LE(at + 0x68) + raw.readUInt16LE(at + 0x76) * 2 ** 32,
     extraIsize,
-    atime: time(raw, at, 0x08, 0x8c, limit),
-    ctime: time(raw, at, 0x0c, 0x84, limit),
-    mtime: time(raw, at, 0x10, 0x88, limit),
-    crtime: limit >= 0x98 ? time(raw, at, 0x90, 0x94, limit) : undefined,
+    atimeSec: seconds(raw, at, 0x08, 0x8c, limit),
+    atimeNsec: nanoseconds(raw, at, 0x8c, limit),
+    ctimeSec: seconds(raw, at, 0x0c, 0x84, limit),
+    ctimeNsec: nanoseconds(raw, at, 0x84, limit),
+    mtimeSec: seconds(raw, at, 0x10, 0x88, limit),
+    mtimeNsec: nanoseconds(raw, at, 0x88, limit),
+    crtimeSec: limit >= 0x98 ? seconds(raw, at, 0x90, 0x94, limit) : NaN,
+    crtimeNsec: limit >= 0x98 ? nanoseconds(raw, at, 0x94, limit) : 0,
     xattrArea: hasXattrs ? copyOf(raw, at + xattrAt, size - xattrAt) : null,
   };
 }

@@ -287,11 +287,7 @@ export class ExtReader implements FsReader<number>, BlockSource {
 
   private mapper(inode: Inode): BlockMapper {
     if (inode.flags & INODE_FLAG.EXTENTS) {
-      return new ExtentTree(inode.iBlock, this, {
-        ino: inode.ino,
-        inodeSeed: this.inodeSeed(inode),
-        onBadChecksum: (b) => this.warn(`inode ${inode.ino}: extent block ${b}: checksum mismatch (metadata_csum)`),
-      });
+      return new ExtentTree(inode.iBlock, this, inode.ino, this.inodeSeed(inode));
     }
     return new BlockMap(inode.iBlock, this, inode.ino);
   }
@@ -327,11 +323,11 @@ export class ExtReader implements FsReader<number>, BlockSource {
       ino,
       size: this.sizeOf(inode),
       allocated: allocatedBytes(inode, this.blockSize, this.hugeFile),
-      atime: inode.atime,
-      mtime: inode.mtime,
-      ctime: inode.ctime,
+      atime: { sec: inode.atimeSec, nsec: inode.atimeNsec },
+      mtime: { sec: inode.mtimeSec, nsec: inode.mtimeNsec },
+      ctime: { sec: inode.ctimeSec, nsec: inode.ctimeNsec },
     };
-    if (inode.crtime) st.birthtime = inode.crtime;
+    if (!Number.isNaN(inode.crtimeSec)) st.birthtime = { sec: inode.crtimeSec, nsec: inode.crtimeNsec };
     // Most inodes carry none of the flags worth showing: no array for them.
     if (inode.flags & SHOWN_FLAGS) {
       const flags: string[] = [];
