@@ -23,6 +23,7 @@ import { parseTag, tagProblem, TAG } from './tag.js';
 import { parseVat } from './vat.js';
 import { readVolumeStructures, type VolumeStructures } from './volume.js';
 import { WindowCache } from '../window-cache.js';
+import { Lru } from '../../io/lru.js';
 
 /** A file or directory: the ICB's logical block, and whether its directory entry hides it. */
 export interface UdfNode {
@@ -130,7 +131,11 @@ export class UdfReader implements FsReader<UdfNode> {
     read: (ref, block, length, skip) => this.readBlocks(ref, block, length, skip),
     corrupt: (what) => this.corrupt(what),
   };
-  private readonly entries = new Map<number, Entry>();
+  /**
+   * File entries by ICB. An Lru rather than a Map trimmed at its front: a Map keeps deleted slots as
+   * holes until it is rehashed, and `keys().next()` per eviction stepped over all of them.
+   */
+  private readonly entries = new Lru<number, Entry>(ENTRY_CACHE);
   private readonly windows: WindowCache;
   private readonly dirs = new Map<number, Fid[]>();
   /** Per partition number, the VAT's block: on write-once media what follows it is the free space. */
@@ -365,7 +370,7 @@ export class UdfReader implements FsReader<UdfNode> {
         }
       }
       const e: Entry = { fe, area, ref: r, block: b, sector };
-      lru(this.entries, key, e, ENTRY_CACHE);
+      this.entries.set(key, e);
       return e;
     }
     throw this.corrupt(`ICB at block ${block} of partition reference ${ref}: more than ${MAX_INDIRECT} indirect entries`);
@@ -393,7 +398,7 @@ export class UdfReader implements FsReader<UdfNode> {
     const bs = this.blockSize;
     const want = new Map<number, UdfNode>();
     for (const n of nodes) {
-      if (this.entries.has(icbKey(n.ref, n.block))) continue;
+      if (this.entries.get(icbKey(n.ref, n.block)) !== undefined) continue;
       want.set(this.spaces.mapRun(n.ref, n.block, 1).sector, n);
       if (want.size >= ENTRY_CACHE / 2) break;
     }
