@@ -4,10 +4,12 @@ import fc from 'fast-check';
 import { dosTime } from '../src/filesystems/fat/dos-time.js';
 import { digitDate, recordingDate } from '../src/filesystems/iso9660/dates.js';
 import { parseTimestamp } from '../src/filesystems/udf/timestamp.js';
+import { bigtime } from '../src/filesystems/xfs/inode.js';
+import { parseExtent } from '../src/filesystems/xfs/bmap.js';
 import type { FsTime } from '../src/filesystems/filesystem.js';
 
 /**
- * The readers cache the midnight of each date they meet instead of building a Date per time. These
+ * Parsers the read side made faster, held against the plain forms they replace. The readers cache the midnight of each date they meet instead of building a Date per time. These
  * hold the cached forms against the plain Date arithmetic they replace, over every byte value a
  * hostile volume could put in the fields (and the same dates met twice, to go through the cache).
  */
@@ -101,5 +103,23 @@ test('FAT DOS times equal Date arithmetic, cached or not', () => {
       assert.deepEqual(dosTime(date, time, cs), refDos(date, time, cs));
     }),
     { numRuns: 3000 },
+  );
+});
+
+test('XFS bigtime stamps and extent records read from 32-bit halves equal the BigInt arithmetic', () => {
+  fc.assert(
+    fc.property(fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }), fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }), (a, b) => {
+      const buf = Buffer.alloc(16);
+      buf.writeBigUInt64BE(a, 0);
+      buf.writeBigUInt64BE(b, 8);
+      assert.deepEqual(bigtime(buf, 0), { sec: Number(a / 1_000_000_000n - 2n ** 31n), nsec: Number(a % 1_000_000_000n) });
+      assert.deepEqual(parseExtent(buf, 0), {
+        unwritten: a >> 63n === 1n,
+        offset: Number((a & ((1n << 63n) - 1n)) >> 9n),
+        block: Number(((a & 0x1ffn) << 43n) | (b >> 21n)),
+        count: Number(b & 0x1fffffn),
+      });
+    }),
+    { numRuns: 5000 },
   );
 });
