@@ -13,11 +13,15 @@ export class Lru<K, V> {
 
   constructor(private readonly capacity: number, private readonly pinned: (k: K) => boolean = () => false) {}
 
+  /** The key used last, already the most recent: asked again (stat, then open), it is not moved again. */
+  private newest: K | undefined;
+
   get(k: K): V | undefined {
     const v = this.map.get(k);
-    if (v !== undefined) {
+    if (v !== undefined && k !== this.newest) {
       this.map.delete(k);
       this.map.set(k, v);
+      this.newest = k;
     }
     return v;
   }
@@ -25,6 +29,7 @@ export class Lru<K, V> {
   set(k: K, v: V): void {
     this.map.delete(k);
     this.map.set(k, v);
+    this.newest = k;
     if (this.map.size <= this.capacity) return;
     // At most one fresh start per call: when every entry is pinned, the map stays over capacity.
     let restarted = false;
@@ -42,5 +47,6 @@ export class Lru<K, V> {
 
   delete(k: K): void {
     this.map.delete(k);
+    if (k === this.newest) this.newest = undefined;
   }
 }

@@ -23,7 +23,7 @@ import { parseTag, tagProblem, TAG } from './tag.js';
 import { parseVat } from './vat.js';
 import { readVolumeStructures, type VolumeStructures } from './volume.js';
 import { WindowCache } from '../window-cache.js';
-import { Lru } from '../../io/lru.js';
+import { GenerationCache } from '../../io/generation-cache.js';
 
 /** A file or directory: the ICB's logical block, and whether its directory entry hides it. */
 export interface UdfNode {
@@ -132,10 +132,11 @@ export class UdfReader implements FsReader<UdfNode> {
     corrupt: (what) => this.corrupt(what),
   };
   /**
-   * File entries by ICB. An Lru rather than a Map trimmed at its front: a Map keeps deleted slots as
-   * holes until it is rehashed, and `keys().next()` per eviction stepped over all of them.
+   * File entries by ICB, in a GenerationCache: a Map trimmed at its front (`keys().next()` per eviction)
+   * stepped over the holes deletions leave until the Map is rehashed, and a strict LRU moves an entry
+   * on every hit, where a walk looks each entry up three or four times.
    */
-  private readonly entries = new Lru<number, Entry>(ENTRY_CACHE);
+  private readonly entries = new GenerationCache<number, Entry>(ENTRY_CACHE);
   private readonly windows: WindowCache;
   private readonly dirs = new Map<number, Fid[]>();
   /** Per partition number, the VAT's block: on write-once media what follows it is the free space. */
