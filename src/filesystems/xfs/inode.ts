@@ -24,10 +24,18 @@ export interface Inode {
   uid: number;
   gid: number;
   nlink: number;
-  atime: FsTime;
-  mtime: FsTime;
-  ctime: FsTime;
-  crtime?: FsTime;
+  /**
+   * Times as seconds and nanoseconds, flat rather than four objects per cached inode (a walk keeps tens
+   * of thousands); crtime NaN seconds where the inode has none (v1/v2). `stat` makes the FsTime objects.
+   */
+  atimeSec: number;
+  atimeNsec: number;
+  mtimeSec: number;
+  mtimeNsec: number;
+  ctimeSec: number;
+  ctimeNsec: number;
+  crtimeSec: number;
+  crtimeNsec: number;
   size: number;
   nblocks: number;
   nextents: number;
@@ -108,6 +116,8 @@ export function parseInode(raw: Buffer, ino: number, expectV3: boolean): Inode |
   const mtime = time(raw, 40, big);
   const ctime = time(raw, 48, big);
   for (const t of [atime, mtime, ctime]) if (t.nsec >= 1e9) return `timestamp with ${t.nsec} nanoseconds`;
+  const crtime = version === 3 ? time(raw, 144, big) : null;
+  if (crtime && crtime.nsec >= 1e9) return `creation time with ${crtime.nsec} nanoseconds`;
   const format = raw[5];
   const nextents = nrext64 ? u64Rounded(raw, 24) : raw.readUInt32BE(76);
   const dataEnd = forkoff ? core + forkoff : raw.length;
@@ -124,9 +134,14 @@ export function parseInode(raw: Buffer, ino: number, expectV3: boolean): Inode |
     gid: raw.readUInt32BE(12),
     // v1 inodes keep a 16-bit link count (di_onlink); v2 and later the 32-bit di_nlink.
     nlink: version === 1 ? raw.readUInt16BE(6) : raw.readUInt32BE(16),
-    atime,
-    mtime,
-    ctime,
+    atimeSec: atime.sec,
+    atimeNsec: atime.nsec,
+    mtimeSec: mtime.sec,
+    mtimeNsec: mtime.nsec,
+    ctimeSec: ctime.sec,
+    ctimeNsec: ctime.nsec,
+    crtimeSec: crtime ? crtime.sec : NaN,
+    crtimeNsec: crtime ? crtime.nsec : 0,
     size,
     nblocks: u64Rounded(raw, 64),
     nextents,
@@ -139,9 +154,5 @@ export function parseInode(raw: Buffer, ino: number, expectV3: boolean): Inode |
     attrFork: forkoff ? copyOf(raw, core + forkoff, raw.length - core - forkoff) : null,
     crcOk: version !== 3 || xfsCrcOk(raw, V3_CRC_OFFSET),
   };
-  if (version === 3) {
-    inode.crtime = time(raw, 144, big);
-    if (inode.crtime.nsec >= 1e9) return `creation time with ${inode.crtime.nsec} nanoseconds`;
-  }
   return inode;
 }

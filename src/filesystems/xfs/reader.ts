@@ -267,11 +267,11 @@ export class XfsReader implements FsReader<number>, BmbtSource, FreeSource {
       ino,
       size: inode.size,
       allocated: inode.nblocks * this.blockSize,
-      atime: inode.atime,
-      mtime: inode.mtime,
-      ctime: inode.ctime,
+      atime: { sec: inode.atimeSec, nsec: inode.atimeNsec },
+      mtime: { sec: inode.mtimeSec, nsec: inode.mtimeNsec },
+      ctime: { sec: inode.ctimeSec, nsec: inode.ctimeNsec },
     };
-    if (inode.crtime) st.birthtime = inode.crtime;
+    if (!Number.isNaN(inode.crtimeSec)) st.birthtime = { sec: inode.crtimeSec, nsec: inode.crtimeNsec };
     const flags: string[] = [];
     if (inode.flags & DIFLAG.IMMUTABLE) flags.push('immutable');
     if (inode.flags & DIFLAG.APPEND) flags.push('append-only');
