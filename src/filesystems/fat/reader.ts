@@ -369,9 +369,15 @@ class FatFile implements FsFile {
     const total = Math.max(0, Math.min(buf.length, this.size - position));
     if (total === 0) return 0;
     const cs = this.table.layout.clusterSize;
+    let run = this.runAt(Math.floor(position / cs));
+    const runStart = this.before[run] * cs;
+    if (position + total <= runStart + this.runs.counts[run] * cs && total <= MAX_READ) {
+      // The common case, a small file in one run of clusters read at once: one read, no list of them.
+      await this.volume.readInto(buf.subarray(0, total), this.table.clusterOffset(this.runs.starts[run]) + (position - runStart));
+      return total;
+    }
     const reads: Promise<void>[] = [];
     let done = 0;
-    let run = this.runAt(Math.floor(position / cs));
     while (done < total) {
       const pos = position + done;
       const runStart = this.before[run] * cs;
