@@ -46,6 +46,20 @@ export function suspSkip(systemUse: Buffer, at: number): number | null {
   return systemUse[at + 6];
 }
 
+/** Signatures met, by their two bytes: the same few strings for every entry of every record, not a new one each. */
+const signatures = new Map<number, string>();
+
+function signatureAt(area: Buffer, pos: number): string {
+  const code = (area[pos] << 8) | area[pos + 1];
+  let s = signatures.get(code);
+  if (s === undefined) {
+    s = area.toString('latin1', pos, pos + 2);
+    // At most 65536 two-byte signatures exist: bounded whatever a volume holds.
+    signatures.set(code, s);
+  }
+  return s;
+}
+
 /** Entries of one area, and the continuation it names, if any. A malformed tail ends the area, as Linux does. */
 function parseArea(area: Buffer, into: SuspEntry[]): ContinuationArea | null {
   let next: ContinuationArea | null = null;
@@ -53,7 +67,7 @@ function parseArea(area: Buffer, into: SuspEntry[]): ContinuationArea | null {
   while (pos + 4 <= area.length) {
     const len = area[pos + 2];
     if (len < 4 || pos + len > area.length) break;
-    const signature = area.toString('latin1', pos, pos + 2);
+    const signature = signatureAt(area, pos);
     if (signature === 'ST') break;
     const bytes = area.subarray(pos, pos + len);
     if (signature === 'CE' && len >= 28) {
