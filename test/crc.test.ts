@@ -19,6 +19,49 @@ test('the JavaScript CRC fallback agrees with the native one, chained or not', a
   );
 });
 
+test('the slicing-by-8 JavaScript CRC gives the published check values, at every length and alignment', async () => {
+  process.env.VDISK_PURE_JS_CRC = '1';
+  const js = await import(`../src/util/crc.js?vectors=${Date.now()}`);
+  delete process.env.VDISK_PURE_JS_CRC;
+  // RFC 3720 (iSCSI) appendix B.4 vectors for CRC-32C, and the usual CRC-32 check of a pangram.
+  const inc = Buffer.from(Array.from({ length: 32 }, (_, i) => i));
+  assert.equal(js.crc32c(Buffer.alloc(32)), 0x8a9136aa);
+  assert.equal(js.crc32c(Buffer.alloc(32, 0xff)), 0x62a8ab43);
+  assert.equal(js.crc32c(inc), 0x46dd794e);
+  assert.equal(js.crc32c(Buffer.from(inc).reverse()), 0x113fdb5c);
+  assert.equal(js.crc32(Buffer.from('The quick brown fox jumps over the lazy dog')), 0x414fa339);
+  assert.equal(js.crc32c(Buffer.alloc(0), 0x12345678), 0x12345678);
+  // Every length around the 8-byte stride, at every start offset inside an 8-byte word.
+  const data = Buffer.alloc(80);
+  for (let i = 0; i < data.length; i++) data[i] = (i * 151 + 7) & 0xff;
+  for (let at = 0; at < 8; at++) {
+    for (let n = 0; at + n <= data.length; n++) {
+      const piece = data.subarray(at, at + n);
+      assert.equal(js.crc32c(piece, 0xdeadbeef), nativeCrc32c(Buffer.from(piece), 0xdeadbeef) >>> 0, `crc32c of ${n} bytes at ${at}`);
+      assert.equal(js.crc32(piece, 7), nativeCrc32(Buffer.from(piece), 7) >>> 0, `crc32 of ${n} bytes at ${at}`);
+    }
+  }
+});
+
+test('crc32cRange and crc32cU32 equal crc32c over the view and over the word\'s little-endian bytes', async () => {
+  const { crc32c, crc32cRange, crc32cU32 } = await import('../src/util/crc.js');
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 600 }), fc.nat(), fc.nat(), fc.integer({ min: 0, max: 0xffffffff }), (data, a, b, seed) => {
+      const buf = Buffer.from(data);
+      const start = buf.length ? a % (buf.length + 1) : 0;
+      const end = start + (buf.length - start ? b % (buf.length - start + 1) : 0);
+      assert.equal(crc32cRange(buf, start, end, seed), nativeCrc32c(buf.subarray(start, end), seed) >>> 0);
+      const word = Buffer.alloc(4);
+      word.writeUInt32LE(seed);
+      assert.equal(crc32cU32(seed, a >>> 0), nativeCrc32c(word, a >>> 0) >>> 0);
+      assert.equal(crc32c(buf, seed), crc32cRange(buf, 0, buf.length, seed));
+    }),
+  );
+  // Past the native threshold the range goes to the addon, with the same answer.
+  const big = Buffer.alloc(300 * 1024, 0x5a);
+  assert.equal(crc32cRange(big, 3, big.length - 5, 9), nativeCrc32c(big.subarray(3, big.length - 5), 9) >>> 0);
+});
+
 test('large buffers (native) and small ones (tables) chain into the same checksums', async () => {
   const { crc32c, crc32, crcImplementation } = await import('../src/util/crc.js');
   assert.equal(crcImplementation(), 'native for large buffers');

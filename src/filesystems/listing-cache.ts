@@ -1,17 +1,17 @@
 import { GenerationCache } from '../io/generation-cache.js';
 import { typeFromMode, type FileType, type FsDirEntry } from './filesystem.js';
 
-/** A directory entry as an inode-numbered file system stores it: raw name bytes, inode, type when the entry says. */
+/** A directory entry as an inode-numbered file system stores it: name (decoded by the parser), inode, type when the entry says. */
 export interface RawListedEntry {
-  name: Buffer;
+  name: string;
   ino: number;
   /** null when the inode must be read to know it (no file-type field in the entry). */
   type: FileType | null;
 }
 
-/** One directory's entries, names decoded, with lookup maps built the first time a lookup needs them. */
+/** One directory's entries, with lookup maps built the first time a lookup needs them. */
 interface Listing {
-  entries: { name: string; ino: number; type: FileType | null }[];
+  entries: RawListedEntry[];
   byName?: Map<string, number>;
   byFolded?: Map<string, number>;
 }
@@ -37,7 +37,7 @@ export class ListingCache {
     const hit = this.listings.get(dir);
     if (hit) return hit;
     const raw = await this.load(dir);
-    const listing: Listing = { entries: raw.map((e) => ({ name: e.name.toString('utf8'), ino: e.ino, type: e.type })) };
+    const listing: Listing = { entries: raw };
     if (listing.entries.length <= this.maxEntries) this.listings.set(dir, listing);
     return listing;
   }

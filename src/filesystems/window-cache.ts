@@ -21,6 +21,8 @@ interface Window {
   copying: number;
   dropped: boolean;
   settled: boolean;
+  /** The bytes once read (for `peek`), null before. */
+  bytes: Buffer | null;
 }
 
 export class WindowCache implements VolumeReader {
@@ -48,7 +50,7 @@ export class WindowCache implements VolumeReader {
 
   private fetch(i: number): Window {
     const at = i * this.windowSize;
-    const w: Window = { data: null as unknown as Promise<Buffer>, buf: null, viewed: false, copying: 0, dropped: false, settled: false };
+    const w: Window = { data: null as unknown as Promise<Buffer>, buf: null, viewed: false, copying: 0, dropped: false, settled: false, bytes: null };
     if (this.volume.readInto) {
       const buf = this.spare.pop() ?? Buffer.allocUnsafeSlow(this.windowSize);
       w.buf = buf;
@@ -59,8 +61,9 @@ export class WindowCache implements VolumeReader {
       w.data = this.volume.read(at, this.windowSize);
     }
     w.data.then(
-      () => {
+      (bytes) => {
         w.settled = true;
+        w.bytes = bytes;
         this.release(w);
       },
       () => {
@@ -91,6 +94,7 @@ export class WindowCache implements VolumeReader {
     if (!w.dropped || !w.settled || w.copying > 0 || w.viewed || !w.buf) return;
     if (this.spare.length < this.count) this.spare.push(w.buf);
     w.buf = null;
+    w.bytes = null;
   }
 
   private window(i: number): Window {
@@ -117,6 +121,32 @@ export class WindowCache implements VolumeReader {
     this.lastIndex = i;
     this.last = w;
     return w;
+  }
+
+  /**
+   * The window holding `offset..offset+length` and the offset in it, when that window is already read
+   * and the range lies in it; else null (the caller then reads). No read is started and nothing awaits:
+   * a reader parsing many small records (inodes) out of one block skips a promise per record. The view
+   * is valid until the caller next gives way (await) and must not be kept: it is not marked as handed
+   * out, so the window's buffer may be reused once it is dropped.
+   */
+  peek(offset: number, length: number): { buf: Buffer; at: number } | null {
+    const W = this.windowSize;
+    const i = Math.floor(offset / W);
+    if (Math.floor((offset + length - 1) / W) !== i) return null;
+    let w: Window | undefined;
+    if (i === this.lastIndex && this.last && !this.last.dropped) w = this.last;
+    else {
+      w = this.windows.get(i);
+      if (!w || !w.bytes) return null;
+      // Most recently used last, as `window` keeps them.
+      this.windows.delete(i);
+      this.windows.set(i, w);
+    }
+    if (!w.bytes) return null;
+    this.lastIndex = i;
+    this.last = w;
+    return { buf: w.bytes, at: offset - i * W };
   }
 
   /**

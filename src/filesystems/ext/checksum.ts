@@ -1,4 +1,4 @@
-import { crc32c } from '../../util/crc.js';
+import { crc32c, crc32cRange, crc32cU32 } from '../../util/crc.js';
 
 /**
  * ext4's metadata checksums are crc32c without the final inversion, chained from a seed (the kernel's
@@ -9,12 +9,14 @@ export function extCrc(seed: number, data: Uint8Array): number {
   return ~crc32c(data, ~seed >>> 0) >>> 0;
 }
 
-const scratch32 = Buffer.alloc(4);
+/** extCrc over `data[start..end)`, without a view per piece (an inode's checksum skips two fields). */
+export function extCrcRange(seed: number, data: Uint8Array, start: number, end: number): number {
+  return ~crc32cRange(data, start, end, ~seed >>> 0) >>> 0;
+}
 
-/** extCrc over a 32-bit number's four little-endian bytes, without a buffer per call (one per inode adds up). */
+/** extCrc over a 32-bit number's four little-endian bytes, without a buffer (twice per inode). */
 export function extCrcU32(seed: number, n: number): number {
-  scratch32.writeUInt32LE(n >>> 0, 0);
-  return extCrc(seed, scratch32);
+  return ~crc32cU32(n, ~seed >>> 0) >>> 0;
 }
 
 export function le32(n: number): Buffer {

@@ -9,7 +9,8 @@ import { extCrc } from './checksum.js';
  */
 export interface RawDirEntry {
   ino: number;
-  name: Buffer;
+  /** Decoded as UTF-8 straight from the block (no view of the bytes per entry). */
+  name: string;
   /** The dirent's file type (filetype feature), or null when the inode must be read to know it. */
   type: FileType | null;
 }
@@ -41,9 +42,9 @@ export function parseDirEntries(buf: Buffer, hasFileType: boolean, out: RawDirEn
     if (ino !== 0) {
       if (ino > inodesCount) throw new Error(`entry at byte ${at} names inode ${ino}, beyond the inode count ${inodesCount}`);
       if (nameLen === 0) throw new Error(`entry at byte ${at} has an empty name`);
-      const name = buf.subarray(at + 8, at + 8 + nameLen);
-      const dot = nameLen <= 2 && name[0] === 0x2e && (nameLen === 1 || name[1] === 0x2e);
-      if (!dot) out.push({ ino, name, type: hasFileType ? FT[buf[at + 7]] ?? null : null });
+      const n = at + 8;
+      const dot = nameLen <= 2 && buf[n] === 0x2e && (nameLen === 1 || buf[n + 1] === 0x2e);
+      if (!dot) out.push({ ino, name: buf.toString('utf8', n, n + nameLen), type: hasFileType ? FT[buf[at + 7]] ?? null : null });
     }
     at += len;
   }

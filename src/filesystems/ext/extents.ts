@@ -19,15 +19,23 @@ export interface ExtentHeader {
   depth: number;
 }
 
+/**
+ * Names an extent node in messages: the inode and the node's block (null: the root in i_block). Put
+ * together only when a message is made (a string per lookup showed in profiles).
+ */
+function nodeName(ino: number, block: number | null): string {
+  return `inode ${ino}: extent ${block === null ? 'root' : `block ${block}`}`;
+}
+
 /** Validates a node's header against the space it occupies; throws CORRUPT naming the inode and node. */
-export function parseExtentHeader(node: Buffer, where: string, src: BlockSource): ExtentHeader {
+export function parseExtentHeader(node: Buffer, src: BlockSource, ino: number, block: number | null): ExtentHeader {
   const magic = node.readUInt16LE(0);
-  if (magic !== EXTENT_MAGIC) throw src.corrupt(`${where}: bad extent header magic 0x${magic.toString(16)}`);
+  if (magic !== EXTENT_MAGIC) throw src.corrupt(`${nodeName(ino, block)}: bad extent header magic 0x${magic.toString(16)}`);
   const h = { entries: node.readUInt16LE(2), max: node.readUInt16LE(4), depth: node.readUInt16LE(6) };
   const room = Math.floor((node.length - 12) / 12);
-  if (h.max > room) throw src.corrupt(`${where}: extent node claims room for ${h.max} entries, it has ${room}`);
-  if (h.entries > h.max) throw src.corrupt(`${where}: extent node has ${h.entries} entries, more than its maximum ${h.max}`);
-  if (h.depth > MAX_DEPTH) throw src.corrupt(`${where}: extent tree depth ${h.depth} exceeds ${MAX_DEPTH}`);
+  if (h.max > room) throw src.corrupt(`${nodeName(ino, block)}: extent node claims room for ${h.max} entries, it has ${room}`);
+  if (h.entries > h.max) throw src.corrupt(`${nodeName(ino, block)}: extent node has ${h.entries} entries, more than its maximum ${h.max}`);
+  if (h.depth > MAX_DEPTH) throw src.corrupt(`${nodeName(ino, block)}: extent tree depth ${h.depth} exceeds ${MAX_DEPTH}`);
   return h;
 }
 
@@ -38,28 +46,22 @@ export function extentBlockChecksumOk(node: Buffer, max: number, inodeSeed: numb
   return extCrc(inodeSeed, node.subarray(0, end)) === node.readUInt32LE(end);
 }
 
-export interface ExtentTreeOptions {
-  ino: number;
-  /** crc32c seed of this inode (metadata_csum), or null to skip checking extent blocks. */
-  inodeSeed: number | null;
-  /** Called once per bad extent-block checksum. */
-  onBadChecksum(block: number): void;
-}
-
 /** Walks an inode's extent tree from the root in i_block; each lookup descends at most MAX_DEPTH levels. */
 export class ExtentTree implements BlockMapper {
-  private readonly checked = new Set<number>();
+  /** Extent blocks whose checksum was checked; made on the first one (most files have none). */
+  private checked: Set<number> | null = null;
 
-  constructor(private readonly root: Buffer, private readonly src: BlockSource, private readonly opts: ExtentTreeOptions) {}
+  /** `inodeSeed`: the inode's crc32c seed (metadata_csum), or null to skip checking extent blocks. */
+  constructor(private readonly root: Buffer, private readonly src: BlockSource, private readonly ino: number, private readonly inodeSeed: number | null) {}
 
   private where(block: number | null): string {
-    return `inode ${this.opts.ino}: extent ${block === null ? 'root' : `block ${block}`}`;
+    return nodeName(this.ino, block);
   }
 
   async run(lblk: number): Promise<Run> {
     let node = this.root;
     let block: number | null = null;
-    let h = parseExtentHeader(node, this.where(null), this.src);
+    let h = parseExtentHeader(node, this.src, this.ino, null);
     // The logical block where the subtree we are in ends (the next sibling's start above us).
     let end = LOGICAL_LIMIT;
     for (let level = 0; ; level++) {
@@ -84,13 +86,13 @@ export class ExtentTree implements BlockMapper {
         throw this.src.corrupt(`${this.where(block)}: index points at block ${child}, outside the volume`);
       }
       const next = await this.src.readBlock(child);
-      const nh = parseExtentHeader(next, this.where(child), this.src);
+      const nh = parseExtentHeader(next, this.src, this.ino, child);
       if (nh.depth !== h.depth - 1) {
         throw this.src.corrupt(`${this.where(child)}: depth ${nh.depth} under a node of depth ${h.depth}`);
       }
-      if (this.opts.inodeSeed !== null && !this.checked.has(child)) {
-        this.checked.add(child);
-        if (!extentBlockChecksumOk(next, nh.max, this.opts.inodeSeed)) this.opts.onBadChecksum(child);
+      if (this.inodeSeed !== null && !this.checked?.has(child)) {
+        (this.checked ??= new Set()).add(child);
+        if (!extentBlockChecksumOk(next, nh.max, this.inodeSeed)) this.src.warn(`inode ${this.ino}: extent block ${child}: checksum mismatch (metadata_csum)`);
       }
       node = next;
       block = child;

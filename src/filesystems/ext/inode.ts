@@ -1,5 +1,5 @@
-import type { FsTime } from '../filesystem.js';
-import { extCrc, extCrcU32 } from './checksum.js';
+import { extCrc, extCrcRange, extCrcU32 } from './checksum.js';
+import { XATTR_MAGIC } from './xattr.js';
 
 /**
  * The inode (Documentation/filesystems/ext4/inodes.rst): 128 bytes of the original layout, then
@@ -29,58 +29,90 @@ export interface Inode {
   /** i_blocks as stored (units depend on huge_file; see `allocatedBytes`). */
   blocks: number;
   flags: number;
-  /** The 60 bytes of i_block: block map, extent tree root, inline data or a fast symlink's target. */
+  /** The 60 bytes of i_block (a copy): block map, extent tree root, inline data or a fast symlink's target. */
   iBlock: Buffer;
   generation: number;
   fileAcl: number;
   extraIsize: number;
-  atime: FsTime;
-  ctime: FsTime;
-  mtime: FsTime;
-  crtime?: FsTime;
-  /** The whole on-disk inode (s_inode_size bytes), for in-inode xattrs and the checksum. */
-  raw: Buffer;
+  /**
+   * Times as seconds and nanoseconds (see `inodeTime`), flat rather than four objects per cached inode:
+   * a walk keeps tens of thousands of inodes, and every object of each one is work for the collector.
+   * crtime is absent (NaN seconds) where the inode is too small for it.
+   */
+  atimeSec: number;
+  atimeNsec: number;
+  ctimeSec: number;
+  ctimeNsec: number;
+  mtimeSec: number;
+  mtimeNsec: number;
+  crtimeSec: number;
+  crtimeNsec: number;
+  /**
+   * The in-inode extended attribute area (a copy, from its magic to the inode's end), or null when the
+   * inode holds none: the rest of the on-disk inode is not kept, so a cache of many inodes stays small.
+   */
+  xattrArea: Buffer | null;
 }
 
 /**
  * A timestamp from its 32-bit seconds and, where the inode is large enough, its "extra" word: the low
  * two bits extend the signed seconds past 2038 (epoch bits), the upper 30 are nanoseconds (inodes.rst,
- * "Inode Timestamps").
+ * "Inode Timestamps"). Seconds and nanoseconds come apart: `seconds` and `nanoseconds`.
  */
-function time(raw: Buffer, secAt: number, extraAt: number | null, limit: number): FsTime {
-  const sec = raw.readInt32LE(secAt);
-  if (extraAt === null || extraAt + 4 > limit) return { sec, nsec: 0 };
-  const extra = raw.readUInt32LE(extraAt);
-  const nsec = extra >>> 2;
-  return { sec: sec + (extra & 3) * 2 ** 32, nsec: nsec > 999_999_999 ? 0 : nsec };
+function seconds(raw: Buffer, at: number, secAt: number, extraAt: number, limit: number): number {
+  const sec = raw.readInt32LE(at + secAt);
+  return extraAt + 4 > limit ? sec : sec + (raw.readUInt32LE(at + extraAt) & 3) * 2 ** 32;
 }
 
-/** Parses one inode's bytes; `largeFile`-independent: i_size_high is always used, as for ext4. */
-export function parseInode(ino: number, raw: Buffer, hugeFileFeature: boolean): Inode {
-  const extraIsize = raw.length > GOOD_OLD_INODE_SIZE ? raw.readUInt16LE(0x80) : 0;
+function nanoseconds(raw: Buffer, at: number, extraAt: number, limit: number): number {
+  if (extraAt + 4 > limit) return 0;
+  const nsec = raw.readUInt32LE(at + extraAt) >>> 2;
+  return nsec > 999_999_999 ? 0 : nsec;
+}
+
+/** A copy of `length` bytes of `raw` from `at` (from Buffer's shared pool: no backing store of its own). */
+function copyOf(raw: Buffer, at: number, length: number): Buffer {
+  const b = Buffer.allocUnsafe(length);
+  raw.copy(b, 0, at, at + length);
+  return b;
+}
+
+/**
+ * Parses the `size`-byte inode at `raw[at]` (typically a view of an inode-table block, which is not
+ * kept: what outlives the call is copied). `largeFile`-independent: i_size_high is always used, as for
+ * ext4. The caller has checked i_extra_isize against `size`.
+ */
+export function parseInode(ino: number, raw: Buffer, at: number, size: number, hugeFileFeature: boolean): Inode {
+  const extraIsize = size > GOOD_OLD_INODE_SIZE ? raw.readUInt16LE(at + 0x80) : 0;
   // The large-inode fields exist up to 128 + i_extra_isize (validated by the caller against the inode size).
   const limit = GOOD_OLD_INODE_SIZE + extraIsize;
-  const blocksHi = hugeFileFeature ? raw.readUInt16LE(0x74) : 0;
-  // One object shape for every inode (crtime undefined when absent), built without a spread: a tree of
+  const blocksHi = hugeFileFeature ? raw.readUInt16LE(at + 0x74) : 0;
+  const xattrAt = GOOD_OLD_INODE_SIZE + extraIsize;
+  const hasXattrs = size >= xattrAt + 4 && raw.readUInt32LE(at + xattrAt) === XATTR_MAGIC;
+  // One object shape for every inode (crtime NaN when absent), built without a spread: a tree of
   // 20,000 files parses 20,000 of them.
   return {
     ino,
-    mode: raw.readUInt16LE(0x0),
-    uid: (raw.readUInt16LE(0x2) | (raw.readUInt16LE(0x78) << 16)) >>> 0,
-    gid: (raw.readUInt16LE(0x18) | (raw.readUInt16LE(0x7a) << 16)) >>> 0,
-    size: raw.readUInt32LE(0x4) + raw.readUInt32LE(0x6c) * 2 ** 32,
-    linksCount: raw.readUInt16LE(0x1a),
-    blocks: raw.readUInt32LE(0x1c) + blocksHi * 2 ** 32,
-    flags: raw.readUInt32LE(0x20),
-    iBlock: raw.subarray(0x28, 0x28 + 60),
-    generation: raw.readUInt32LE(0x64),
-    fileAcl: raw.readUInt32LE(0x68) + raw.readUInt16LE(0x76) * 2 ** 32,
+    mode: raw.readUInt16LE(at),
+    uid: (raw.readUInt16LE(at + 0x2) | (raw.readUInt16LE(at + 0x78) << 16)) >>> 0,
+    gid: (raw.readUInt16LE(at + 0x18) | (raw.readUInt16LE(at + 0x7a) << 16)) >>> 0,
+    size: raw.readUInt32LE(at + 0x4) + raw.readUInt32LE(at + 0x6c) * 2 ** 32,
+    linksCount: raw.readUInt16LE(at + 0x1a),
+    blocks: raw.readUInt32LE(at + 0x1c) + blocksHi * 2 ** 32,
+    flags: raw.readUInt32LE(at + 0x20),
+    iBlock: copyOf(raw, at + 0x28, 60),
+    generation: raw.readUInt32LE(at + 0x64),
+    fileAcl: raw.readUInt32LE(at + 0x68) + raw.readUInt16LE(at + 0x76) * 2 ** 32,
     extraIsize,
-    atime: time(raw, 0x08, 0x8c, limit),
-    ctime: time(raw, 0x0c, 0x84, limit),
-    mtime: time(raw, 0x10, 0x88, limit),
-    crtime: limit >= 0x98 ? time(raw, 0x90, 0x94, limit) : undefined,
-    raw,
+    atimeSec: seconds(raw, at, 0x08, 0x8c, limit),
+    atimeNsec: nanoseconds(raw, at, 0x8c, limit),
+    ctimeSec: seconds(raw, at, 0x0c, 0x84, limit),
+    ctimeNsec: nanoseconds(raw, at, 0x84, limit),
+    mtimeSec: seconds(raw, at, 0x10, 0x88, limit),
+    mtimeNsec: nanoseconds(raw, at, 0x88, limit),
+    crtimeSec: limit >= 0x98 ? seconds(raw, at, 0x90, 0x94, limit) : NaN,
+    crtimeNsec: limit >= 0x98 ? nanoseconds(raw, at, 0x94, limit) : 0,
+    xattrArea: hasXattrs ? copyOf(raw, at + xattrAt, size - xattrAt) : null,
   };
 }
 
@@ -96,18 +128,17 @@ export function allocatedBytes(inode: Inode, blockSize: number, hugeFileFeature:
  */
 const ZERO16 = Buffer.alloc(2);
 
-export function inodeChecksumOk(seed: number, inode: Inode): boolean {
-  const raw = inode.raw;
-  const hasHi = raw.length > GOOD_OLD_INODE_SIZE && inode.extraIsize >= 4;
-  const stored = raw.readUInt16LE(0x7c) + (hasHi ? raw.readUInt16LE(0x82) * 0x10000 : 0);
+export function inodeChecksumOk(seed: number, inode: Inode, raw: Buffer, at: number, size: number): boolean {
+  const hasHi = size > GOOD_OLD_INODE_SIZE && inode.extraIsize >= 4;
+  const stored = raw.readUInt16LE(at + 0x7c) + (hasHi ? raw.readUInt16LE(at + 0x82) * 0x10000 : 0);
   // The checksum fields count as zeros: summed around them rather than over a zeroed copy of each inode.
   let c = extCrcU32(extCrcU32(seed, inode.ino), inode.generation);
-  c = extCrc(c, raw.subarray(0, 0x7c));
+  c = extCrcRange(c, raw, at, at + 0x7c);
   c = extCrc(c, ZERO16);
   if (hasHi) {
-    c = extCrc(c, raw.subarray(0x7e, 0x82));
+    c = extCrcRange(c, raw, at + 0x7e, at + 0x82);
     c = extCrc(c, ZERO16);
-    c = extCrc(c, raw.subarray(0x84));
-  } else c = extCrc(c, raw.subarray(0x7e));
+    c = extCrcRange(c, raw, at + 0x84, at + size);
+  } else c = extCrcRange(c, raw, at + 0x7e, at + size);
   return (hasHi ? c : c & 0xffff) === stored;
 }

@@ -8,6 +8,8 @@ export interface BlockSource {
   readBlock(block: number): Promise<Buffer>;
   /** A CORRUPT error naming the volume, for a message that names the structure. */
   corrupt(what: string): VdiskError;
+  /** A warning about the volume (a checksum mismatch), kept once. */
+  warn(what: string): void;
 }
 
 /**

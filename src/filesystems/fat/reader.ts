@@ -30,6 +30,8 @@ const ROOT_INO = 1;
 /** A file or directory: its short entry (none for the root) and the path it was reached by, for messages. */
 export interface FatNode {
   readonly path: string;
+  /** The last component of `path` ('' for the root). */
+  readonly name: string;
   readonly ino: number;
   readonly directory: boolean;
   readonly entry: ShortEntry | null;
@@ -65,7 +67,7 @@ export class FatReader implements FsReader<FatNode> {
   private readonly data: WindowCache;
   private readonly listings = new Map<number, Listing>();
   private cachedEntries = 0;
-  private readonly rootNode: FatNode = { path: '/', ino: ROOT_INO, directory: true, entry: null };
+  private readonly rootNode: FatNode = { path: '/', name: '', ino: ROOT_INO, directory: true, entry: null };
 
   private constructor(
     private readonly volume: VolumeReader,
@@ -187,7 +189,7 @@ export class FatReader implements FsReader<FatNode> {
     for (const r of parsed.records) {
       const directory = (r.entry.attr & ATTR_DIRECTORY) !== 0;
       if (directory) subdirs++;
-      nodes.push({ path: prefix + r.name, ino: this.inoOf(directory, r.entry.startCluster, volumeOffset(r.offset)), directory, entry: r.entry });
+      nodes.push({ path: prefix + r.name, name: r.name, ino: this.inoOf(directory, r.entry.startCluster, volumeOffset(r.offset)), directory, entry: r.entry });
     }
     for (const at of parsed.unnamed) this.warn(`${this.where(node)}: entry ${at / ENTRY_SIZE} has no usable name; left out`);
     const listing: Listing = {
@@ -226,10 +228,15 @@ export class FatReader implements FsReader<FatNode> {
     if (e === null || node.directory) {
       const l = await this.listing(node);
       const st: FsStats = { type: 'directory', mode: modeOf('directory', 0o755), uid: 0, gid: 0, nlink: l.links, ino: node.ino, size: l.bytes, allocated: l.bytes };
-      return e === null ? st : { ...st, ...this.times(e), flags: this.flags(e.attr) };
+      if (e !== null) {
+        this.setTimes(st, e);
+        st.flags = this.flags(e.attr);
+      }
+      return st;
     }
     const cs = this.layout.clusterSize;
-    return {
+    // Built field by field rather than spread together: one stat per file of a tree.
+    const st: FsStats = {
       type: 'file',
       mode: modeOf('file', e.attr & ATTR_READ_ONLY ? 0o555 : 0o755),
       uid: 0,
@@ -238,17 +245,17 @@ export class FatReader implements FsReader<FatNode> {
       ino: node.ino,
       size: e.size,
       allocated: Math.ceil(e.size / cs) * cs,
-      ...this.times(e),
-      flags: this.flags(e.attr),
     };
+    this.setTimes(st, e);
+    st.flags = this.flags(e.attr);
+    return st;
   }
 
   /** mtime always (Linux shows 1980-01-01 for a zero date); access date and creation time where set (0 means not recorded). */
-  private times(e: ShortEntry): Pick<FsStats, 'mtime' | 'atime' | 'birthtime'> {
-    const t: Pick<FsStats, 'mtime' | 'atime' | 'birthtime'> = { mtime: dosTime(e.writeDate, e.writeTime) };
-    if (e.accessDate !== 0) t.atime = dosTime(e.accessDate, 0);
-    if (e.createDate !== 0) t.birthtime = dosTime(e.createDate, e.createTime, e.createCs);
-    return t;
+  private setTimes(st: FsStats, e: ShortEntry): void {
+    st.mtime = dosTime(e.writeDate, e.writeTime);
+    if (e.accessDate !== 0) st.atime = dosTime(e.accessDate, 0);
+    if (e.createDate !== 0) st.birthtime = dosTime(e.createDate, e.createTime, e.createCs);
   }
 
   private flags(attr: number): string[] {
@@ -261,7 +268,7 @@ export class FatReader implements FsReader<FatNode> {
   }
 
   async readdir(dir: FatNode): Promise<FsDirEntry<FatNode>[]> {
-    return (await this.listing(dir)).nodes.map((node) => ({ name: node.path.slice(node.path.lastIndexOf('/') + 1), type: node.directory ? 'directory' : 'file', node }));
+    return (await this.listing(dir)).nodes.map((node) => ({ name: node.name, type: node.directory ? 'directory' : 'file', node }));
   }
 
   /** Long and short names, case-insensitively; a long name wins over another entry's short name. */
@@ -270,7 +277,7 @@ export class FatReader implements FsReader<FatNode> {
     if (!l.byName) {
       l.byName = new Map();
       for (const n of l.nodes) {
-        const key = foldCase(n.path.slice(n.path.lastIndexOf('/') + 1));
+        const key = foldCase(n.name);
         if (!l.byName.has(key)) l.byName.set(key, n);
       }
       for (const n of l.nodes) {
@@ -362,9 +369,15 @@ class FatFile implements FsFile {
     const total = Math.max(0, Math.min(buf.length, this.size - position));
     if (total === 0) return 0;
     const cs = this.table.layout.clusterSize;
+    let run = this.runAt(Math.floor(position / cs));
+    const runStart = this.before[run] * cs;
+    if (position + total <= runStart + this.runs.counts[run] * cs && total <= MAX_READ) {
+      // The common case, a small file in one run of clusters read at once: one read, no list of them.
+      await this.volume.readInto(buf.subarray(0, total), this.table.clusterOffset(this.runs.starts[run]) + (position - runStart));
+      return total;
+    }
     const reads: Promise<void>[] = [];
     let done = 0;
-    let run = this.runAt(Math.floor(position / cs));
     while (done < total) {
       const pos = position + done;
       const runStart = this.before[run] * cs;

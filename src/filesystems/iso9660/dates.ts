@@ -12,12 +12,27 @@ function gmtOffsetSeconds(b: number): number {
   return q >= -48 && q <= 52 ? q * 15 * 60 : 0;
 }
 
+/**
+ * Midnights (ms) of the dates met: the records of a tree share few dates, and a Date object per time
+ * (four a record with Rock Ridge) showed in profiles. Bounded: cleared when full.
+ */
+const midnights = new Map<number, number>();
+const MAX_MIDNIGHTS = 4096;
+
 /** Milliseconds since the epoch; Date.UTC alone would read years 0-99 as 1900-1999. */
 function utc(year: number, month: number, day: number, h: number, m: number, s: number): number {
-  const d = new Date(0);
-  d.setUTCFullYear(year, month - 1, day);
-  d.setUTCHours(h, m, s, 0);
-  return d.getTime();
+  // Month and day as they stand (out-of-range ones roll over as setUTCFullYear rolls them); the key
+  // keeps every combination apart (month and day are single bytes or two digits: below 256).
+  const key = (year * 256 + month) * 256 + day;
+  let midnight = midnights.get(key);
+  if (midnight === undefined) {
+    const d = new Date(0);
+    d.setUTCFullYear(year, month - 1, day);
+    midnight = d.getTime();
+    if (midnights.size >= MAX_MIDNIGHTS) midnights.clear();
+    midnights.set(key, midnight);
+  }
+  return midnight + ((h * 60 + m) * 60 + s) * 1000;
 }
 
 /** A 7-byte recording date; undefined when all zero ("not specified"). */

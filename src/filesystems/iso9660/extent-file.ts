@@ -38,6 +38,11 @@ export class ExtentFile implements FsFile {
   async read(buf: Uint8Array, position: number): Promise<number> {
     const want = Math.max(0, Math.min(buf.length, this.size - position));
     if (want === 0) return 0;
+    // The common case, a small file of one extent read at once: one read, no piece list.
+    if (this.extents.length === 1 && want <= READ_PIECE && position + want <= this.extents[0].length) {
+      await this.cache.readInto(buf.subarray(0, want), this.extents[0].offset + position);
+      return want;
+    }
     const pieces: { volAt: number; bufAt: number; length: number }[] = [];
     // Binary search would do for thousands of extents; files have a handful (one per 4 GiB).
     for (let i = 0; i < this.extents.length; i++) {

@@ -60,8 +60,13 @@ export interface IsoNode {
   refusal?: string;
   /** zisofs: the file's size once inflated (`size`); the extents hold the compressed form. */
   zisofsSize?: number;
-  /** Where the record is, for messages. */
+  /** Where the record is, for messages (`whereOf` adds the name where `quoteName` says). */
   where: string;
+  /**
+   * Messages name the node as `where (name)`: put together only when a message is made, not for
+   * every record of a tree.
+   */
+  quoteName?: boolean;
   /** The virtual El Torito directory: its entries are the boot images. */
   boot?: BootEntry[];
   associated: boolean;
@@ -117,6 +122,12 @@ export class IsoReader implements FsReader<IsoNode> {
   private cachedEntries = 0;
   /** Read-ahead for small files, shared by every file opened on the volume. */
   private readonly chunks: WindowCache;
+  /** Continuation areas of neighbouring records share blocks: read through the chunk cache (one function for all records). */
+  private readonly readContinuation = async (offset: number, length: number): Promise<Buffer> => {
+    const b = Buffer.alloc(length);
+    await this.chunks.readInto(b, offset);
+    return b;
+  };
   /** The end of the ISO's data: its volume space, but never past the volume we were given. */
   private readonly end: number;
 
@@ -248,22 +259,22 @@ export class IsoReader implements FsReader<IsoNode> {
   }
 
   async readlink(node: IsoNode): Promise<string> {
-    if (node.symlink === undefined) throw new VdiskError('USAGE', `${node.where}: not a symbolic link`);
+    if (node.symlink === undefined) throw new VdiskError('USAGE', `${whereOf(node)}: not a symbolic link`);
     return node.symlink;
   }
 
   async open(node: IsoNode, stream?: string): Promise<FsFile> {
-    if (stream !== undefined) throw new VdiskError('UNSUPPORTED', `${node.where}: ISO-9660 files have no named streams`);
-    if (node.type !== 'file') throw new VdiskError('USAGE', `${node.where}: not a regular file`);
-    if (node.refusal) throw new VdiskError('UNSUPPORTED', `${node.where}: ${node.refusal}`);
+    if (stream !== undefined) throw new VdiskError('UNSUPPORTED', `${whereOf(node)}: ISO-9660 files have no named streams`);
+    if (node.type !== 'file') throw new VdiskError('USAGE', `${whereOf(node)}: not a regular file`);
+    if (node.refusal) throw new VdiskError('UNSUPPORTED', `${whereOf(node)}: ${node.refusal}`);
     for (const e of node.extents) {
       if (e.length > 0 && e.offset + e.length > this.volume.size) {
-        throw new VdiskError('TRUNCATED', `${node.where}: data at byte ${e.offset} (${e.length} bytes) extends past the end of the volume (${this.volume.size} bytes)`);
+        throw new VdiskError('TRUNCATED', `${whereOf(node)}: data at byte ${e.offset} (${e.length} bytes) extends past the end of the volume (${this.volume.size} bytes)`);
       }
     }
     if (node.zisofsSize !== undefined) {
       const stored = new ExtentFile(this.volume, this.chunks, node.extents, node.extents.reduce((n, e) => n + e.length, 0));
-      return ZisofsFile.open(stored, node.zisofsSize, node.where);
+      return ZisofsFile.open(stored, node.zisofsSize, whereOf(node));
     }
     return new ExtentFile(this.volume, this.chunks, node.extents, node.size);
   }
@@ -327,7 +338,7 @@ export class IsoReader implements FsReader<IsoNode> {
   }
 
   private async listing(dir: IsoNode): Promise<Listing> {
-    if (dir.type !== 'directory') throw new VdiskError('USAGE', `${dir.where}: not a directory`);
+    if (dir.type !== 'directory') throw new VdiskError('USAGE', `${whereOf(dir)}: not a directory`);
     if (dir.boot) return this.bootListing(dir);
     const key = `${dir.tree}:${dir.extents[0].offset}`;
     const hit = this.cache.get(key);
@@ -460,12 +471,7 @@ export class IsoReader implements FsReader<IsoNode> {
       const src: SuspSource = {
         blockSize: bs,
         volumeSize: this.volume.size,
-        // Continuation areas of neighbouring records share blocks: read through the chunk cache.
-        read: async (o, l) => {
-          const b = Buffer.alloc(l);
-          await this.chunks.readInto(b, o);
-          return b;
-        },
+        read: this.readContinuation,
         where,
         onContinuation: listing ? (offset, length) => listing.continuations.push({ offset, length }) : undefined,
       };
@@ -481,7 +487,8 @@ export class IsoReader implements FsReader<IsoNode> {
       const target = await this.relocatedRoot(rr.childLink, where);
       const moved = await this.nodeFor([target], tree, `${this.name}: relocated directory at block ${rr.childLink}`, 'dot');
       moved.name = checkName(rr.name ?? isoName(rec.identifier), where);
-      moved.where = `${where} (${JSON.stringify(moved.name)})`;
+      moved.where = where;
+      moved.quoteName = true;
       return moved;
     }
     if (rr?.relocated && !self && !keepRelocated) {
@@ -528,7 +535,8 @@ export class IsoReader implements FsReader<IsoNode> {
       extents,
       tree,
       flags,
-      where: self ? where : `${where} (${JSON.stringify(name)})`,
+      where,
+      quoteName: !self,
       associated: (rec.flags & FLAG_ASSOCIATED) !== 0,
     };
     node.mtime = rr?.mtime ?? rec.recorded;
@@ -576,6 +584,11 @@ export class IsoReader implements FsReader<IsoNode> {
 }
 
 /** A name the path walker and the host can take: not empty, ".", "..", nor holding "/" or NUL. */
+/** A node's place and name, for messages. */
+function whereOf(node: IsoNode): string {
+  return node.quoteName ? `${node.where} (${JSON.stringify(node.name)})` : node.where;
+}
+
 function checkName(name: string, where: string): string {
   if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0')) {
     throw new VdiskError('CORRUPT', `${where}: file name ${JSON.stringify(name)} is not a valid name`);

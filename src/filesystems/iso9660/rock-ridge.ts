@@ -1,7 +1,7 @@
 import { VdiskError } from '../../errors.js';
 import type { FsTime } from '../filesystem.js';
 import { digitDate, recordingDate } from './dates.js';
-import type { SuspEntry } from './susp.js';
+import { entryTail, type SuspEntry } from './susp.js';
 
 /**
  * Rock Ridge (RRIP 1.12, IEEE P1282) entries, read from a record's SUSP entries: PX (POSIX attributes,
@@ -72,8 +72,9 @@ export function readRockRidge(entries: SuspEntry[], where: string): RockRidge {
   const linkTotal = { n: 0 };
   let slashPending = false;
   let sawLink = false;
-  for (const { signature, bytes: e, tail } of entries) {
-    switch (signature) {
+  for (const entry of entries) {
+    const e = entry.bytes;
+    switch (entry.signature) {
       case 'PX':
         if (e.length < 36) break;
         rr.mode = e.readUInt32LE(4);
@@ -106,6 +107,7 @@ export function readRockRidge(entries: SuspEntry[], where: string): RockRidge {
           if (pos + 2 + len > e.length) {
             // genisoimage writes the length of a long SL entry modulo 256; xorriso and isoinfo then read
             // the component on from the area and stop there, and so do we (the rest cannot be found).
+            const tail = entryTail(entry);
             content = tail.subarray(Math.min(pos + 2, tail.length), Math.min(pos + 2 + len, tail.length));
             rr.problems.push(`${where}: Rock Ridge SL component overruns its entry (a length byte that wrapped past 255?); symbolic link target cut short`);
             last = true;
@@ -156,7 +158,8 @@ export function readRockRidge(entries: SuspEntry[], where: string): RockRidge {
         break;
     }
   }
-  if (nameParts.length) rr.name = Buffer.concat(nameParts).toString('utf8');
+  // One NM entry (nearly every name): decoded in place, without a concatenated copy.
+  if (nameParts.length) rr.name = (nameParts.length === 1 ? nameParts[0] : Buffer.concat(nameParts)).toString('utf8');
   if (sawLink) rr.symlink = link.join('');
   return rr;
 }

@@ -12,8 +12,18 @@ export interface SuspEntry {
   version: number;
   /** The whole entry, header included, so that offsets match the specifications' tables. */
   bytes: Buffer;
-  /** The area from this entry to its end: genisoimage writes SL entries whose length byte wrapped past 255. */
-  tail: Buffer;
+  /**
+   * The area the entry lies in and where it starts there: the area from the entry to its end (`tail`)
+   * is what genisoimage's SL entries whose length byte wrapped past 255 need; kept as an offset rather
+   * than a view, which every entry of every record paid for.
+   */
+  area: Buffer;
+  at: number;
+}
+
+/** The area from the entry to its end. */
+export function entryTail(e: SuspEntry): Buffer {
+  return e.area.subarray(e.at);
 }
 
 /** A continuation area: logical block, byte offset in it, length (SUSP 5.1). */
@@ -36,6 +46,20 @@ export function suspSkip(systemUse: Buffer, at: number): number | null {
   return systemUse[at + 6];
 }
 
+/** Signatures met, by their two bytes: the same few strings for every entry of every record, not a new one each. */
+const signatures = new Map<number, string>();
+
+function signatureAt(area: Buffer, pos: number): string {
+  const code = (area[pos] << 8) | area[pos + 1];
+  let s = signatures.get(code);
+  if (s === undefined) {
+    s = area.toString('latin1', pos, pos + 2);
+    // At most 65536 two-byte signatures exist: bounded whatever a volume holds.
+    signatures.set(code, s);
+  }
+  return s;
+}
+
 /** Entries of one area, and the continuation it names, if any. A malformed tail ends the area, as Linux does. */
 function parseArea(area: Buffer, into: SuspEntry[]): ContinuationArea | null {
   let next: ContinuationArea | null = null;
@@ -43,13 +67,13 @@ function parseArea(area: Buffer, into: SuspEntry[]): ContinuationArea | null {
   while (pos + 4 <= area.length) {
     const len = area[pos + 2];
     if (len < 4 || pos + len > area.length) break;
-    const signature = area.toString('latin1', pos, pos + 2);
+    const signature = signatureAt(area, pos);
     if (signature === 'ST') break;
     const bytes = area.subarray(pos, pos + len);
     if (signature === 'CE' && len >= 28) {
       next = { block: bytes.readUInt32LE(4), offset: bytes.readUInt32LE(12), length: bytes.readUInt32LE(20) };
     } else {
-      into.push({ signature, version: area[pos + 3], bytes, tail: area.subarray(pos) });
+      into.push({ signature, version: area[pos + 3], bytes, area, at: pos });
     }
     pos += len;
   }

@@ -1,4 +1,5 @@
 import { VdiskError } from '../../errors.js';
+import { Lru } from '../../io/lru.js';
 import { modeOf, type ByteRange, type FileType, type FsContext, type FsDirEntry, type FsFile, type FsReader, type FsStats } from '../filesystem.js';
 import type { VolumeReader } from '../types.js';
 import { parseBootSector, type BootSector } from './boot-sector.js';
@@ -59,7 +60,8 @@ export class NtfsReader implements FsReader<number> {
   private readonly name: string;
   private readonly mft: Mft;
   private upcase!: UpCase;
-  private readonly infos = new Map<number, Promise<Info>>();
+  /** Parsed files by record (an Lru: see Mft's file cache). */
+  private readonly infos = new Lru<number, Promise<Info>>(INFO_CACHE);
 
   private constructor(volume: VolumeReader, boot: BootSector, mft: Mft, name: string, label: string | undefined) {
     this.volume = volume;
@@ -125,7 +127,6 @@ export class NtfsReader implements FsReader<number> {
     p = this.loadInfo(n);
     p.catch(() => this.infos.delete(n));
     this.infos.set(n, p);
-    if (this.infos.size > INFO_CACHE) this.infos.delete(this.infos.keys().next().value as number);
     return p;
   }
 

@@ -15,6 +15,8 @@ const UNCOMPRESSED = 0x8000;
 /** 256 blocks of 8 KiB: 2 MiB of decompressed metadata kept. */
 const CACHED_BLOCKS = 256;
 
+const EMPTY = Buffer.alloc(0);
+
 export interface MetaPos {
   /** The metadata block's absolute byte offset in the volume. */
   block: number;
@@ -38,6 +40,12 @@ export class Metadata {
   private readonly decompress: Decompressor;
   private readonly name: string;
   private readonly cache = new Lru<number, Promise<Block>>(CACHED_BLOCKS);
+  /**
+   * Blocks decompressed, by position, for `readNow`: the same bounded set as `cache` (an entry leaves
+   * when its promise does). Consecutive inodes and listings lie in the same block: reading them
+   * without a promise each is most of a walk's cost.
+   */
+  private readonly ready = new Map<number, Block>();
 
   constructor(volume: VolumeReader, decompress: Decompressor, name: string) {
     this.volume = volume;
@@ -47,6 +55,8 @@ export class Metadata {
 
   /** The block at `pos`, which with its data must lie before `end` (its table's end). */
   block(pos: number, end: number, what: string): Promise<Block> {
+    const hit = this.cache.get(pos);
+    if (hit) return hit;
     return cached(this.cache, pos, async () => {
       const where = `${this.name}: ${what}: metadata block at byte ${pos}`;
       if (pos + 2 > end) throw new VdiskError('CORRUPT', `${where} lies past the table's end (byte ${end})`);
@@ -56,8 +66,38 @@ export class Metadata {
       if (pos + 2 + size > end) throw new VdiskError('CORRUPT', `${where}: its ${size} bytes run past the table's end (byte ${end})`);
       const raw = await this.volume.read(pos + 2, size);
       const data = h & UNCOMPRESSED ? raw : await decompressBlock(this.decompress, raw, METADATA_SIZE, where);
-      return { data, next: pos + 2 + size };
+      const block = { data, next: pos + 2 + size };
+      this.keepReady(pos, block);
+      return block;
     });
+  }
+
+  private keepReady(pos: number, block: Block): void {
+    this.ready.set(pos, block);
+    // Bounded like the promise cache: the oldest decompressed blocks go first.
+    if (this.ready.size > CACHED_BLOCKS) this.ready.delete(this.ready.keys().next().value as number);
+  }
+
+  /**
+   * `length` bytes of the table from `at` (which is moved past them) when every block they lie in is
+   * already decompressed; else null and `at` unchanged (then `read`). Checks as `read` does.
+   */
+  readNow(at: MetaPos, length: number, what: string): Buffer | null {
+    if (length === 0) return EMPTY;
+    if (at.offset >= METADATA_SIZE) throw new VdiskError('CORRUPT', `${this.name}: ${what}: offset ${at.offset} into a metadata block is past its 8192 bytes`);
+    const b = this.ready.get(at.block);
+    if (!b) return null;
+    if (at.offset > b.data.length) {
+      throw new VdiskError('CORRUPT', `${this.name}: ${what}: offset ${at.offset} is past the ${b.data.length} bytes of the metadata block at byte ${at.block}`);
+    }
+    // Only the common case, all in one block; a piece running into the next block goes through `read`.
+    if (at.offset + length > b.data.length) return null;
+    const data = b.data.subarray(at.offset, at.offset + length);
+    if (at.offset + length === b.data.length) {
+      at.block = b.next;
+      at.offset = 0;
+    } else at.offset += length;
+    return data;
   }
 
   /** `length` bytes of the table from `at`, reading on into the blocks that follow; and the position after them. */

@@ -64,9 +64,11 @@ export interface FileEntry {
   adLength: number;
 }
 
+/** A 64-bit field, clamped to 2^53 - 1 (read as two halves: a BigInt per field showed in profiles). */
 function u64(b: Buffer, at: number): number {
-  const v = b.readBigUInt64LE(at);
-  return v > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(v);
+  const hi = b.readUInt32LE(at + 4);
+  if (hi >= 0x200000) return Number.MAX_SAFE_INTEGER;
+  return hi * 2 ** 32 + b.readUInt32LE(at);
 }
 
 /** Parses a FE or EFE whose tag was checked; a string names what is wrong. */

@@ -50,6 +50,14 @@ export class UdfFile implements FsFile {
   async read(buf: Uint8Array, position: number): Promise<number> {
     if (position >= this.size || buf.length === 0) return 0;
     const total = Math.min(buf.length, this.size - position);
+    if (!this.embedded) {
+      // The common case, a small file's bytes in one recorded extent read at once: one read, no piece list.
+      const x = this.extents[this.find(position)];
+      if (x && x.recorded && position >= x.offset && position + total <= x.offset + x.length && total <= READ_PIECE) {
+        await this.readExtent(x, position - x.offset, buf.subarray(0, total));
+        return total;
+      }
+    }
     const out = Buffer.from(buf.buffer, buf.byteOffset, total);
     if (this.embedded) {
       this.embedded.copy(out, 0, position, position + total);

@@ -23,6 +23,7 @@ import { parseTag, tagProblem, TAG } from './tag.js';
 import { parseVat } from './vat.js';
 import { readVolumeStructures, type VolumeStructures } from './volume.js';
 import { WindowCache } from '../window-cache.js';
+import { GenerationCache } from '../../io/generation-cache.js';
 
 /** A file or directory: the ICB's logical block, and whether its directory entry hides it. */
 export interface UdfNode {
@@ -33,7 +34,12 @@ export interface UdfNode {
 
 interface Entry {
   fe: FileEntry;
-  raw: Buffer;
+  /**
+   * A copy of the entry's allocation descriptors, or its embedded data (`fe.adLength` bytes from
+   * `fe.adOffset`): all a file's reads need of its block, so the cache keeps a few bytes per entry
+   * rather than a block (or a view pinning the window the block came from).
+   */
+  area: Buffer;
   ref: number;
   block: number;
   /** The ICB's sector in the volume: the inode number, as Linux numbers UDF inodes. */
@@ -88,6 +94,17 @@ const TYPES: Record<number, FileType> = {
   [FILE_TYPE.SOCKET]: 'socket',
 };
 
+/**
+ * The cache key of an ICB: partition reference (16 bits) and block (32 bits) in one number, exact
+ * below 2^53 (a string key per lookup showed in profiles).
+ */
+/** What an ICB's first block may be. */
+const ICB_TAGS = [TAG.FILE_ENTRY, TAG.EXTENDED_FILE_ENTRY, TAG.INDIRECT_ENTRY];
+
+function icbKey(ref: number, block: number): number {
+  return ref * 2 ** 32 + block;
+}
+
 function lru<K, V>(map: Map<K, V>, key: K, value: V, max: number): void {
   map.delete(key);
   map.set(key, value);
@@ -114,9 +131,14 @@ export class UdfReader implements FsReader<UdfNode> {
     read: (ref, block, length, skip) => this.readBlocks(ref, block, length, skip),
     corrupt: (what) => this.corrupt(what),
   };
-  private readonly entries = new Map<string, Entry>();
+  /**
+   * File entries by ICB, in a GenerationCache: a Map trimmed at its front (`keys().next()` per eviction)
+   * stepped over the holes deletions leave until the Map is rehashed, and a strict LRU moves an entry
+   * on every hit, where a walk looks each entry up three or four times.
+   */
+  private readonly entries = new GenerationCache<number, Entry>(ENTRY_CACHE);
   private readonly windows: WindowCache;
-  private readonly dirs = new Map<string, Fid[]>();
+  private readonly dirs = new Map<number, Fid[]>();
   /** Per partition number, the VAT's block: on write-once media what follows it is the free space. */
   private readonly vatBlock = new Map<number, number>();
 
@@ -315,18 +337,18 @@ export class UdfReader implements FsReader<UdfNode> {
 
   /** The file entry of an ICB, following indirect entries (strategy 4096), with a bounded cache. */
   private async entry(ref: number, block: number, prefetched?: { sector: number; raw: Buffer }): Promise<Entry> {
-    const key = `${ref}:${block}`;
+    const key = icbKey(ref, block);
     const hit = this.entries.get(key);
     if (hit) return hit;
     let r = ref;
     let b = block;
     for (let hop = 0; hop <= MAX_INDIRECT; hop++) {
-      const what = `file entry at block ${b} of partition reference ${r}`;
+      const what = () => `file entry at block ${b} of partition reference ${r}`;
       const sector = hop === 0 && prefetched ? prefetched.sector : this.spaces.mapRun(r, b, 1).sector;
       const raw = hop === 0 && prefetched ? prefetched.raw : await this.readVolume(sector * this.blockSize, this.blockSize);
-      const problem = tagProblem(raw, 0, [TAG.FILE_ENTRY, TAG.EXTENDED_FILE_ENTRY, TAG.INDIRECT_ENTRY], b);
-      if (problem) throw this.corrupt(`${what}: ${problem}`);
-      const id = parseTag(raw).id;
+      const problem = tagProblem(raw, 0, ICB_TAGS, b);
+      if (problem) throw this.corrupt(`${what()}: ${problem}`);
+      const id = raw.readUInt16LE(0);
       if (id === TAG.INDIRECT_ENTRY) {
         const next = parseIndirectEntry(raw);
         r = next.partition as number;
@@ -334,7 +356,10 @@ export class UdfReader implements FsReader<UdfNode> {
         continue;
       }
       const fe = parseFileEntry(raw, id);
-      if (typeof fe === 'string') throw this.corrupt(`${what}: ${fe}`);
+      if (typeof fe === 'string') throw this.corrupt(`${what()}: ${fe}`);
+      // Copied before anything is awaited: `raw` may be a view of a buffer that is reused.
+      const area = Buffer.allocUnsafe(fe.adLength);
+      raw.copy(area, 0, fe.adOffset, fe.adOffset + fe.adLength);
       // Strategy 4096 (ECMA-167 4/A.6): a two-entry ICB, this direct entry then, once the file was
       // rewritten on write-once media, an indirect entry to the ICB holding the newer one.
       if (fe.strategy === 4096) {
@@ -345,8 +370,8 @@ export class UdfReader implements FsReader<UdfNode> {
           continue;
         }
       }
-      const e: Entry = { fe, raw, ref: r, block: b, sector };
-      lru(this.entries, key, e, ENTRY_CACHE);
+      const e: Entry = { fe, area, ref: r, block: b, sector };
+      this.entries.set(key, e);
       return e;
     }
     throw this.corrupt(`ICB at block ${block} of partition reference ${ref}: more than ${MAX_INDIRECT} indirect entries`);
@@ -374,7 +399,7 @@ export class UdfReader implements FsReader<UdfNode> {
     const bs = this.blockSize;
     const want = new Map<number, UdfNode>();
     for (const n of nodes) {
-      if (this.entries.has(`${n.ref}:${n.block}`)) continue;
+      if (this.entries.get(icbKey(n.ref, n.block)) !== undefined) continue;
       want.set(this.spaces.mapRun(n.ref, n.block, 1).sector, n);
       if (want.size >= ENTRY_CACHE / 2) break;
     }
@@ -388,7 +413,8 @@ export class UdfReader implements FsReader<UdfNode> {
       const data = await this.v.read(first * bs, (sectors[j - 1] - first + 1) * bs);
       for (let k = i; k < j; k++) {
         const n = want.get(sectors[k]) as UdfNode;
-        const raw = Buffer.from(data.subarray((sectors[k] - first) * bs, (sectors[k] - first + 1) * bs));
+        // A view: the entry copies what it keeps.
+        const raw = data.subarray((sectors[k] - first) * bs, (sectors[k] - first + 1) * bs);
         await this.entry(n.ref, n.block, { sector: sectors[k], raw });
       }
       i = j;
@@ -399,13 +425,13 @@ export class UdfReader implements FsReader<UdfNode> {
   private async extents(e: Entry): Promise<Extent[]> {
     const bs = this.blockSize;
     const { fe } = e;
-    const what = `file entry at block ${e.block} of partition reference ${e.ref}`;
+    const what = () => `file entry at block ${e.block} of partition reference ${e.ref}`;
     const adSize = fe.adType === AD_SHORT ? SHORT_AD_SIZE : fe.adType === AD_LONG ? LONG_AD_SIZE : fe.adType === AD_EXTENDED ? EXT_AD_SIZE : 0;
     const parse = fe.adType === AD_SHORT ? parseShortAd : fe.adType === AD_LONG ? parseLongAd : parseExtAd;
     const out: Extent[] = [];
-    let buf = e.raw;
-    let at = fe.adOffset;
-    let end = fe.adOffset + fe.adLength;
+    let buf = e.area;
+    let at = 0;
+    let end = fe.adLength;
     let offset = 0;
     let hops = 0;
     const limit = Math.min(MAX_EXTENTS, Math.ceil(fe.length / bs) + 2);
@@ -416,16 +442,16 @@ export class UdfReader implements FsReader<UdfNode> {
       if (ad.length === 0) break;
       const ref = ad.partition ?? e.ref;
       if (ad.kind === EXTENT_CONTINUATION) {
-        if (++hops > MAX_CONTINUATIONS) throw this.corrupt(`${what}: more than ${MAX_CONTINUATIONS} allocation extents`);
+        if (++hops > MAX_CONTINUATIONS) throw this.corrupt(`${what()}: more than ${MAX_CONTINUATIONS} allocation extents`);
         const next = await this.readBlocks(ref, ad.block, bs);
         const aed = parseAllocationExtent(next, ad.block);
-        if (typeof aed === 'string') throw this.corrupt(`${what}: allocation extent at block ${ad.block}: ${aed}`);
+        if (typeof aed === 'string') throw this.corrupt(`${what()}: allocation extent at block ${ad.block}: ${aed}`);
         buf = next;
         at = aed.adOffset;
         end = aed.adOffset + Math.min(aed.adLength, Math.max(0, ad.length - aed.adOffset));
         continue;
       }
-      if (out.length >= limit) throw this.corrupt(`${what}: more than ${limit} extents for ${fe.length} bytes`);
+      if (out.length >= limit) throw this.corrupt(`${what()}: more than ${limit} extents for ${fe.length} bytes`);
       out.push({ offset, length: ad.length, ref, block: ad.block, recorded: ad.kind === EXTENT_RECORDED });
       offset += ad.length;
     }
@@ -436,7 +462,7 @@ export class UdfReader implements FsReader<UdfNode> {
   private async fileOf(e: Entry): Promise<UdfFile> {
     if (e.fe.adType === AD_EMBEDDED) {
       if (e.fe.length > e.fe.adLength) throw this.corrupt(`file entry at block ${e.block}: ${e.fe.length} bytes of embedded data in a ${e.fe.adLength}-byte area`);
-      return new UdfFile(e.fe.length, e.raw.subarray(e.fe.adOffset, e.fe.adOffset + e.fe.length), [], this.readExtent);
+      return new UdfFile(e.fe.length, e.area.subarray(0, e.fe.length), [], this.readExtent);
     }
     return new UdfFile(e.fe.length, null, await this.extents(e), this.readExtent);
   }
@@ -446,7 +472,7 @@ export class UdfReader implements FsReader<UdfNode> {
   }
 
   async stat(node: UdfNode): Promise<FsStats> {
-    const e = await this.entry(node.ref, node.block);
+    const e = this.entries.get(icbKey(node.ref, node.block)) ?? (await this.entry(node.ref, node.block));
     const { fe } = e;
     const type = TYPES[fe.fileType] ?? 'other';
     const st: FsStats = {
@@ -466,16 +492,19 @@ export class UdfReader implements FsReader<UdfNode> {
     if (fe.ctime) st.ctime = fe.ctime;
     if (fe.birthtime) st.birthtime = fe.birthtime;
     if (type === 'symlink') st.size = Buffer.byteLength(await this.readlink(node));
-    const flags: string[] = [];
-    if (node.hidden) flags.push('hidden');
-    if (fe.adType === AD_EMBEDDED) flags.push('embedded');
-    if (flags.length) st.flags = flags;
+    // Most entries carry neither flag: no array for them.
+    if (node.hidden || fe.adType === AD_EMBEDDED) {
+      const flags: string[] = [];
+      if (node.hidden) flags.push('hidden');
+      if (fe.adType === AD_EMBEDDED) flags.push('embedded');
+      st.flags = flags;
+    }
     return st;
   }
 
   /** The directory's live entries (not deleted, not the parent), from its FIDs streamed in chunks; cached for a few directories. */
   private async fids(dir: UdfNode): Promise<Fid[]> {
-    const key = `${dir.ref}:${dir.block}`;
+    const key = icbKey(dir.ref, dir.block);
     const hit = this.dirs.get(key);
     if (hit) return hit;
     const e = await this.entry(dir.ref, dir.block);
@@ -519,7 +548,7 @@ export class UdfReader implements FsReader<UdfNode> {
         out.push({
           // '/' and NUL cannot be in a POSIX name; UDF allows them (UDF 2.60 4.2.2.1 maps them for Unix).
           name: name.replace(/[/\0]/gu, '_'),
-          node: { ref: fid.icb.partition as number, block: fid.icb.block, ...(fid.characteristics & FID_HIDDEN ? { hidden: true } : {}) },
+          node: fid.characteristics & FID_HIDDEN ? { ref: fid.icb.partition as number, block: fid.icb.block, hidden: true } : { ref: fid.icb.partition as number, block: fid.icb.block },
           directory: (fid.characteristics & FID_DIRECTORY) !== 0,
         });
       }
@@ -536,7 +565,8 @@ export class UdfReader implements FsReader<UdfNode> {
     await this.prefetch(fids.map((f) => f.node));
     const out: FsDirEntry<UdfNode>[] = [];
     for (const f of fids) {
-      const type = TYPES[(await this.entry(f.node.ref, f.node.block)).fe.fileType] ?? 'other';
+      const e = this.entries.get(icbKey(f.node.ref, f.node.block)) ?? (await this.entry(f.node.ref, f.node.block));
+      const type = TYPES[e.fe.fileType] ?? 'other';
       out.push({ name: f.name, type, node: f.node });
     }
     return out;
@@ -561,7 +591,7 @@ export class UdfReader implements FsReader<UdfNode> {
 
   async open(node: UdfNode, stream?: string): Promise<FsFile> {
     if (stream) throw new VdiskError('UNSUPPORTED', `${this.name}: udf named streams are not read`);
-    return this.fileOf(await this.entry(node.ref, node.block));
+    return this.fileOf(this.entries.get(icbKey(node.ref, node.block)) ?? (await this.entry(node.ref, node.block)));
   }
 
   /**

@@ -65,9 +65,9 @@ const CRC_TABLE = (() => {
 })();
 
 /** CRC-ITU-T (x^16 + x^12 + x^5 + 1, initial 0, most significant bit first), ECMA-167 1/7.2.6. */
-export function crcItu(b: Uint8Array): number {
+export function crcItu(b: Uint8Array, start = 0, end = b.length): number {
   let c = 0;
-  for (let i = 0; i < b.length; i++) c = ((c << 8) & 0xff00) ^ CRC_TABLE[((c >> 8) ^ b[i]) & 0xff];
+  for (let i = start; i < end; i++) c = ((c << 8) & 0xff00) ^ CRC_TABLE[((c >> 8) ^ b[i]) & 0xff];
   return c;
 }
 
@@ -78,16 +78,22 @@ export function crcItu(b: Uint8Array): number {
  */
 export function tagProblem(b: Buffer, at: number, expected: number | readonly number[], location?: number, partialBody = false): string | null {
   if (b.length < at + TAG_SIZE) return 'descriptor cut short';
-  const t = parseTag(b, at);
-  const ids = typeof expected === 'number' ? [expected] : expected;
-  if (!ids.includes(t.id)) return `tag identifier ${t.id}, expected ${ids.join(' or ')}`;
-  if (!t.checksumOk) return 'tag checksum mismatch';
-  if (t.crcLength > 0) {
-    const end = at + TAG_SIZE + t.crcLength;
-    if (end > b.length) {
-      if (!partialBody) return `CRC length ${t.crcLength} runs past the descriptor`;
-    } else if (crcItu(b.subarray(at + TAG_SIZE, end)) !== t.crc) return 'descriptor CRC mismatch';
+  // Fields read in place (no Tag object, no array of one identifier): every file entry of a walk comes here.
+  const id = b.readUInt16LE(at);
+  if (typeof expected === 'number' ? id !== expected : !expected.includes(id)) {
+    return `tag identifier ${id}, expected ${typeof expected === 'number' ? expected : expected.join(' or ')}`;
   }
-  if (location !== undefined && t.location !== location) return `tag says block ${t.location}, found at ${location}`;
+  let sum = 0;
+  for (let i = 0; i < TAG_SIZE; i++) if (i !== 4) sum += b[at + i];
+  if ((sum & 0xff) !== b[at + 4]) return 'tag checksum mismatch';
+  const crcLength = b.readUInt16LE(at + 10);
+  if (crcLength > 0) {
+    const end = at + TAG_SIZE + crcLength;
+    if (end > b.length) {
+      if (!partialBody) return `CRC length ${crcLength} runs past the descriptor`;
+    } else if (crcItu(b, at + TAG_SIZE, end) !== b.readUInt16LE(at + 8)) return 'descriptor CRC mismatch';
+  }
+  const found = b.readUInt32LE(at + 12);
+  if (location !== undefined && found !== location) return `tag says block ${found}, found at ${location}`;
   return null;
 }

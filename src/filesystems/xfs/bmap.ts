@@ -14,15 +14,20 @@ export interface Extent {
   unwritten: boolean;
 }
 
-/** Unpacks one record: flag (1 bit), startoff (54), startblock (52), blockcount (21). */
+/**
+ * Unpacks one record: flag (1 bit), startoff (54), startblock (52), blockcount (21). From 32-bit
+ * halves (BigInt per record showed in profiles); a startoff past 2^53 rounds as Number(BigInt) does.
+ */
 export function parseExtent(b: Buffer, at: number): Extent {
-  const l0 = b.readBigUInt64BE(at);
-  const l1 = b.readBigUInt64BE(at + 8);
+  const h0 = b.readUInt32BE(at);
+  const l0 = b.readUInt32BE(at + 4);
+  const h1 = b.readUInt32BE(at + 8);
+  const l1 = b.readUInt32BE(at + 12);
   return {
-    unwritten: l0 >> 63n === 1n,
-    offset: Number((l0 & ((1n << 63n) - 1n)) >> 9n),
-    block: Number(((l0 & 0x1ffn) << 43n) | (l1 >> 21n)),
-    count: Number(l1 & 0x1fffffn),
+    unwritten: h0 >>> 31 === 1,
+    offset: (h0 & 0x7fffffff) * 2 ** 23 + (l0 >>> 9),
+    block: (l0 & 0x1ff) * 2 ** 43 + h1 * 2 ** 11 + (l1 >>> 21),
+    count: l1 & 0x1fffff,
   };
 }
 

@@ -6,7 +6,8 @@ import type { FileType } from '../filesystem.js';
  * of the directory's address space, followed by hash-index and free-space blocks this reader skips.
  */
 export interface RawEntry {
-  name: Buffer;
+  /** Decoded as UTF-8 straight from the block (no copy of the bytes per entry). */
+  name: string;
   ino: number;
   type: FileType | null;
 }
@@ -38,7 +39,7 @@ export function parseShortform(fork: Buffer, size: number, withFtype: boolean, o
     const nameAt = at + 3;
     const after = nameAt + namelen + (withFtype ? 1 : 0);
     if (after + inoLen > b.length) throw new Error(`shortform entry ${i} overruns the fork`);
-    out.push({ name: Buffer.from(b.subarray(nameAt, nameAt + namelen)), type: withFtype ? ftype(b[nameAt + namelen]) : null, ino: readIno(after) });
+    out.push({ name: b.toString('utf8', nameAt, nameAt + namelen), type: withFtype ? ftype(b[nameAt + namelen]) : null, ino: readIno(after) });
     at = after + inoLen;
   }
 }
@@ -76,9 +77,9 @@ export function parseDataBlock(b: Buffer, v5: boolean, withFtype: boolean, out: 
     const len = Math.ceil((8 + 1 + namelen + (withFtype ? 1 : 0) + 2) / 8) * 8;
     if (namelen === 0 || at + len > end) throw new Error(`entry at ${at} with a ${namelen}-byte name overruns the data area`);
     if (b.readUInt16BE(at + len - 2) !== at) throw new Error(`entry at ${at} is tagged ${b.readUInt16BE(at + len - 2)}`);
-    const name = b.subarray(at + 9, at + 9 + namelen);
-    const dots = (namelen === 1 && name[0] === 0x2e) || (namelen === 2 && name[0] === 0x2e && name[1] === 0x2e);
-    if (!dots) out.push({ name: Buffer.from(name), ino: Number(b.readBigUInt64BE(at)), type: withFtype ? ftype(b[at + 9 + namelen]) : null });
+    const n = at + 9;
+    const dots = (namelen === 1 && b[n] === 0x2e) || (namelen === 2 && b[n] === 0x2e && b[n + 1] === 0x2e);
+    if (!dots) out.push({ name: b.toString('utf8', n, n + namelen), ino: b.readUInt32BE(at) * 2 ** 32 + b.readUInt32BE(at + 4), type: withFtype ? ftype(b[n + namelen]) : null });
     at += len;
   }
 }
