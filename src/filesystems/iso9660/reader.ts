@@ -583,12 +583,12 @@ export class IsoReader implements FsReader<IsoNode> {
   }
 }
 
-/** A name the path walker and the host can take: not empty, ".", "..", nor holding "/" or NUL. */
 /** A node's place and name, for messages. */
 function whereOf(node: IsoNode): string {
   return node.quoteName ? `${node.where} (${JSON.stringify(node.name)})` : node.where;
 }
 
+/** A name the path walker and the host can take: not empty, ".", "..", nor holding "/" or NUL. */
 function checkName(name: string, where: string): string {
   if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0')) {
     throw new VdiskError('CORRUPT', `${where}: file name ${JSON.stringify(name)} is not a valid name`);

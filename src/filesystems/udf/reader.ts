@@ -94,13 +94,13 @@ const TYPES: Record<number, FileType> = {
   [FILE_TYPE.SOCKET]: 'socket',
 };
 
+/** What an ICB's first block may be. */
+const ICB_TAGS = [TAG.FILE_ENTRY, TAG.EXTENDED_FILE_ENTRY, TAG.INDIRECT_ENTRY];
+
 /**
  * The cache key of an ICB: partition reference (16 bits) and block (32 bits) in one number, exact
  * below 2^53 (a string key per lookup showed in profiles).
  */
-/** What an ICB's first block may be. */
-const ICB_TAGS = [TAG.FILE_ENTRY, TAG.EXTENDED_FILE_ENTRY, TAG.INDIRECT_ENTRY];
-
 function icbKey(ref: number, block: number): number {
   return ref * 2 ** 32 + block;
 }
