@@ -23,6 +23,7 @@ import {
   superblockChecksumOk, type Superblock,
 } from './superblock.js';
 import { aclToXattr, parseXattrEntries, XATTR_MAGIC, xattrBlockChecksumOk, xattrName, type RawXattr } from './xattr.js';
+import { awaitedLater } from '../../util/promises.js';
 
 const ROOT_INO = 2;
 /** Read-ahead windows: 64 of 256 KiB (16 MiB) serve metadata blocks and small data reads. */
@@ -525,12 +526,12 @@ export class ExtReader implements FsReader<number>, BlockSource {
             }
             if (runEnd - pos <= SMALL_READ) {
               // Small pieces copied from the windows straight into the caller's buffer.
-              jobs.push(this.ahead.readInto(buf.subarray(at, at + runEnd - pos), from));
+              jobs.push(awaitedLater(this.ahead.readInto(buf.subarray(at, at + runEnd - pos), from)));
             } else if (this.volume.readInto) {
               // Large pieces straight into the caller's buffer: no allocation, no second copy.
-              jobs.push(this.volume.readInto(buf.subarray(at, at + runEnd - pos), from));
+              jobs.push(awaitedLater(this.volume.readInto(buf.subarray(at, at + runEnd - pos), from)));
             } else {
-              jobs.push(this.volume.read(from, runEnd - pos).then((b) => void b.copy(buf, at)));
+              jobs.push(awaitedLater(this.volume.read(from, runEnd - pos).then((b) => void b.copy(buf, at))));
             }
           }
           pos = runEnd;

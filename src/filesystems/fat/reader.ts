@@ -7,6 +7,7 @@ import { ATTR_ARCHIVE, ATTR_DIRECTORY, ATTR_HIDDEN, ATTR_READ_ONLY, ATTR_SYSTEM,
 import { parseDirectory } from './directory.js';
 import { dosTime } from './dos-time.js';
 import { FatTable, type ClusterRuns } from './fat-table.js';
+import { awaitedLater } from '../../util/promises.js';
 
 /** FAT directories hold at most 65536 entries, 2 MiB (fatgen103 section 6; Linux's FAT_MAX_DIR_SIZE). */
 const MAX_DIR_BYTES = 2 * 1024 * 1024;
@@ -385,7 +386,7 @@ class FatFile implements FsFile {
       const n = Math.min(total - done, runEnd - pos, MAX_READ);
       const from = this.table.clusterOffset(this.runs.starts[run]) + (pos - runStart);
       const into = done;
-      reads.push(this.volume.readInto(buf.subarray(into, into + n), from));
+      reads.push(awaitedLater(this.volume.readInto(buf.subarray(into, into + n), from)));
       done += n;
       if (pos + n === runEnd) run++;
     }

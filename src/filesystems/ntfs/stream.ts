@@ -4,6 +4,7 @@ import type { VolumeReader } from '../types.js';
 import { lznt1Decompress } from './lznt1.js';
 import { ATTR_COMPRESSED, type Attribute } from './record.js';
 import { findRun, type Run } from './runlist.js';
+import { awaitedLater } from '../../util/promises.js';
 
 /**
  * The bytes of one attribute (a data stream, an index allocation, $MFT itself): resident values,
@@ -104,7 +105,7 @@ export class AttributeStream implements FsFile {
       else {
         const at = run.lcn * this.cluster + (pos - run.vcn * this.cluster);
         // Straight into the caller's buffer where the volume can: no allocation, no second copy.
-        jobs.push(this.volume.readInto ? this.volume.readInto(target, at) : this.volume.read(at, n).then((b) => target.set(b.subarray(0, n))));
+        jobs.push(awaitedLater(this.volume.readInto ? this.volume.readInto(target, at) : this.volume.read(at, n).then((b) => target.set(b.subarray(0, n)))));
         if (jobs.length >= 4) await Promise.all(jobs.splice(0));
       }
       done += n;

@@ -1,4 +1,5 @@
 import type { ByteRange, FsFile } from '../filesystem.js';
+import { awaitedLater } from '../../util/promises.js';
 
 /**
  * A file's bytes (ECMA-167 4/12): embedded in its entry, or its extents in order, unrecorded ones
@@ -85,7 +86,7 @@ export class UdfFile implements FsFile {
       const within = pos - x.offset;
       const n = Math.min(total - done, x.length - within, READ_PIECE);
       if (x.recorded) {
-        pieces.push(this.readExtent(x, within, out.subarray(done, done + n)));
+        pieces.push(awaitedLater(this.readExtent(x, within, out.subarray(done, done + n))));
         if (pieces.length >= IN_FLIGHT) await flush();
       } else {
         out.fill(0, done, done + n);

@@ -16,6 +16,7 @@ import { freeRuns, type FreeSource } from './free-space.js';
 import { DIFLAG, FORMAT, parseInode, type Inode } from './inode.js';
 import { logState } from './log.js';
 import { asciiCi, hasFtype, INCOMPAT, parseSuperblock, superblockCrcOk, superblockProblem, unknownIncompat, type Superblock } from './superblock.js';
+import { awaitedLater } from '../../util/promises.js';
 
 const S_IFMT = 0o170000;
 const S_IFREG = 0o100000;
@@ -407,10 +408,10 @@ export class XfsReader implements FsReader<number>, BmbtSource, FreeSource {
           const src = this.fsbOffset(e.block, e.count) + (from - e.offset * bs);
           const at = from - position;
           const len = to - from;
-          if (len > SMALL_READ && this.volume.readInto) jobs.push(this.volume.readInto(buf.subarray(at, at + len), src));
+          if (len > SMALL_READ && this.volume.readInto) jobs.push(awaitedLater(this.volume.readInto(buf.subarray(at, at + len), src)));
           else {
             const p = len <= SMALL_READ ? this.ahead.read(src, len) : this.volume.read(src, len);
-            jobs.push(p.then((b) => void b.copy(buf, at)));
+            jobs.push(awaitedLater(p.then((b) => void b.copy(buf, at))));
           }
         }
         await Promise.all(jobs);

@@ -9,6 +9,7 @@ import { L2_COMPRESSED, L2_COPIED, decodeL2, encodeCompressed, encodeNormal, typ
 import { decompressCluster } from './compression.js';
 import { RefcountStore, readRefcountTable } from './refcounts.js';
 import { qcow2Details } from './details.js';
+import { awaitedLater } from '../../util/promises.js';
 
 /** A run of the virtual disk inside one L2 table, all stored one way. */
 export type Segment =
@@ -245,7 +246,7 @@ export class Qcow2Image implements DiskImage {
     const pending: Promise<unknown>[] = [];
     let run: { host: number; at: number; length: number } | null = null;
     const flushRun = () => {
-      if (run) pending.push(this.dataFile.readAt(b.subarray(run.at, run.at + run.length), run.host));
+      if (run) pending.push(awaitedLater(this.dataFile.readAt(b.subarray(run.at, run.at + run.length), run.host)));
       run = null;
     };
     for (let pos = 0; pos < b.length; ) {
@@ -261,11 +262,11 @@ export class Qcow2Image implements DiskImage {
       } else {
         flushRun();
         if (s.kind === 'zero') b.fill(0, pos, pos + n);
-        else if (s.kind === 'unallocated') pending.push(this.readBacking(b.subarray(pos, pos + n), offset + pos));
+        else if (s.kind === 'unallocated') pending.push(awaitedLater(this.readBacking(b.subarray(pos, pos + n), offset + pos)));
         else {
           const at = (offset + pos) % this.clusterSize;
           const target = b.subarray(pos, pos + n);
-          pending.push(this.inflate(s).then((c) => c.copy(target, 0, at, at + n)));
+          pending.push(awaitedLater(this.inflate(s).then((c) => c.copy(target, 0, at, at + n))));
         }
       }
       pos += n;

@@ -22,6 +22,7 @@ import { BatTable } from './bat-table.js';
 import { resizeVhdx } from './resize.js';
 import { compactVhdx } from './compact.js';
 import { commitChild, rebaseChild } from './chain.js';
+import { awaitedLater } from '../../util/promises.js';
 import {
   PAYLOAD_FULLY_PRESENT, PAYLOAD_NOT_PRESENT, PAYLOAD_PARTIALLY_PRESENT, PAYLOAD_UNDEFINED, PAYLOAD_UNMAPPED,
   PAYLOAD_UNMAPPED_V095, PAYLOAD_ZERO, SB_PRESENT, STATE_NAMES, bitmapEntryIndex, blockOfEntry, isBitmapEntry, payloadEntryIndex, type BatEntry,
@@ -374,11 +375,11 @@ export class VhdxImage implements DiskImage {
       const e = await this.blockEntry(block);
       const part = buf.subarray(done, done + n);
       if (hasParent && e.state === PAYLOAD_NOT_PRESENT) {
-        pending.push(this.openParent().then((p) => p.read(part, offset + done)));
+        pending.push(awaitedLater(this.openParent().then((p) => p.read(part, offset + done))));
       } else if (hasParent && e.state === PAYLOAD_PARTIALLY_PRESENT) {
-        pending.push(this.readPartial(part, block, inBlock, e, offset + done));
+        pending.push(awaitedLater(this.readPartial(part, block, inBlock, e, offset + done)));
       } else if (this.stateOf(e.state, block) === 'data') {
-        pending.push(this.source.readAt(part, e.fileOffset + inBlock));
+        pending.push(awaitedLater(this.source.readAt(part, e.fileOffset + inBlock)));
       } else {
         part.fill(0);
       }
@@ -498,7 +499,7 @@ export class VhdxImage implements DiskImage {
       const committed = this.pendingBat.has(index) || this.allocating.has(index) ? null : await this.blockEntry(block);
       const e = this.pendingBat.get(index) ?? (this.allocating.has(index) ? null : committed);
       if (e && this.stateOf(e.state, block) === 'data') {
-        writes.push(this.writeInBlock(index, part, e.fileOffset, inBlock));
+        writes.push(awaitedLater(this.writeInBlock(index, part, e.fileOffset, inBlock)));
       } else {
         let alloc = this.allocating.get(index);
         if (!alloc) {
@@ -510,7 +511,7 @@ export class VhdxImage implements DiskImage {
           this.allocating.set(index, alloc);
           this.trackFresh(index);
         }
-        writes.push(alloc.then((at) => this.writeInBlock(index, part, at, inBlock)));
+        writes.push(awaitedLater(alloc.then((at) => this.writeInBlock(index, part, at, inBlock))));
       }
     }
     await Promise.all(writes);
