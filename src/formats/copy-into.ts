@@ -78,29 +78,26 @@ export async function copyInto(dest: DiskImage, source: CopySource, options: Cop
     await wait;
     if (failure) throw failure.error;
   };
-  const startWrite = async (data: Buffer, at: number, pooled: boolean) => {
-    const w: Promise<void> = dest
-      .write(data, at)
+  /**
+   * Writes out of one buffer (the pieces of a chunk that hold data, or the whole chunk); a pooled buffer
+   * goes back to the pool once every piece has settled, failed or not.
+   */
+  const startWrites = async (parts: [Buffer, number][], pooled: Buffer | null) => {
+    const w: Promise<void> = Promise.allSettled(parts.map(([b, at]) => dest.write(b, at)))
+      .then((results) => {
+        const bad = results.find((r) => r.status === 'rejected');
+        if (bad) throw (bad as PromiseRejectedResult).reason;
+      })
       .catch((error: unknown) => {
         failure ??= { error };
       })
       .finally(() => {
         writing.delete(w);
-        if (pooled) recycle(data);
+        if (pooled) recycle(pooled);
       });
     writing.add(w);
     if (writing.size >= DEPTH) await settle(Promise.race(writing));
     else if (failure) throw failure.error;
-  };
-
-  /** Several writes out of one pooled buffer, which goes back to the pool when all of them are done. */
-  const startWrites = async (parts: [Buffer, number][], pooled: Buffer) => {
-    const w: Promise<void> = Promise.all(parts.map(([b, at]) => dest.write(b, at))).then(() => undefined).finally(() => {
-      writing.delete(w);
-      recycle(pooled);
-    });
-    writing.add(w);
-    if (writing.size >= DEPTH) await Promise.race(writing);
   };
 
   await refill();
@@ -114,7 +111,7 @@ export async function copyInto(dest: DiskImage, source: CopySource, options: Cop
         const zeros = Buffer.alloc(Math.min(len, chunkSize));
         for (let p = 0; p < len; ) {
           const n = Math.min(len - p, chunkSize - ((at + p) % chunkSize));
-          await startWrite(zeros.subarray(0, n), at + p, false);
+          await startWrites([[zeros.subarray(0, n), at + p]], null);
           p += n;
         }
       }
@@ -122,12 +119,12 @@ export async function copyInto(dest: DiskImage, source: CopySource, options: Cop
       recycle(data);
     } else {
       const runs = nonZeroRuns(data);
-      if (runs.length === 1 && runs[0][1] - runs[0][0] === len) await startWrite(data, at, true);
+      if (runs.length === 1 && runs[0][1] - runs[0][0] === len) await startWrites([[data, at]], data);
       else if (await options.skipZeros(at, len)) {
         // Where the destination reads as zeros already, only the non-zero 4 KiB pieces are written, so
         // the zeros between them stay holes in the output file, as qemu-img convert leaves them.
         await startWrites(runs.map(([s, e]) => [data.subarray(s, e), at + s]), data);
-      } else await startWrite(data, at, true);
+      } else await startWrites([[data, at]], data);
     }
     done += len;
     options.onProgress?.(done, length);
