@@ -269,32 +269,71 @@ export class Filesystem<N = unknown> {
   }
 }
 
-/** A readable over an open file: [start, end] inclusive as fs.createReadStream takes them. */
+/** Chunks a file stream reads ahead of the one its consumer takes. */
+const STREAM_AHEAD = 2;
+
+/**
+ * A readable over an open file: [start, end] inclusive as fs.createReadStream takes them. The next
+ * chunks are read while the consumer takes this one (a read at a time left the volume idle while
+ * stdout drained, and readers grew read-ahead of their own that `get`, which pipelines itself, paid
+ * for twice). A short read ends the stream; the file is closed once no read is in flight.
+ */
 export function fileStream(file: FsFile, options: { start?: number; end?: number; chunk?: number } = {}): Readable {
   const chunk = options.chunk ?? 1024 * 1024;
-  let pos = options.start ?? 0;
+  let next = options.start ?? 0;
   const stop = Math.min(file.size, options.end === undefined ? file.size : options.end + 1);
+  const reads: { buf: Buffer; got: Promise<number> }[] = [];
+  const fill = () => {
+    while (reads.length <= STREAM_AHEAD && next < stop) {
+      const buf = Buffer.allocUnsafe(Math.min(chunk, stop - next));
+      const got = file.read(buf, next);
+      // Awaited in order below; a failure of a read further on is not reported before its turn.
+      got.catch(() => undefined);
+      reads.push({ buf, got });
+      next += buf.length;
+    }
+  };
+  // Once, whichever comes first: the end, a failure, or the consumer destroying the stream.
+  let finished: Promise<void> | null = null;
+  const finish = () =>
+    (finished ??= (async () => {
+      next = stop;
+      await Promise.allSettled(reads.splice(0).map((r) => r.got));
+      await file.close?.();
+    })());
   return new Readable({
     highWaterMark: chunk,
     async read() {
       try {
-        if (pos >= stop) {
-          await file.close?.();
+        fill();
+        const r = reads.shift();
+        if (!r) {
+          await finish();
           this.push(null);
           return;
         }
-        const buf = Buffer.allocUnsafe(Math.min(chunk, stop - pos));
-        const n = await file.read(buf, pos);
+        const n = await r.got;
         if (n <= 0) {
-          await file.close?.();
+          await finish();
           this.push(null);
           return;
         }
-        pos += n;
-        this.push(n === buf.length ? buf : buf.subarray(0, n));
+        // The file ended early: what was asked past it reads as nothing.
+        if (n < r.buf.length) {
+          await finish();
+          this.push(r.buf.subarray(0, n));
+          this.push(null);
+          return;
+        }
+        this.push(r.buf);
+        fill();
       } catch (err) {
+        await finish().catch(() => undefined);
         this.destroy(err as Error);
       }
+    },
+    destroy(err, callback) {
+      finish().then(() => callback(err), (e) => callback(err ?? e));
     },
   });
 }

@@ -64,28 +64,9 @@ export class AttributeStream implements FsFile {
     out.fill(0, valid);
     if (valid > 0) {
       if (this.compressed) await this.readCompressed(out.subarray(0, valid), position);
-      else await this.readSequential(out.subarray(0, valid), position);
+      else await this.readPlain(out.subarray(0, valid), position);
     }
     return n;
-  }
-
-  /** The next piece of a sequential reader (`get`, `cat`), read while the caller writes this one. */
-  private ahead: { position: number; length: number; data: Promise<Buffer> } | null = null;
-
-  private async readSequential(out: Uint8Array, position: number): Promise<void> {
-    const a = this.ahead;
-    this.ahead = null;
-    if (a && a.position === position && a.length === out.length) out.set(await a.data);
-    else await this.readPlain(out, position);
-    // Read ahead only for large sequential reads, within the initialized data, one piece at a time.
-    const next = position + out.length;
-    const len = Math.min(out.length, this.initialized - next);
-    if (out.length >= 256 * 1024 && len === out.length && len <= PIECE) {
-      const b = Buffer.allocUnsafe(len);
-      const data = this.readPlain(b, next).then(() => b);
-      data.catch(() => undefined);
-      this.ahead = { position: next, length: len, data };
-    }
   }
 
   /** Reads through the runlist; sparse runs are zeros. Pieces are read concurrently. */
