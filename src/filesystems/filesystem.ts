@@ -142,6 +142,43 @@ export function typeFromMode(mode: number): FileType {
   }
 }
 
+/**
+ * An inode as the Unix readers (ext, XFS) cache it: mode, owners, and times as flat seconds and
+ * nanoseconds (crtime NaN when not recorded), so that a cache of many inodes holds no objects per time.
+ */
+export interface CachedInode {
+  mode: number;
+  uid: number;
+  gid: number;
+  atimeSec: number;
+  atimeNsec: number;
+  mtimeSec: number;
+  mtimeNsec: number;
+  ctimeSec: number;
+  ctimeNsec: number;
+  crtimeSec: number;
+  crtimeNsec: number;
+}
+
+/** The stat of such an inode: its time objects made only here, when a stat is asked for. */
+export function inodeStats(inode: CachedInode, ino: number, nlink: number, size: number, allocated: number): FsStats {
+  const st: FsStats = {
+    type: typeFromMode(inode.mode),
+    mode: inode.mode,
+    uid: inode.uid,
+    gid: inode.gid,
+    nlink,
+    ino,
+    size,
+    allocated,
+    atime: { sec: inode.atimeSec, nsec: inode.atimeNsec },
+    mtime: { sec: inode.mtimeSec, nsec: inode.mtimeNsec },
+    ctime: { sec: inode.ctimeSec, nsec: inode.ctimeNsec },
+  };
+  if (!Number.isNaN(inode.crtimeSec)) st.birthtime = { sec: inode.crtimeSec, nsec: inode.crtimeNsec };
+  return st;
+}
+
 export interface ResolvedEntry<N> {
   node: N;
   /** The canonical path inside the volume, from the root, without symlinks on the way (last one kept when not followed). */

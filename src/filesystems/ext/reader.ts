@@ -1,5 +1,5 @@
 import { VdiskError } from '../../errors.js';
-import { typeFromMode, type ByteRange, type FsDirEntry, type FsFile, type FsReader, type FsStats, type FsContext } from '../filesystem.js';
+import { inodeStats, type ByteRange, type FsDirEntry, type FsFile, type FsReader, type FsStats, type FsContext } from '../filesystem.js';
 import type { VolumeReader } from '../types.js';
 import { WindowCache } from '../window-cache.js';
 import { trimLabel, uuidFromBytes } from '../types.js';
@@ -314,21 +314,8 @@ export class ExtReader implements FsReader<number>, BlockSource {
 
   async stat(ino: number): Promise<FsStats> {
     const inode = this.inodeNow(ino) ?? (await this.inode(ino));
-    const type = typeFromMode(inode.mode);
-    const st: FsStats = {
-      type,
-      mode: inode.mode,
-      uid: inode.uid,
-      gid: inode.gid,
-      nlink: inode.linksCount,
-      ino,
-      size: this.sizeOf(inode),
-      allocated: allocatedBytes(inode, this.blockSize, this.hugeFile),
-      atime: { sec: inode.atimeSec, nsec: inode.atimeNsec },
-      mtime: { sec: inode.mtimeSec, nsec: inode.mtimeNsec },
-      ctime: { sec: inode.ctimeSec, nsec: inode.ctimeNsec },
-    };
-    if (!Number.isNaN(inode.crtimeSec)) st.birthtime = { sec: inode.crtimeSec, nsec: inode.crtimeNsec };
+    const st = inodeStats(inode, ino, inode.linksCount, this.sizeOf(inode), allocatedBytes(inode, this.blockSize, this.hugeFile));
+    const type = st.type;
     // Most inodes carry none of the flags worth showing: no array for them.
     if (inode.flags & SHOWN_FLAGS) {
       const flags: string[] = [];

@@ -1,5 +1,5 @@
 import { VdiskError } from '../../errors.js';
-import { typeFromMode, type ByteRange, type FsContext, type FsDirEntry, type FsFile, type FsReader, type FsStats } from '../filesystem.js';
+import { inodeStats, typeFromMode, type ByteRange, type FsContext, type FsDirEntry, type FsFile, type FsReader, type FsStats } from '../filesystem.js';
 import { trimLabel, uuidFromBytes, type VolumeReader } from '../types.js';
 import { GenerationCache } from '../../io/generation-cache.js';
 import { ListingCache } from '../listing-cache.js';
@@ -258,21 +258,8 @@ export class XfsReader implements FsReader<number>, BmbtSource, FreeSource {
 
   async stat(ino: number): Promise<FsStats> {
     const inode = this.inodeNow(ino) ?? (await this.inode(ino));
-    const type = typeFromMode(inode.mode);
-    const st: FsStats = {
-      type,
-      mode: inode.mode,
-      uid: inode.uid,
-      gid: inode.gid,
-      nlink: inode.nlink,
-      ino,
-      size: inode.size,
-      allocated: inode.nblocks * this.blockSize,
-      atime: { sec: inode.atimeSec, nsec: inode.atimeNsec },
-      mtime: { sec: inode.mtimeSec, nsec: inode.mtimeNsec },
-      ctime: { sec: inode.ctimeSec, nsec: inode.ctimeNsec },
-    };
-    if (!Number.isNaN(inode.crtimeSec)) st.birthtime = { sec: inode.crtimeSec, nsec: inode.crtimeNsec };
+    const st = inodeStats(inode, ino, inode.nlink, inode.size, inode.nblocks * this.blockSize);
+    const type = st.type;
     const flags: string[] = [];
     if (inode.flags & DIFLAG.IMMUTABLE) flags.push('immutable');
     if (inode.flags & DIFLAG.APPEND) flags.push('append-only');
