@@ -5,7 +5,7 @@ import { VdiskError, fromSystemError } from '../errors.js';
 import type { ByteRange, Filesystem, FsFile, FsStats, FsTime } from '../filesystems/filesystem.js';
 import { allocIoBuffer, rangeIsZero } from '../io/buffers.js';
 import type { FileOp } from './host-ops.js';
-import { HostWriter, SLAB_SIZE } from './host-writer.js';
+import { HostWriter, SLAB_SIZE, alreadyExists } from './host-writer.js';
 import { baseName, walkTree } from './tree.js';
 
 export interface ExtractOptions {
@@ -52,7 +52,7 @@ export async function extractTree(fs: Filesystem, path: string, dest: string, op
   let destIsDir = false;
   try {
     destIsDir = (await lstat(dest)).isDirectory();
-    if (!destIsDir) throw new VdiskError('USAGE', `${dest}: already exists; vdisk get writes only new files`);
+    if (!destIsDir) throw alreadyExists(dest);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw fromSystemError(err, dest, 'looking at the destination');
   }
@@ -146,7 +146,7 @@ export async function extractTree(fs: Filesystem, path: string, dest: string, op
                   throw fromSystemError(e, host, 'creating a directory');
                 });
               } else if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
-                throw new VdiskError('USAGE', `${host}: already exists; vdisk get writes only new files`);
+                throw alreadyExists(host);
               } else throw fromSystemError(err, host, 'creating a directory');
             }
           }
@@ -344,7 +344,7 @@ async function copyFile(file: FsFile, host: string, st: FsStats, cx: CopyContext
   try {
     fd = openSync(host, CREATE_FLAGS, meta.perms & 0o777);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new VdiskError('USAGE', `${host}: already exists; vdisk get writes only new files`);
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw alreadyExists(host);
     throw fromSystemError(err, host, 'creating');
   }
   try {

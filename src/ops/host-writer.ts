@@ -44,6 +44,11 @@ interface Batch {
   sealed: boolean;
 }
 
+/** The error for a name that exists where an extraction would create one: nothing is overwritten. */
+export function alreadyExists(path: string): VdiskError {
+  return new VdiskError('USAGE', `${path}: already exists; vdisk get writes only new files`);
+}
+
 /** The shared buffers, and their size: one holds a batch's file data; a file of up to SLAB_SIZE fits in one. */
 export const SLAB_SIZE = 4 * 1024 * 1024;
 const SLABS = 4;
@@ -214,7 +219,7 @@ export class HostWriter {
   private fail(f: HostOpFailure): void {
     if (this.failure) return;
     this.failure = f.doing === 'exists'
-      ? new VdiskError('USAGE', `${f.path}: already exists; vdisk get writes only new files`)
+      ? alreadyExists(f.path)
       : fromSystemError({ code: f.code, message: f.message }, f.path, f.doing);
     // Whoever waits for a buffer or for the queue to empty learns of it now.
     for (const w of this.slabWaiters.splice(0)) w();
