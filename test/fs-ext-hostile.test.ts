@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import fc from 'fast-check';
-import { cliOnDamaged, exerciseFilesystem } from './helpers/hostile-look.js';
+import { cliOnDamagedCopies, exerciseFilesystem } from './helpers/hostile-look.js';
 import { FsGuard } from './helpers/fs-guard.js';
 import { needPeers, havePeer, vdisk } from './helpers/peers.js';
 import { bytes, run } from './helpers/ext.js';
@@ -164,12 +164,6 @@ describe('hostile ext volumes', () => {
         b.fill(0, o, o + l);
       }],
     ];
-    for (const [name, damage] of cases) {
-      const img = join(work, `cli-${name.replace(/\W+/g, '-')}.img`);
-      const b = Buffer.from(f.image);
-      damage(b);
-      writeFileSync(img, b);
-      cliOnDamaged(name, img, [['ls', '-R', img, '/'], ['get', img, '/', join(work, `out-${name.replace(/\W+/g, '-')}`)], ['cat', img, '/islands']]);
-    }
+    cliOnDamagedCopies(work, f.image, cases, (img, slug) => [['ls', '-R', img, '/'], ['get', img, '/', join(work, `out-${slug}`)], ['cat', img, '/islands']]);
   });
 });

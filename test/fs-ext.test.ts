@@ -1,19 +1,20 @@
 import { test, describe, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { mkdtempSync, rmSync, writeFileSync, readFileSync, openSync, writeSync, closeSync, lstatSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync, readFileSync, openSync, writeSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { spawnSync } from 'node:child_process';
 import { needPeers, havePeer, vdisk } from './helpers/peers.js';
 import { compareTrees, diffTrees, allocatedBytes, withFs } from './helpers/fs-tree.js';
 import {
-  bytes, debugfsLs, debugfsStats, dumpe2fsFree, makeTree, run, sourceXattrs, walkSource, walkVolume, type Seen,
+  bytes, debugfsLs, debugfsStats, dumpe2fsFree, entryPath, makeTree, run, sourceXattrs, walkSource, walkVolume, writeHoleyFile, type Seen,
 } from './helpers/ext.js';
 import { openImage, Filesystem } from '../src/index.js';
 import { ExtReader } from '../src/filesystems/ext/reader.js';
 import fc from 'fast-check';
-import { existsSync, mkdirSync, symlinkSync, truncateSync } from 'node:fs';
+import { mkdirSync, symlinkSync } from 'node:fs';
 import { VdiskError } from '../src/errors.js';
+import { countingVolume } from './helpers/memory.js';
 
 const MiB = 1024 * 1024;
 const PEERS = ['mkfs.ext4', 'debugfs', 'dumpe2fs', 'e2fsck', 'setfattr', 'getfattr'];
@@ -219,25 +220,14 @@ describe('a 1 TiB ext4 (sparse file, 8,192 groups)', () => {
     run('mkfs.ext4', ['-q', '-F', '-E', 'lazy_itable_init=1,lazy_journal_init=1', '-d', src, img]);
     const image = await openImage(img);
     try {
-      let reads = 0;
-      let bytesRead = 0;
-      const volume = {
-        size: image.virtualSize,
-        async read(offset: number, length: number) {
-          reads++;
-          bytesRead += length;
-          const b = Buffer.alloc(length);
-          await image.read(b, offset);
-          return b;
-        },
-      };
+      const { volume, count } = countingVolume(image);
       const fs = new Filesystem(await ExtReader.open(volume, { name: img }), img);
       const f = await fs.open('/d1/d2/d3/d4/d5/d6/deep.txt');
       const buf = Buffer.alloc(f.size);
       await f.read(buf, 0);
       assert.equal(buf.toString(), 'deep\n');
       // Superblock, one descriptor window, the inode-table and directory windows on the way: never all 8,192 tables.
-      assert.ok(reads <= 20 && bytesRead <= 6 * MiB, `${reads} reads, ${bytesRead} bytes`);
+      assert.ok(count.reads <= 20 && count.bytes <= 6 * MiB, `${count.reads} reads, ${count.bytes} bytes`);
       const free: [number, number][] = [];
       for await (const r of fs.freeExtents()) free.push([r.offset / 4096, (r.offset + r.length) / 4096 - 1]);
       assert.deepEqual(free, dumpe2fsFree(img));
@@ -561,27 +551,13 @@ describe('random trees round-trip through mkfs.ext4 -d and the reader', () => {
         rmSync(root, { recursive: true, force: true });
         mkdirSync(root);
         for (const e of entries) {
-          let dir = root;
-          let ok = true;
-          for (const d of e.dirs) {
-            dir = join(dir, d);
-            if (existsSync(dir) && !lstatIsDir(dir)) {
-              ok = false;
-              break;
-            }
-            mkdirSync(dir, { recursive: true });
-          }
-          const path = join(dir, e.name);
-          if (!ok || existsSync(path)) continue;
+          const path = entryPath(root, e.dirs, e.name);
+          if (path === null) continue;
           if (e.kind === 'dir') mkdirSync(path);
           else if (e.kind === 'empty') writeFileSync(path, '');
           else if (e.kind === 'file') writeFileSync(path, bytes(e.size, e.seed));
           else if (e.kind === 'symlink') symlinkSync(e.dirs.concat(e.name).join('/'), path);
-          else {
-            writeFileSync(path, bytes(Math.min(e.size, 20_000), e.seed));
-            truncateSync(path, e.hole + Math.min(e.size, 20_000));
-            writeFileSync(path, bytes(3000, e.seed + 1), { flag: 'a' });
-          }
+          else writeHoleyFile(path, e.size, e.hole, e.seed);
         }
         const img = `${root}.img`;
         mkfs(img, variants[which % variants.length], 32, root);
@@ -593,7 +569,3 @@ describe('random trees round-trip through mkfs.ext4 -d and the reader', () => {
     );
   });
 });
-
-function lstatIsDir(p: string): boolean {
-  return lstatSync(p).isDirectory();
-}

@@ -1,11 +1,11 @@
 import { test, before } from 'node:test';
 import { join } from 'node:path';
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import fc from 'fast-check';
 import { needPeers, havePeer } from './helpers/peers.js';
 import { withFs } from './helpers/fs-tree.js';
-import { bytes, walkVolume } from './helpers/ext.js';
+import { bytes, entryPath, walkVolume, writeHoleyFile } from './helpers/ext.js';
 import { compareWithProto, mkfsXfs, protofile } from './helpers/xfs.js';
 
 const PEERS = ['mkfs.xfs'];
@@ -48,18 +48,8 @@ test('random trees round-trip through mkfs.xfs -p and the reader: names in many 
       rmSync(root, { recursive: true, force: true });
       mkdirSync(root);
       for (const e of entries) {
-        let dir = root;
-        let ok = true;
-        for (const d of e.dirs) {
-          dir = join(dir, d);
-          if (existsSync(dir) && !lstatSync(dir).isDirectory()) {
-            ok = false;
-            break;
-          }
-          mkdirSync(dir, { recursive: true });
-        }
-        const path = join(dir, e.name);
-        if (!ok || existsSync(path)) continue;
+        const path = entryPath(root, e.dirs, e.name);
+        if (path === null) continue;
         if (e.kind === 'dir') mkdirSync(path);
         else if (e.kind === 'many') {
           // A directory of a few hundred names: block, leaf or node format depending on the block size.
@@ -72,11 +62,7 @@ test('random trees round-trip through mkfs.xfs -p and the reader: names in many 
           while (Buffer.byteLength(target) > linkMax) target = target.slice(0, -1);
           symlinkSync(target, path);
         }
-        else {
-          writeFileSync(path, bytes(Math.min(e.size, 20_000), e.seed));
-          truncateSync(path, e.hole + Math.min(e.size, 20_000));
-          writeFileSync(path, bytes(3000, e.seed + 1), { flag: 'a' });
-        }
+        else writeHoleyFile(path, e.size, e.hole, e.seed);
       }
       const img = `${root}.img`;
       const proto = `${root}.proto`;

@@ -13,6 +13,7 @@ import {
 import { Filesystem, openImage } from '../src/index.js';
 import { XfsReader } from '../src/filesystems/xfs/reader.js';
 import { VdiskError } from '../src/errors.js';
+import { countingVolume } from './helpers/memory.js';
 
 const MiB = 1024 * 1024;
 
@@ -210,24 +211,13 @@ describe('a 1 TiB XFS (sparse file)', () => {
     run('mkfs.xfs', ['-q', '-f', '-K', '-p', `${img}.proto`, img]);
     const image = await openImage(img);
     try {
-      let reads = 0;
-      let bytesRead = 0;
-      const volume = {
-        size: image.virtualSize,
-        async read(offset: number, length: number) {
-          reads++;
-          bytesRead += length;
-          const b = Buffer.alloc(length);
-          await image.read(b, offset);
-          return b;
-        },
-      };
+      const { volume, count } = countingVolume(image);
       const fs = new Filesystem(await XfsReader.open(volume, { name: img }), img);
       assert.deepEqual(fs.warnings, []);
       assert.equal(await read1(fs, '/d1/d2/d3/deep.txt'), 'deep\n');
       // Superblock, AGI, a few log probes, then the inode and directory windows on the way.
-      assert.ok(reads <= 60 && bytesRead <= 4 * MiB, `${reads} reads, ${bytesRead} bytes`);
-      t.diagnostic(`${reads} reads, ${bytesRead} bytes`);
+      assert.ok(count.reads <= 60 && count.bytes <= 4 * MiB, `${count.reads} reads, ${count.bytes} bytes`);
+      t.diagnostic(`${count.reads} reads, ${count.bytes} bytes`);
       const sb = xfsDbSb(img);
       assert.deepEqual(await freeList(fs), xfsDbFree(img, +sb.blocksize, +sb.agblocks));
     } finally {

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { chmodSync, chownSync, linkSync, mkdirSync, symlinkSync, writeFileSync, readdirSync, lstatSync, readlinkSync, readFileSync, type Stats } from 'node:fs';
+import { chmodSync, chownSync, existsSync, linkSync, mkdirSync, symlinkSync, truncateSync, writeFileSync, readdirSync, lstatSync, readlinkSync, readFileSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { sh } from './peers.js';
@@ -252,4 +252,26 @@ export function dumpe2fsFree(img: string): [number, number][] {
     }
   }
   return ranges;
+}
+
+/**
+ * Where a generated tree entry goes under `root`, its directories made on the way; null when a file
+ * already stands where one of them must be, or the name is taken (the property tests skip the entry).
+ */
+export function entryPath(root: string, dirs: string[], name: string): string | null {
+  let dir = root;
+  for (const d of dirs) {
+    dir = join(dir, d);
+    if (existsSync(dir) && !lstatSync(dir).isDirectory()) return null;
+    mkdirSync(dir, { recursive: true });
+  }
+  const path = join(dir, name);
+  return existsSync(path) ? null : path;
+}
+
+/** A sparse file: up to 20,000 bytes of data, a hole of `hole` bytes, then 3,000 bytes more. */
+export function writeHoleyFile(path: string, size: number, hole: number, seed: number): void {
+  writeFileSync(path, bytes(Math.min(size, 20_000), seed));
+  truncateSync(path, hole + Math.min(size, 20_000));
+  writeFileSync(path, bytes(3000, seed + 1), { flag: 'a' });
 }

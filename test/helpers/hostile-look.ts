@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { vdisk } from './peers.js';
 import { openImage, describeImage, mapImage, VdiskError, type Filesystem } from '../../src/index.js';
 
@@ -129,3 +130,18 @@ export function cliOnDamaged(name: string, img: string, commands: string[][]): v
   assert.equal(hash(), before, `${name}: image changed`);
 }
 
+
+/**
+ * cliOnDamaged over damaged copies of one image: each case damages its own copy of `base` in `dir`, and
+ * `commands` says what to run on it (`slug`: the case's name, made safe for file names).
+ */
+export function cliOnDamagedCopies(dir: string, base: Buffer, cases: [string, (b: Buffer) => void][], commands: (img: string, slug: string) => string[][]): void {
+  for (const [name, damage] of cases) {
+    const slug = name.replace(/\W+/g, '-');
+    const img = join(dir, `cli-${slug}.img`);
+    const b = Buffer.from(base);
+    damage(b);
+    writeFileSync(img, b);
+    cliOnDamaged(name, img, commands(img, slug));
+  }
+}

@@ -18,3 +18,22 @@ export function memoryVolume(buf: Buffer, maxRead?: number): VolumeReader {
     },
   };
 }
+
+/**
+ * A disk image read as one volume, counting the reads a reader asks for and their bytes: the tests
+ * that a lookup on a huge volume reads only the blocks on its way.
+ */
+export function countingVolume(image: { virtualSize: number; read(b: Buffer, offset: number): Promise<void> }): { volume: VolumeReader; count: { reads: number; bytes: number } } {
+  const count = { reads: 0, bytes: 0 };
+  const volume: VolumeReader = {
+    size: image.virtualSize,
+    async read(offset: number, length: number) {
+      count.reads++;
+      count.bytes += length;
+      const b = Buffer.alloc(length);
+      await image.read(b, offset);
+      return b;
+    },
+  };
+  return { volume, count };
+}
