@@ -1,3 +1,4 @@
+import type { CachedInode } from '../filesystem.js';
 import { extCrc, extCrcRange, extCrcU32 } from './checksum.js';
 import { XATTR_MAGIC } from './xattr.js';
 
@@ -19,11 +20,9 @@ export const INODE_FLAG = {
 
 export const GOOD_OLD_INODE_SIZE = 128;
 
-export interface Inode {
+/** Mode, owners and times (flat seconds and nanoseconds; crtime NaN where the inode is too small) as in CachedInode. */
+export interface Inode extends CachedInode {
   ino: number;
-  mode: number;
-  uid: number;
-  gid: number;
   size: number;
   linksCount: number;
   /** i_blocks as stored (units depend on huge_file; see `allocatedBytes`). */
@@ -34,19 +33,6 @@ export interface Inode {
   generation: number;
   fileAcl: number;
   extraIsize: number;
-  /**
-   * Times as seconds and nanoseconds (see `inodeTime`), flat rather than four objects per cached inode:
-   * a walk keeps tens of thousands of inodes, and every object of each one is work for the collector.
-   * crtime is absent (NaN seconds) where the inode is too small for it.
-   */
-  atimeSec: number;
-  atimeNsec: number;
-  ctimeSec: number;
-  ctimeNsec: number;
-  mtimeSec: number;
-  mtimeNsec: number;
-  crtimeSec: number;
-  crtimeNsec: number;
   /**
    * The in-inode extended attribute area (a copy, from its magic to the inode's end), or null when the
    * inode holds none: the rest of the on-disk inode is not kept, so a cache of many inodes stays small.

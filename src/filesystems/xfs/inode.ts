@@ -1,4 +1,4 @@
-import type { FsTime } from '../filesystem.js';
+import type { CachedInode, FsTime } from '../filesystem.js';
 import { xfsCrcOk } from './checksum.js';
 
 /**
@@ -16,26 +16,12 @@ const DIFLAG2_NREXT64 = 0x10;
 /** Bigtime counts nanoseconds from the smallest 32-bit time, -2^31 s (xfs_format.h, XFS_BIGTIME_EPOCH_OFFSET). */
 const BIGTIME_EPOCH_OFFSET = 2 ** 31;
 
-export interface Inode {
+/** Mode, owners and times as in CachedInode (crtime NaN seconds where the inode has none: v1/v2). */
+export interface Inode extends CachedInode {
   ino: number;
   version: number;
-  mode: number;
   format: number;
-  uid: number;
-  gid: number;
   nlink: number;
-  /**
-   * Times as seconds and nanoseconds, flat rather than four objects per cached inode (a walk keeps tens
-   * of thousands); crtime NaN seconds where the inode has none (v1/v2). `stat` makes the FsTime objects.
-   */
-  atimeSec: number;
-  atimeNsec: number;
-  mtimeSec: number;
-  mtimeNsec: number;
-  ctimeSec: number;
-  ctimeNsec: number;
-  crtimeSec: number;
-  crtimeNsec: number;
   size: number;
   nblocks: number;
   nextents: number;
