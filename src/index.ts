@@ -34,5 +34,6 @@ export { openFilesystem, type OpenFilesystemOptions } from './filesystems/open.j
 export {
   Filesystem, fileStream, modeOf, typeFromMode,
   type FsReader, type FsStats, type FsTime, type FsFile, type FsDirEntry, type FileType, type ByteRange, type FilesystemDriver, type FsContext,
+  type PeekedFile, type PeekedPiece,
 } from './filesystems/filesystem.js';
 export { FILESYSTEM_DRIVERS } from './filesystems/readers.js';

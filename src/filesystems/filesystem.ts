@@ -71,6 +71,19 @@ export interface FsFile {
   close?(): Promise<void>;
 }
 
+/** A file's bytes at hand (FsReader.peekFile): `length` bytes at `at` in `buf` hold the file's from `offset`. */
+export interface PeekedPiece {
+  offset: number;
+  buf: Buffer;
+  at: number;
+  length: number;
+}
+
+export interface PeekedFile {
+  size: number;
+  pieces: PeekedPiece[];
+}
+
 /** What each file-system reader implements, over node handles of its own choosing. */
 export interface FsReader<N = unknown> {
   /** The name blkid gives it: 'ext4', 'vfat', 'exfat', 'ntfs', 'iso9660', 'udf', ... */
@@ -85,6 +98,18 @@ export interface FsReader<N = unknown> {
   readonly caseInsensitive?: boolean;
   root(): Promise<N>;
   stat(node: N): Promise<FsStats>;
+  /**
+   * The stat when it can be had without waiting (the node's metadata already read), else null: a walk
+   * of many small files then spends no promise per entry. Throws what `stat` would throw.
+   */
+  statNow?(node: N): FsStats | null;
+  /**
+   * A file's bytes when all of them are already in memory (read ahead with its neighbours); a promise
+   * when they are being read (wait for it and ask again); else null: the caller then opens and reads the
+   * file. The pieces are views valid only until the caller next awaits; what they leave of [0, size)
+   * reads as zeros. Meant for small files: a reader may decline any file.
+   */
+  peekFile?(node: N): PeekedFile | Promise<unknown> | null;
   /** The directory's entries, without `.` and `..`, in on-disk order. */
   readdir(dir: N): Promise<FsDirEntry<N>[]>;
   /** One name in a directory; readers with indexes or case-insensitive names provide their own. */

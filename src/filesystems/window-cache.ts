@@ -113,11 +113,7 @@ export class WindowCache implements VolumeReader {
         for (let k = i + 1; k <= stop; k++) if (!this.windows.has(k)) this.fetch(k);
       }
     }
-    // Keep the read-ahead going: reaching a window read ahead asks for the one `ahead` further on.
-    if (this.ahead > 0 && this.windows.has(i - 1)) {
-      const next = i + this.ahead;
-      if (!this.windows.has(next) && next * this.windowSize < this.volume.size) this.fetch(next);
-    }
+    this.keepAhead(i);
     this.lastIndex = i;
     this.last = w;
     return w;
@@ -144,9 +140,35 @@ export class WindowCache implements VolumeReader {
       this.windows.set(i, w);
     }
     if (!w.bytes) return null;
+    // A walk served by peeks alone (files read ahead with their neighbours) keeps the read-ahead going
+    // too, or it would stop at the windows read ahead of the last real read. Fetching can drop only
+    // older windows: `w` was just made the most recent.
+    if (i !== this.lastIndex) this.keepAhead(i);
     this.lastIndex = i;
     this.last = w;
     return { buf: w.bytes, at: offset - i * W };
+  }
+
+  /**
+   * `peek`, or when the range lies in one window not read yet, a promise that settles once it is (the
+   * read started now if need be, with its read-ahead): the caller waits and peeks again. Null for a
+   * range across windows.
+   */
+  peekOrWait(offset: number, length: number): { buf: Buffer; at: number } | Promise<unknown> | null {
+    const view = this.peek(offset, length);
+    if (view) return view;
+    const W = this.windowSize;
+    const i = Math.floor(offset / W);
+    if (Math.floor((offset + length - 1) / W) !== i) return null;
+    return this.window(i).data.then(noop, noop);
+  }
+
+  /** Reaching a window read ahead asks for the one `ahead` further on. */
+  private keepAhead(i: number): void {
+    if (this.ahead > 0 && this.windows.has(i - 1)) {
+      const next = i + this.ahead;
+      if (!this.windows.has(next) && next * this.windowSize < this.volume.size) this.fetch(next);
+    }
   }
 
   /**
@@ -197,4 +219,8 @@ export class WindowCache implements VolumeReader {
       }
     }
   }
+}
+
+function noop(): void {
+  // settled either way: a failed read is retried and reported by the caller's own read
 }

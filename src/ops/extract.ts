@@ -2,11 +2,11 @@ import { closeSync, constants, fchmodSync, fchownSync, ftruncateSync, futimesSyn
 import { chmod, lchown, link, lstat, lutimes, mkdir, utimes } from 'node:fs/promises';
 import { dirname, join, sep } from 'node:path';
 import { VdiskError, fromSystemError } from '../errors.js';
-import type { ByteRange, Filesystem, FsFile, FsStats, FsTime } from '../filesystems/filesystem.js';
+import type { ByteRange, Filesystem, FsFile, FsStats, FsTime, PeekedFile } from '../filesystems/filesystem.js';
 import { allocIoBuffer, rangeIsZero } from '../io/buffers.js';
 import type { FileOp } from './host-ops.js';
 import { HostWriter, SLAB_SIZE, alreadyExists } from './host-writer.js';
-import { baseName, walkTree } from './tree.js';
+import { baseName, walkTreeBatches } from './tree.js';
 
 export interface ExtractOptions {
   /** Called with each thing the user should know (a renamed name, a skipped device node). */
@@ -110,7 +110,14 @@ export async function extractTree(fs: Filesystem, path: string, dest: string, op
   const total = startStats.type === 'file' ? startStats.size : 0;
 
   try {
-    for await (const entry of walkTree(fs, path)) {
+    const onBytes = (n: number) => {
+      result.bytes += n;
+      options.onProgress?.(result.bytes, total, result.files);
+    };
+    for await (const batch of walkTreeBatches(fs, path)) for (const entry of batch) {
+      // A copy that failed in the background stops the walk at once, as the host writer's failures do.
+      if (failure) throw (failure as { err: unknown }).err;
+      writer.check();
       const { rel, stats } = entry;
       let host: string;
       if (rel === '') host = top;
@@ -155,6 +162,18 @@ export async function extractTree(fs: Filesystem, path: string, dest: string, op
           result.directories++;
           break;
         case 'file': {
+          // Most small files of a tree are read ahead with their neighbours: queued here and now, with
+          // no promise, while the host writer's thread writes the ones before.
+          let peeked = stats.nlink <= 1 && stats.size <= SMALL_FILE ? fs.reader.peekFile?.(entry.node) : null;
+          if (peeked instanceof Promise) {
+            await peeked;
+            peeked = fs.reader.peekFile?.(entry.node);
+          }
+          if (peeked && !(peeked instanceof Promise) && queuePeeked(peeked, host, stats, cx, writer, onBytes)) {
+            result.files++;
+            options.onProgress?.(result.bytes, total, result.files);
+            break;
+          }
           const first = stats.nlink > 1 ? linked.get(stats.ino) : undefined;
           if (first !== undefined) {
             const target = await first;
@@ -180,10 +199,6 @@ export async function extractTree(fs: Filesystem, path: string, dest: string, op
             try {
               const file = await fs.reader.open(node);
               try {
-                const onBytes = (n: number) => {
-                  result.bytes += n;
-                  options.onProgress?.(result.bytes, total, result.files);
-                };
                 if (!small) await copyFile(file, host, stats, cx, onBytes);
                 else if (file.size <= SLAB_SIZE) await queueSmall(file, host, stats, cx, writer, onBytes);
                 // Only a damaged volume's file is larger open than its stat says, and by this much.
@@ -300,6 +315,41 @@ function hostTimes(st: FsStats): { atime: number; mtime: number } {
 }
 
 /**
+ * A small file whose bytes the reader has at hand (peekFile), queued without waiting: false when they are
+ * not, or no shared buffer is free, and the caller reads it the usual way.
+ */
+function queuePeeked(peeked: PeekedFile, host: string, st: FsStats, cx: CopyContext, writer: HostWriter, onBytes: (n: number) => void): boolean {
+  if (peeked.size !== st.size) return false;
+  const room = writer.tryReserve(peeked.size);
+  if (!room) return false;
+  let op: FileOp | null = null;
+  try {
+    const segs: number[] = [];
+    let end = 0;
+    for (const p of peeked.pieces) {
+      if (p.offset < 0 || p.length <= 0 || p.offset + p.length > peeked.size) continue;
+      p.buf.copy(room.buf, p.offset, p.at, p.at + p.length);
+      if (!rangeIsZero(room.buf, p.offset, p.offset + p.length)) {
+        segs.push(p.offset, p.length);
+        end = p.offset + p.length;
+      }
+      onBytes(p.length);
+    }
+    op = fileOp(host, st, cx, room.at, segs, end, peeked.size);
+  } finally {
+    writer.complete(room, op);
+  }
+  return true;
+}
+
+/** The host writer's operation for a file whose data lies at `at` in its buffer, `segs` to be written. */
+function fileOp(host: string, st: FsStats, cx: CopyContext, at: number, segs: number[], end: number, size: number): FileOp {
+  const meta = fileMeta(st, cx);
+  const times = hostTimes(st);
+  return { path: host, flags: CREATE_FLAGS, perms: meta.perms, at, segs, end, size, uid: meta.uid, gid: meta.gid, chmod: meta.chmod, atime: times.atime, mtime: times.mtime };
+}
+
+/**
  * A small file: its data ranges are read straight into the host writer's shared buffer, where they lie
  * as in the file; what is not all zeros is queued for writing, the rest stays a hole.
  */
@@ -321,9 +371,7 @@ async function queueSmall(file: FsFile, host: string, st: FsStats, cx: CopyConte
       onBytes(got);
       if (got < length) break; // the file ended early: what is left reads as nothing
     }
-    const meta = fileMeta(st, cx);
-    const times = hostTimes(st);
-    op = { path: host, flags: CREATE_FLAGS, perms: meta.perms, at: room.at, segs, end, size: file.size, uid: meta.uid, gid: meta.gid, chmod: meta.chmod, atime: times.atime, mtime: times.mtime };
+    op = fileOp(host, st, cx, room.at, segs, end, file.size);
   } finally {
     writer.complete(room, op);
   }

@@ -108,6 +108,16 @@ export class HostWriter {
 
   /** Room for `size` bytes (at most SLAB_SIZE) of one file's data; waits while every buffer is in use. */
   async reserve(size: number): Promise<Reservation> {
+    for (;;) {
+      const room = this.tryReserve(size);
+      if (room) return room;
+      // Several reservations may wait here at once: each looks again once a buffer is free.
+      await new Promise<void>((r) => this.slabWaiters.push(r));
+    }
+  }
+
+  /** reserve without waiting: null while every buffer is in use. */
+  tryReserve(size: number): Reservation | null {
     this.check();
     let b = this.batch();
     if (b.slab >= 0 && (b.used + size > SLAB_SIZE || b.count + b.pending >= BATCH_OPS)) {
@@ -115,10 +125,7 @@ export class HostWriter {
       b = this.batch();
     }
     if (b.slab < 0) {
-      // Several reservations may wait here at once: the one that gets a buffer may find the batch taken.
-      while (this.freeSlabs.length === 0) await new Promise<void>((r) => this.slabWaiters.push(r));
-      this.check();
-      if (this.current !== b || b.slab >= 0) return this.reserve(size);
+      if (this.freeSlabs.length === 0) return null;
       b.slab = this.freeSlabs.pop() as number;
     }
     const at = b.used;

@@ -17,12 +17,24 @@ export interface TreeEntry<N = unknown> {
   revisited?: boolean;
 }
 
+/** Entries handed over at most in one batch of `walkTreeBatches`. */
+const BATCH = 256;
+
 /**
  * Walks the tree under `path` in pre-order, directories before their contents, using the reader's node
  * handles (no path is resolved twice). Each directory is entered once: a volume whose directories link
  * back to an ancestor yields a finite walk, and the repeat is flagged for the caller to warn about.
  */
 export async function* walkTree<N>(fs: Filesystem<N>, path: string): AsyncGenerator<TreeEntry<N>> {
+  for await (const batch of walkTreeBatches(fs, path)) yield* batch;
+}
+
+/**
+ * walkTree's entries, in the same order, in batches: a promise per batch rather than per entry. A batch
+ * is handed over when full and before the walk waits for a directory's listing, so that the caller
+ * works on what is there meanwhile. Stats come without waiting where the reader has them (statNow).
+ */
+export async function* walkTreeBatches<N>(fs: Filesystem<N>, path: string): AsyncGenerator<TreeEntry<N>[]> {
   const start = await fs.resolve(path, true);
   const reader = fs.reader;
   const seen = new Set<number>();
@@ -33,6 +45,7 @@ export async function* walkTree<N>(fs: Filesystem<N>, path: string): AsyncGenera
   // Where the directories are on the stack, in stack order: the look-ahead below finds them without
   // stepping over the files between (a directory of 100 files had every entry scan 64 of them).
   const dirsAt: number[] = [];
+  let batch: TreeEntry<N>[] = [];
   while (stack.length > 0) {
     const item = stack.pop() as Item;
     if (dirsAt.length > 0 && dirsAt[dirsAt.length - 1] === stack.length) dirsAt.pop();
@@ -48,15 +61,33 @@ export async function* walkTree<N>(fs: Filesystem<N>, path: string): AsyncGenera
         next.listing.catch(() => undefined);
       }
     }
-    const stats = await reader.stat(node);
+    let stats: FsStats | null = null;
+    try {
+      stats = reader.statNow?.(node) ?? null;
+    } catch {
+      // stat below words the same failure, after the entries before it are handed over.
+    }
+    if (!stats) {
+      // What is there goes first: the caller works on it while the volume is read, and has it all
+      // should this stat fail.
+      if (batch.length > 0) {
+        yield batch;
+        batch = [];
+      }
+      stats = await reader.stat(node);
+    }
     if (stats.type === 'directory') {
       if (seen.has(stats.ino)) {
-        yield { rel, name, id, parent, node, stats, revisited: true };
+        batch.push({ rel, name, id, parent, node, stats, revisited: true });
         continue;
       }
       seen.add(stats.ino);
     }
-    yield { rel, name, id, parent, node, stats };
+    batch.push({ rel, name, id, parent, node, stats });
+    if (stats.type === 'directory' || batch.length >= BATCH) {
+      yield batch;
+      batch = [];
+    }
     if (stats.type !== 'directory') continue;
     const entries = await (item.listing ?? reader.readdir(node));
     // Pushed in reverse so that entries come out in the directory's own order.
@@ -66,6 +97,7 @@ export async function* walkTree<N>(fs: Filesystem<N>, path: string): AsyncGenera
       stack.push({ rel: rel === '' ? e.name : `${rel}/${e.name}`, name: e.name, parent: id, node: e.node, type: e.type });
     }
   }
+  if (batch.length > 0) yield batch;
 }
 
 /** The last component of a path inside a volume ('' for the root). */

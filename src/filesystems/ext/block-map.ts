@@ -20,6 +20,10 @@ export class BlockMap implements BlockMapper {
     }
   }
 
+  runNow(lblk: number): Run | null {
+    return lblk < DIRECT ? this.scan(this.iBlock, lblk, DIRECT - lblk, 'block map') : null;
+  }
+
   async run(lblk: number): Promise<Run> {
     const a = this.perBlock;
     if (lblk < DIRECT) return this.scan(this.iBlock, lblk, DIRECT - lblk, 'block map');

@@ -58,6 +58,11 @@ export class ExtentTree implements BlockMapper {
     return nodeName(this.ino, block);
   }
 
+  runNow(lblk: number): Run | null {
+    const h = parseExtentHeader(this.root, this.src, this.ino, null);
+    return h.depth === 0 ? this.inLeaf(this.root, h, lblk, LOGICAL_LIMIT, null) : null;
+  }
+
   async run(lblk: number): Promise<Run> {
     let node = this.root;
     let block: number | null = null;

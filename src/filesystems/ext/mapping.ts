@@ -26,6 +26,8 @@ export interface Run {
 export interface BlockMapper {
   /** The run that starts at logical block `lblk` (at least one block long). */
   run(lblk: number): Promise<Run>;
+  /** The same run when the inode alone maps it (no map block to read), else null. */
+  runNow(lblk: number): Run | null;
 }
 
 /** The largest logical block number plus one: i_block numbers are 32 bits wide in both schemes. */

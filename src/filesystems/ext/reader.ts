@@ -1,5 +1,5 @@
 import { VdiskError } from '../../errors.js';
-import { inodeStats, type ByteRange, type FsDirEntry, type FsFile, type FsReader, type FsStats, type FsContext } from '../filesystem.js';
+import { inodeStats, type ByteRange, type FsDirEntry, type FsFile, type FsReader, type FsStats, type FsContext, type PeekedFile } from '../filesystem.js';
 import type { VolumeReader } from '../types.js';
 import { WindowCache } from '../window-cache.js';
 import { trimLabel, uuidFromBytes } from '../types.js';
@@ -27,8 +27,8 @@ import { awaitedLater } from '../../util/promises.js';
 
 const ROOT_INO = 2;
 /** Read-ahead windows: 64 of 256 KiB (16 MiB) serve metadata blocks and small data reads. */
-const WINDOW = 256 * 1024;
-const WINDOWS = 64;
+const WINDOW = 1024 * 1024;
+const WINDOWS = 16;
 /** Data pieces up to this size go through the windows; larger ones are read directly. */
 const SMALL_READ = 128 * 1024;
 /**
@@ -313,7 +313,15 @@ export class ExtReader implements FsReader<number>, BlockSource {
   }
 
   async stat(ino: number): Promise<FsStats> {
-    const inode = this.inodeNow(ino) ?? (await this.inode(ino));
+    return this.statOf(ino, this.inodeNow(ino) ?? (await this.inode(ino)));
+  }
+
+  statNow(ino: number): FsStats | null {
+    const inode = this.inodeNow(ino);
+    return inode ? this.statOf(ino, inode) : null;
+  }
+
+  private statOf(ino: number, inode: Inode): FsStats {
     const st = inodeStats(inode, ino, inode.linksCount, this.sizeOf(inode), allocatedBytes(inode, this.blockSize, this.hugeFile));
     const type = st.type;
     // Most inodes carry none of the flags worth showing: no array for them.
@@ -552,6 +560,26 @@ export class ExtReader implements FsReader<number>, BlockSource {
         return out;
       },
     };
+  }
+
+  /**
+   * A small regular file mapped by its inode alone in one run whose blocks lie in one window already
+   * read: its bytes without a promise. Anything else (holes, inline data, map blocks, encryption, a
+   * window not read yet) goes the way of `open`, which also words every refusal.
+   */
+  peekFile(ino: number): PeekedFile | Promise<unknown> | null {
+    const inode = this.inodeNow(ino);
+    if (!inode || (inode.mode & S_IFMT) !== S_IFREG || inode.flags & (INODE_FLAG.ENCRYPT | INODE_FLAG.INLINE_DATA)) return null;
+    const size = inode.size;
+    if (size > SMALL_READ) return null;
+    if (size === 0) return { size, pieces: [] };
+    const bs = this.blockSize;
+    const blocks = Math.ceil(size / bs);
+    const run = this.mapper(inode).runNow(0);
+    if (!run || run.physical === 0 || run.uninit || run.count < blocks || blocks > this.ownedBlocks(inode)) return null;
+    const view = this.ahead.peekOrWait(run.physical * bs, size);
+    if (!view || view instanceof Promise) return view;
+    return { size, pieces: [{ offset: 0, buf: view.buf, at: view.at, length: size }] };
   }
 
   async open(ino: number): Promise<FsFile> {

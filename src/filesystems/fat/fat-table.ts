@@ -104,6 +104,20 @@ export class FatTable {
     return buf ? this.entryIn(buf, cluster, index * PIECE) : -1;
   }
 
+  /**
+   * Whether the chain from `start` is exactly `count` consecutive clusters and then its end, decided
+   * from cached FAT pieces alone: null when a piece is not cached (then `chain` reads and words it).
+   */
+  contiguousNow(start: number, count: number): boolean | null {
+    if (!this.isCluster(start) || !this.isCluster(start + count - 1)) return false;
+    for (let i = 0; i < count; i++) {
+      const next = this.cachedEntry(start + i);
+      if (next < 0) return null;
+      if (i === count - 1 ? !this.isEnd(next) : next !== start + i + 1) return false;
+    }
+    return true;
+  }
+
   isCluster(n: number): boolean {
     return n >= 2 && n <= this.layout.clusterCount + 1;
   }

@@ -1,5 +1,5 @@
 import { VdiskError } from '../../errors.js';
-import { modeOf, type ByteRange, type FsContext, type FsDirEntry, type FsFile, type FsReader, type FsStats } from '../filesystem.js';
+import { modeOf, type ByteRange, type FsContext, type FsDirEntry, type FsFile, type FsReader, type FsStats, type PeekedFile } from '../filesystem.js';
 import type { VolumeReader } from '../types.js';
 import { WindowCache } from '../window-cache.js';
 import { bootDirty, fatLayout, readBpb, volumeSerial, type FatLayout } from './boot-sector.js';
@@ -225,9 +225,20 @@ export class FatReader implements FsReader<FatNode> {
   }
 
   async stat(node: FatNode): Promise<FsStats> {
+    return this.statNow(node) ?? this.statOf(node, await this.listing(node));
+  }
+
+  /** A file's stat, from its entry; a directory's once its listing is at hand (its size and links). */
+  statNow(node: FatNode): FsStats | null {
+    if (node.entry !== null && !node.directory) return this.statOf(node, null);
+    const l = this.listings.get(this.dirKey(node));
+    return l ? this.statOf(node, l) : null;
+  }
+
+  private statOf(node: FatNode, l: Listing | null): FsStats {
     const e = node.entry;
     if (e === null || node.directory) {
-      const l = await this.listing(node);
+      l = l as Listing;
       const st: FsStats = { type: 'directory', mode: modeOf('directory', 0o755), uid: 0, gid: 0, nlink: l.links, ino: node.ino, size: l.bytes, allocated: l.bytes };
       if (e !== null) {
         this.setTimes(st, e);
@@ -308,6 +319,18 @@ export class FatReader implements FsReader<FatNode> {
     }
     if (chain.ended === 'limit') this.warn(`${this.where(node)}: cluster chain goes on past the ${needed} clusters its size ${e.size} needs`);
     return new FatFile(this.data, this.table, e.size, chain);
+  }
+
+  /** A small file in one run of clusters, from the read-ahead windows (see FsReader.peekFile). */
+  peekFile(node: FatNode): PeekedFile | Promise<unknown> | null {
+    const e = node.entry;
+    if (e === null || node.directory || e.size > DATA_WINDOW / 4) return null;
+    if (e.size === 0) return { size: 0, pieces: [] };
+    const needed = Math.ceil(e.size / this.layout.clusterSize);
+    if (this.table.contiguousNow(e.startCluster, needed) !== true) return null;
+    const view = this.data.peekOrWait(this.table.clusterOffset(e.startCluster), e.size);
+    if (!view || view instanceof Promise) return view;
+    return { size: e.size, pieces: [{ offset: 0, buf: view.buf, at: view.at, length: e.size }] };
   }
 
   /** Where a file's clusters lie on the volume, run by run (`filefrag`'s view). */

@@ -10,6 +10,7 @@ import {
   type FsReader,
   type FsStats,
   type FsTime,
+  type PeekedFile,
 } from '../filesystem.js';
 import { trimLabel, type VolumeReader } from '../types.js';
 import { digitDateUuid } from './dates.js';
@@ -95,6 +96,8 @@ const CACHED_ENTRIES = 200_000;
 /** The boot catalog has no length field; this many sectors bounds the walk of its entries. */
 const CATALOG_SECTORS = 4;
 const MAX_WARNINGS = 50;
+/** Reads up to this long are served from the read-ahead windows (larger ones go straight to the volume). */
+const SMALL_FILE = 64 * 1024;
 
 /** Linux shows ISO files without Rock Ridge as r-x for all, owned by root (isofs defaults, mode and dmode unset). */
 const DEFAULT_PERMS = 0o555;
@@ -137,7 +140,7 @@ export class IsoReader implements FsReader<IsoNode> {
     this.volume = volume;
     // Small reads (records, continuation areas, small files) share 256 KiB windows, 8 MiB in all, read
     // ahead along the volume: ISO writers lay a directory's files out one after another.
-    this.chunks = new WindowCache(volume, 256 * 1024, 32, 2, 64 * 1024);
+    this.chunks = new WindowCache(volume, 1024 * 1024, 8, 2, SMALL_FILE);
     this.name = ctx.name;
     this.descriptors = init.set;
     this.tree = init.tree;
@@ -229,6 +232,11 @@ export class IsoReader implements FsReader<IsoNode> {
   }
 
   async stat(node: IsoNode): Promise<FsStats> {
+    return this.statNow(node);
+  }
+
+  /** Every node carries its attributes from its directory record: always at hand. */
+  statNow(node: IsoNode): FsStats {
     const st: FsStats = {
       type: node.type,
       mode: node.mode,
@@ -277,6 +285,17 @@ export class IsoReader implements FsReader<IsoNode> {
       return ZisofsFile.open(stored, node.zisofsSize, whereOf(node));
     }
     return new ExtentFile(this.volume, this.chunks, node.extents, node.size);
+  }
+
+  /** A small plain file of one extent, from the read-ahead windows (see FsReader.peekFile). */
+  peekFile(node: IsoNode): PeekedFile | Promise<unknown> | null {
+    if (node.type !== 'file' || node.refusal || node.zisofsSize !== undefined || node.extents.length !== 1) return null;
+    const e = node.extents[0];
+    if (e.length !== node.size || e.length > SMALL_FILE || e.offset + e.length > this.volume.size) return null;
+    if (e.length === 0) return { size: 0, pieces: [] };
+    const view = this.chunks.peekOrWait(e.offset, e.length);
+    if (!view || view instanceof Promise) return view;
+    return { size: e.length, pieces: [{ offset: 0, buf: view.buf, at: view.at, length: e.length }] };
   }
 
   /** The byte ranges no descriptor, path table, directory, continuation area, file or boot image uses. */

@@ -1,0 +1,115 @@
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { join, relative } from 'node:path';
+import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { needPeers, sh, tempDir } from './helpers/peers.js';
+import { openImage, openFilesystem, type Filesystem, type PeekedFile } from '../src/index.js';
+import { walkTree } from '../src/ops/tree.js';
+
+/**
+ * The readers' no-wait paths (statNow, peekFile), which `vdisk get` takes for most files of a tree,
+ * held against the source tree each peer's tool built the volume from, and against the readers' own
+ * waiting paths (stat). A reader may decline a file; it may never hand back other bytes.
+ */
+
+const KiB = 1024;
+
+/** Files of 0 to 70 KiB in a few directories, each with its own bytes; some all zeros (ext: holes). */
+function makeSource(dir: string): void {
+  for (let i = 0; i < 240; i++) {
+    const d = join(dir, `d${i % 6}`);
+    mkdirSync(d, { recursive: true });
+    const size = i % 40 === 0 ? 0 : (i * 2903) % (70 * KiB);
+    const data = Buffer.alloc(size);
+    if (i % 23 !== 5) for (let k = 0; k < size; k++) data[k] = (k * 31 + i * 7 + (k >> 9)) & 0xff;
+    writeFileSync(join(d, `f${i}.bin`), data);
+  }
+}
+
+function sourceFiles(dir: string): Map<string, Buffer> {
+  const out = new Map<string, Buffer>();
+  const walk = (d: string) => {
+    for (const name of readdirSync(d)) {
+      const p = join(d, name);
+      if (statSync(p).isDirectory()) walk(p);
+      else out.set('/' + relative(dir, p), readFileSync(p));
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+/** peekFile as extractTree uses it: a promise is waited for and the file asked for again. */
+async function peek(fs: Filesystem, node: unknown): Promise<PeekedFile | null> {
+  let got = fs.reader.peekFile?.(node) ?? null;
+  for (let tries = 0; got instanceof Promise && tries < 3; tries++) {
+    await got;
+    got = fs.reader.peekFile?.(node) ?? null;
+  }
+  return got instanceof Promise ? null : got;
+}
+
+async function checkVolume(image: string, source: Map<string, Buffer>, what: string): Promise<void> {
+  const img = await openImage(image);
+  try {
+    const fs = await openFilesystem(img);
+    let peeked = 0;
+    let files = 0;
+    for await (const e of walkTree(fs, '/')) {
+      const now = fs.reader.statNow?.(e.node);
+      if (now) assert.deepEqual(now, await fs.reader.stat(e.node), `${what}: statNow of /${e.rel} equals stat`);
+      if (e.stats.type !== 'file') continue;
+      files++;
+      const want = source.get(`/${e.rel}`);
+      assert.ok(want, `${what}: /${e.rel} is in the source tree`);
+      const got = await peek(fs, e.node);
+      if (!got) continue;
+      // Assembled as extractTree writes it: the pieces where they say, zeros elsewhere.
+      const bytes = Buffer.alloc(got.size);
+      for (const p of got.pieces) p.buf.copy(bytes, p.offset, p.at, p.at + p.length);
+      assert.equal(got.size, want.length, `${what}: /${e.rel} size`);
+      assert.ok(bytes.equals(want), `${what}: /${e.rel} bytes as the source has them`);
+      peeked++;
+    }
+    assert.equal(files, source.size, `${what}: every source file walked`);
+    // The fast path must be the usual one, or a tree's extraction loses what it was built for.
+    assert.ok(peeked >= files * 0.8, `${what}: ${peeked} of ${files} files peeked`);
+  } finally {
+    await img.close();
+  }
+}
+
+describe('statNow and peekFile against the source tree', () => {
+  test('ext4 in a VHDX (mkfs.ext4 -d, qemu-img convert)', async (t) => {
+    if (!needPeers(t, 'mkfs.ext4', 'qemu-img')) return;
+    const dir = tempDir(t);
+    const src = join(dir, 'src');
+    makeSource(src);
+    const raw = join(dir, 'ext.raw');
+    sh('mkfs.ext4', ['-q', '-F', '-b', '4096', '-d', src, raw, '64M']);
+    sh('qemu-img', ['convert', '-f', 'raw', '-O', 'vhdx', raw, join(dir, 'ext.vhdx')]);
+    await checkVolume(join(dir, 'ext.vhdx'), sourceFiles(src), 'ext4');
+  });
+
+  test('FAT32 (mkfs.vfat, mcopy -s)', async (t) => {
+    if (!needPeers(t, 'mkfs.vfat', 'mcopy')) return;
+    const dir = tempDir(t);
+    const src = join(dir, 'src');
+    makeSource(src);
+    const img = join(dir, 'fat.img');
+    sh('truncate', ['-s', '64M', img]);
+    sh('mkfs.vfat', ['-F', '32', img]);
+    sh('mcopy', ['-s', '-m', '-i', img, ...readdirSync(src).map((n) => join(src, n)), '::/']);
+    await checkVolume(img, sourceFiles(src), 'FAT32');
+  });
+
+  test('ISO-9660 with Rock Ridge and Joliet (xorriso)', async (t) => {
+    if (!needPeers(t, 'xorriso')) return;
+    const dir = tempDir(t);
+    const src = join(dir, 'src');
+    makeSource(src);
+    const iso = join(dir, 'tree.iso');
+    sh('xorriso', ['-as', 'mkisofs', '-quiet', '-R', '-J', '-o', iso, src]);
+    await checkVolume(iso, sourceFiles(src), 'ISO-9660');
+  });
+});
