@@ -41,7 +41,9 @@ export async function* walkTreeBatches<N>(fs: Filesystem<N>, path: string): Asyn
   // Entries are told apart by number, not by path: a damaged volume's names may hold a '/'.
   let ids = 0;
   type Item = { rel: string; name: string; parent: number; node: N; type?: FsDirEntry<N>['type']; listing?: Promise<FsDirEntry<N>[]> };
-  const stack: Item[] = [{ rel: '', name: '', parent: -1, node: start.node }];
+  // Every item has the same fields from the start (none added later): one shape, or the walk's
+  // optimized code is thrown away each time it meets another.
+  const stack: Item[] = [{ rel: '', name: '', parent: -1, node: start.node, type: undefined, listing: undefined }];
   // Where the directories are on the stack, in stack order: the look-ahead below finds them without
   // stepping over the files between (a directory of 100 files had every entry scan 64 of them).
   const dirsAt: number[] = [];
@@ -83,7 +85,7 @@ export async function* walkTreeBatches<N>(fs: Filesystem<N>, path: string): Asyn
       }
       seen.add(stats.ino);
     }
-    batch.push({ rel, name, id, parent, node, stats });
+    batch.push({ rel, name, id, parent, node, stats, revisited: false });
     if (stats.type === 'directory' || batch.length >= BATCH) {
       yield batch;
       batch = [];
@@ -94,7 +96,7 @@ export async function* walkTreeBatches<N>(fs: Filesystem<N>, path: string): Asyn
     for (let i = entries.length - 1; i >= 0; i--) {
       const e = entries[i];
       if (e.type === 'directory') dirsAt.push(stack.length);
-      stack.push({ rel: rel === '' ? e.name : `${rel}/${e.name}`, name: e.name, parent: id, node: e.node, type: e.type });
+      stack.push({ rel: rel === '' ? e.name : `${rel}/${e.name}`, name: e.name, parent: id, node: e.node, type: e.type, listing: undefined });
     }
   }
   if (batch.length > 0) yield batch;

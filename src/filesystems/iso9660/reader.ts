@@ -245,15 +245,16 @@ export class IsoReader implements FsReader<IsoNode> {
       nlink: node.nlink,
       ino: node.ino,
       size: node.size,
-      allocated: node.type === 'file' ? node.extents.reduce((n, e) => n + Math.ceil(e.length / this.blockSize) * this.blockSize, 0) : undefined,
     };
+    // Fields are added, never deleted: a deleted one turns the object into a slow dictionary, and the
+    // walk's readers of every stat with it.
+    if (node.type === 'file') st.allocated = node.extents.reduce((n, e) => n + Math.ceil(e.length / this.blockSize) * this.blockSize, 0);
     if (node.mtime) st.mtime = node.mtime;
     if (node.atime) st.atime = node.atime;
     if (node.ctime) st.ctime = node.ctime;
     if (node.birthtime) st.birthtime = node.birthtime;
     if (node.flags.length) st.flags = [...node.flags];
     if (node.rdev) st.rdev = node.rdev;
-    if (st.allocated === undefined) delete st.allocated;
     return st;
   }
 
@@ -558,8 +559,8 @@ export class IsoReader implements FsReader<IsoNode> {
       quoteName: !self,
       associated: (rec.flags & FLAG_ASSOCIATED) !== 0,
     };
-    node.mtime = rr?.mtime ?? rec.recorded;
-    if (node.mtime === undefined) delete node.mtime;
+    const mtime = rr?.mtime ?? rec.recorded;
+    if (mtime !== undefined) node.mtime = mtime;
     if (rr?.atime) node.atime = rr.atime;
     if (rr?.ctime) node.ctime = rr.ctime;
     if (rr?.birthtime) node.birthtime = rr.birthtime;
