@@ -13,7 +13,9 @@ export async function runTar(image: string, path: string | undefined, opts: TarC
   if (isatty(1)) throw new VdiskError('USAGE', 'refusing to write a tar stream to a terminal; redirect stdout');
   await withVolume(image, opts, async (fs) => {
     const progress = progressReporter(opts, 'tar');
-    const out = createWriteStream('', { fd: 1, autoClose: false });
+    // Room for a few MiB of entries: with the default 16 KiB, a tree of small files waited for a write
+    // every two files.
+    const out = createWriteStream('', { fd: 1, autoClose: false, highWaterMark: 4 * 1024 * 1024 });
     try {
       await tarTree(fs, path ?? '/', out, {
         onWarning: (m) => process.stderr.write(`vdisk: warning: ${fs.name}: ${m}\n`),

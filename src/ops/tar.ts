@@ -1,6 +1,7 @@
 import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tarStream from 'tar-stream';
+import { VdiskError } from '../errors.js';
 import type { Filesystem, FsStats } from '../filesystems/filesystem.js';
 import { fileStream } from '../filesystems/filesystem.js';
 import { baseName, walkTree } from './tree.js';
@@ -25,7 +26,8 @@ const TYPES: Partial<Record<FsStats['type'], 'file' | 'directory' | 'symlink' | 
  * name, device nodes; names or link targets too long for ustar go in pax headers (tar-stream's choice).
  */
 export async function tarTree(fs: Filesystem, path: string, out: Writable, options: TarOptions = {}): Promise<{ entries: number; bytes: number }> {
-  const pack = tarStream.pack();
+  // The pack's own buffer, as the output's, holds a few MiB: small files' entries go out in large writes.
+  const pack = tarStream.pack({ highWaterMark: 4 * 1024 * 1024 });
   const done = pipeline(pack, out);
   const linked = new Map<number, string>();
   let entries = 0;
@@ -69,7 +71,14 @@ export async function tarTree(fs: Filesystem, path: string, out: Writable, optio
         }
         linked.set(stats.ino, name);
       }
-      if (stats.type === 'file') {
+      if (stats.type === 'file' && stats.size <= SMALL_FILE) {
+        // A small file goes in as one buffer: a stream and a pipeline per file (abort signals,
+        // listeners) cost several times the file's own reading on a tree of 20,000.
+        const data = await smallFileBytes(fs, entry.node, stats.size, entry.rel);
+        bytes += data.length;
+        options.onProgress?.(bytes, entries);
+        await addEntry(pack, { ...header, size: data.length }, data);
+      } else if (stats.type === 'file') {
         header.size = stats.size;
         const file = await fs.reader.open(entry.node);
         const sink = pack.entry(header);
@@ -121,8 +130,42 @@ function paxOverflow(header: tarStream.Headers, stats: FsStats): void {
   if (Object.keys(pax).length) (header as tarStream.Headers & { pax?: Record<string, string> }).pax = pax;
 }
 
-function addEntry(pack: tarStream.Pack, header: tarStream.Headers): Promise<void> {
+/** Resolves once the entry is in the pack's output, which waits while the output is not being read. */
+function addEntry(pack: tarStream.Pack, header: tarStream.Headers, data?: Buffer): Promise<void> {
   return new Promise((resolve, reject) => {
-    pack.entry(header, (err) => (err ? reject(err) : resolve()));
+    const done = (err?: Error | null) => (err ? reject(err) : resolve());
+    if (data) pack.entry(header, data, done);
+    else pack.entry(header, done);
   });
+}
+
+/** Files up to this size are read whole into one buffer for their entry; larger ones are streamed. */
+const SMALL_FILE = 1024 * 1024;
+
+/**
+ * A small file's bytes: from the reader's read-ahead when it has them at hand (peekFile), else opened
+ * and read. A file whose contents do not match its stated size is damage, refused as a stream's would be.
+ */
+async function smallFileBytes(fs: Filesystem, node: unknown, size: number, rel: string): Promise<Buffer> {
+  let peeked = fs.reader.peekFile?.(node) ?? null;
+  if (peeked instanceof Promise) {
+    await peeked;
+    peeked = fs.reader.peekFile?.(node) ?? null;
+  }
+  if (peeked && !(peeked instanceof Promise) && peeked.size === size) {
+    const data = Buffer.alloc(size);
+    for (const p of peeked.pieces) {
+      if (p.offset >= 0 && p.length > 0 && p.offset + p.length <= size) p.buf.copy(data, p.offset, p.at, p.at + p.length);
+    }
+    return data;
+  }
+  const file = await fs.reader.open(node);
+  try {
+    const data = Buffer.alloc(size);
+    const got = file.size === size ? await file.read(data, 0) : -1;
+    if (got !== size) throw new VdiskError('CORRUPT', `${fs.name}: /${rel}: ${Math.max(0, got === -1 ? file.size : got)} bytes of content, ${size} by its metadata`);
+    return data;
+  } finally {
+    await file.close?.();
+  }
 }
