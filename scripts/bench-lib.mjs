@@ -179,3 +179,34 @@ export function reportFloor({ name, floor, nodeStart, peer, theirs, target }) {
         : ` (target ${target} lies above this floor: only a copy within ${Math.round((target / ratio - 1) * 100)}% of the kernel's one-copy path meets it)`),
   );
 }
+
+/**
+ * The host side alone of extracting `tree` (a copy of it already on the host): the median over `runs`
+ * of scripts/tree-floor.mjs making it again from memory under OUT_DIR, in seconds (the making only,
+ * not its loading).
+ */
+export function treeFloor(tree, runs = 5) {
+  const dest = join(OUT_DIR, 'vdisk-bench-tree-floor');
+  const times = [];
+  for (let r = 0; r < runs; r++) {
+    rmSync(dest, { recursive: true, force: true });
+    spawnSync('sync');
+    const out = execFileSync('node', [join(ROOT, 'scripts', 'tree-floor.mjs'), tree, dest], { encoding: 'utf8' });
+    times.push(Number(out.trim()));
+  }
+  rmSync(dest, { recursive: true, force: true });
+  return times.sort((a, b) => a - b)[Math.floor(times.length / 2)];
+}
+
+/** One line: the host side alone plus Node's bare start, against the peer's whole extraction and the target. */
+export function reportTreeFloor({ name, floor, nodeStart, peer, theirs, target }) {
+  const least = floor + nodeStart;
+  const ratio = least / theirs;
+  const left = theirs * target - least;
+  console.log(
+    `  floor for ${name}: making the same files from memory ${floor.toFixed(3)}s + node -e 0 ${nodeStart.toFixed(3)}s = ${least.toFixed(3)}s = ${ratio.toFixed(2)}x ${peer}` +
+      (left <= 0
+        ? ` (target ${target} lies below even this floor: no Node program can meet it here)`
+        : ` (target ${target} leaves ${(left * 1000).toFixed(0)} ms for reading the volume, compiling the code and all else)`),
+  );
+}
