@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync, utimesSync, writeFileSync, linkSync, truncateSync, openSync, writeSync, closeSync } from 'node:fs';
+import { constants, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync, utimesSync, writeFileSync, linkSync, truncateSync, openSync, writeSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { needPeers, sh, tempDir, vdisk } from './helpers/peers.js';
@@ -198,4 +198,34 @@ test('whatever order small-file reads complete in, and wherever the worker takes
     }),
     { numRuns: 25 },
   );
+});
+
+test('the host writer says when its shared buffers are all taken, and when one is handed back', async (t) => {
+  const { HostWriter, SLAB_SIZE } = await import('../src/ops/host-writer.js');
+  const dir = tempDir(t);
+  const writer = new HostWriter();
+  try {
+    // One reservation of a whole buffer each takes every buffer: none is left for even a byte.
+    const rooms = [];
+    for (let i = 0; i < 10 && writer.hasRoom(SLAB_SIZE); i++) rooms.push(writer.tryReserve(SLAB_SIZE) as NonNullable<ReturnType<typeof writer.tryReserve>>);
+    assert.equal(rooms.length, 4);
+    assert.equal(writer.hasRoom(1), false);
+    assert.equal(writer.tryReserve(1), null);
+    let freed = false;
+    const waiting = writer.bufferFreed().then(() => (freed = true));
+    await new Promise((r) => setImmediate(r));
+    assert.equal(freed, false, 'no buffer is handed back before a file is written');
+    // The first file's data goes to the host and its buffer comes back.
+    rooms[0].buf.fill(5, 0, 10);
+    const path = join(dir, 'first');
+    writer.complete(rooms[0], { path, flags: constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, perms: 0o644, at: rooms[0].at, segs: [0, 10], end: 10, size: 10, uid: -1, gid: -1, chmod: false, atime: NaN, mtime: NaN });
+    for (const r of rooms.slice(1)) writer.complete(r, null);
+    await writer.drain();
+    await waiting;
+    assert.equal(freed, true);
+    assert.equal(writer.hasRoom(SLAB_SIZE), true);
+    assert.deepEqual(readFileSync(path), Buffer.alloc(10, 5));
+  } finally {
+    await writer.close();
+  }
 });

@@ -169,6 +169,13 @@ export async function extractTree(fs: Filesystem, path: string, dest: string, op
             await peeked;
             peeked = fs.reader.peekFile?.(entry.node);
           }
+          // The host side is behind when every shared buffer is full: wait for one rather than read
+          // the file the slow way (which would only wait for a buffer too, at more cost per file).
+          while (peeked && !(peeked instanceof Promise) && peeked.size === stats.size && !writer.hasRoom(peeked.size)) {
+            await writer.bufferFreed();
+            writer.check();
+            peeked = fs.reader.peekFile?.(entry.node);
+          }
           if (peeked && !(peeked instanceof Promise) && queuePeeked(peeked, host, stats, cx, writer, onBytes)) {
             result.files++;
             options.onProgress?.(result.bytes, total, result.files);

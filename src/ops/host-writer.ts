@@ -112,8 +112,20 @@ export class HostWriter {
       const room = this.tryReserve(size);
       if (room) return room;
       // Several reservations may wait here at once: each looks again once a buffer is free.
-      await new Promise<void>((r) => this.slabWaiters.push(r));
+      await this.bufferFreed();
     }
+  }
+
+  /** Settles when a shared buffer is handed back (or the host side fails): then tryReserve may succeed. */
+  bufferFreed(): Promise<void> {
+    return new Promise<void>((r) => this.slabWaiters.push(r));
+  }
+
+  /** Whether tryReserve(size) would find room now. */
+  hasRoom(size: number): boolean {
+    const b = this.current;
+    if (b && b.slab >= 0 && b.used + size <= SLAB_SIZE && b.count + b.pending < BATCH_OPS) return true;
+    return this.freeSlabs.length > 0;
   }
 
   /** reserve without waiting: null while every buffer is in use. */
