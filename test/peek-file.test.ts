@@ -49,10 +49,11 @@ async function peek(fs: Filesystem, node: unknown): Promise<PeekedFile | null> {
   return got instanceof Promise ? null : got;
 }
 
-async function checkVolume(image: string, source: Map<string, Buffer>, what: string): Promise<void> {
+async function checkVolume(image: string, source: Map<string, Buffer>, what: string, type: string): Promise<void> {
   const img = await openImage(image);
   try {
     const fs = await openFilesystem(img);
+    assert.equal(fs.type, type, `${what}: the reader the volume is opened with`);
     let peeked = 0;
     let files = 0;
     for await (const e of walkTree(fs, '/')) {
@@ -79,37 +80,58 @@ async function checkVolume(image: string, source: Map<string, Buffer>, what: str
   }
 }
 
+/** Each peer's tool builds a volume from the source tree; `type` is the reader it must open with. */
+const VOLUMES: { name: string; peers: string[]; type: string; build: (src: string, dir: string) => string }[] = [
+  {
+    name: 'ext4 in a VHDX (mkfs.ext4 -d, qemu-img convert)',
+    peers: ['mkfs.ext4', 'qemu-img'],
+    type: 'ext4',
+    build: (src, dir) => {
+      sh('mkfs.ext4', ['-q', '-F', '-b', '4096', '-d', src, join(dir, 'ext.raw'), '64M']);
+      sh('qemu-img', ['convert', '-f', 'raw', '-O', 'vhdx', join(dir, 'ext.raw'), join(dir, 'ext.vhdx')]);
+      return join(dir, 'ext.vhdx');
+    },
+  },
+  {
+    name: 'FAT32 (mkfs.vfat, mcopy -s)',
+    peers: ['mkfs.vfat', 'mcopy'],
+    type: 'vfat',
+    build: (src, dir) => {
+      const img = join(dir, 'fat.img');
+      sh('truncate', ['-s', '64M', img]);
+      sh('mkfs.vfat', ['-F', '32', img]);
+      sh('mcopy', ['-s', '-m', '-i', img, ...readdirSync(src).map((n) => join(src, n)), '::/']);
+      return img;
+    },
+  },
+  {
+    name: 'UDF (genisoimage -udf)',
+    peers: ['genisoimage'],
+    type: 'udf',
+    build: (src, dir) => {
+      sh('genisoimage', ['-quiet', '-udf', '-o', join(dir, 'udf.iso'), src]);
+      return join(dir, 'udf.iso');
+    },
+  },
+  {
+    name: 'ISO-9660 with Rock Ridge and Joliet (xorriso)',
+    peers: ['xorriso'],
+    type: 'iso9660',
+    build: (src, dir) => {
+      sh('xorriso', ['-as', 'mkisofs', '-quiet', '-R', '-J', '-o', join(dir, 'tree.iso'), src]);
+      return join(dir, 'tree.iso');
+    },
+  },
+];
+
 describe('statNow and peekFile against the source tree', () => {
-  test('ext4 in a VHDX (mkfs.ext4 -d, qemu-img convert)', async (t) => {
-    if (!needPeers(t, 'mkfs.ext4', 'qemu-img')) return;
-    const dir = tempDir(t);
-    const src = join(dir, 'src');
-    makeSource(src);
-    const raw = join(dir, 'ext.raw');
-    sh('mkfs.ext4', ['-q', '-F', '-b', '4096', '-d', src, raw, '64M']);
-    sh('qemu-img', ['convert', '-f', 'raw', '-O', 'vhdx', raw, join(dir, 'ext.vhdx')]);
-    await checkVolume(join(dir, 'ext.vhdx'), sourceFiles(src), 'ext4');
-  });
-
-  test('FAT32 (mkfs.vfat, mcopy -s)', async (t) => {
-    if (!needPeers(t, 'mkfs.vfat', 'mcopy')) return;
-    const dir = tempDir(t);
-    const src = join(dir, 'src');
-    makeSource(src);
-    const img = join(dir, 'fat.img');
-    sh('truncate', ['-s', '64M', img]);
-    sh('mkfs.vfat', ['-F', '32', img]);
-    sh('mcopy', ['-s', '-m', '-i', img, ...readdirSync(src).map((n) => join(src, n)), '::/']);
-    await checkVolume(img, sourceFiles(src), 'FAT32');
-  });
-
-  test('ISO-9660 with Rock Ridge and Joliet (xorriso)', async (t) => {
-    if (!needPeers(t, 'xorriso')) return;
-    const dir = tempDir(t);
-    const src = join(dir, 'src');
-    makeSource(src);
-    const iso = join(dir, 'tree.iso');
-    sh('xorriso', ['-as', 'mkisofs', '-quiet', '-R', '-J', '-o', iso, src]);
-    await checkVolume(iso, sourceFiles(src), 'ISO-9660');
-  });
+  for (const v of VOLUMES) {
+    test(v.name, async (t) => {
+      if (!needPeers(t, ...v.peers)) return;
+      const dir = tempDir(t);
+      const src = join(dir, 'src');
+      makeSource(src);
+      await checkVolume(v.build(src, dir), sourceFiles(src), v.name, v.type);
+    });
+  }
 });

@@ -1,5 +1,5 @@
 import { VdiskError } from '../../errors.js';
-import { modeOf, type ByteRange, type FileType, type FsContext, type FsDirEntry, type FsFile, type FsReader, type FsStats } from '../filesystem.js';
+import { modeOf, type ByteRange, type FileType, type FsContext, type FsDirEntry, type FsFile, type FsReader, type FsStats, type PeekedFile } from '../filesystem.js';
 import type { VolumeReader } from '../types.js';
 import {
   EXTENT_CONTINUATION, EXTENT_RECORDED, EXT_AD_SIZE, LONG_AD_SIZE, parseExtAd, parseLongAd, parseShortAd, SHORT_AD_SIZE,
@@ -473,6 +473,48 @@ export class UdfReader implements FsReader<UdfNode> {
 
   async stat(node: UdfNode): Promise<FsStats> {
     const e = this.entries.get(icbKey(node.ref, node.block)) ?? (await this.entry(node.ref, node.block));
+    const st = this.statOf(node, e);
+    if (st.type === 'symlink') st.size = Buffer.byteLength(await this.readlink(node));
+    return st;
+  }
+
+  /** The stat when the node's entry is cached (a symlink's size needs its path read: not now). */
+  statNow(node: UdfNode): FsStats | null {
+    const e = this.entries.get(icbKey(node.ref, node.block));
+    if (!e || e.fe.fileType === FILE_TYPE.SYMLINK) return null;
+    return this.statOf(node, e);
+  }
+
+  /**
+   * A small file's bytes when its entry is cached and its data is embedded in it, or lies in the one
+   * recorded extent its first descriptor names, in a window already read (see FsReader.peekFile).
+   * Anything else goes the way of `open`.
+   */
+  peekFile(node: UdfNode): PeekedFile | Promise<unknown> | null {
+    const e = this.entries.get(icbKey(node.ref, node.block));
+    if (!e || TYPES[e.fe.fileType] !== 'file') return null;
+    const { fe } = e;
+    const size = fe.length;
+    if (size > SMALL_READ) return null;
+    if (fe.adType === AD_EMBEDDED) {
+      if (size > fe.adLength) return null;
+      return { size, pieces: size > 0 ? [{ offset: 0, buf: e.area, at: 0, length: size }] : [] };
+    }
+    if (size === 0) return { size, pieces: [] };
+    const adSize = fe.adType === AD_SHORT ? SHORT_AD_SIZE : fe.adType === AD_LONG ? LONG_AD_SIZE : 0;
+    if (adSize === 0 || adSize > fe.adLength) return null;
+    const ad = fe.adType === AD_SHORT ? parseShortAd(e.area, 0) : parseLongAd(e.area, 0);
+    if (ad.kind !== EXTENT_RECORDED || ad.length < size) return null;
+    const bs = this.blockSize;
+    const blocks = Math.ceil(size / bs);
+    const run = this.spaces.mapRun(ad.partition ?? e.ref, ad.block, blocks);
+    if (run.count < blocks) return null;
+    const view = this.windows.peekOrWait(run.sector * bs, size);
+    if (!view || view instanceof Promise) return view;
+    return { size, pieces: [{ offset: 0, buf: view.buf, at: view.at, length: size }] };
+  }
+
+  private statOf(node: UdfNode, e: Entry): FsStats {
     const { fe } = e;
     const type = TYPES[fe.fileType] ?? 'other';
     const st: FsStats = {
@@ -491,7 +533,6 @@ export class UdfReader implements FsReader<UdfNode> {
     if (fe.mtime) st.mtime = fe.mtime;
     if (fe.ctime) st.ctime = fe.ctime;
     if (fe.birthtime) st.birthtime = fe.birthtime;
-    if (type === 'symlink') st.size = Buffer.byteLength(await this.readlink(node));
     // Most entries carry neither flag: no array for them.
     if (node.hidden || fe.adType === AD_EMBEDDED) {
       const flags: string[] = [];
