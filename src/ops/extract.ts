@@ -6,7 +6,7 @@ import type { ByteRange, Filesystem, FsFile, FsStats, FsTime, PeekedFile } from 
 import { allocIoBuffer, rangeIsZero } from '../io/buffers.js';
 import type { FileOp } from './host-ops.js';
 import { HostWriter, SLAB_SIZE, alreadyExists } from './host-writer.js';
-import { baseName, walkTreeBatches } from './tree.js';
+import { baseName, walkTreeBatches, type TreeEntry } from './tree.js';
 
 export interface ExtractOptions {
   /** Called with each thing the user should know (a renamed name, a skipped device node). */
@@ -73,177 +73,290 @@ export async function extractTree(fs: Filesystem, path: string, dest: string, op
     gid: typeof process.getegid === 'function' ? process.getegid() : -1,
     inheritsGroup,
   };
-  const result: ExtractResult = { files: 0, directories: 0, symlinks: 0, hardlinks: 0, bytes: 0, skipped: 0 };
-  // Host paths of files written (once created), by inode, for hard links.
-  const linked = new Map<number, Promise<string | null>>();
-  // Files are copied several at a time: one after another, each file's few system calls (open, write,
-  // chmod, utimes, close) left the disk idle between them, and a tree of small files took 5-10x the
-  // time of the peers' extractors.
-  let inFlight = 0;
-  let slotFreed: (() => void) | null = null;
-  let failure: { err: unknown } | null = null;
-  const writer = new HostWriter({ workerAfter: options.workerAfter });
-  const run = async (job: () => Promise<void>) => {
+  const total = startStats.type === 'file' ? startStats.size : 0;
+  const x = new Extraction(fs, options, cx, { top, rootIntoExisting, destIsDir, total, warn });
+  try {
+    for await (const batch of walkTreeBatches(fs, path)) {
+      for (const entry of batch) {
+        x.checkFailure();
+        const host = x.place(entry);
+        if (host === null) continue;
+        if (entry.revisited) {
+          x.skipRevisited(entry);
+          continue;
+        }
+        // The common entries are handled without a promise; the rest, and files not at hand, wait.
+        const type = entry.stats.type;
+        if (type === 'file') {
+          if (!x.fileNow(entry, host)) await x.file(entry, host);
+        } else if (type === 'directory' && entry.rel !== '') x.directory(entry, host);
+        else await x.other(entry, host);
+      }
+    }
+    await x.finish();
+  } finally {
+    await x.stop();
+  }
+  await x.directoryTimes();
+  return x.result;
+}
+
+/** Where an extraction goes, as extractTree worked it out. */
+interface Destination {
+  /** The host path of the walk's start. */
+  top: string;
+  /** The root's contents go into DEST, which exists. */
+  rootIntoExisting: boolean;
+  destIsDir: boolean;
+  /** Bytes to copy when the start is a file (0 for a tree), for progress. */
+  total: number;
+  warn: (message: string) => void;
+}
+
+/**
+ * One extraction's state and its handling of each entry of the walk. Split into small methods so
+ * that the common cases (a directory, a small file at hand) are short functions without a promise:
+ * one function holding every case was the largest thing V8 compiled on a tree of 20,000 files, and
+ * compiled it twice.
+ */
+class Extraction {
+  readonly result: ExtractResult = { files: 0, directories: 0, symlinks: 0, hardlinks: 0, bytes: 0, skipped: 0 };
+  private readonly writer: HostWriter;
+  /** Host paths of files written (once created), by inode, for hard links. */
+  private readonly linked = new Map<number, Promise<string | null>>();
+  // Files read the slow way are copied several at a time: one after another, each file's few system
+  // calls left the disk idle between them.
+  private inFlight = 0;
+  private slotFreed: (() => void) | null = null;
+  private failure: { err: unknown } | null = null;
+  /** Directory times are set after their contents are written, deepest first. */
+  private readonly dirTimes: { host: string; stats: FsStats }[] = [];
+  private readonly hostOf = new Map<number, string>();
+  /** Names taken in each host directory, to catch two volume names that the host would make one. */
+  private readonly taken = new Map<number, Set<string>>();
+  private readonly onBytes: (n: number) => void;
+
+  constructor(
+    private readonly fs: Filesystem,
+    private readonly options: ExtractOptions,
+    private readonly cx: CopyContext,
+    private readonly dest: Destination,
+  ) {
+    this.writer = new HostWriter({ workerAfter: options.workerAfter });
+    this.onBytes = (n: number) => {
+      this.result.bytes += n;
+      options.onProgress?.(this.result.bytes, dest.total, this.result.files);
+    };
+  }
+
+  /** A copy that failed in the background stops the walk at once, as the host writer's failures do. */
+  checkFailure(): void {
+    if (this.failure) throw this.failure.err;
+    this.writer.check();
+  }
+
+  /** The entry's host path: its name made safe and unique in its host directory; null when its directory was skipped. */
+  place(entry: TreeEntry): string | null {
+    if (entry.rel === '') return this.dest.top;
+    const parentHost = this.hostOf.get(entry.parent);
+    if (parentHost === undefined) return null;
+    let n = safeName(entry.name, this.dest.warn, `/${entry.rel}`);
+    let names = this.taken.get(entry.parent);
+    if (!names) this.taken.set(entry.parent, (names = new Set<string>()));
+    if (names.has(n.toLowerCase())) {
+      let i = 2;
+      while (names.has(`${n}~${i}`.toLowerCase())) i++;
+      this.dest.warn(`/${entry.rel}: a name the host already has in that directory; written as ${n}~${i}`);
+      n = `${n}~${i}`;
+    }
+    names.add(n.toLowerCase());
+    return childPath(parentHost, n);
+  }
+
+  skipRevisited(entry: TreeEntry): void {
+    this.dest.warn(`/${entry.rel}: directory met twice (a loop or a linked directory); not entered again`);
+    this.result.skipped++;
+  }
+
+  /** A directory below the start: made by the host writer, before anything in it. */
+  directory(entry: TreeEntry, host: string): void {
+    this.writer.mkdir(host);
+    this.madeDirectory(entry, host);
+  }
+
+  private madeDirectory(entry: TreeEntry, host: string): void {
+    if (!(entry.rel === '' && this.dest.rootIntoExisting)) this.dirTimes.push({ host, stats: entry.stats });
+    this.hostOf.set(entry.id, host);
+    this.result.directories++;
+  }
+
+  /**
+   * A small file the reader has at hand (read ahead with its neighbours), queued here and now while
+   * the host writer's thread writes the ones before; false when it is not, or the writer has no room.
+   */
+  fileNow(entry: TreeEntry, host: string): boolean {
+    const { stats } = entry;
+    if (stats.nlink > 1 || stats.size > SMALL_FILE) return false;
+    const peeked = this.fs.reader.peekFile?.(entry.node);
+    if (!peeked || peeked instanceof Promise || peeked.size !== stats.size || !this.writer.hasRoom(peeked.size)) return false;
+    return this.queuePeeked(peeked, stats, host);
+  }
+
+  private queuePeeked(peeked: PeekedFile, stats: FsStats, host: string): boolean {
+    if (!queuePeeked(peeked, host, stats, this.cx, this.writer, this.onBytes)) return false;
+    this.result.files++;
+    this.options.onProgress?.(this.result.bytes, this.dest.total, this.result.files);
+    return true;
+  }
+
+  /** A file fileNow could not queue: its bytes or a buffer waited for, else opened and read. */
+  async file(entry: TreeEntry, host: string): Promise<void> {
+    const { stats } = entry;
+    const reader = this.fs.reader;
+    if (stats.nlink <= 1 && stats.size <= SMALL_FILE && reader.peekFile) {
+      let peeked = reader.peekFile(entry.node);
+      if (peeked instanceof Promise) {
+        await peeked;
+        peeked = reader.peekFile(entry.node);
+      }
+      // The host side is behind when every shared buffer is full: wait for one rather than read
+      // the file the slow way (which would only wait for a buffer too, at more cost per file).
+      while (peeked && !(peeked instanceof Promise) && peeked.size === stats.size && !this.writer.hasRoom(peeked.size)) {
+        await this.writer.bufferFreed();
+        this.writer.check();
+        peeked = reader.peekFile(entry.node);
+      }
+      if (peeked && !(peeked instanceof Promise) && this.queuePeeked(peeked, stats, host)) return;
+    }
+    await this.fileRead(entry, host);
+  }
+
+  /** A file opened and read: large ones in pieces here, small ones into the writer's buffers; hard links kept. */
+  private async fileRead(entry: TreeEntry, host: string): Promise<void> {
+    const { stats, rel } = entry;
+    const first = stats.nlink > 1 ? this.linked.get(stats.ino) : undefined;
+    if (first !== undefined) {
+      const target = await first;
+      if (target !== null) {
+        // The first copy must be on the host before a link can name it.
+        await this.writer.drain();
+        try {
+          await link(target, host);
+          this.result.hardlinks++;
+          return;
+        } catch {
+          // A host without hard links: fall through to a copy.
+        }
+      }
+    }
+    let created!: (path: string | null) => void;
+    if (stats.nlink > 1 && first === undefined) this.linked.set(stats.ino, new Promise((r) => (created = r)));
+    const node = entry.node;
+    const small = stats.size <= SMALL_FILE;
+    const { fs, cx, writer, onBytes } = this;
+    // A large file is written here, on the main thread, in pieces: its directory must exist first.
+    if (!small) await writer.drain();
+    await this.spawn(async () => {
+      try {
+        const file = await fs.reader.open(node);
+        try {
+          if (!small) await copyFile(file, host, stats, cx, onBytes);
+          else if (file.size <= SLAB_SIZE) await queueSmall(file, host, stats, cx, writer, onBytes);
+          // Only a damaged volume's file is larger open than its stat says, and by this much.
+          else throw new VdiskError('CORRUPT', `${fs.name}: /${rel}: ${file.size} bytes open, ${stats.size} by its inode`);
+          created?.(host);
+        } finally {
+          await file.close?.();
+        }
+      } finally {
+        created?.(null);
+      }
+      this.result.files++;
+      this.options.onProgress?.(this.result.bytes, this.dest.total, this.result.files);
+    });
+  }
+
+  /** The start directory, symlinks, and what the host cannot hold. */
+  async other(entry: TreeEntry, host: string): Promise<void> {
+    const { stats } = entry;
+    switch (stats.type) {
+      case 'directory':
+        await this.rootDirectory(host);
+        this.madeDirectory(entry, host);
+        break;
+      case 'symlink': {
+        const target = await this.fs.reader.readlink(entry.node);
+        const times = hostTimes(stats);
+        const owners = this.cx.owners;
+        this.writer.symlink(host, target, owners ? stats.uid : -1, owners ? stats.gid : -1, times.atime, times.mtime);
+        this.result.symlinks++;
+        break;
+      }
+      default:
+        this.dest.warn(`/${entry.rel}: ${stats.type} node not copied (the host would need mknod)`);
+        this.result.skipped++;
+    }
+  }
+
+  /** The start directory, made here (not queued): a name already taken stops the extraction before anything is written. */
+  private async rootDirectory(host: string): Promise<void> {
+    if (this.dest.rootIntoExisting) return;
+    try {
+      await mkdir(host, { mode: 0o700 });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT' && !this.dest.destIsDir) {
+        await mkdir(host, { recursive: true, mode: 0o700 }).catch((e) => {
+          throw fromSystemError(e, host, 'creating a directory');
+        });
+      } else if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
+        throw alreadyExists(host);
+      } else throw fromSystemError(err, host, 'creating a directory');
+    }
+  }
+
+  private async spawn(job: () => Promise<void>): Promise<void> {
+    this.writer.check();
+    this.inFlight++;
+    void this.run(job);
+    // A free slot is waited for with one promise, not a race over every copy in flight per file.
+    while (this.inFlight >= PARALLEL_FILES) await new Promise<void>((r) => (this.slotFreed = r));
+    this.slotFreed = null;
+    if (this.failure) throw this.failure.err;
+  }
+
+  private async run(job: () => Promise<void>): Promise<void> {
     try {
       await job();
     } catch (err) {
-      failure ??= { err };
+      this.failure ??= { err };
     } finally {
-      inFlight--;
-      slotFreed?.();
+      this.inFlight--;
+      this.slotFreed?.();
     }
-  };
-  const spawn = async (job: () => Promise<void>) => {
-    writer.check();
-    inFlight++;
-    void run(job);
-    // A free slot is waited for with one promise, not a race over every copy in flight per file.
-    while (inFlight >= PARALLEL_FILES) await new Promise<void>((r) => (slotFreed = r));
-    slotFreed = null;
-    if (failure) throw failure.err;
-  };
-  // Directory times are set after their contents are written, deepest first.
-  const dirTimes: { host: string; stats: FsStats }[] = [];
-  const hostOf = new Map<number, string>();
-  // Names taken in each host directory, to catch two volume names that the host would make one.
-  const taken = new Map<number, Set<string>>();
-  const total = startStats.type === 'file' ? startStats.size : 0;
-
-  try {
-    const onBytes = (n: number) => {
-      result.bytes += n;
-      options.onProgress?.(result.bytes, total, result.files);
-    };
-    for await (const batch of walkTreeBatches(fs, path)) for (const entry of batch) {
-      // A copy that failed in the background stops the walk at once, as the host writer's failures do.
-      if (failure) throw (failure as { err: unknown }).err;
-      writer.check();
-      const { rel, stats } = entry;
-      let host: string;
-      if (rel === '') host = top;
-      else {
-        const parentHost = hostOf.get(entry.parent);
-        if (parentHost === undefined) continue; // its directory was skipped
-        let n = safeName(entry.name, warn, `/${rel}`);
-        let names = taken.get(entry.parent);
-        if (!names) taken.set(entry.parent, (names = new Set<string>()));
-        if (names.has(n.toLowerCase())) {
-          let i = 2;
-          while (names.has(`${n}~${i}`.toLowerCase())) i++;
-          warn(`/${rel}: a name the host already has in that directory; written as ${n}~${i}`);
-          n = `${n}~${i}`;
-        }
-        names.add(n.toLowerCase());
-        host = childPath(parentHost, n);
-      }
-      if (entry.revisited) {
-        warn(`/${rel}: directory met twice (a loop or a linked directory); not entered again`);
-        result.skipped++;
-        continue;
-      }
-      switch (stats.type) {
-        case 'directory':
-          if (rel !== '') writer.mkdir(host);
-          else if (!rootIntoExisting) {
-            try {
-              await mkdir(host, { mode: 0o700 });
-            } catch (err) {
-              if (rel === '' && (err as NodeJS.ErrnoException).code === 'ENOENT' && !destIsDir) {
-                await mkdir(host, { recursive: true, mode: 0o700 }).catch((e) => {
-                  throw fromSystemError(e, host, 'creating a directory');
-                });
-              } else if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
-                throw alreadyExists(host);
-              } else throw fromSystemError(err, host, 'creating a directory');
-            }
-          }
-          if (!(rel === '' && rootIntoExisting)) dirTimes.push({ host, stats });
-          hostOf.set(entry.id, host);
-          result.directories++;
-          break;
-        case 'file': {
-          // Most small files of a tree are read ahead with their neighbours: queued here and now, with
-          // no promise, while the host writer's thread writes the ones before.
-          let peeked = stats.nlink <= 1 && stats.size <= SMALL_FILE ? fs.reader.peekFile?.(entry.node) : null;
-          if (peeked instanceof Promise) {
-            await peeked;
-            peeked = fs.reader.peekFile?.(entry.node);
-          }
-          // The host side is behind when every shared buffer is full: wait for one rather than read
-          // the file the slow way (which would only wait for a buffer too, at more cost per file).
-          while (peeked && !(peeked instanceof Promise) && peeked.size === stats.size && !writer.hasRoom(peeked.size)) {
-            await writer.bufferFreed();
-            writer.check();
-            peeked = fs.reader.peekFile?.(entry.node);
-          }
-          if (peeked && !(peeked instanceof Promise) && queuePeeked(peeked, host, stats, cx, writer, onBytes)) {
-            result.files++;
-            options.onProgress?.(result.bytes, total, result.files);
-            break;
-          }
-          const first = stats.nlink > 1 ? linked.get(stats.ino) : undefined;
-          if (first !== undefined) {
-            const target = await first;
-            if (target !== null) {
-              // The first copy must be on the host before a link can name it.
-              await writer.drain();
-              try {
-                await link(target, host);
-                result.hardlinks++;
-                break;
-              } catch {
-                // A host without hard links: fall through to a copy.
-              }
-            }
-          }
-          let created!: (path: string | null) => void;
-          if (stats.nlink > 1 && first === undefined) linked.set(stats.ino, new Promise((r) => (created = r)));
-          const node = entry.node;
-          const small = stats.size <= SMALL_FILE;
-          // A large file is written here, on the main thread, in pieces: its directory must exist first.
-          if (!small) await writer.drain();
-          await spawn(async () => {
-            try {
-              const file = await fs.reader.open(node);
-              try {
-                if (!small) await copyFile(file, host, stats, cx, onBytes);
-                else if (file.size <= SLAB_SIZE) await queueSmall(file, host, stats, cx, writer, onBytes);
-                // Only a damaged volume's file is larger open than its stat says, and by this much.
-                else throw new VdiskError('CORRUPT', `${fs.name}: /${rel}: ${file.size} bytes open, ${stats.size} by its inode`);
-                created?.(host);
-              } finally {
-                await file.close?.();
-              }
-            } finally {
-              created?.(null);
-            }
-            result.files++;
-            options.onProgress?.(result.bytes, total, result.files);
-          });
-          break;
-        }
-        case 'symlink': {
-          const target = await fs.reader.readlink(entry.node);
-          const times = hostTimes(stats);
-          writer.symlink(host, target, owners ? stats.uid : -1, owners ? stats.gid : -1, times.atime, times.mtime);
-          result.symlinks++;
-          break;
-        }
-        default:
-          warn(`/${rel}: ${stats.type} node not copied (the host would need mknod)`);
-          result.skipped++;
-      }
-    }
-    while (inFlight > 0) await new Promise<void>((r) => (slotFreed = r));
-    if (failure) throw (failure as { err: unknown }).err;
-    await writer.drain();
-  } finally {
-    // On a failure, the copies in flight are let finish before the host writer stops.
-    while (inFlight > 0) await new Promise<void>((r) => (slotFreed = r));
-    await writer.close();
   }
-  for (let i = dirTimes.length - 1; i >= 0; i--) await applyMeta(dirTimes[i].host, dirTimes[i].stats, owners, false);
-  return result;
+
+  private async settle(): Promise<void> {
+    while (this.inFlight > 0) await new Promise<void>((r) => (this.slotFreed = r));
+  }
+
+  /** After the walk: every copy done and every queued operation carried out, or the first failure thrown. */
+  async finish(): Promise<void> {
+    await this.settle();
+    if (this.failure) throw this.failure.err;
+    await this.writer.drain();
+  }
+
+  /** Always, last: on a failure the copies in flight are let finish before the host writer stops. */
+  async stop(): Promise<void> {
+    await this.settle();
+    await this.writer.close();
+  }
+
+  /** Directory modes, owners and times, deepest first, once their contents are written. */
+  async directoryTimes(): Promise<void> {
+    const d = this.dirTimes;
+    for (let i = d.length - 1; i >= 0; i--) await applyMeta(d[i].host, d[i].stats, this.cx.owners, false);
+  }
 }
 
 /**
