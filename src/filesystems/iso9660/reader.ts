@@ -32,7 +32,7 @@ import { ExtentFile, type Extent } from './extent-file.js';
 import { ENTRY, parseBootCatalog, validationProblem, type BootEntry } from './el-torito.js';
 import { readRockRidge, type RockRidge } from './rock-ridge.js';
 import { ZisofsFile } from './zisofs.js';
-import { extensionIds, readSuspEntries, ROCK_RIDGE_IDS, suspSkip, type SuspSource } from './susp.js';
+import { extensionIds, readSuspEntries, ROCK_RIDGE_IDS, suspSkip, type SuspEntry, type SuspSource } from './susp.js';
 
 /** Which directory tree names come from: Rock Ridge on the primary tree wins, then Joliet, then plain ISO names (Linux's order). */
 export type Tree = 'rockridge' | 'joliet' | 'iso';
@@ -449,7 +449,8 @@ export class IsoReader implements FsReader<IsoNode> {
         }
         group.push(rec);
         if (rec.flags & FLAG_MULTI_EXTENT) continue;
-        const node = await this.nodeFor(group, dir.tree, `${this.name}: directory record at byte ${group[0].position}`, 'entry', listing);
+        let node = this.nodeFor(group, dir.tree, `${this.name}: directory record at byte ${group[0].position}`, 'entry', listing);
+        if (node instanceof Promise) node = await node;
         group = [];
         if (node === null) continue;
         listing.entries.push(node);
@@ -479,46 +480,59 @@ export class IsoReader implements FsReader<IsoNode> {
    * The node for a file's records (several for a multi-extent file), or null for a record Rock Ridge
    * hides (RE: a relocated directory, shown where its CL points). `kind` says whose record it is: the
    * volume root's "." (where SP sits), another directory's "." (a CL target), or a directory entry.
+   * Without waiting, unless the record's system use continues elsewhere (CE) or Rock Ridge moved it
+   * (CL, RE): then a promise. A directory of files is parsed with no promise per record.
    */
-  private async nodeFor(group: DirectoryRecord[], tree: Tree, where: string, kind: 'root' | 'dot'): Promise<IsoNode>;
-  private async nodeFor(group: DirectoryRecord[], tree: Tree, where: string, kind: 'entry', listing?: Listing, keepRelocated?: boolean): Promise<IsoNode | null>;
-  private async nodeFor(group: DirectoryRecord[], tree: Tree, where: string, kind: 'root' | 'dot' | 'entry', listing?: Listing, keepRelocated = false): Promise<IsoNode | null> {
+  private nodeFor(group: DirectoryRecord[], tree: Tree, where: string, kind: 'root' | 'dot'): IsoNode | Promise<IsoNode>;
+  private nodeFor(group: DirectoryRecord[], tree: Tree, where: string, kind: 'entry', listing?: Listing, keepRelocated?: boolean): IsoNode | null | Promise<IsoNode | null>;
+  private nodeFor(group: DirectoryRecord[], tree: Tree, where: string, kind: 'root' | 'dot' | 'entry', listing?: Listing, keepRelocated = false): IsoNode | null | Promise<IsoNode | null> {
+    if (tree !== 'rockridge') return this.nodeWith(group, tree, where, kind, null, listing, keepRelocated);
+    const rec = group[0];
+    const src: SuspSource = {
+      blockSize: this.blockSize,
+      volumeSize: this.volume.size,
+      read: this.readContinuation,
+      where,
+      onContinuation: listing ? (offset, length) => listing.continuations.push({ offset, length }) : undefined,
+    };
+    // SP's skip applies to every system use field but the root's own, where SP itself sits (SUSP 5.3).
+    const from = kind === 'root' ? this.rootSuspAt : this.skip;
+    const entries = readSuspEntries(rec.systemUse.subarray(Math.min(from, rec.systemUse.length)), src);
+    if (entries instanceof Promise) return entries.then((e) => this.nodeWith(group, tree, where, kind, this.rockRidge(e, where), listing, keepRelocated));
+    return this.nodeWith(group, tree, where, kind, this.rockRidge(entries, where), listing, keepRelocated);
+  }
+
+  private rockRidge(entries: SuspEntry[], where: string): RockRidge {
+    const rr = readRockRidge(entries, where);
+    for (const p of rr.problems) this.warn(p);
+    return rr;
+  }
+
+  /** CL: this record stands for a directory moved elsewhere; its attributes are that directory's "." record (RRIP 4.1.5.1). */
+  private async movedNode(rec: DirectoryRecord, rr: RockRidge, childLink: number, tree: Tree, where: string): Promise<IsoNode> {
+    const target = await this.relocatedRoot(childLink, where);
+    const moved = await this.nodeFor([target], tree, `${this.name}: relocated directory at block ${childLink}`, 'dot');
+    moved.name = checkName(rr.name ?? isoName(rec.identifier), where);
+    moved.where = where;
+    moved.quoteName = true;
+    return moved;
+  }
+
+  /** RE: a directory shown through the CL that points at it, kept aside for the map of used space. */
+  private async hideRelocated(group: DirectoryRecord[], tree: Tree, where: string, listing: Listing): Promise<null> {
+    const hidden = await this.nodeFor(group, tree, where, 'entry', undefined, true);
+    if (hidden) listing.relocated.push(hidden);
+    return null;
+  }
+
+  /** nodeFor once the record's Rock Ridge entries (if any) are read. */
+  private nodeWith(group: DirectoryRecord[], tree: Tree, where: string, kind: 'root' | 'dot' | 'entry', rr: RockRidge | null, listing: Listing | undefined, keepRelocated: boolean): IsoNode | null | Promise<IsoNode | null> {
     const rec = group[0];
     const bs = this.blockSize;
     const self = kind !== 'entry';
-    let rr: RockRidge | null = null;
-    if (tree === 'rockridge') {
-      const src: SuspSource = {
-        blockSize: bs,
-        volumeSize: this.volume.size,
-        read: this.readContinuation,
-        where,
-        onContinuation: listing ? (offset, length) => listing.continuations.push({ offset, length }) : undefined,
-      };
-      // SP's skip applies to every system use field but the root's own, where SP itself sits (SUSP 5.3).
-      const from = kind === 'root' ? this.rootSuspAt : this.skip;
-      rr = readRockRidge(await readSuspEntries(rec.systemUse.subarray(Math.min(from, rec.systemUse.length)), src), where);
-      for (const p of rr.problems) this.warn(p);
-    }
-
     let isDir = (rec.flags & FLAG_DIRECTORY) !== 0;
-    if (rr?.childLink !== undefined && !self) {
-      // CL: this record stands for a directory moved elsewhere; its attributes are that directory's "." record (RRIP 4.1.5.1).
-      const target = await this.relocatedRoot(rr.childLink, where);
-      const moved = await this.nodeFor([target], tree, `${this.name}: relocated directory at block ${rr.childLink}`, 'dot');
-      moved.name = checkName(rr.name ?? isoName(rec.identifier), where);
-      moved.where = where;
-      moved.quoteName = true;
-      return moved;
-    }
-    if (rr?.relocated && !self && !keepRelocated) {
-      // RE: shown through the CL that points at it; kept aside for the map of used space.
-      if (isDir && listing) {
-        const hidden = await this.nodeFor(group, tree, where, 'entry', undefined, true);
-        if (hidden) listing.relocated.push(hidden);
-      }
-      return null;
-    }
+    if (rr?.childLink !== undefined && !self) return this.movedNode(rec, rr, rr.childLink, tree, where);
+    if (rr?.relocated && !self && !keepRelocated) return isDir && listing ? this.hideRelocated(group, tree, where, listing) : null;
 
     let name: string;
     if (self) name = '';

@@ -91,10 +91,17 @@ export interface SuspSource {
 }
 
 /** All SUSP entries of a record: its own area, then each continuation area in turn, bounded and loop-checked. */
-export async function readSuspEntries(area: Buffer, src: SuspSource): Promise<SuspEntry[]> {
+export function readSuspEntries(area: Buffer, src: SuspSource): SuspEntry[] | Promise<SuspEntry[]> {
   const entries: SuspEntry[] = [];
-  let next = parseArea(area, entries);
+  const next = parseArea(area, entries);
+  // Most records have no continuation area: their entries come without a promise.
+  return next ? followContinuations(next, entries, src) : entries;
+}
+
+/** The entries of the continuation areas (CE) from `first` on, each read once: a loop is refused. */
+async function followContinuations(first: ContinuationArea, entries: SuspEntry[], src: SuspSource): Promise<SuspEntry[]> {
   const seen = new Set<number>();
+  let next: ContinuationArea | null = first;
   for (let hops = 0; next; hops++) {
     const { block, offset, length } = next;
     if (hops >= MAX_CONTINUATIONS) {
