@@ -138,7 +138,7 @@ export class IsoReader implements FsReader<IsoNode> {
     set: DescriptorSet; tree: Tree; blockSize: number; skip: number; rootSuspAt: number; label?: string; end: number;
   }) {
     this.volume = volume;
-    // Small reads (records, continuation areas, small files) share 256 KiB windows, 8 MiB in all, read
+    // Small reads (records, continuation areas, small files) share 1 MiB windows, 8 MiB in all, read
     // ahead along the volume: ISO writers lay a directory's files out one after another.
     this.chunks = new WindowCache(volume, 1024 * 1024, 8, 2, SMALL_FILE);
     this.name = ctx.name;
