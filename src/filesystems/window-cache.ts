@@ -1,3 +1,4 @@
+import type { PeekedFile } from './filesystem.js';
 import type { VolumeReader } from './types.js';
 
 /**
@@ -150,16 +151,17 @@ export class WindowCache implements VolumeReader {
   }
 
   /**
-   * `peek`, or when the range lies in one window not read yet, a promise that settles once it is (the
-   * read started now if need be, with its read-ahead): the caller waits and peeks again. Null for a
-   * range across windows.
+   * A file of `size` bytes lying in one piece at `offset` of the volume, as FsReader.peekFile gives it:
+   * its bytes from a window already read; while that window is not read yet, a promise that settles
+   * once it is (the read started now if need be, with its read-ahead), after which the caller asks
+   * again; null when the bytes cross windows.
    */
-  peekOrWait(offset: number, length: number): { buf: Buffer; at: number } | Promise<unknown> | null {
-    const view = this.peek(offset, length);
-    if (view) return view;
-    const W = this.windowSize;
-    const i = Math.floor(offset / W);
-    if (Math.floor((offset + length - 1) / W) !== i) return null;
+  peekFile(offset: number, size: number): PeekedFile | Promise<unknown> | null {
+    if (size === 0) return { size, pieces: [] };
+    const view = this.peek(offset, size);
+    if (view) return { size, pieces: [{ offset: 0, buf: view.buf, at: view.at, length: size }] };
+    const i = Math.floor(offset / this.windowSize);
+    if (Math.floor((offset + size - 1) / this.windowSize) !== i) return null;
     return this.window(i).data.then(noop, noop);
   }
 

@@ -580,9 +580,7 @@ export class ExtReader implements FsReader<number>, BlockSource {
     const blocks = Math.ceil(size / bs);
     const run = this.mapper(inode).runNow(0);
     if (!run || run.physical === 0 || run.uninit || run.count < blocks || blocks > this.ownedBlocks(inode)) return null;
-    const view = this.ahead.peekOrWait(run.physical * bs, size);
-    if (!view || view instanceof Promise) return view;
-    return { size, pieces: [{ offset: 0, buf: view.buf, at: view.at, length: size }] };
+    return this.ahead.peekFile(run.physical * bs, size);
   }
 
   async open(ino: number): Promise<FsFile> {

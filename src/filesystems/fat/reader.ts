@@ -328,9 +328,7 @@ export class FatReader implements FsReader<FatNode> {
     if (e.size === 0) return { size: 0, pieces: [] };
     const needed = Math.ceil(e.size / this.layout.clusterSize);
     if (this.table.contiguousNow(e.startCluster, needed) !== true) return null;
-    const view = this.data.peekOrWait(this.table.clusterOffset(e.startCluster), e.size);
-    if (!view || view instanceof Promise) return view;
-    return { size: e.size, pieces: [{ offset: 0, buf: view.buf, at: view.at, length: e.size }] };
+    return this.data.peekFile(this.table.clusterOffset(e.startCluster), e.size);
   }
 
   /** Where a file's clusters lie on the volume, run by run (`filefrag`'s view). */

@@ -293,10 +293,7 @@ export class IsoReader implements FsReader<IsoNode> {
     if (node.type !== 'file' || node.refusal || node.zisofsSize !== undefined || node.extents.length !== 1) return null;
     const e = node.extents[0];
     if (e.length !== node.size || e.length > SMALL_FILE || e.offset + e.length > this.volume.size) return null;
-    if (e.length === 0) return { size: 0, pieces: [] };
-    const view = this.chunks.peekOrWait(e.offset, e.length);
-    if (!view || view instanceof Promise) return view;
-    return { size: e.length, pieces: [{ offset: 0, buf: view.buf, at: view.at, length: e.length }] };
+    return this.chunks.peekFile(e.offset, e.length);
   }
 
   /** The byte ranges no descriptor, path table, directory, continuation area, file or boot image uses. */

@@ -509,9 +509,7 @@ export class UdfReader implements FsReader<UdfNode> {
     const blocks = Math.ceil(size / bs);
     const run = this.spaces.mapRun(ad.partition ?? e.ref, ad.block, blocks);
     if (run.count < blocks) return null;
-    const view = this.windows.peekOrWait(run.sector * bs, size);
-    if (!view || view instanceof Promise) return view;
-    return { size, pieces: [{ offset: 0, buf: view.buf, at: view.at, length: size }] };
+    return this.windows.peekFile(run.sector * bs, size);
   }
 
   private statOf(node: UdfNode, e: Entry): FsStats {
