@@ -5,7 +5,7 @@ import { VdiskError, fromSystemError } from '../errors.js';
 import type { ByteRange, Filesystem, FsFile, FsStats, FsTime, PeekedFile } from '../filesystems/filesystem.js';
 import { allocIoBuffer, rangeIsZero } from '../io/buffers.js';
 import type { FileOp } from './host-ops.js';
-import { HostWriter, SLAB_SIZE, alreadyExists } from './host-writer.js';
+import { HostWriter, SLAB_SIZE, alreadyExists, type Reservation } from './host-writer.js';
 import { baseName, walkTreeBatches, type TreeEntry } from './tree.js';
 
 export interface ExtractOptions {
@@ -195,40 +195,63 @@ class Extraction {
    * the host writer's thread writes the ones before; false when it is not, or the writer has no room.
    */
   fileNow(entry: TreeEntry, host: string): boolean {
-    const { stats } = entry;
-    if (stats.nlink > 1 || stats.size > SMALL_FILE) return false;
-    const peeked = this.fs.reader.peekFile?.(entry.node);
-    if (!peeked || peeked instanceof Promise || peeked.size !== stats.size || !this.writer.hasRoom(peeked.size)) return false;
-    return this.queuePeeked(peeked, stats, host);
+    const peeked = this.peek(entry);
+    if (!peeked || peeked instanceof Promise || !this.writer.hasRoom(peeked.size)) return false;
+    this.queuePeeked(peeked, entry.stats, host);
+    return true;
   }
 
-  private queuePeeked(peeked: PeekedFile, stats: FsStats, host: string): boolean {
-    if (!queuePeeked(peeked, host, stats, this.cx, this.writer, this.onBytes)) return false;
-    this.result.files++;
-    this.options.onProgress?.(this.result.bytes, this.dest.total, this.result.files);
-    return true;
+  /**
+   * The file's bytes from the reader's read-ahead (a promise while they are being read), or null when
+   * it is not a small file with one link, or the reader has not them as its stat says.
+   */
+  private peek(entry: TreeEntry): PeekedFile | Promise<unknown> | null {
+    const { stats } = entry;
+    if (stats.nlink > 1 || stats.size > SMALL_FILE) return null;
+    const peeked = this.fs.reader.peekFile?.(entry.node) ?? null;
+    return peeked instanceof Promise || peeked?.size === stats.size ? peeked : null;
   }
 
   /** A file fileNow could not queue: its bytes or a buffer waited for, else opened and read. */
   async file(entry: TreeEntry, host: string): Promise<void> {
-    const { stats } = entry;
-    const reader = this.fs.reader;
-    if (stats.nlink <= 1 && stats.size <= SMALL_FILE && reader.peekFile) {
-      let peeked = reader.peekFile(entry.node);
-      if (peeked instanceof Promise) {
-        await peeked;
-        peeked = reader.peekFile(entry.node);
-      }
-      // The host side is behind when every shared buffer is full: wait for one rather than read
-      // the file the slow way (which would only wait for a buffer too, at more cost per file).
-      while (peeked && !(peeked instanceof Promise) && peeked.size === stats.size && !this.writer.hasRoom(peeked.size)) {
-        await this.writer.bufferFreed();
-        this.writer.check();
-        peeked = reader.peekFile(entry.node);
-      }
-      if (peeked && !(peeked instanceof Promise) && this.queuePeeked(peeked, stats, host)) return;
+    let peeked = this.peek(entry);
+    if (peeked instanceof Promise) {
+      await peeked;
+      peeked = this.peek(entry);
     }
-    await this.fileRead(entry, host);
+    // The host side is behind when every shared buffer is full: wait for one rather than read the
+    // file the slow way (which would only wait for a buffer too, at more cost per file).
+    while (peeked && !(peeked instanceof Promise) && !this.writer.hasRoom(peeked.size)) {
+      await this.writer.bufferFreed();
+      this.writer.check();
+      peeked = this.peek(entry);
+    }
+    if (peeked && !(peeked instanceof Promise)) this.queuePeeked(peeked, entry.stats, host);
+    else await this.fileRead(entry, host);
+  }
+
+  /**
+   * A small file whose bytes the reader has at hand, queued without waiting (the caller has seen that
+   * the writer has room): the pieces are copied where they lie in the file, the rest stays a hole.
+   */
+  private queuePeeked(peeked: PeekedFile, stats: FsStats, host: string): void {
+    const room = this.writer.tryReserve(peeked.size) as Reservation;
+    const segs: number[] = [];
+    let end = 0;
+    let op: FileOp | null = null;
+    try {
+      for (const p of peeked.pieces) {
+        if (p.offset < 0 || p.length <= 0 || p.offset + p.length > peeked.size) continue;
+        p.buf.copy(room.buf, p.offset, p.at, p.at + p.length);
+        end = addSegment(room.buf, p.offset, p.length, segs, end);
+        this.onBytes(p.length);
+      }
+      op = fileOp(host, stats, this.cx, room.at, segs, end, peeked.size);
+    } finally {
+      this.writer.complete(room, op);
+    }
+    this.result.files++;
+    this.options.onProgress?.(this.result.bytes, this.dest.total, this.result.files);
   }
 
   /** A file opened and read: large ones in pieces here, small ones into the writer's buffers; hard links kept. */
@@ -435,31 +458,13 @@ function hostTimes(st: FsStats): { atime: number; mtime: number } {
 }
 
 /**
- * A small file whose bytes the reader has at hand (peekFile), queued without waiting: false when they are
- * not, or no shared buffer is free, and the caller reads it the usual way.
+ * Notes `length` bytes at `offset` of a file laid out in `buf` as a [offset, length] segment to write,
+ * unless they are all zeros (they stay a hole). Returns where the data to write now ends.
  */
-function queuePeeked(peeked: PeekedFile, host: string, st: FsStats, cx: CopyContext, writer: HostWriter, onBytes: (n: number) => void): boolean {
-  if (peeked.size !== st.size) return false;
-  const room = writer.tryReserve(peeked.size);
-  if (!room) return false;
-  let op: FileOp | null = null;
-  try {
-    const segs: number[] = [];
-    let end = 0;
-    for (const p of peeked.pieces) {
-      if (p.offset < 0 || p.length <= 0 || p.offset + p.length > peeked.size) continue;
-      p.buf.copy(room.buf, p.offset, p.at, p.at + p.length);
-      if (!rangeIsZero(room.buf, p.offset, p.offset + p.length)) {
-        segs.push(p.offset, p.length);
-        end = p.offset + p.length;
-      }
-      onBytes(p.length);
-    }
-    op = fileOp(host, st, cx, room.at, segs, end, peeked.size);
-  } finally {
-    writer.complete(room, op);
-  }
-  return true;
+function addSegment(buf: Buffer, offset: number, length: number, segs: number[], end: number): number {
+  if (length <= 0 || rangeIsZero(buf, offset, offset + length)) return end;
+  segs.push(offset, length);
+  return offset + length;
 }
 
 /** The host writer's operation for a file whose data lies at `at` in its buffer, `segs` to be written. */
@@ -484,10 +489,7 @@ async function queueSmall(file: FsFile, host: string, st: FsStats, cx: CopyConte
       const length = Math.min(file.size, r.offset + r.length) - r.offset;
       if (length <= 0 || r.offset < 0) continue;
       const got = Math.max(0, await file.read(room.buf.subarray(r.offset, r.offset + length), r.offset));
-      if (got > 0 && !rangeIsZero(room.buf, r.offset, r.offset + got)) {
-        segs.push(r.offset, got);
-        end = r.offset + got;
-      }
+      end = addSegment(room.buf, r.offset, got, segs, end);
       onBytes(got);
       if (got < length) break; // the file ended early: what is left reads as nothing
     }
