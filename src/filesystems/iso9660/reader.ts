@@ -25,6 +25,8 @@ import {
   jolietName,
   parseRecord,
   recordProblem,
+  RecordPlace,
+  type Where,
   type DirectoryRecord,
 } from './directory-record.js';
 import { WindowCache } from '../window-cache.js';
@@ -32,7 +34,7 @@ import { ExtentFile, type Extent } from './extent-file.js';
 import { ENTRY, parseBootCatalog, validationProblem, type BootEntry } from './el-torito.js';
 import { readRockRidge, type RockRidge } from './rock-ridge.js';
 import { ZisofsFile } from './zisofs.js';
-import { extensionIds, readSuspEntries, ROCK_RIDGE_IDS, suspSkip, type SuspEntry, type SuspSource } from './susp.js';
+import { extensionIds, followContinuations, parseArea, readSuspEntries, ROCK_RIDGE_IDS, suspSkip, type SuspEntry, type SuspSource } from './susp.js';
 
 /** Which directory tree names come from: Rock Ridge on the primary tree wins, then Joliet, then plain ISO names (Linux's order). */
 export type Tree = 'rockridge' | 'joliet' | 'iso';
@@ -62,7 +64,7 @@ export interface IsoNode {
   /** zisofs: the file's size once inflated (`size`); the extents hold the compressed form. */
   zisofsSize?: number;
   /** Where the record is, for messages (`whereOf` adds the name where `quoteName` says). */
-  where: string;
+  where: Where;
   /**
    * Messages name the node as `where (name)`: put together only when a message is made, not for
    * every record of a tree.
@@ -288,12 +290,18 @@ export class IsoReader implements FsReader<IsoNode> {
     return new ExtentFile(this.volume, this.chunks, node.extents, node.size);
   }
 
-  /** A small plain file of one extent, from the read-ahead windows (see FsReader.peekFile). */
-  peekFile(node: IsoNode): PeekedFile | Promise<unknown> | null {
+  /** A small plain file of one extent (see FsReader.fileRunNow). */
+  fileRunNow(node: IsoNode): ByteRange | null {
     if (node.type !== 'file' || node.refusal || node.zisofsSize !== undefined || node.extents.length !== 1) return null;
     const e = node.extents[0];
     if (e.length !== node.size || e.length > SMALL_FILE || e.offset + e.length > this.volume.size) return null;
-    return this.chunks.peekFile(e.offset, e.length);
+    return e;
+  }
+
+  /** Such a file, from the read-ahead windows (see FsReader.peekFile). */
+  peekFile(node: IsoNode): PeekedFile | Promise<unknown> | null {
+    const run = this.fileRunNow(node);
+    return run ? this.chunks.peekFile(run.offset, run.length) : null;
   }
 
   /** The byte ranges no descriptor, path table, directory, continuation area, file or boot image uses. */
@@ -441,14 +449,17 @@ export class IsoReader implements FsReader<IsoNode> {
           if (group.length) throw new VdiskError('CORRUPT', `${this.name}: directory record at byte ${position}: "." or ".." inside a multi-extent file`);
           continue;
         }
-        if (group.length && !group[0].identifier.equals(rec.identifier)) {
+        if (group.length && !group[0].sameIdentifier(rec)) {
           throw new VdiskError('CORRUPT', `${this.name}: directory record at byte ${group[0].position}: multi-extent file continues with a record of another name at byte ${position}`);
         }
         group.push(rec);
         if (rec.flags & FLAG_MULTI_EXTENT) continue;
-        let node = this.nodeFor(group, dir.tree, `${this.name}: directory record at byte ${group[0].position}`, 'entry', listing);
-        if (node instanceof Promise) node = await node;
-        group = [];
+        let node = this.nodeFor(group, dir.tree, new RecordPlace(this.name, group[0].position), 'entry', listing);
+        // The group's array is reused for the next record unless the node, still being made, holds it.
+        if (node instanceof Promise) {
+          group = [];
+          node = await node;
+        } else group.length = 0;
         if (node === null) continue;
         listing.entries.push(node);
       }
@@ -480,11 +491,18 @@ export class IsoReader implements FsReader<IsoNode> {
    * Without waiting, unless the record's system use continues elsewhere (CE) or Rock Ridge moved it
    * (CL, RE): then a promise. A directory of files is parsed with no promise per record.
    */
-  private nodeFor(group: DirectoryRecord[], tree: Tree, where: string, kind: 'root' | 'dot'): IsoNode | Promise<IsoNode>;
-  private nodeFor(group: DirectoryRecord[], tree: Tree, where: string, kind: 'entry', listing?: Listing, keepRelocated?: boolean): IsoNode | null | Promise<IsoNode | null>;
-  private nodeFor(group: DirectoryRecord[], tree: Tree, where: string, kind: 'root' | 'dot' | 'entry', listing?: Listing, keepRelocated = false): IsoNode | null | Promise<IsoNode | null> {
+  private nodeFor(group: DirectoryRecord[], tree: Tree, where: Where, kind: 'root' | 'dot'): IsoNode | Promise<IsoNode>;
+  private nodeFor(group: DirectoryRecord[], tree: Tree, where: Where, kind: 'entry', listing?: Listing, keepRelocated?: boolean): IsoNode | null | Promise<IsoNode | null>;
+  private nodeFor(group: DirectoryRecord[], tree: Tree, where: Where, kind: 'root' | 'dot' | 'entry', listing?: Listing, keepRelocated = false): IsoNode | null | Promise<IsoNode | null> {
     if (tree !== 'rockridge') return this.nodeWith(group, tree, where, kind, null, listing, keepRelocated);
     const rec = group[0];
+    // SP's skip applies to every system use field but the root's own, where SP itself sits (SUSP 5.3).
+    const skip = kind === 'root' ? this.rootSuspAt : this.skip;
+    const end = rec.at + rec.length;
+    const entries: SuspEntry[] = [];
+    const next = parseArea(rec.buf, Math.min(rec.at + rec.suStart + skip, end), end, entries);
+    if (next === null) return this.nodeWith(group, tree, where, kind, this.rockRidge(entries, where), listing, keepRelocated);
+    // The record's system use continues elsewhere (CE): read on, with a promise.
     const src: SuspSource = {
       blockSize: this.blockSize,
       volumeSize: this.volume.size,
@@ -492,21 +510,17 @@ export class IsoReader implements FsReader<IsoNode> {
       where,
       onContinuation: listing ? (offset, length) => listing.continuations.push({ offset, length }) : undefined,
     };
-    // SP's skip applies to every system use field but the root's own, where SP itself sits (SUSP 5.3).
-    const from = kind === 'root' ? this.rootSuspAt : this.skip;
-    const entries = readSuspEntries(rec.systemUse.subarray(Math.min(from, rec.systemUse.length)), src);
-    if (entries instanceof Promise) return entries.then((e) => this.nodeWith(group, tree, where, kind, this.rockRidge(e, where), listing, keepRelocated));
-    return this.nodeWith(group, tree, where, kind, this.rockRidge(entries, where), listing, keepRelocated);
+    return followContinuations(next, entries, src).then((e) => this.nodeWith(group, tree, where, kind, this.rockRidge(e, where), listing, keepRelocated));
   }
 
-  private rockRidge(entries: SuspEntry[], where: string): RockRidge {
+  private rockRidge(entries: SuspEntry[], where: Where): RockRidge {
     const rr = readRockRidge(entries, where);
-    for (const p of rr.problems) this.warn(p);
+    if (rr.problems) for (const p of rr.problems) this.warn(p);
     return rr;
   }
 
   /** CL: this record stands for a directory moved elsewhere; its attributes are that directory's "." record (RRIP 4.1.5.1). */
-  private async movedNode(rec: DirectoryRecord, rr: RockRidge, childLink: number, tree: Tree, where: string): Promise<IsoNode> {
+  private async movedNode(rec: DirectoryRecord, rr: RockRidge, childLink: number, tree: Tree, where: Where): Promise<IsoNode> {
     const target = await this.relocatedRoot(childLink, where);
     const moved = await this.nodeFor([target], tree, `${this.name}: relocated directory at block ${childLink}`, 'dot');
     moved.name = checkName(rr.name ?? isoName(rec.identifier), where);
@@ -516,14 +530,14 @@ export class IsoReader implements FsReader<IsoNode> {
   }
 
   /** RE: a directory shown through the CL that points at it, kept aside for the map of used space. */
-  private async hideRelocated(group: DirectoryRecord[], tree: Tree, where: string, listing: Listing): Promise<null> {
+  private async hideRelocated(group: DirectoryRecord[], tree: Tree, where: Where, listing: Listing): Promise<null> {
     const hidden = await this.nodeFor(group, tree, where, 'entry', undefined, true);
     if (hidden) listing.relocated.push(hidden);
     return null;
   }
 
   /** nodeFor once the record's Rock Ridge entries (if any) are read. */
-  private nodeWith(group: DirectoryRecord[], tree: Tree, where: string, kind: 'root' | 'dot' | 'entry', rr: RockRidge | null, listing: Listing | undefined, keepRelocated: boolean): IsoNode | null | Promise<IsoNode | null> {
+  private nodeWith(group: DirectoryRecord[], tree: Tree, where: Where, kind: 'root' | 'dot' | 'entry', rr: RockRidge | null, listing: Listing | undefined, keepRelocated: boolean): IsoNode | null | Promise<IsoNode | null> {
     const rec = group[0];
     const bs = this.blockSize;
     const self = kind !== 'entry';
@@ -607,7 +621,7 @@ export class IsoReader implements FsReader<IsoNode> {
   }
 
   /** The "." record of the directory a CL entry points at, checked to be a directory's own record. */
-  private async relocatedRoot(block: number, where: string): Promise<DirectoryRecord> {
+  private async relocatedRoot(block: number, where: Where): Promise<DirectoryRecord> {
     const at = block * this.blockSize;
     if (at + SECTOR > this.volume.size) throw new VdiskError('CORRUPT', `${where}: Rock Ridge CL points at block ${block}, past the end of the volume`);
     const buf = await this.volume.read(at, SECTOR);
@@ -623,11 +637,11 @@ export class IsoReader implements FsReader<IsoNode> {
 
 /** A node's place and name, for messages. */
 function whereOf(node: IsoNode): string {
-  return node.quoteName ? `${node.where} (${JSON.stringify(node.name)})` : node.where;
+  return node.quoteName ? `${node.where} (${JSON.stringify(node.name)})` : String(node.where);
 }
 
 /** A name the path walker and the host can take: not empty, ".", "..", nor holding "/" or NUL. */
-function checkName(name: string, where: string): string {
+function checkName(name: string, where: Where): string {
   if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0')) {
     throw new VdiskError('CORRUPT', `${where}: file name ${JSON.stringify(name)} is not a valid name`);
   }
@@ -663,5 +677,9 @@ async function readRootRecord(volume: VolumeReader, vd: VolumeDescriptor, name: 
   }
   const dot = parseRecord(buf, 0, at);
   // The descriptor's copy is authoritative for where and how long the root is (ECMA-119 8.4.18).
-  return { ...dot, extent: inVd.extent, dataLength: inVd.dataLength, xarLength: inVd.xarLength, flags: dot.flags | FLAG_DIRECTORY };
+  dot.extent = inVd.extent;
+  dot.dataLength = inVd.dataLength;
+  dot.xarLength = inVd.xarLength;
+  dot.flags |= FLAG_DIRECTORY;
+  return dot;
 }

@@ -1,3 +1,4 @@
+import type { Where } from './directory-record.js';
 import { VdiskError } from '../../errors.js';
 
 /**
@@ -7,23 +8,19 @@ import { VdiskError } from '../../errors.js';
  * record says SUSP is in use and how many bytes to skip in every other record (5.3).
  */
 
+/**
+ * An entry: `length` bytes at `at` of `area`, header included, so that offsets from `at` match the
+ * specifications' tables. Kept as offsets rather than a view, which every entry of every record paid
+ * for; the area up to `end` (where the entry's area ends) is what genisoimage's SL entries whose length
+ * byte wrapped past 255 need.
+ */
 export interface SuspEntry {
   signature: string;
   version: number;
-  /** The whole entry, header included, so that offsets match the specifications' tables. */
-  bytes: Buffer;
-  /**
-   * The area the entry lies in and where it starts there: the area from the entry to its end (`tail`)
-   * is what genisoimage's SL entries whose length byte wrapped past 255 need; kept as an offset rather
-   * than a view, which every entry of every record paid for.
-   */
   area: Buffer;
   at: number;
-}
-
-/** The area from the entry to its end. */
-export function entryTail(e: SuspEntry): Buffer {
-  return e.area.subarray(e.at);
+  length: number;
+  end: number;
 }
 
 /** A continuation area: logical block, byte offset in it, length (SUSP 5.1). */
@@ -60,20 +57,22 @@ function signatureAt(area: Buffer, pos: number): string {
   return s;
 }
 
-/** Entries of one area, and the continuation it names, if any. A malformed tail ends the area, as Linux does. */
-function parseArea(area: Buffer, into: SuspEntry[]): ContinuationArea | null {
+/**
+ * Entries of one area (bytes [from, end) of `area`), and the continuation it names, if any. A malformed
+ * tail ends the area, as Linux does.
+ */
+export function parseArea(area: Buffer, from: number, end: number, into: SuspEntry[]): ContinuationArea | null {
   let next: ContinuationArea | null = null;
-  let pos = 0;
-  while (pos + 4 <= area.length) {
+  let pos = from;
+  while (pos + 4 <= end) {
     const len = area[pos + 2];
-    if (len < 4 || pos + len > area.length) break;
+    if (len < 4 || pos + len > end) break;
     const signature = signatureAt(area, pos);
     if (signature === 'ST') break;
-    const bytes = area.subarray(pos, pos + len);
     if (signature === 'CE' && len >= 28) {
-      next = { block: bytes.readUInt32LE(4), offset: bytes.readUInt32LE(12), length: bytes.readUInt32LE(20) };
+      next = { block: area.readUInt32LE(pos + 4), offset: area.readUInt32LE(pos + 12), length: area.readUInt32LE(pos + 20) };
     } else {
-      into.push({ signature, version: area[pos + 3], bytes, area, at: pos });
+      into.push({ signature, version: area[pos + 3], area, at: pos, length: len, end });
     }
     pos += len;
   }
@@ -85,21 +84,21 @@ export interface SuspSource {
   volumeSize: number;
   read(offset: number, length: number): Promise<Buffer>;
   /** Names the record in messages: "<volume>: directory record at byte N". */
-  where: string;
+  where: Where;
   /** Told of every continuation area read, for the map of used space. */
   onContinuation?(offset: number, length: number): void;
 }
 
-/** All SUSP entries of a record: its own area, then each continuation area in turn, bounded and loop-checked. */
+/** All SUSP entries of a record's area: its own, then each continuation area in turn, bounded and loop-checked. */
 export function readSuspEntries(area: Buffer, src: SuspSource): SuspEntry[] | Promise<SuspEntry[]> {
   const entries: SuspEntry[] = [];
-  const next = parseArea(area, entries);
+  const next = parseArea(area, 0, area.length, entries);
   // Most records have no continuation area: their entries come without a promise.
   return next ? followContinuations(next, entries, src) : entries;
 }
 
 /** The entries of the continuation areas (CE) from `first` on, each read once: a loop is refused. */
-async function followContinuations(first: ContinuationArea, entries: SuspEntry[], src: SuspSource): Promise<SuspEntry[]> {
+export async function followContinuations(first: ContinuationArea, entries: SuspEntry[], src: SuspSource): Promise<SuspEntry[]> {
   const seen = new Set<number>();
   let next: ContinuationArea | null = first;
   for (let hops = 0; next; hops++) {
@@ -114,7 +113,8 @@ async function followContinuations(first: ContinuationArea, entries: SuspEntry[]
     if (seen.has(at)) throw new VdiskError('CORRUPT', `${src.where}: SUSP continuation areas form a loop at block ${block}, offset ${offset}`);
     seen.add(at);
     src.onContinuation?.(at, length);
-    next = parseArea(await src.read(at, length), entries);
+    const area = await src.read(at, length);
+    next = parseArea(area, 0, area.length, entries);
   }
   return entries;
 }
@@ -122,10 +122,10 @@ async function followContinuations(first: ContinuationArea, entries: SuspEntry[]
 /** The extension identifiers the ER entries name (SUSP 5.5): "RRIP_1991A", "IEEE_P1282", "IEEE_1282" for Rock Ridge. */
 export function extensionIds(entries: SuspEntry[]): string[] {
   const out: string[] = [];
-  for (const { signature, bytes } of entries) {
-    if (signature !== 'ER' || bytes.length < 8) continue;
-    const len = bytes[4];
-    if (8 + len <= bytes.length) out.push(bytes.toString('latin1', 8, 8 + len));
+  for (const { signature, area, at, length } of entries) {
+    if (signature !== 'ER' || length < 8) continue;
+    const len = area[at + 4];
+    if (8 + len <= length) out.push(area.toString('latin1', at + 8, at + 8 + len));
   }
   return out;
 }
