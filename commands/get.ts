@@ -1,4 +1,5 @@
 import { extractTree } from '../src/ops/extract.js';
+import { prestartHostWriter } from '../src/ops/host-writer.js';
 import { formatSize } from '../src/util/size.js';
 import { progressReporter } from './progress.js';
 import { withVolume, type VolumeOptions } from './volume.js';
@@ -8,6 +9,8 @@ export interface GetOptions extends VolumeOptions {
 }
 
 export async function runGet(image: string, path: string, dest: string | undefined, opts: GetOptions): Promise<number> {
+  // The writer's thread starts on the idle core while the image and the volume are opened.
+  prestartHostWriter();
   await withVolume(image, opts, async (fs) => {
     const progress = progressReporter(opts, 'get');
     const r = await extractTree(fs, path, dest ?? '.', {

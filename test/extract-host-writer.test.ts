@@ -229,3 +229,48 @@ test('the host writer says when its shared buffers are all taken, and when one i
     await writer.close();
   }
 });
+
+test('files the host writer reads from the image file itself: their bytes, all-zero ones left as holes, one past the end refused', async (t) => {
+  const { HostWriter } = await import('../src/ops/host-writer.js');
+  const dir = tempDir(t);
+  // The "image": three files one after another (the second all zeros), as a writer lays a tree out.
+  const image = join(dir, 'image');
+  const a = Buffer.alloc(5000, 0x41);
+  const c = Buffer.alloc(3000);
+  for (let i = 0; i < c.length; i++) c[i] = (i * 7 + 1) & 0xff;
+  writeFileSync(image, Buffer.concat([a, Buffer.alloc(8192 - 5000), Buffer.alloc(4096), c]));
+  const fd = openSync(image, 'r');
+  t.after(() => closeSync(fd));
+  const op = (path: string, position: number, size: number) => ({
+    path, flags: constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, perms: 0o640, fd, position, size,
+    uid: -1, gid: -1, chmod: false, atime: 1_500_000_000.5, mtime: 1_600_000_000.25,
+  });
+  for (const workerAfter of [0, 1_000_000]) {
+    const out = join(dir, `out-${workerAfter}`);
+    mkdirSync(out);
+    const writer = new HostWriter({ workerAfter });
+    try {
+      writer.hostFile(op(join(out, 'a'), 0, a.length));
+      writer.hostFile(op(join(out, 'zeros'), 8192, 4096));
+      writer.hostFile(op(join(out, 'c'), 12288, c.length));
+      await writer.drain();
+    } finally {
+      await writer.close();
+    }
+    assert.ok(readFileSync(join(out, 'a')).equals(a), `a (${workerAfter})`);
+    assert.ok(readFileSync(join(out, 'c')).equals(c), `c (${workerAfter})`);
+    const z = lstatSync(join(out, 'zeros'));
+    assert.equal(z.size, 4096);
+    assert.equal(z.blocks, 0, 'all zeros: a hole, nothing written');
+    assert.equal(lstatSync(join(out, 'a')).mode & 0o777, 0o640);
+    assert.equal(lstatSync(join(out, 'c')).mtimeMs, 1_600_000_000_250);
+  }
+  // The image ends before the file: the extraction fails, naming the file.
+  const writer = new HostWriter({ workerAfter: 0 });
+  try {
+    writer.hostFile(op(join(dir, 'past-end'), 14000, 4096));
+    await assert.rejects(writer.drain(), /past-end: reading its data from the image failed: the image ended before the file/);
+  } finally {
+    await writer.close();
+  }
+});

@@ -1,15 +1,16 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { join, relative } from 'node:path';
-import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { needPeers, sh, tempDir } from './helpers/peers.js';
-import { openImage, openFilesystem, type Filesystem, type PeekedFile } from '../src/index.js';
+import { openImage, openFilesystem, type Filesystem, type PeekedFile, type VolumeReader } from '../src/index.js';
 import { walkTree } from '../src/ops/tree.js';
 
 /**
- * The readers' no-wait paths (statNow, peekFile), which `vdisk get` takes for most files of a tree,
- * held against the source tree each peer's tool built the volume from, and against the readers' own
- * waiting paths (stat). A reader may decline a file; it may never hand back other bytes.
+ * The readers' no-wait paths (statNow, peekFile, fileRunNow with the volume's hostRange), which `vdisk
+ * get` takes for most files of a tree, held against the source tree each peer's tool built the volume
+ * from, and against the readers' own waiting paths (stat). A reader may decline a file; it may never
+ * hand back other bytes, nor say they lie where they do not.
  */
 
 const KiB = 1024;
@@ -49,13 +50,15 @@ async function peek(fs: Filesystem, node: unknown): Promise<PeekedFile | null> {
   return got instanceof Promise ? null : got;
 }
 
-async function checkVolume(image: string, source: Map<string, Buffer>, what: string, type: string): Promise<void> {
+async function checkVolume(image: string, source: Map<string, Buffer>, what: string, type: string, raw: boolean): Promise<void> {
   const img = await openImage(image);
   try {
     const fs = await openFilesystem(img);
     assert.equal(fs.type, type, `${what}: the reader the volume is opened with`);
     let peeked = 0;
     let files = 0;
+    let runs = 0;
+    let inHost = 0;
     for await (const e of walkTree(fs, '/')) {
       const now = fs.reader.statNow?.(e.node);
       if (now) assert.deepEqual(now, await fs.reader.stat(e.node), `${what}: statNow of /${e.rel} equals stat`);
@@ -63,6 +66,20 @@ async function checkVolume(image: string, source: Map<string, Buffer>, what: str
       files++;
       const want = source.get(`/${e.rel}`);
       assert.ok(want, `${what}: /${e.rel} is in the source tree`);
+      const run = fs.reader.fileRunNow?.(e.node) ?? null;
+      if (run && run.length > 0) {
+        assert.equal(run.length, want.length, `${what}: /${e.rel} run length`);
+        assert.ok((await (fs.volume as VolumeReader).read(run.offset, run.length)).equals(want), `${what}: /${e.rel} bytes where its run says`);
+        const where = fs.volume?.hostRange?.(run.offset, run.length) ?? null;
+        if (where) {
+          // Where a host writer's thread reads it: straight from the image file.
+          const bytes = Buffer.alloc(run.length);
+          assert.equal(readSync(where.fd, bytes, 0, run.length, where.position), run.length);
+          assert.ok(bytes.equals(want), `${what}: /${e.rel} bytes in the image file where hostRange says`);
+          inHost++;
+        }
+        runs++;
+      }
       const got = await peek(fs, e.node);
       if (!got) continue;
       // Assembled as extractTree writes it: the pieces where they say, zeros elsewhere.
@@ -75,17 +92,22 @@ async function checkVolume(image: string, source: Map<string, Buffer>, what: str
     assert.equal(files, source.size, `${what}: every source file walked`);
     // The fast path must be the usual one, or a tree's extraction loses what it was built for.
     assert.ok(peeked >= files * 0.8, `${what}: ${peeked} of ${files} files peeked`);
+    const nonEmpty = [...source.values()].filter((b) => b.length > 0).length;
+    assert.ok(runs >= nonEmpty * 0.8, `${what}: ${runs} of ${nonEmpty} files located in one run`);
+    // A raw image hands its ranges to the host writer's thread; a VHDX's blocks may lie anywhere.
+    assert.equal(inHost, raw ? runs : 0, `${what}: runs found in the image file`);
   } finally {
     await img.close();
   }
 }
 
 /** Each peer's tool builds a volume from the source tree; `type` is the reader it must open with. */
-const VOLUMES: { name: string; peers: string[]; type: string; build: (src: string, dir: string) => string }[] = [
+const VOLUMES: { name: string; peers: string[]; type: string; raw: boolean; build: (src: string, dir: string) => string }[] = [
   {
     name: 'ext4 in a VHDX (mkfs.ext4 -d, qemu-img convert)',
     peers: ['mkfs.ext4', 'qemu-img'],
     type: 'ext4',
+    raw: false,
     build: (src, dir) => {
       sh('mkfs.ext4', ['-q', '-F', '-b', '4096', '-d', src, join(dir, 'ext.raw'), '64M']);
       sh('qemu-img', ['convert', '-f', 'raw', '-O', 'vhdx', join(dir, 'ext.raw'), join(dir, 'ext.vhdx')]);
@@ -93,9 +115,25 @@ const VOLUMES: { name: string; peers: string[]; type: string; build: (src: strin
     },
   },
   {
+    name: 'ext4 in a GPT partition of a raw disk (sfdisk, mkfs.ext4 -d)',
+    peers: ['mkfs.ext4', 'sfdisk'],
+    type: 'ext4',
+    raw: true,
+    build: (src, dir) => {
+      const part = join(dir, 'part.raw');
+      sh('mkfs.ext4', ['-q', '-F', '-b', '4096', '-d', src, part, '64M']);
+      const disk = join(dir, 'disk.raw');
+      sh('truncate', ['-s', '80M', disk]);
+      sh('sfdisk', ['-q', disk], Buffer.from('label: gpt\nstart=2048, size=131072, type=linux\n'));
+      sh('dd', [`if=${part}`, `of=${disk}`, 'bs=1M', 'seek=1', 'conv=notrunc', 'status=none']);
+      return disk;
+    },
+  },
+  {
     name: 'FAT32 (mkfs.vfat, mcopy -s)',
     peers: ['mkfs.vfat', 'mcopy'],
     type: 'vfat',
+    raw: true,
     build: (src, dir) => {
       const img = join(dir, 'fat.img');
       sh('truncate', ['-s', '64M', img]);
@@ -108,6 +146,7 @@ const VOLUMES: { name: string; peers: string[]; type: string; build: (src: strin
     name: 'UDF (genisoimage -udf)',
     peers: ['genisoimage'],
     type: 'udf',
+    raw: true,
     build: (src, dir) => {
       sh('genisoimage', ['-quiet', '-udf', '-o', join(dir, 'udf.iso'), src]);
       return join(dir, 'udf.iso');
@@ -117,6 +156,7 @@ const VOLUMES: { name: string; peers: string[]; type: string; build: (src: strin
     name: 'ISO-9660 with Rock Ridge and Joliet (xorriso)',
     peers: ['xorriso'],
     type: 'iso9660',
+    raw: true,
     build: (src, dir) => {
       sh('xorriso', ['-as', 'mkisofs', '-quiet', '-R', '-J', '-o', join(dir, 'tree.iso'), src]);
       return join(dir, 'tree.iso');
@@ -131,7 +171,7 @@ describe('statNow and peekFile against the source tree', () => {
       const dir = tempDir(t);
       const src = join(dir, 'src');
       makeSource(src);
-      await checkVolume(v.build(src, dir), sourceFiles(src), v.name, v.type);
+      await checkVolume(v.build(src, dir), sourceFiles(src), v.name, v.type, v.raw);
     });
   }
 });

@@ -108,6 +108,9 @@ export function volumeReader(disk: VolumeReader, offset: number, size: number, w
         buf.fill(0, n);
       },
     } : {}),
+    ...(disk.hostRange ? {
+      hostRange: (o: number, len: number) => (o >= 0 && len >= 0 && o + len <= size ? disk.hostRange?.(offset + o, len) ?? null : null),
+    } : {}),
   };
 }
 

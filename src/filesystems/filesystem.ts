@@ -110,6 +110,12 @@ export interface FsReader<N = unknown> {
    * reads as zeros. Meant for small files: a reader may decline any file.
    */
   peekFile?(node: N): PeekedFile | Promise<unknown> | null;
+  /**
+   * Where a small file's bytes lie in one piece on the volume (length: the file's size), when the
+   * node's metadata in memory says so without waiting; else null. Only for files whose bytes are
+   * exactly those (no holes, compression, encryption, inline data): a copy may read them itself.
+   */
+  fileRunNow?(node: N): ByteRange | null;
   /** The directory's entries, without `.` and `..`, in on-disk order. */
   readdir(dir: N): Promise<FsDirEntry<N>[]>;
   /** One name in a directory; readers with indexes or case-insensitive names provide their own. */
@@ -214,10 +220,13 @@ export interface ResolvedEntry<N> {
 export class Filesystem<N = unknown> {
   readonly reader: FsReader<N>;
   readonly name: string;
+  /** The volume the reader reads, where the opener gave it: a copy may read file runs from its host file. */
+  readonly volume: VolumeReader | null;
 
-  constructor(reader: FsReader<N>, name: string) {
+  constructor(reader: FsReader<N>, name: string, volume: VolumeReader | null = null) {
     this.reader = reader;
     this.name = name;
+    this.volume = volume;
   }
 
   get type(): string {

@@ -41,8 +41,9 @@ export async function openFilesystem(image: DiskImage, options: OpenFilesystemOp
   if (volume.filesystem === null) throw new VdiskError('NOT_FOUND', `${where}: no file system found`);
   const driver = driverFor(volume.filesystem);
   if (!driver) throw new VdiskError('UNSUPPORTED', `${where}: ${volume.filesystem} file systems cannot be opened yet`);
-  const reader = await driver.open(volumeReader(sectorReader(image), volume.offset, volume.size), { name: where });
-  const fs = new Filesystem(reader, where);
+  const data = volumeReader(sectorReader(image), volume.offset, volume.size);
+  const reader = await driver.open(data, { name: where });
+  const fs = new Filesystem(reader, where, data);
   fs.warnings.unshift(...warnings.filter((w) => volume.partition === null || w.startsWith(`partition ${volume.partition}:`) || !w.startsWith('partition ')));
   return fs;
 }

@@ -1,3 +1,5 @@
+import type { HostRange } from '../formats/image.js';
+
 /** What a detector found, spelled as `blkid -p -o export` spells TYPE, VERSION, LABEL and UUID. */
 export interface FsInfo {
   filesystem: string;
@@ -23,6 +25,8 @@ export interface VolumeReader {
    * reads, where a fresh buffer per read and the copy out of it cost more than the read itself.
    */
   readInto?(buf: Uint8Array, offset: number): Promise<void>;
+  /** Where a range lies unchanged in a host file (DiskImage.hostRange); null when it does not. */
+  hostRange?(offset: number, length: number): HostRange | null;
 }
 
 export interface Detector {

@@ -10,6 +10,12 @@ export interface Extent {
   state: ExtentState;
 }
 
+/** Bytes at `position` of the host file open as descriptor `fd`. */
+export interface HostRange {
+  fd: number;
+  position: number;
+}
+
 /** A format's name in the driver table (drivers.ts): 'raw', 'vhdx', ... */
 export type ImageFormat = string;
 
@@ -33,6 +39,12 @@ export interface DiskImage {
   close(): Promise<void>;
   /** The image this one reads through where it stores nothing (a differencing parent, a backing file). */
   backingImage?(): Promise<DiskImage | null>;
+  /**
+   * Where [offset, offset+length) of the virtual disk lies in one piece, unchanged, in a host file
+   * that stays open as long as the image (a raw image: the file itself); null when it does not. Lets
+   * a copy of many small files read them on another thread, straight from the file.
+   */
+  hostRange?(offset: number, length: number): HostRange | null;
   /** Every file the image is made of besides `filename` (VMDK extents, descriptors). */
   readonly otherFiles?: readonly string[];
   /** The format's details for `info`. */

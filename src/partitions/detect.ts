@@ -20,6 +20,7 @@ export function sectorReader(image: DiskImage): SectorReader {
       if (n > 0) await image.read(buf.subarray(0, n), offset);
       buf.fill(0, n);
     },
+    ...(image.hostRange ? { hostRange: (offset: number, length: number) => image.hostRange?.(offset, length) ?? null } : {}),
   };
 }
 

@@ -1,3 +1,5 @@
+import type { HostRange } from '../formats/image.js';
+
 export type Scheme = 'mbr' | 'gpt' | 'bsd';
 
 export interface Partition {
@@ -34,4 +36,6 @@ export interface SectorReader {
   read(offset: number, length: number): Promise<Buffer>;
   /** Fills `buf` from `offset`, zeros past the end, without allocating. */
   readInto?(buf: Uint8Array, offset: number): Promise<void>;
+  /** Where a range lies unchanged in a host file (DiskImage.hostRange); null when it does not. */
+  hostRange?(offset: number, length: number): HostRange | null;
 }

@@ -571,16 +571,22 @@ export class ExtReader implements FsReader<number>, BlockSource {
    * window not read yet) goes the way of `open`, which also words every refusal.
    */
   peekFile(ino: number): PeekedFile | Promise<unknown> | null {
+    const run = this.fileRunNow(ino);
+    return run ? this.ahead.peekFile(run.offset, run.length) : null;
+  }
+
+  /** Where such a file lies (see FsReader.fileRunNow): its blocks, one run the inode alone maps. */
+  fileRunNow(ino: number): ByteRange | null {
     const inode = this.inodeNow(ino);
     if (!inode || (inode.mode & S_IFMT) !== S_IFREG || inode.flags & (INODE_FLAG.ENCRYPT | INODE_FLAG.INLINE_DATA)) return null;
     const size = inode.size;
     if (size > SMALL_READ) return null;
-    if (size === 0) return { size, pieces: [] };
+    if (size === 0) return { offset: 0, length: 0 };
     const bs = this.blockSize;
     const blocks = Math.ceil(size / bs);
     const run = this.mapper(inode).runNow(0);
     if (!run || run.physical === 0 || run.uninit || run.count < blocks || blocks > this.ownedBlocks(inode)) return null;
-    return this.ahead.peekFile(run.physical * bs, size);
+    return { offset: run.physical * bs, length: size };
   }
 
   async open(ino: number): Promise<FsFile> {

@@ -323,12 +323,18 @@ export class FatReader implements FsReader<FatNode> {
 
   /** A small file in one run of clusters, from the read-ahead windows (see FsReader.peekFile). */
   peekFile(node: FatNode): PeekedFile | Promise<unknown> | null {
+    const run = this.fileRunNow(node);
+    return run ? this.data.peekFile(run.offset, run.length) : null;
+  }
+
+  /** Where such a file lies (see FsReader.fileRunNow): a chain of consecutive clusters, from cached FAT pieces. */
+  fileRunNow(node: FatNode): ByteRange | null {
     const e = node.entry;
     if (e === null || node.directory || e.size > DATA_WINDOW / 4) return null;
-    if (e.size === 0) return { size: 0, pieces: [] };
+    if (e.size === 0) return { offset: 0, length: 0 };
     const needed = Math.ceil(e.size / this.layout.clusterSize);
     if (this.table.contiguousNow(e.startCluster, needed) !== true) return null;
-    return this.data.peekFile(this.table.clusterOffset(e.startCluster), e.size);
+    return { offset: this.table.clusterOffset(e.startCluster), length: e.size };
   }
 
   /** Where a file's clusters lie on the volume, run by run (`filefrag`'s view). */

@@ -500,7 +500,21 @@ export class UdfReader implements FsReader<UdfNode> {
       if (size > fe.adLength) return null;
       return { size, pieces: size > 0 ? [{ offset: 0, buf: e.area, at: 0, length: size }] : [] };
     }
-    if (size === 0) return { size, pieces: [] };
+    const run = this.recordedRun(e, size);
+    return run ? this.windows.peekFile(run.offset, run.length) : null;
+  }
+
+  /** Where such a file lies when it is not embedded (see FsReader.fileRunNow). */
+  fileRunNow(node: UdfNode): ByteRange | null {
+    const e = this.entries.get(icbKey(node.ref, node.block));
+    if (!e || TYPES[e.fe.fileType] !== 'file' || e.fe.adType === AD_EMBEDDED || e.fe.length > SMALL_READ) return null;
+    return this.recordedRun(e, e.fe.length);
+  }
+
+  /** The `size` bytes of the one recorded extent a file's first descriptor names, when they lie in one run of sectors. */
+  private recordedRun(e: Entry, size: number): ByteRange | null {
+    const { fe } = e;
+    if (size === 0) return { offset: 0, length: 0 };
     const adSize = fe.adType === AD_SHORT ? SHORT_AD_SIZE : fe.adType === AD_LONG ? LONG_AD_SIZE : 0;
     if (adSize === 0 || adSize > fe.adLength) return null;
     const ad = fe.adType === AD_SHORT ? parseShortAd(e.area, 0) : parseLongAd(e.area, 0);
@@ -509,7 +523,7 @@ export class UdfReader implements FsReader<UdfNode> {
     const blocks = Math.ceil(size / bs);
     const run = this.spaces.mapRun(ad.partition ?? e.ref, ad.block, blocks);
     if (run.count < blocks) return null;
-    return this.windows.peekFile(run.sector * bs, size);
+    return { offset: run.sector * bs, length: size };
   }
 
   private statOf(node: UdfNode, e: Entry): FsStats {

@@ -1,6 +1,6 @@
 import { PositionalFile, type OpenMode } from '../../io/file.js';
 import { VdiskError } from '../../errors.js';
-import { checkRange, type DiskImage, type Extent } from '../image.js';
+import { checkRange, type DiskImage, type Extent, type HostRange } from '../image.js';
 
 /** A raw image: the file is the disk. Holes cannot be seen portably from Node, so all of it is data. */
 export class RawImage implements DiskImage {
@@ -37,6 +37,12 @@ export class RawImage implements DiskImage {
   async read(buf: Uint8Array, offset: number): Promise<void> {
     checkRange(this, offset, buf.length);
     await this.file.readAt(buf, offset);
+  }
+
+  /** The file is the disk: every range lies in it as it is. */
+  hostRange(offset: number, length: number): HostRange | null {
+    if (offset < 0 || length < 0 || offset + length > this.virtualSize) return null;
+    return { fd: this.file.fd, position: offset };
   }
 
   async write(buf: Uint8Array, offset: number): Promise<void> {
