@@ -1,10 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync } from 'node:fs';
+import { copyFileSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { needPeers, tempDir, vdisk, sha256, sh } from './helpers/peers.js';
 import { makeQemuVhdx, qemuConvertToRaw } from './helpers/qemu.js';
 import { buildKillShim, makeDirtyQemuVhdx, qemuIoCutOff } from './helpers/crash.js';
+import { VhdxImage } from '../src/formats/vhdx/vhdx-image.js';
 
 /**
  * QEMU cut off at every write of a session that allocates blocks: wherever a pending log is left,
@@ -57,4 +58,35 @@ test('qemu-img refuses a dirty image read-only; vdisk reports it dirty and reads
   const bytes = vdisk(['read', img, '-', '--offset', String(2 * 1024 * 1024), '--length', '4096']);
   assert.equal(bytes.code, 0);
   assert.ok(bytes.stdoutBytes.every((b) => b === 0xee), 'the logged allocation is visible');
+});
+
+test('a VHDX read through a pending log never says its bytes lie in the file; a clean one does, and they do', async (t) => {
+  if (!needPeers(t, 'qemu-img', 'qemu-io', 'cc')) return;
+  const MiB = 1024 * 1024;
+  const dir = tempDir(t);
+  const img = makeDirtyQemuVhdx(dir, buildKillShim(dir), ['write -P 0xee 2M 4k']);
+  assert.ok(img, 'a cut point leaving a pending log exists');
+  const dirty = await VhdxImage.open(img);
+  try {
+    await dirty.read(Buffer.alloc(4096), 2 * MiB); // its block table is read
+    assert.equal(dirty.hostRange(2 * MiB, 4096), null, 'the log replayed in memory may rewrite what the file holds');
+  } finally {
+    await dirty.close();
+  }
+  const clean = makeQemuVhdx(dir, { name: 'clean', size: '40M', options: ['block_size=1M'], io: ['write -P 0x5a 0 1M', 'write -P 0x77 3M 64k'] });
+  const image = await VhdxImage.open(clean);
+  try {
+    const want = Buffer.alloc(64 * 1024);
+    await image.read(want, 3 * MiB);
+    assert.ok(want.every((b) => b === 0x77));
+    const where = image.hostRange(3 * MiB, want.length);
+    assert.ok(where, 'a stored block says where it lies');
+    const got = Buffer.alloc(want.length);
+    assert.equal(readSync(where.fd, got, 0, got.length, where.position), got.length);
+    assert.ok(got.equals(want), 'the file holds those bytes there');
+    assert.equal(image.hostRange(MiB - 10, 20), null, 'a range across two blocks');
+    assert.equal(image.hostRange(10 * MiB, 10), null, 'a block not stored');
+  } finally {
+    await image.close();
+  }
 });

@@ -50,7 +50,7 @@ async function peek(fs: Filesystem, node: unknown): Promise<PeekedFile | null> {
   return got instanceof Promise ? null : got;
 }
 
-async function checkVolume(image: string, source: Map<string, Buffer>, what: string, type: string, raw: boolean): Promise<void> {
+async function checkVolume(image: string, source: Map<string, Buffer>, what: string, type: string): Promise<void> {
   const img = await openImage(image);
   try {
     const fs = await openFilesystem(img);
@@ -94,20 +94,19 @@ async function checkVolume(image: string, source: Map<string, Buffer>, what: str
     assert.ok(peeked >= files * 0.8, `${what}: ${peeked} of ${files} files peeked`);
     const nonEmpty = [...source.values()].filter((b) => b.length > 0).length;
     assert.ok(runs >= nonEmpty * 0.8, `${what}: ${runs} of ${nonEmpty} files located in one run`);
-    // A raw image hands its ranges to the host writer's thread; a VHDX's blocks may lie anywhere.
-    assert.equal(inHost, raw ? runs : 0, `${what}: runs found in the image file`);
+    // Raw images and VHDX's stored blocks hand their ranges to the host writer's thread.
+    assert.ok(inHost >= runs * 0.8, `${what}: ${inHost} of ${runs} runs found in the image file`);
   } finally {
     await img.close();
   }
 }
 
 /** Each peer's tool builds a volume from the source tree; `type` is the reader it must open with. */
-const VOLUMES: { name: string; peers: string[]; type: string; raw: boolean; build: (src: string, dir: string) => string }[] = [
+const VOLUMES: { name: string; peers: string[]; type: string; build: (src: string, dir: string) => string }[] = [
   {
     name: 'ext4 in a VHDX (mkfs.ext4 -d, qemu-img convert)',
     peers: ['mkfs.ext4', 'qemu-img'],
     type: 'ext4',
-    raw: false,
     build: (src, dir) => {
       sh('mkfs.ext4', ['-q', '-F', '-b', '4096', '-d', src, join(dir, 'ext.raw'), '64M']);
       sh('qemu-img', ['convert', '-f', 'raw', '-O', 'vhdx', join(dir, 'ext.raw'), join(dir, 'ext.vhdx')]);
@@ -118,7 +117,6 @@ const VOLUMES: { name: string; peers: string[]; type: string; raw: boolean; buil
     name: 'ext4 in a GPT partition of a raw disk (sfdisk, mkfs.ext4 -d)',
     peers: ['mkfs.ext4', 'sfdisk'],
     type: 'ext4',
-    raw: true,
     build: (src, dir) => {
       const part = join(dir, 'part.raw');
       sh('mkfs.ext4', ['-q', '-F', '-b', '4096', '-d', src, part, '64M']);
@@ -133,7 +131,6 @@ const VOLUMES: { name: string; peers: string[]; type: string; raw: boolean; buil
     name: 'FAT32 (mkfs.vfat, mcopy -s)',
     peers: ['mkfs.vfat', 'mcopy'],
     type: 'vfat',
-    raw: true,
     build: (src, dir) => {
       const img = join(dir, 'fat.img');
       sh('truncate', ['-s', '64M', img]);
@@ -146,7 +143,6 @@ const VOLUMES: { name: string; peers: string[]; type: string; raw: boolean; buil
     name: 'UDF (genisoimage -udf)',
     peers: ['genisoimage'],
     type: 'udf',
-    raw: true,
     build: (src, dir) => {
       sh('genisoimage', ['-quiet', '-udf', '-o', join(dir, 'udf.iso'), src]);
       return join(dir, 'udf.iso');
@@ -156,7 +152,6 @@ const VOLUMES: { name: string; peers: string[]; type: string; raw: boolean; buil
     name: 'ISO-9660 with Rock Ridge and Joliet (xorriso)',
     peers: ['xorriso'],
     type: 'iso9660',
-    raw: true,
     build: (src, dir) => {
       sh('xorriso', ['-as', 'mkisofs', '-quiet', '-R', '-J', '-o', join(dir, 'tree.iso'), src]);
       return join(dir, 'tree.iso');
@@ -171,7 +166,7 @@ describe('statNow and peekFile against the source tree', () => {
       const dir = tempDir(t);
       const src = join(dir, 'src');
       makeSource(src);
-      await checkVolume(v.build(src, dir), sourceFiles(src), v.name, v.type, v.raw);
+      await checkVolume(v.build(src, dir), sourceFiles(src), v.name, v.type);
     });
   }
 });

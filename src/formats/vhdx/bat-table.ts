@@ -25,6 +25,12 @@ export class BatTable {
     return decodeBatEntry(page, (index % PAGE_ENTRIES) * 8);
   }
 
+  /** The entry when its page is already read, else null (nothing is read). */
+  entryNow(index: number): BatEntry | null {
+    const page = this.cache.get(Math.floor(index / PAGE_ENTRIES));
+    return page ? decodeBatEntry(page, (index % PAGE_ENTRIES) * 8) : null;
+  }
+
   /**
    * Calls `visit` for every entry in order, streaming the pages without keeping them. With
    * `zeroRun`, runs of all-zero entries (NOT_PRESENT, offset 0: all of an empty disk) are reported in

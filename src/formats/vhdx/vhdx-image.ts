@@ -3,7 +3,7 @@ import { PositionalFile, readExact, type ByteSource, type OpenMode } from '../..
 import { rangeIsZero, SPARSE_GRAIN } from '../../io/buffers.js';
 import { lockFor } from '../../io/lock.js';
 import { VdiskError, corrupt, unsupported } from '../../errors.js';
-import type { CompactOptions, CompactResult, DiskImage, Extent, ExtentState } from '../image.js';
+import type { CompactOptions, CompactResult, DiskImage, Extent, ExtentState, HostRange } from '../image.js';
 import type { FormatDetails, Mapping } from '../driver.js';
 import { MapClaims, vhdxMapping } from './mapping.js';
 import { vhdxDetails } from './details.js';
@@ -365,6 +365,23 @@ export class VhdxImage implements DiskImage {
       s = t + 1;
     }
     return runs;
+  }
+
+  /**
+   * Where a range lies in the file, when it lies in one stored block (FULLY_PRESENT) whose BAT page is
+   * already read. Never while a log is replayed in memory (its entries may rewrite data the file still
+   * holds the old way) or during a write session; a block whose entry is out of bounds is left to
+   * `read`, which words the error.
+   */
+  hostRange(offset: number, length: number): HostRange | null {
+    if (this.source !== this.file || this.pendingBat.size > 0 || this.allocating.size > 0) return null;
+    if (offset < 0 || length <= 0 || offset + length > this.virtualSize) return null;
+    const bs = this.blockSize;
+    const block = Math.floor(offset / bs);
+    if (Math.floor((offset + length - 1) / bs) !== block) return null;
+    const e = this.bat.entryNow(payloadEntryIndex(this.layout.geometry, block));
+    if (!e || e.state !== PAYLOAD_FULLY_PRESENT || e.fileOffset < HEADER_SECTION_SIZE || e.fileOffset + bs > this.file.size()) return null;
+    return { fd: this.file.fd, position: e.fileOffset + (offset - block * bs) };
   }
 
   async read(buf: Uint8Array, offset: number): Promise<void> {
