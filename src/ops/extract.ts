@@ -59,7 +59,7 @@ export async function extractTree(fs: Filesystem, path: string, dest: string, op
   }
   const name = baseName(start.path);
   // The root has no name of its own: its contents go into DEST, which is then made if missing.
-  const top = !destIsDir ? dest : name === '' ? dest : join(dest, safeName(name, warn, start.path));
+  const top = !destIsDir ? dest : name === '' ? dest : join(dest, safeName(name, warn, start.path.replace(/^\/+/, '')));
   const rootIntoExisting = destIsDir && name === '';
 
   // Files made under a set-group-ID directory take its group: then the owner is always set. Our own
@@ -166,16 +166,18 @@ class Extraction {
     if (entry.rel === '') return this.dest.top;
     const parentHost = this.hostOf.get(entry.parent);
     if (parentHost === undefined) return null;
-    let n = safeName(entry.name, this.dest.warn, `/${entry.rel}`);
+    let n = safeName(entry.name, this.dest.warn, entry.rel);
     let names = this.taken.get(entry.parent);
     if (!names) this.taken.set(entry.parent, (names = new Set<string>()));
-    if (names.has(n.toLowerCase())) {
+    let key = n.toLowerCase();
+    if (names.has(key)) {
       let i = 2;
       while (names.has(`${n}~${i}`.toLowerCase())) i++;
       this.dest.warn(`/${entry.rel}: a name the host already has in that directory; written as ${n}~${i}`);
       n = `${n}~${i}`;
+      key = n.toLowerCase();
     }
-    names.add(n.toLowerCase());
+    names.add(key);
     return childPath(parentHost, n);
   }
 
@@ -421,11 +423,13 @@ function childPath(dir: string, name: string): string {
   return dir.endsWith('/') ? dir + name : `${dir}/${name}`;
 }
 
-/** A name the host can hold without meaning a path: no `/` or NUL, not `.` or `..`, not empty. */
-function safeName(name: string, warn: (m: string) => void, where: string): string {
+/** A name the host can hold without meaning a path: no `/` or NUL, not `.` or `..`, not empty (`rel`: where it is in the volume, for the warning). */
+function safeName(name: string, warn: (m: string) => void, rel: string): string {
+  // Nearly every name is safe as it is: looked at without a regular expression or a new string.
+  if (name !== '' && name !== '.' && name !== '..' && !name.includes('/') && !name.includes('\0')) return name;
   let safe = name.replace(/[/\0]/g, '_');
   if (safe === '' || safe === '.' || safe === '..') safe = `_${safe}`;
-  if (safe !== name) warn(`${where}: name unsafe on the host; written as ${safe}`);
+  if (safe !== name) warn(`/${rel}: name unsafe on the host; written as ${safe}`);
   return safe;
 }
 
