@@ -1,5 +1,5 @@
-import { closeSync, constants, fchmodSync, fchownSync, ftruncateSync, futimesSync, openSync, writeSync } from 'node:fs';
-import { chmod, lchown, link, lstat, lutimes, mkdir, utimes } from 'node:fs/promises';
+import { chmodSync, closeSync, constants, fchmodSync, fchownSync, ftruncateSync, futimesSync, lchownSync, openSync, utimesSync, writeSync } from 'node:fs';
+import { link, lstat, mkdir } from 'node:fs/promises';
 import { dirname, join, sep } from 'node:path';
 import { VdiskError, fromSystemError } from '../errors.js';
 import type { ByteRange, Filesystem, FsFile, FsStats, FsTime, PeekedFile } from '../filesystems/filesystem.js';
@@ -98,7 +98,7 @@ export async function extractTree(fs: Filesystem, path: string, dest: string, op
   } finally {
     await x.stop();
   }
-  await x.directoryTimes();
+  x.directoryTimes();
   return x.result;
 }
 
@@ -408,9 +408,9 @@ class Extraction {
   }
 
   /** Directory modes, owners and times, deepest first, once their contents are written. */
-  async directoryTimes(): Promise<void> {
+  directoryTimes(): void {
     const d = this.dirTimes;
-    for (let i = d.length - 1; i >= 0; i--) await applyMeta(d[i].host, d[i].stats, this.cx.owners, false);
+    for (let i = d.length - 1; i >= 0; i--) directoryMeta(d[i].host, d[i].stats, this.cx.owners);
   }
 }
 
@@ -658,13 +658,18 @@ function seconds(t: FsTime | number): number | string {
   return s < 0 ? String(s) : s;
 }
 
-async function applyMeta(host: string, st: FsStats, owners: boolean, isLink: boolean): Promise<void> {
+/**
+ * A directory's owner, mode and times, as the volume has them. Synchronous: a few metadata calls per
+ * directory, and a trip through the thread pool for each made 600 round trips one after another at
+ * the end of a 200-directory tree (about 30 ms), while nothing else was left to do.
+ */
+function directoryMeta(host: string, st: FsStats, owners: boolean): void {
   // Owners first: chown clears set-id bits, and the mode set after it is the volume's.
-  if (owners) await lchown(host, st.uid, st.gid).catch(() => undefined);
-  if (!isLink) await chmod(host, st.mode & 0o7777).catch(() => undefined);
+  if (owners) ignore(() => lchownSync(host, st.uid, st.gid));
+  ignore(() => chmodSync(host, st.mode & 0o7777));
   if (st.mtime) {
     const m = seconds(st.mtime);
     const a = st.atime ? seconds(st.atime) : m;
-    await (isLink ? lutimes(host, a, m) : utimes(host, a, m)).catch(() => undefined);
+    ignore(() => utimesSync(host, a, m));
   }
 }
