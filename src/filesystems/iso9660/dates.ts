@@ -35,13 +35,28 @@ function utc(year: number, month: number, day: number, h: number, m: number, s: 
   return midnight + ((h * 60 + m) * 60 + s) * 1000;
 }
 
+/**
+ * The times met, by their seconds: one object for every record of a tree that shares a time (files
+ * written in the same second), not three new ones per Rock Ridge record, each kept as long as its node.
+ * Shared, so never to be changed. Bounded: cleared when full.
+ */
+const times = new Map<number, FsTime>();
+const MAX_TIMES = 4096;
+
 /** A 7-byte recording date; undefined when all zero ("not specified"). */
 export function recordingDate(b: Buffer, at: number): FsTime | undefined {
   let any = false;
   for (let i = 0; i < 7; i++) if (b[at + i] !== 0) any = true;
   if (!any) return undefined;
   const ms = utc(1900 + b[at], b[at + 1], b[at + 2], b[at + 3], b[at + 4], b[at + 5]);
-  return { sec: Math.floor(ms / 1000) - gmtOffsetSeconds(b[at + 6]), nsec: 0 };
+  const sec = Math.floor(ms / 1000) - gmtOffsetSeconds(b[at + 6]);
+  let t = times.get(sec);
+  if (t === undefined) {
+    if (times.size >= MAX_TIMES) times.clear();
+    t = { sec, nsec: 0 };
+    times.set(sec, t);
+  }
+  return t;
 }
 
 /** A 17-byte digit date as an FsTime (hundredths become nanoseconds); undefined when unset or not digits. */
