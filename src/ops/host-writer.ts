@@ -74,6 +74,12 @@ const TAKEN = 1;
 const DONE = 2;
 /** Done, and failed: the failure comes by message. */
 const FAILED = 3;
+/**
+ * After the ring, a flag the main thread raises while it waits for the worker (drain): only then, or
+ * for a batch holding a shared buffer or a failure, does the worker say it is done. Every other batch
+ * is found done by its state; a message for each woke the main thread for nothing, at a cost.
+ */
+const LISTENING = RING;
 
 export class HostWriter {
   private slabs: SharedArrayBuffer[] = [];
@@ -85,7 +91,7 @@ export class HostWriter {
   private readonly sealed: Batch[] = [];
   /** Batches handed to the worker and not yet found done, in order. */
   private readonly handed: Batch[] = [];
-  private states: Int32Array = new Int32Array(new SharedArrayBuffer(RING * 4));
+  private states: Int32Array = new Int32Array(new SharedArrayBuffer((RING + 1) * 4));
   private readonly idleWaiters: (() => void)[] = [];
   private ids = 0;
   /** Operations queued so far: the worker starts once there are workerAfter. */
@@ -210,9 +216,15 @@ export class HostWriter {
       for (const b of this.handed) if (this.take(b)) took = true;
       this.reap();
       if (this.sealed.length === 0 && this.handed.length === 0) break;
-      // Woken by the worker finishing a batch, or a reservation's data coming in.
-      if (!took) await new Promise<void>((r) => this.idleWaiters.push(r));
+      if (took) continue;
+      // Woken by the worker finishing a batch, or a reservation's data coming in. The flag is raised
+      // before looking once more, so that a batch finished meanwhile is either seen here or announced.
+      Atomics.store(this.states, LISTENING, 1);
+      this.reap();
+      if (this.sealed.length === 0 && this.handed.length === 0) break;
+      await new Promise<void>((r) => this.idleWaiters.push(r));
     }
+    Atomics.store(this.states, LISTENING, 0);
     this.check();
   }
 
@@ -260,6 +272,7 @@ export class HostWriter {
    * no worker; then takes the oldest the worker has not taken while more than BACKLOG wait.
    */
   private pump(): void {
+    this.reap();
     while (this.sealed.length > 0 && this.sealed[0].pending === 0) {
       const b = this.sealed.shift() as Batch;
       if (this.failure) {
@@ -401,7 +414,7 @@ export function prestartHostWriter(): void {
   if (prestarted) return;
   const slabs: SharedArrayBuffer[] = [];
   for (let i = 0; i < SLABS; i++) slabs.push(new SharedArrayBuffer(SLAB_SIZE));
-  prestarted = spawnKit(slabs, new Int32Array(new SharedArrayBuffer(RING * 4)));
+  prestarted = spawnKit(slabs, new Int32Array(new SharedArrayBuffer((RING + 1) * 4)));
 }
 
 function takePrestarted(): WorkerKit | null {
@@ -449,6 +462,7 @@ function workerMain(
     if (Atomics.compareExchange(states, slot, 0, 1) !== 0) return;
     if (!failed) failed = apply(fs, m.nums, m.names.split('\0'), m.slab >= 0 ? views[m.slab] : null, scratch);
     Atomics.store(states, slot, failed ? 3 : 2);
-    parentPort.postMessage({ id: m.id, failure: failed });
+    // Said only when the main thread needs to know now (see LISTENING, at index `ring`).
+    if (failed || m.slab >= 0 || Atomics.load(states, ring) === 1) parentPort.postMessage({ id: m.id, failure: failed });
   });
 }
