@@ -73,10 +73,13 @@ const OWNERS = ['linux_raid_member', ...FIRMWARE_RAIDS.map((d) => d.name), 'drbd
  * (OWNERS, in blkid's order) is decisive, as in blkid.
  */
 export async function detectFilesystem(v: VolumeReader): Promise<Detection> {
+  // All at once: each probe waits for its own few reads, and one after another those waits added up.
+  // The answers, and the first failure, are taken in DETECTORS' order.
+  const settled = await Promise.allSettled(DETECTORS.map((d) => d.probe(v)));
   const found: FsInfo[] = [];
-  for (const d of DETECTORS) {
-    const r = await d.probe(v);
-    if (r) found.push(r);
+  for (const r of settled) {
+    if (r.status === 'rejected') throw r.reason;
+    if (r.value) found.push(r.value);
   }
   const owner = OWNERS.map((name) => found.find((f) => f.filesystem === name)).find((f) => f !== undefined);
   if (owner) return { info: owner, others: [] };
