@@ -61,7 +61,7 @@ const EAGER_OPS = 16;
 /** Batches handed to the worker and not yet found done span fewer ids than this: the ring of their states. */
 const RING = 64;
 /** Batches handed to the worker that it has not taken yet: with more, the main thread takes the oldest itself. */
-const BACKLOG = 2;
+const BACKLOG = 8;
 
 /**
  * A handed batch's state, in the ring shared with the worker: whichever thread turns WAITING into TAKEN
