@@ -1,5 +1,6 @@
 import { Readable } from 'node:stream';
 import { VdiskError } from '../errors.js';
+import { awaitedLater } from '../util/promises.js';
 import type { VolumeReader } from './types.js';
 
 /**
@@ -357,10 +358,8 @@ export function fileStream(file: FsFile, options: { start?: number; end?: number
   const fill = () => {
     while (reads.length <= STREAM_AHEAD && next < stop) {
       const buf = Buffer.allocUnsafe(Math.min(chunk, stop - next));
-      const got = file.read(buf, next);
       // Awaited in order below; a failure of a read further on is not reported before its turn.
-      got.catch(() => undefined);
-      reads.push({ buf, got });
+      reads.push({ buf, got: awaitedLater(file.read(buf, next)) });
       next += buf.length;
     }
   };
